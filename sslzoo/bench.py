@@ -1,0 +1,108 @@
+"""Benchmarks: run strategies × seeds on one dataset and summarise the records."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sslzoo.api import get_strategy
+from sslzoo.engine import Progress, Run, RunSpec
+from sslzoo.errors import OptionError
+from sslzoo.registry import Registry, default_registry
+
+#: What ``sslzoo bench`` runs with no options: a comparison on the bundled MNIST (~3 min, 2 CPU cores).
+DEFAULT_BENCH: dict[str, Any] = {
+    "strategies": ("supervised",),
+    "dataset": "mnist",
+    "labels": 1000,
+    "seed": 0,
+    "seeds": 1,
+}
+
+
+def strategy_options(names: Sequence[str], given: Mapping[str, Any], registry: Registry) -> dict[str, dict]:
+    """Split ``-o`` options among strategies: ``key=v`` goes to every strategy that has ``key``,
+    ``name.key=v`` to strategy ``name`` only. A key no chosen strategy has is an error."""
+    per: dict[str, dict[str, Any]] = {name: {} for name in names}
+    fields = {name: {f.name for f in dataclasses.fields(get_strategy(name, registry).Options)}
+              for name in names}
+    for key, value in given.items():
+        scope, dot, bare = key.rpartition(".")
+        if dot:
+            if scope not in per:
+                raise OptionError(f"option {key!r} names strategy {scope!r}, which is not being run "
+                                  f"(running: {', '.join(names)})")
+            per[scope][bare] = value  # make_options reports an unknown key with the valid ones
+            continue
+        takers = [name for name in names if key.replace("-", "_") in fields[name]]
+        if not takers:
+            valid = sorted(set().union(*fields.values()))
+            raise OptionError(f"no strategy being run has option {key!r}; valid options: {', '.join(valid)}")
+        for name in takers:
+            per[name][key] = value
+    return per
+
+
+def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: str = "mnist", *,
+        labels: int = 1000, seed: int = 0, seeds: int = 1, model: str | None = None, device: str = "auto",
+        split: str = "balanced", exclude_classes: Sequence[int] = (), options: Mapping[str, Any] | None = None,
+        dataset_options: Mapping[str, Any] | None = None, registry: Registry | None = None,
+        progress: Callable[[RunSpec], Progress | None] | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
+
+    Each record is passed to ``on_record`` as soon as it is finished, so a later failure never
+    loses it. ``progress(spec)`` may return a per-run progress callback.
+    """
+    registry = registry or default_registry()
+    names = [strategies] if isinstance(strategies, str) else list(strategies)
+    if seeds < 1:
+        raise OptionError(f"--seeds must be at least 1, got {seeds}")
+    per_strategy = strategy_options(names, dict(options or {}), registry)
+    specs = [RunSpec(strategy=name, dataset=dataset, labels=labels, seed=s, model=model, device=device,
+                     split=split, exclude_classes=tuple(exclude_classes), options=per_strategy[name],
+                     dataset_options=dict(dataset_options or {}))
+             for name in names for s in range(seed, seed + seeds)]
+    # build every strategy (and check every option) before the first run starts
+    built = [(spec, get_strategy(spec.strategy, registry)(**spec.options)) for spec in specs]
+    records = []
+    for spec, strategy in built:
+        record = Run(spec, strategy, registry, progress(spec) if progress else None).execute()
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+    return records
+
+
+def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std of the final test accuracy per (strategy, dataset), in first-seen order."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault((rec["strategy"], rec["dataset"]), []).append(rec)
+    rows = []
+    for (strategy, dataset), recs in groups.items():
+        accs = [r["test_accuracy"] for r in recs]
+        rows.append({
+            "strategy": strategy, "dataset": dataset, "seeds": len(recs),
+            "accuracy_mean": statistics.fmean(accs),
+            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "labels": statistics.fmean(r["oracle_labels"] for r in recs),
+            "pseudo_labels": statistics.fmean(r["curve"][-1]["pseudo_labels"] for r in recs),
+            "wall_seconds": statistics.fmean(r["wall_seconds"] for r in recs),
+        })
+    return rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A plain-text table of :func:`summarize` rows."""
+    header = ("strategy", "dataset", "seeds", "test accuracy", "labels", "pseudo", "wall s")
+    body = [(r["strategy"], r["dataset"], str(r["seeds"]),
+             f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} %",
+             f"{r['labels']:.0f}", f"{r['pseudo_labels']:.0f}", f"{r['wall_seconds']:.1f}") for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The built-in plugins: strategies, datasets and models, registered like third-party ones."""

@@ -1,0 +1,308 @@
+"""The engine: one readable loop that runs any strategy on any dataset and model.
+
+    seed → data on the device → model → for each round:
+        select/label on the pool → move ids between the ledger's index sets
+        train: for each step: labeled batch (+ unlabeled batch: select → label → weight) → loss → step
+        evaluate on the test set → append an entry to the run's curve
+
+Data lives on the device as tensors; batches are ``randperm`` slices, never a DataLoader.
+Nothing in the step loop synchronises with the device: a non-finite loss is detected on the
+device and reported once per epoch with the strategy, round, epoch and step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from sslzoo import inference
+from sslzoo.context import Context, Oracle
+from sslzoo.dataset import Dataset
+from sslzoo.errors import OptionError, PluginError, TrainingError
+from sslzoo.ledger import Ledger
+from sslzoo.options import options_dict
+from sslzoo.record import round_float, versions
+from sslzoo.registry import Registry, default_registry
+from sslzoo.split import initial_labels
+from sslzoo.strategy import Batch, Labels, Strategy, TrainOptions
+
+FALLBACK_TRAINING = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9,
+                     "weight_decay": 0.0}
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines one run (a record reproduces it from these fields)."""
+
+    strategy: str
+    dataset: str = "mnist"
+    labels: int = 1000
+    seed: int = 0
+    model: str | None = None
+    device: str = "auto"
+    split: str = "balanced"
+    exclude_classes: tuple[int, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu" or name.startswith("cuda"):
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise OptionError(f"--device {name}: CUDA is not available on this machine; use auto or cpu")
+        return torch.device(name)
+    raise OptionError(f"--device {name!r} is not allowed: use auto, cpu, cuda or cuda:N")
+
+
+def resolve_training(strategy: Strategy, dataset: Dataset) -> None:
+    """Fill the strategy's training options left at ``None`` from the dataset's defaults."""
+    defaults = {**FALLBACK_TRAINING, **dataset.train_defaults}
+    fills = {f.name: defaults[f.name] for f in dataclasses.fields(TrainOptions)
+             if getattr(strategy.options, f.name) is None and f.name in defaults}
+    strategy.options = dataclasses.replace(strategy.options, **fills)
+
+
+def make_optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
+    """The optimizer named by ``opts.optimizer`` with its learning rate and penalty."""
+    params = model.parameters()
+    if opts.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    if opts.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    return torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay)
+
+
+class PoolSampler:
+    """Unlabeled batches drawn without replacement from the pool, reshuffled when exhausted."""
+
+    def __init__(self, pool: torch.Tensor, generator: torch.Generator) -> None:
+        self.pool, self.generator = pool, generator
+        self.order = pool[:0]
+        self.cursor = 0
+
+    def draw(self, size: int) -> torch.Tensor:
+        if self.cursor + size > self.order.numel():
+            perm = torch.randperm(self.pool.numel(), generator=self.generator, device=self.pool.device)
+            self.order, self.cursor = self.pool[perm], 0
+        batch = self.order[self.cursor:self.cursor + size]
+        self.cursor += size
+        return batch
+
+
+def check_selection(strategy: Strategy, chosen: torch.Tensor, candidates: torch.Tensor) -> None:
+    """A selection must be unique global ids taken from the candidates."""
+    where = f"strategy {strategy.name!r} ({type(strategy).__module__})"
+    if not isinstance(chosen, torch.Tensor) or chosen.dim() != 1 or chosen.dtype != torch.long:
+        raise PluginError(f"{where}: select must return a 1-D int64 tensor of global ids, got {chosen!r:.80}")
+    if chosen.unique().numel() != chosen.numel():
+        raise PluginError(f"{where}: select returned duplicate ids")
+    if not torch.isin(chosen, candidates).all():
+        raise PluginError(f"{where}: select returned ids that are not in the unlabeled pool")
+
+
+def check_labels(strategy: Strategy, labels: Labels, chosen: torch.Tensor) -> None:
+    """``label`` must label exactly the selected ids."""
+    if labels.ids.numel() != chosen.numel() or not torch.isin(labels.ids, chosen).all():
+        raise PluginError(f"strategy {strategy.name!r}: label must return labels for exactly the selected ids")
+
+
+class Run:
+    """One strategy × dataset × seed: state, the round loop and the record."""
+
+    def __init__(self, spec: RunSpec, strategy: Strategy, registry: Registry | None = None,
+                 progress: Progress | None = None) -> None:
+        self.spec, self.strategy = spec, strategy
+        self.registry = registry or default_registry()
+        self.progress = progress
+        self.dataset: Dataset = self.registry.datasets.get(spec.dataset).obj(**spec.dataset_options)
+        self.model_name = spec.model or self.dataset.default_model
+        self.model_spec = self.registry.models.get(self.model_name).obj
+        self.device = resolve_device(spec.device)
+        resolve_training(strategy, self.dataset)
+        self.opts: TrainOptions = strategy.options
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _load(self) -> None:
+        arrays = self.dataset.load(self.spec.seed)
+        dev = self.device
+        self.x = self.dataset.normalize(arrays.x_train.to(dev))
+        self.x_test = self.dataset.normalize(arrays.x_test.to(dev))
+        self.y_test = arrays.y_test.to(dev)
+        self.oracle = Oracle(arrays.y_train.to(dev))
+        self.ledger = Ledger(arrays.y_train.numel(), dev)
+        initial = initial_labels(arrays.y_train, self.spec.labels, self.spec.seed, self.spec.split,
+                                 self.spec.exclude_classes).to(dev)
+        with self.oracle.open():
+            start = self.oracle(initial)
+        self.ledger.assign(start, torch.ones(initial.numel(), device=dev), 0)
+        self.initial_labels = initial.numel()
+
+    def _fresh_model(self) -> None:
+        self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
+        self.optimizer = make_optimizer(self.model, self.opts)
+        self.ctx.model = self.model
+
+    # -- the loop --------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        torch.manual_seed(self.spec.seed)
+        self._load()
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.spec.seed)
+        self.ctx = Context(model=nn.Identity(), x=self.x, ledger=self.ledger, oracle=self.oracle,
+                           generator=generator, num_classes=self.dataset.num_classes, seed=self.spec.seed,
+                           epochs=self.opts.epochs)
+        hook = self.registry.plugins.manager.hook
+        run_info = self._run_info()
+        hook.run_started(run=run_info)
+        curve: list[dict[str, Any]] = []
+        termination = "single_round"
+        for rnd in range(1_000_000):
+            self.ctx.round, self.ctx.phase = rnd, "round"
+            if rnd > 0:
+                reason = self.strategy.stop(self.ctx) or self._acquire(rnd)
+                if reason:
+                    termination = reason
+                    break
+            if rnd == 0 or self.opts.retrain == "scratch":
+                self._fresh_model()
+            step_pseudo = self._train(rnd)
+            entry = self._entry(rnd, step_pseudo)
+            curve.append(entry)
+            hook.round_ended(run=run_info, entry=entry)
+        record = self._record(curve, termination, time.perf_counter() - started)
+        hook.run_ended(record=record)
+        return record
+
+    def _acquire(self, rnd: int) -> str | None:
+        """One round's select → label → weight on the pool; a reason to stop, or None."""
+        pool = self.ledger.pool()
+        if pool.numel() == 0:
+            return "pool_empty"
+        chosen = self.strategy.select(self.ctx, pool)
+        check_selection(self.strategy, chosen, pool)
+        if chosen.numel() == 0:
+            return "nothing_selected"
+        with self.oracle.open():
+            labels = self.strategy.label(self.ctx, chosen)
+        check_labels(self.strategy, labels, chosen)
+        self.ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
+        return None
+
+    def _train(self, rnd: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Train for ``epochs`` epochs; returns (pseudo-labels used, correct) of the step phase."""
+        ctx, opts, model = self.ctx, self.opts, self.model
+        train_ids = self.ledger.train()
+        n, bs = train_ids.numel(), opts.batch_size
+        steps = math.ceil(n / bs)
+        unlabeled_size = self.strategy.unlabeled_batch_size()
+        sampler = PoolSampler(self.ledger.pool(), ctx.generator) if unlabeled_size else None
+        used = torch.zeros((), dtype=torch.long, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        ctx.steps_per_epoch = steps
+        epochs = opts.epochs
+        for epoch in range(epochs):
+            model.train()
+            ctx.epoch = epoch
+            bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+            loss_sum = torch.zeros((), device=self.device)
+            order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
+            for s in range(steps):
+                ctx.phase, ctx.step_in_epoch = "step", s
+                ids = order[s * bs:(s + 1) * bs]
+                labeled = Batch(ids, self.x[ids], self.ledger.target[ids], self.ledger.weight[ids])
+                unlabeled = None
+                if sampler is not None and sampler.pool.numel():
+                    unlabeled = self._unlabeled_batch(sampler.draw(unlabeled_size))
+                    used += unlabeled.ids.numel()
+                    correct += (unlabeled.targets == self.oracle.reveal(unlabeled.ids)).sum()
+                loss = self._step(labeled, unlabeled)
+                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
+                loss_sum += loss.detach()
+                ctx.step += 1
+            self._check_finite(rnd, epoch, steps, bad_step)
+            if self.progress is not None:
+                self.progress({"round": rnd, "epoch": epoch + 1, "epochs": epochs,
+                               "loss": float(loss_sum) / max(1, steps), "labels": n})
+        return (used, correct) if sampler is not None else None
+
+    def _unlabeled_batch(self, candidates: torch.Tensor) -> Batch:
+        """The step phase: select among an unlabeled batch, label it, weigh it."""
+        chosen = self.strategy.select(self.ctx, candidates)
+        labels = self.strategy.label(self.ctx, chosen)
+        weights = self.strategy.weight(self.ctx, labels)
+        return Batch(chosen, self.x[chosen], labels.targets, weights)
+
+    def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
+        """One optimizer step on the labeled (and unlabeled) batch, in one forward pass."""
+        x = labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x])
+        with inference.autocast(self.device):
+            logits = self.model(x)
+            labeled.logits = logits[:labeled.ids.numel()]
+            if unlabeled is not None:
+                unlabeled.logits = logits[labeled.ids.numel():]
+            loss = self.strategy.loss(self.ctx, labeled, unlabeled)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
+        step = int(bad_step)
+        if step >= 0:
+            raise TrainingError(f"the loss of strategy {self.strategy.name!r} is not finite at round {rnd}, "
+                                f"epoch {epoch + 1}, step {step} (step {step - self.ctx.step + steps} "
+                                f"of that epoch); try a lower learning rate")
+
+    # -- reporting -------------------------------------------------------------------------
+    def _entry(self, rnd: int, step_pseudo: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
+        accuracy = inference.accuracy(self.model, self.x_test, self.y_test)
+        if step_pseudo is not None:
+            used, correct = step_pseudo
+        else:
+            pseudo = self.ledger.pseudo()
+            used = torch.tensor(pseudo.numel())
+            correct = (self.ledger.target[pseudo] == self.oracle.reveal(pseudo)).sum()
+        n_used = int(used)
+        return {"round": rnd, "epochs": self.opts.epochs, "labels": int(self.ledger.oracle().numel()),
+                "pseudo_labels": n_used,
+                "pseudo_accuracy": round_float(int(correct) / n_used) if n_used else None,
+                "test_accuracy": round_float(float(accuracy))}
+
+    def _run_info(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.name, "dataset": self.spec.dataset, "model": self.model_name,
+                "seed": self.spec.seed, "options": options_dict(self.strategy.options),
+                "device": str(self.device)}
+
+    def _record(self, curve: list[dict[str, Any]], termination: str, wall: float) -> dict[str, Any]:
+        plugin = self.registry.strategies.get(self.strategy.name).plugin
+        return {
+            "strategy": self.strategy.name,
+            "family": self.strategy.family,
+            "options": options_dict(self.strategy.options),
+            "dataset": self.spec.dataset,
+            "dataset_options": options_dict(self.dataset.options),
+            "model": self.model_name,
+            "seed": self.spec.seed,
+            "split": {"how": self.spec.split, "exclude_classes": list(self.spec.exclude_classes)},
+            "labels": self.initial_labels,
+            "oracle_labels": curve[-1]["labels"],
+            "test_accuracy": curve[-1]["test_accuracy"],
+            "termination": termination,
+            "curve": curve,
+            "wall_seconds": round_float(wall, 3),
+            "device": str(self.device),
+            "versions": versions(plugin),
+        }

@@ -1,0 +1,52 @@
+"""The exception hierarchy: the library raises these, only the CLI turns them into exit codes."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SslzooError(Exception):
+    """Base class of every error sslzoo raises on purpose."""
+
+
+class UnknownNameError(SslzooError, KeyError):
+    """A strategy, dataset, model or plugin name that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        self.kind, self.name = kind, name
+        self.known = sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(self.known) or 'none'}"
+        super().__init__(f"unknown {kind} {name!r}; {hint}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class OptionError(SslzooError, ValueError):
+    """An option key or value that is not allowed."""
+
+
+class DataError(SslzooError):
+    """A data file that cannot be read, or a split that cannot be made."""
+
+
+class ChecksumError(DataError):
+    """A data file whose checksum does not match the expected one."""
+
+
+class PluginError(SslzooError):
+    """A plugin that fails to import, registers something invalid, or breaks a hook's contract."""
+
+
+class OracleError(SslzooError):
+    """A strategy read the hidden ground truth outside the ``label`` hook."""
+
+
+class TrainingError(SslzooError):
+    """A run that cannot go on, such as a loss that is no longer finite."""
+
+
+class ResultsError(SslzooError):
+    """A results file or directory that cannot be read or does not fit the request."""

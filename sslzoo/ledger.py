@@ -1,0 +1,48 @@
+"""The ledger: which training ids are labeled, how, when and how surely.
+
+Labeling moves ids between index sets; it never copies data. Every id records its source
+(pool, oracle or pseudo), its label, the round it got it, its confidence and loss weight.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sslzoo.strategy import ORACLE, POOL, PSEUDO, Labels
+
+
+class Ledger:
+    """Per-id provenance for ``n`` training samples, kept on ``device``."""
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.source = torch.zeros(n, dtype=torch.int8, device=device)
+        self.target = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.round = torch.full((n,), -1, dtype=torch.int32, device=device)
+        self.confidence = torch.zeros(n, dtype=torch.float32, device=device)
+        self.weight = torch.zeros(n, dtype=torch.float32, device=device)
+
+    def assign(self, labels: Labels, weights: torch.Tensor, round_: int) -> None:
+        """Record ``labels`` (all for pool ids) as given in round ``round_``."""
+        ids = labels.ids
+        self.source[ids] = labels.source
+        self.target[ids] = labels.targets
+        self.round[ids] = round_
+        self.confidence[ids] = labels.confidence.float()
+        self.weight[ids] = weights.float()
+
+    def ids(self, source: int) -> torch.Tensor:
+        """Sorted global ids whose source is ``source``."""
+        return torch.nonzero(self.source == source).flatten()
+
+    def pool(self) -> torch.Tensor:
+        return self.ids(POOL)
+
+    def oracle(self) -> torch.Tensor:
+        return self.ids(ORACLE)
+
+    def pseudo(self) -> torch.Tensor:
+        return self.ids(PSEUDO)
+
+    def train(self) -> torch.Tensor:
+        """Every id the model trains on: oracle and pseudo labeled."""
+        return torch.nonzero(self.source != POOL).flatten()

@@ -1,0 +1,43 @@
+"""Model builders. Every model is an ``nn.Sequential`` so that the engine can find its first
+dropout layer: the layers before it are deterministic and MC-dropout computes them once."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+
+def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Two 5x5 conv layers (20, 40 filters; Dropout2d on the second), max-pool, fc 150, dropout 0.5."""
+    channels, height, width = input_shape
+
+    def side(n: int) -> int:  # k5 conv, pool 2, k5 conv, pool 2
+        return ((n - 4) // 2 - 4) // 2
+
+    flat = 40 * side(height) * side(width)
+    return nn.Sequential(
+        nn.Conv2d(channels, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(20, 40, 5), nn.Dropout2d(0.5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(flat, 150), nn.ReLU(), nn.Dropout(0.5), nn.Linear(150, num_classes))
+
+
+def mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """784-512-256-C with ReLU and dropout 0.3."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(math.prod(input_shape), 512), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, num_classes))
+
+
+def linear(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Softmax regression."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+def moons_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Three hidden layers of 10 ReLU units (Oliver et al. 2018), dropout 0.1 before the output."""
+    width = 10
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(math.prod(input_shape), width), nn.ReLU(),
+        nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+        nn.Dropout(0.1), nn.Linear(width, num_classes))

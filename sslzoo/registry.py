@@ -1,0 +1,133 @@
+"""The registry: strategies, datasets and models by name, filled from the plugins' hooks."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from torch import nn
+
+from sslzoo.dataset import Dataset
+from sslzoo.errors import PluginError, UnknownNameError
+from sslzoo.plugins import PluginInfo, Plugins, make_plugins
+from sslzoo.strategy import FAMILIES, Strategy
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model builder: ``build(input_shape, num_classes) -> nn.Module``."""
+
+    name: str
+    build: Callable[[tuple[int, ...], int], nn.Module]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered name: the object and the plugin that registered it."""
+
+    name: str
+    obj: T
+    plugin: PluginInfo
+
+
+class Table(Generic[T]):
+    """Names of one kind (strategy, dataset or model) → entries."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.entries: dict[str, Entry[T]] = {}
+
+    def add(self, name: str, obj: T, plugin: PluginInfo) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {_label(plugin)} registered a {self.kind} without a name")
+        if name in self.entries:
+            first = self.entries[name].plugin
+            raise PluginError(f"{self.kind} {name!r} is registered twice: by plugin {_label(first)} "
+                              f"and by plugin {_label(plugin)}")
+        self.entries[name] = Entry(name, obj, plugin)
+
+    def get(self, name: str) -> Entry[T]:
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self.entries) from None
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self.entries if fnmatch.fnmatchcase(n, pattern))
+
+
+def _label(plugin: PluginInfo) -> str:
+    return f"{plugin.name} (distribution {plugin.distribution})" if plugin.distribution else plugin.name
+
+
+class Registry:
+    """Everything the plugins registered, with the plugin manager that found them."""
+
+    def __init__(self, plugins: Plugins) -> None:
+        self.plugins = plugins
+        self.strategies: Table[type[Strategy]] = Table("strategy")
+        self.datasets: Table[type[Dataset]] = Table("dataset")
+        self.models: Table[ModelSpec] = Table("model")
+        self._collect("register_strategies", self._strategy)
+        self._collect("register_datasets", self._dataset)
+        self._collect("register_models", self._model)
+
+    def _collect(self, hook_name: str, add: Callable[..., None]) -> None:
+        """Call one registration hook plugin by plugin, so each entry knows its plugin."""
+        manager = self.plugins.manager
+        everyone = manager.get_plugins()
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            info = self.plugins.info.get(impl.plugin_name, PluginInfo(impl.plugin_name))
+            only = manager.subset_hook_caller(hook_name, [p for p in everyone if p is not impl.plugin])
+
+            def register(*args: Any, _info: PluginInfo = info, **kwargs: Any) -> None:
+                add(_info, *args, **kwargs)
+
+            try:
+                only(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {_label(info)} failed in {hook_name}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+
+    def _strategy(self, plugin: PluginInfo, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise PluginError(f"plugin {_label(plugin)} registered {cls!r}, which is not a Strategy subclass")
+        if cls.family not in FAMILIES:
+            raise PluginError(f"plugin {_label(plugin)}: strategy {cls.name!r} has family {cls.family!r}; "
+                              f"allowed: {', '.join(FAMILIES)}")
+        self.strategies.add(cls.name, cls, plugin)
+
+    def _dataset(self, plugin: PluginInfo, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Dataset)):
+            raise PluginError(f"plugin {_label(plugin)} registered {cls!r}, which is not a Dataset subclass")
+        self.datasets.add(cls.name, cls, plugin)
+
+    def _model(self, plugin: PluginInfo, name: str, build: Any, summary: str = "") -> None:
+        if not callable(build):
+            raise PluginError(f"plugin {_label(plugin)} registered model {name!r} with a builder "
+                              f"that is not callable")
+        self.models.add(name, ModelSpec(name, build, summary), plugin)
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry, built on first use from the installed plugins."""
+    global _default
+    if _default is None:
+        _default = Registry(make_plugins())
+    return _default
+
+
+def reset_default_registry(registry: Registry | None = None) -> None:
+    """Forget (or replace) the process-wide registry; the next use rebuilds it."""
+    global _default
+    _default = registry

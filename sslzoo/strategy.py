@@ -1,0 +1,150 @@
+"""The Strategy base class: the four hooks ``select``, ``label``, ``weight`` and ``loss``.
+
+A strategy answers four questions the engine asks (see ``docs/strategies.md``):
+
+* ``select(ctx, candidates)`` — which of these global ids get a label now? In the *round*
+  phase the candidates are the unlabeled pool (active-learning queries, self-training
+  acceptances); in the *step* phase they are the unlabeled batch of one optimizer step
+  (per-step pseudo-labeling).
+* ``label(ctx, ids)`` — what label do they get (the oracle, the model's argmax, ...)?
+* ``weight(ctx, labels)`` — how much does each of them count in the loss?
+* ``loss(ctx, labeled, unlabeled)`` — how are the labeled and unlabeled terms combined?
+
+The defaults give supervised training: nothing is selected, labels come from the oracle,
+every sample weighs 1, and the loss is the cross-entropy on the labeled batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from sslzoo.options import make_options
+
+if TYPE_CHECKING:
+    from sslzoo.context import Context
+
+FAMILIES = ("baseline", "ssl", "al", "hybrid")
+POOL, ORACLE, PSEUDO = 0, 1, 2  # where a training id's label came from
+
+
+@dataclass
+class TrainOptions:
+    """Training hyper-parameters every strategy has; ``None`` takes the dataset's default."""
+
+    epochs: int | None = field(default=None, metadata={"min": 1, "help": "epochs per round"})
+    batch_size: int | None = field(default=None, metadata={"min": 1, "help": "labeled batch size"})
+    lr: float | None = field(default=None, metadata={"min": 0.0, "help": "learning rate"})
+    optimizer: Literal["sgd", "adam", "adamw"] | None = field(default=None, metadata={"help": "optimizer"})
+    momentum: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0, "help": "SGD momentum"})
+    weight_decay: float | None = field(default=None, metadata={"min": 0.0, "help": "L2 penalty"})
+    retrain: Literal["scratch", "warm"] = field(
+        default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
+    eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})
+
+
+@dataclass
+class Labels:
+    """Labels for some global ids: the class, how sure, and where each came from.
+
+    ``source`` holds ``ORACLE`` or ``PSEUDO`` per id (int8); build with :meth:`pseudo` or ask
+    the oracle (``ctx.oracle(ids)``).
+    """
+
+    ids: torch.Tensor
+    targets: torch.Tensor
+    confidence: torch.Tensor
+    source: torch.Tensor
+
+    @classmethod
+    def pseudo(cls, ids: torch.Tensor, targets: torch.Tensor, confidence: torch.Tensor) -> Labels:
+        """Pseudo-labels: the model's guesses ``targets`` with their ``confidence``."""
+        return cls(ids, targets, confidence.float(),
+                   torch.full((ids.numel(),), PSEUDO, dtype=torch.int8, device=ids.device))
+
+    def __len__(self) -> int:
+        return int(self.ids.numel())
+
+    def cat(self, other: Labels) -> Labels:
+        """These labels followed by ``other``'s."""
+        return Labels(torch.cat([self.ids, other.ids]), torch.cat([self.targets, other.targets]),
+                      torch.cat([self.confidence, other.confidence]), torch.cat([self.source, other.source]))
+
+
+@dataclass
+class Batch:
+    """One part of an optimizer step: ids, their inputs, targets, weights and the model's logits."""
+
+    ids: torch.Tensor
+    x: torch.Tensor
+    targets: torch.Tensor
+    weights: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+def weighted_cross_entropy(batch: Batch) -> torch.Tensor:
+    """Mean over the batch of ``weight * CE(logits, target)``; 0 for an empty batch."""
+    assert batch.logits is not None
+    if batch.ids.numel() == 0:
+        return batch.logits.sum() * 0.0
+    per_sample = F.cross_entropy(batch.logits.float(), batch.targets, reduction="none")
+    return (per_sample * batch.weights).mean()
+
+
+class Strategy:
+    """Base class of every strategy; subclasses override only the hooks that differ.
+
+    Class attributes: ``name`` (registry key), ``family`` (one of ``FAMILIES``), ``paper`` (the
+    citation it implements), ``summary`` (one line) and ``Options`` (a dataclass whose defaults are
+    the paper's hyper-parameters; subclass :class:`TrainOptions`).
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "baseline"
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type] = TrainOptions
+
+    def __init__(self, **options: Any) -> None:
+        self.options = make_options(self.Options, options, f"strategy {self.name!r}")
+
+    # -- round control -------------------------------------------------------------------
+    def stop(self, ctx: Context) -> str | None:
+        """Why no further round starts (``None``: go on). Called before each round after the first."""
+        return "single_round"
+
+    def unlabeled_batch_size(self) -> int:
+        """Unlabeled ids drawn from the pool at each optimizer step (0: none, no step-phase hooks)."""
+        return 0
+
+    # -- the four hooks ------------------------------------------------------------------
+    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
+        """Global ids, taken from ``candidates``, that get a label now. Default: none."""
+        return candidates[:0]
+
+    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
+        """The labels of the selected ids. Default: ask the oracle."""
+        return ctx.oracle(ids)
+
+    def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
+        """Per-sample loss weights of ``labels``. Default: 1 each."""
+        return torch.ones_like(labels.confidence)
+
+    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
+        """The training loss of one step. Default: weighted CE on labeled (+ unlabeled) samples."""
+        total = weighted_cross_entropy(labeled)
+        if unlabeled is not None:
+            total = total + weighted_cross_entropy(unlabeled)
+        return total
+
+    # -- description ---------------------------------------------------------------------
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, family, paper, summary and options, for listings."""
+        from sslzoo.options import describe_options
+
+        return {"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
+                "options": describe_options(cls.Options)}

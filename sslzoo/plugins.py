@@ -100,8 +100,10 @@ def make_plugins(load: str | None | object = ..., extra: tuple[object, ...] = ()
     manager = pluggy.PluginManager("sslzoo")
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager)
+    from sslzoo import __version__
+
     for module_name in DEFAULT_PLUGINS:
-        plugins.add(importlib.import_module(module_name), module_name)
+        plugins.add(importlib.import_module(module_name), module_name, "sslzoo", __version__)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None

@@ -1,0 +1,22 @@
+"""Build throw-away plugin distributions (a module plus a .dist-info) on ``sys.path``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+
+def install_fake_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3",
+                              entry_point: str | None = None) -> None:
+    """Write ``module.py`` and ``dist-version.dist-info`` with an ``sslzoo`` entry point under ``root``."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[sslzoo]\n{entry_point or dist} = {module}\n")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    sys.modules.pop(module, None)

@@ -1,0 +1,82 @@
+"""The command line: tables and JSON on stdout, one-line errors, no lost records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from sslzoo.cli import main
+from sslzoo.plugins import make_plugins
+from sslzoo.registry import Registry, reset_default_registry
+from tests.test_engine import TestPlugin
+
+FAST = ["--dataset", "moons", "--labels", "10", "--epochs", "2", "-q"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["bench", "-s", "supervized"], "unknown strategy 'supervized'; did you mean supervised?"),
+    (["bench", "--dataset", "mnits"], "unknown dataset 'mnits'; did you mean mnist"),
+    (["bench", "--dataset", "moons", "--model", "nlp"], "unknown model 'nlp'; did you mean mlp"),
+    (["bench", *FAST, "-o", "lr=fast"], "option lr='fast' of strategy 'supervised' is not allowed"),
+    (["bench", *FAST, "-o", "learning_rate=0.1"], "valid options: batch_size, epochs"),
+    (["bench", "--dataset", "moons", "--labels", "100000"], "--labels 100000 is larger than"),
+    (["bench", "--dataset", "moons", "--labels", "0"], "--labels must be a positive number"),
+    (["bench", "--dataset", "moons", "-d", "noise=-1"], "noise='-1' of dataset 'moons' is not allowed"),
+])
+def test_bad_input_is_one_line_and_no_traceback(args, fragment):
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bench_prints_a_table_with_mean_and_std_over_seeds():
+    result = invoke("bench", "-s", "supervised", "--seeds", "2", *FAST)
+    assert result.exit_code == 0, result.output
+    header, rule, row = result.output.strip().splitlines()
+    assert header.split()[:3] == ["strategy", "dataset", "seeds"]
+    assert row.split()[:3] == ["supervised", "moons", "2"] and "±" in row
+
+
+def test_bench_json_dash_writes_records_to_stdout():
+    result = invoke("bench", "-s", "supervised", "--seeds", "2", "--json", "-", *FAST)
+    records = json.loads(result.output)
+    assert [r["seed"] for r in records] == [0, 1]
+    assert all(r["options"]["epochs"] == 2 for r in records)
+
+
+def test_finished_records_survive_a_later_failing_run(tmp_path):
+    reset_default_registry(Registry(make_plugins(load="", extra=(TestPlugin(),))))
+    out = tmp_path / "records.json"
+    result = invoke("bench", "-s", "supervised", "-s", "nan_at_step", "--dataset", "moons", "--labels", "200",
+                    "--epochs", "2", "-o", "batch_size=16", "--json", str(out), "-q")
+    assert result.exit_code == 1
+    assert "not finite" in result.output
+    kept = json.loads(out.read_text())
+    assert [r["strategy"] for r in kept] == ["supervised"]
+
+
+@pytest.mark.parametrize("command", ["strategies", "datasets", "models", "plugins"])
+def test_listings_have_json_forms(command):
+    rows = json.loads(invoke(command, "--json").output)
+    assert rows and all("name" in row for row in rows)
+
+
+def test_strategies_json_lists_family_and_paper():
+    rows = {r["name"]: r for r in json.loads(invoke("strategies", "--json").output)}
+    assert rows["supervised"]["family"] == "baseline"
+    assert all("paper" in r and "options" in r for r in rows.values())
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "sslzoo", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "sslzoo" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from sslzoo.api import get_strategy
 from sslzoo.engine import Progress, Run, RunSpec
 from sslzoo.errors import OptionError
 from sslzoo.registry import Registry, default_registry
+from sslzoo.store import RecordStore
 
 #: What ``sslzoo bench`` runs with no options: a comparison on the bundled MNIST (~3 min, 2 CPU cores).
 DEFAULT_BENCH: dict[str, Any] = {
@@ -50,11 +52,18 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
         split: str = "balanced", exclude_classes: Sequence[int] = (), options: Mapping[str, Any] | None = None,
         dataset_options: Mapping[str, Any] | None = None, registry: Registry | None = None,
         progress: Callable[[RunSpec], Progress | None] | None = None,
-        on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        plan: Callable[[list[tuple[RunSpec, Any]]], list[tuple[RunSpec, Any]]] | None = None,
+        out: str | os.PathLike | RecordStore | None = None, resume: bool = False) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
 
     Each record is passed to ``on_record`` as soon as it is finished, so a later failure never
-    loses it. ``progress(spec)`` may return a per-run progress callback.
+    loses it. ``progress(spec)`` may return a per-run progress callback. ``plan`` gets every
+    (spec, built strategy) pair before the first run and returns those to run.
+
+    ``out``: a directory (or :class:`~sslzoo.store.RecordStore`) where each finished record is
+    appended to ``records.jsonl`` at once; with ``resume`` the runs already stored there are not run
+    again and their records are returned first.
     """
     registry = registry or default_registry()
     names = [strategies] if isinstance(strategies, str) else list(strategies)
@@ -67,9 +76,16 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
              for name in names for s in range(seed, seed + seeds)]
     # build every strategy (and check every option) before the first run starts
     built = [(spec, get_strategy(spec.strategy, registry)(**spec.options)) for spec in specs]
-    records = []
+    store = out if isinstance(out, RecordStore) or out is None else RecordStore(out)
+    if store is not None:
+        built = store.plan(built, resume=resume, registry=registry)
+    if plan is not None:
+        built = plan(built)
+    records = list(store.reused) if store is not None else []
     for spec, strategy in built:
         record = Run(spec, strategy, registry, progress(spec) if progress else None).execute()
+        if store is not None:
+            store.append(record)
         records.append(record)
         if on_record is not None:
             on_record(record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from sslzoo.errors import SslzooError
 from sslzoo.options import parse_assignments
 from sslzoo.registry import default_registry
 from sslzoo.split import SPLITS
+from sslzoo.store import RecordStore
 
 
 class Group(click.Group):
@@ -37,11 +39,48 @@ def _dump(data: Any, target: str) -> None:
             handle.write(text + "\n")
 
 
-def _tqdm_progress(quiet: bool) -> Callable[[RunSpec], Progress | None]:
-    """A progress bar per run on stderr: epochs of the current round, with the loss."""
+class _Overall:
+    """Where a bench stands across its runs: run i of n and an ETA from the finished runs' times."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.index = 0
+        self.run_started = self.first_started = 0.0
+
+    def plan(self, built: list[Any]) -> list[Any]:
+        self.total = len(built)
+        return built
+
+    def start(self) -> None:
+        self.index += 1
+        self.run_started = time.monotonic()
+        if self.index == 1:
+            self.first_started = self.run_started
+
+    def label(self) -> str:
+        text = f"[{self.index}/{self.total}]" if self.total else ""
+        done = self.index - 1
+        if done > 0:
+            per_run = (self.run_started - self.first_started) / done
+            left = per_run * (self.total - done) - (time.monotonic() - self.run_started)
+            text += f" ETA {_duration(max(0.0, left))}"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _tqdm_progress(quiet: bool, overall: _Overall | None = None) -> Callable[[RunSpec], Progress | None]:
+    """A progress bar per run on stderr: epochs of the current round, with the loss; with
+    ``overall``, the description also says which run of how many and the ETA of the bench."""
     from tqdm import tqdm
 
     def make(spec: RunSpec) -> Progress | None:
+        if overall is not None:
+            overall.start()
         if quiet:
             return None
         bars: list[Any] = []  # created on the first epoch, so a run that fails early prints no bar
@@ -52,7 +91,8 @@ def _tqdm_progress(quiet: bool) -> Callable[[RunSpec], Progress | None]:
             bar = bars[0]
             if info["epoch"] == 1:
                 bar.reset(total=info["epochs"])
-                bar.set_description(f"{spec.strategy} seed {spec.seed} round {info['round']}")
+            where = f"{overall.label()} " if overall is not None else ""
+            bar.set_description(f"{where}{spec.strategy} seed {spec.seed} round {info['round']}", refresh=False)
             bar.set_postfix(loss=f"{info['loss']:.3f}", labels=info["labels"])
             bar.update(1)
 
@@ -93,11 +133,15 @@ def main() -> None:
               help="A torchvision root holding MNIST/raw/ instead of the bundled files.")
 @click.option("--json", "json_out", default=None, metavar="PATH|-",
               help="Write the records as a JSON array to PATH, or to stdout with '-' instead of the table.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Append each finished record to DIR/records.jsonl at once (crash-safe).")
+@click.option("--resume", is_flag=True,
+              help="With --out: skip the runs whose records are already in DIR, run the rest.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
-          json_out: str | None, quiet: bool) -> None:
+          json_out: str | None, out_dir: str | None, resume: bool, quiet: bool) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     opts: dict[str, Any] = dict(parse_assignments(options))
     for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size)):
@@ -106,7 +150,21 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     dopts: dict[str, Any] = dict(parse_assignments(dataset_options))
     if data_dir is not None:
         dopts["data_dir"] = data_dir
+    if resume and out_dir is None:
+        raise click.UsageError("--resume needs --out DIR (the directory to resume)")
     finished: list[dict[str, Any]] = []
+    store = RecordStore(out_dir) if out_dir is not None else None
+    overall = _Overall()
+
+    def plan(built: list[Any]) -> list[Any]:
+        if store is not None:
+            for note in store.notes:
+                click.echo(f"warning: {note}", err=True)
+            finished.extend(store.reused)
+            if store.reused and not quiet:
+                click.echo(f"resuming {store.path}: {len(store.reused)} of {len(store.reused) + len(built)} runs "
+                           f"already done, {len(built)} to run", err=True)
+        return overall.plan(built)
 
     def keep(record: dict[str, Any]) -> None:
         finished.append(record)
@@ -116,7 +174,8 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     try:
         run(list(strategies) or list(DEFAULT_BENCH["strategies"]), dataset, labels=labels, seed=seed, seeds=seeds,
             model=model, device=device, split=split, exclude_classes=exclude_classes, options=opts,
-            dataset_options=dopts, progress=_tqdm_progress(quiet), on_record=keep)
+            dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
+            out=store, resume=resume)
     finally:
         if json_out == "-":
             _dump(finished, "-")
@@ -125,6 +184,59 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     notes = {r["termination"] for r in finished} & {"pool_empty"}
     if notes:
         click.echo("note: the unlabeled pool ran out before the budget was met", err=True)
+
+
+@main.command()
+@click.argument("baseline", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--tolerance", type=float, default=None, metavar="ACC",
+              help="Absolute accuracy drop that counts as a regression (0.02 = 2 points). "
+                   "Default: 2 standard errors over the seeds, at least 0.01.")
+@click.option("--format", "fmt", type=click.Choice(["plain", "md", "json"]), default="plain", show_default=True,
+              help="plain: a table; md: a markdown table for a pull-request comment; json: for machines.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--output", "-O", "output", default=None, type=click.Path(dir_okay=False),
+              help="Also write the result to this file (e.g. a PR comment body).")
+def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json: bool, output: str | None) -> None:
+    """Compare NEW records with BASELINE records (files or directories): per strategy and dataset,
+    mean ± std over seeds, the delta and a verdict. Exit code 1 when any strategy regressed."""
+    from sslzoo.compare import compare as compare_records
+
+    result = compare_records(baseline, new, tolerance=tolerance)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    text = result.render("json" if as_json else fmt)
+    click.echo(text)
+    if output is not None:
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError as exc:
+            raise click.ClickException(f"{output}: cannot write: {exc.strerror or exc}") from None
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for report.md and the PNG figures.")
+@click.option("--reference", default="random", show_default=True,
+              help="The strategy whose learning curve measures label efficiency.")
+@click.option("--json", "as_json", is_flag=True, help="List what was written as JSON.")
+def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) -> None:
+    """Write a markdown summary and PNG figures (learning curves, pseudo-labeling, decision
+    boundaries, label efficiency) of RESULTS (record files or directories) into --out DIR."""
+    from sslzoo.report import report as write_report
+
+    written = write_report(list(results), out_dir, reference=reference)
+    if as_json:
+        _dump({"markdown": str(written.markdown), "figures": [str(f) for f in written.figures],
+               "label_efficiency": written.label_efficiency, "notes": written.notes}, "-")
+        return
+    click.echo(str(written.markdown))
+    for figure in written.figures:
+        click.echo(str(figure))
 
 
 def _listing(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:

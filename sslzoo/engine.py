@@ -288,7 +288,7 @@ class Run:
 
     def _record(self, curve: list[dict[str, Any]], termination: str, wall: float) -> dict[str, Any]:
         plugin = self.registry.strategies.get(self.strategy.name).plugin
-        return {
+        record = {
             "strategy": self.strategy.name,
             "family": self.strategy.family,
             "options": options_dict(self.strategy.options),
@@ -306,3 +306,59 @@ class Run:
             "device": str(self.device),
             "versions": versions(plugin),
         }
+        boundary = decision_boundary(self)
+        if boundary is not None:
+            record["boundary"] = boundary
+        return record
+
+
+# -- the decision boundary of 2-D datasets (drawn by ``sslzoo report``) ---------------------------------
+BOUNDARY_GRID = 60  # grid points per axis
+BOUNDARY_POOL_POINTS = 400  # unlabeled points kept (evenly spaced ids) to show the data and the pseudo-labels
+
+
+def decision_boundary(run: Run) -> dict[str, Any] | None:
+    """For 2-D inputs only: the final model's class on a grid over the training data, and the
+    training points that were labeled at the start, queried from the oracle, pseudo-labeled, or
+    left in the pool (a subsample, with the model's class, i.e. the pseudo-label it would get).
+
+    Coordinates are the model's inputs (after the dataset's ``normalize``), rounded to 3 decimals;
+    ``classes`` holds one string of digits per grid row (bottom row first) when there are at most
+    10 classes, else lists of ints. ``correct`` flags compare with the hidden truth.
+    """
+    x = run.x
+    if x.dim() != 2 or x.shape[1] != 2 or x.shape[0] == 0:
+        return None
+    lo, hi = x.min(dim=0).values, x.max(dim=0).values
+    pad = 0.1 * (hi - lo) + 1e-3
+    lo, hi = lo - pad, hi + pad
+    n = BOUNDARY_GRID
+    gy, gx = torch.meshgrid(torch.linspace(float(lo[1]), float(hi[1]), n, device=x.device),
+                            torch.linspace(float(lo[0]), float(hi[0]), n, device=x.device), indexing="ij")
+    grid = torch.stack([gx.flatten(), gy.flatten()], dim=1)
+    classes = inference.probabilities(run.model, grid, torch.arange(n * n, device=x.device)).argmax(dim=1)
+    rows = classes.view(n, n).tolist()
+    ledger, truth = run.ledger, run.oracle.reveal
+
+    def points(ids: torch.Tensor, **extra: torch.Tensor) -> dict[str, list]:
+        out: dict[str, list] = {"ids": ids.tolist(), "xy": [[round(a, 3), round(b, 3)] for a, b in x[ids].tolist()]}
+        out.update({key: value.tolist() for key, value in extra.items()})
+        return out
+
+    oracle = ledger.oracle()
+    first = ledger.round[oracle] <= 0
+    pseudo = ledger.pseudo()
+    pool = ledger.pool()
+    pool = pool[torch.linspace(0, pool.numel() - 1, min(pool.numel(), BOUNDARY_POOL_POINTS),
+                               device=x.device).long()] if pool.numel() else pool
+    pool_pred = (inference.probabilities(run.model, x, pool).argmax(dim=1) if pool.numel()
+                 else pool.new_zeros(0))
+    return {
+        "grid": {"x": [round(float(lo[0]), 4), round(float(hi[0]), 4)],
+                 "y": [round(float(lo[1]), 4), round(float(hi[1]), 4)], "size": n,
+                 "classes": ["".join(map(str, r)) for r in rows] if run.dataset.num_classes <= 10 else rows},
+        "labeled": points(oracle[first], label=ledger.target[oracle[first]]),
+        "queried": points(oracle[~first], label=ledger.target[oracle[~first]], round=ledger.round[oracle[~first]]),
+        "pseudo": points(pseudo, label=ledger.target[pseudo], correct=ledger.target[pseudo] == truth(pseudo)),
+        "pool": points(pool, pred=pool_pred, correct=pool_pred == truth(pool)),
+    }

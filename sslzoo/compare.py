@@ -1,0 +1,384 @@
+"""Compare two sets of result records: per strategy and dataset, mean ± std over seeds, the delta
+and a verdict; a regression is a drop in mean test accuracy beyond the tolerance.
+
+The default tolerance takes the seeds' spread into account: twice the standard error of the
+difference of the two means, ``2·sqrt(s_b²/n_b + s_n²/n_n)``, and never less than
+:data:`MIN_TOLERANCE` (one accuracy point). ``tolerance=T`` makes it exactly ``T`` (absolute
+accuracy, 0.02 = 2 points).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sslzoo.errors import ResultsError
+from sslzoo.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
+
+MIN_TOLERANCE = 0.01
+REGRESSION, IMPROVEMENT, SAME, NEW, MISSING = "regression", "improvement", "same", "new", "missing"
+FORMATS = ("plain", "md", "json")
+
+
+# -- per-record metrics -------------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def curve_points(record: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """(oracle labels, test accuracy) at the end of each round, as the record's curve gives them."""
+    points = []
+    for entry in record.get("curve") or []:
+        if not isinstance(entry, Mapping) or entry.get("epoch") not in (None, entry.get("epochs")):
+            continue  # a mid-round evaluation (``eval_every``) is not a point of the budget curve
+        labels, acc = _number(entry.get("labels")), _number(entry.get("test_accuracy"))
+        if labels is not None and acc is not None:
+            points.append((labels, acc))
+    return points
+
+
+def budget_auc(record: Mapping[str, Any]) -> float | None:
+    """Area under test accuracy vs oracle labels, divided by the labels range (a mean accuracy over
+    the budget); the record's ``al_metrics.budget_auc`` when it has one. None for one-round runs."""
+    metrics = record.get("al_metrics")
+    if isinstance(metrics, Mapping) and _number(metrics.get("budget_auc")) is not None:
+        return float(metrics["budget_auc"])
+    points = sorted(curve_points(record))
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
+    return area / (points[-1][0] - points[0][0])
+
+
+def labels_to_accuracy(record: Mapping[str, Any]) -> float | None:
+    """The record's ``al_metrics.labels_to_accuracy``: a number, or the entry for the highest target
+    of a ``{target: labels}`` mapping. None when absent or not reached."""
+    metrics = record.get("al_metrics")
+    value = metrics.get("labels_to_accuracy") if isinstance(metrics, Mapping) else None
+    if isinstance(value, Mapping) and value:
+        try:
+            value = value[max(value, key=lambda k: float(k))]
+        except (TypeError, ValueError):
+            return None
+    return _number(value)
+
+
+# -- groups and stats ---------------------------------------------------------------------------------
+@dataclass
+class Stats:
+    """One strategy on one dataset, over seeds."""
+
+    seeds: list[int]
+    accuracy_mean: float
+    accuracy_std: float
+    labels: float
+    wall_seconds: float | None
+    budget_auc: float | None = None
+    labels_to_accuracy: float | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return statistics.fmean(got) if got and len(got) == len(values) else None
+
+
+def stats(records: Sequence[Mapping[str, Any]]) -> Stats:
+    accs = [float(r["test_accuracy"]) for r in records]
+    return Stats(
+        seeds=sorted(int(r["seed"]) for r in records),
+        accuracy_mean=statistics.fmean(accs),
+        accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        labels=statistics.fmean(_number(r.get("oracle_labels", r.get("labels"))) or 0.0 for r in records),
+        wall_seconds=_mean([_number(r.get("wall_seconds")) for r in records]),
+        budget_auc=_mean([budget_auc(r) for r in records]),
+        labels_to_accuracy=_mean([labels_to_accuracy(r) for r in records]),
+    )
+
+
+GroupKey = tuple[str, str, str]  # strategy, dataset, canonical preset
+
+
+@dataclass
+class _Group:
+    records: list[Mapping[str, Any]] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+
+
+def _where(origin: str) -> str:
+    """The file of an origin such as ``path:12`` or ``path[3]``."""
+    for sep in ("[", ":"):
+        head, found, tail = origin.rpartition(sep)
+        if found and head and tail.rstrip("]").isdigit():
+            return head
+    return origin
+
+
+def group(loaded: Loaded, side: str) -> dict[GroupKey, _Group]:
+    """Records by (strategy, dataset, preset); a seed twice, or a mixed setup, is an error."""
+    groups: dict[GroupKey, _Group] = {}
+    for record, origin in zip(loaded.records, loaded.origins):
+        key = (record["strategy"], record["dataset"], canonical(preset_of(record)))
+        g = groups.setdefault(key, _Group())
+        for other, other_origin in zip(g.records, g.origins):
+            if other["seed"] == record["seed"]:
+                raise ResultsError(f"{origin}: {side} has seed {record['seed']} of strategy {record['strategy']!r} "
+                                   f"on {record['dataset']!r} twice (also at {other_origin}); remove the duplicate")
+            for k in SETUP_KEYS:
+                if k in record and k in other and canonical(record[k]) != canonical(other[k]):
+                    raise ResultsError(f"{origin}: {side} mixes runs of strategy {record['strategy']!r} on "
+                                       f"{record['dataset']!r} with {k} {record[k]!r} and {other[k]!r} "
+                                       f"(at {other_origin})")
+        g.records.append(record)
+        g.origins.append(origin)
+    return groups
+
+
+# -- the comparison -----------------------------------------------------------------------------------
+@dataclass
+class Row:
+    strategy: str
+    dataset: str
+    preset: Any
+    family: str | None
+    baseline: Stats | None
+    new: Stats | None
+    delta: float | None
+    tolerance: float | None
+    verdict: str
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`compare`: one :class:`Row` per strategy and dataset."""
+
+    rows: list[Row]
+    tolerance: float | None  # as given; None: from the seeds' spread
+    baseline: str = "BASELINE"
+    new: str = "NEW"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == REGRESSION]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any strategy regressed beyond the tolerance, else 0."""
+        return 1 if self.regressions else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        rows = []
+        for r in self.rows:
+            row = asdict(r)
+            for side in ("baseline", "new"):
+                if row[side] is not None:
+                    row[side]["n"] = len(row[side]["seeds"])
+            rows.append(row)
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.verdict] = counts.get(r.verdict, 0) + 1
+        return {"baseline": self.baseline, "new": self.new, "tolerance": self.tolerance,
+                "min_tolerance": MIN_TOLERANCE, "verdicts": counts, "regressions": len(self.regressions),
+                "exit_code": self.exit_code, "warnings": self.warnings, "rows": rows}
+
+    def render(self, fmt: str = "plain") -> str:
+        if fmt == "json":
+            return json.dumps(self.as_dict(), indent=2)
+        if fmt == "md":
+            return to_markdown(self)
+        if fmt == "plain":
+            return to_text(self)
+        raise ResultsError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def default_tolerance(base: Stats, new: Stats) -> float:
+    """Twice the standard error of the difference of means, at least :data:`MIN_TOLERANCE`."""
+    se = math.sqrt(base.accuracy_std ** 2 / base.n + new.accuracy_std ** 2 / new.n)
+    return max(MIN_TOLERANCE, 2 * se)
+
+
+def _label(source: Any, loaded: Loaded, fallback: str) -> str:
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        return str(source)
+    if isinstance(source, Sequence) and source and all(isinstance(s, str) or hasattr(s, "__fspath__") for s in source):
+        return ", ".join(map(str, source))
+    return fallback
+
+
+def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Comparison:
+    """Compare ``new`` records with ``baseline`` records (records, or paths to files/directories).
+
+    Raises :class:`~sslzoo.errors.ResultsError` for unreadable or foreign files, records on another
+    dataset or preset, other settings (labels, model, split, dataset options) for the same
+    strategy, or different seeds on the two sides.
+    """
+    if tolerance is not None and (_number(tolerance) is None or tolerance < 0):
+        raise ResultsError(f"--tolerance must be a number >= 0 (absolute accuracy, 0.02 = 2 points), got {tolerance!r}")
+    base_loaded, new_loaded = as_records(baseline, "BASELINE"), as_records(new, "NEW")
+    base_name = _label(baseline, base_loaded, "BASELINE")
+    new_name = _label(new, new_loaded, "NEW")
+    base_groups, new_groups = group(base_loaded, "BASELINE"), group(new_loaded, "NEW")
+    _check_datasets(base_groups, new_groups, base_name, new_name)
+    rows = []
+    notes: list[str] = []
+    for key in list(base_groups) + [k for k in new_groups if k not in base_groups]:
+        b, n = base_groups.get(key), new_groups.get(key)
+        if b is not None and n is not None:
+            _check_same_runs(b, n)
+            changed = _changed_options(b.records[0].get("options") or {}, n.records[0].get("options") or {})
+            if changed:
+                notes.append(f"strategy {key[0]!r} on {key[1]!r} ran with other options: {changed}")
+        first = (b or n).records[0]  # type: ignore[union-attr]
+        bs = stats(b.records) if b else None
+        ns = stats(n.records) if n else None
+        delta = tol = None
+        if bs and ns:
+            delta = ns.accuracy_mean - bs.accuracy_mean
+            tol = float(tolerance) if tolerance is not None else default_tolerance(bs, ns)
+            verdict = REGRESSION if delta < -tol else IMPROVEMENT if delta > tol else SAME
+        else:
+            verdict = NEW if ns else MISSING
+        rows.append(Row(strategy=key[0], dataset=key[1], preset=preset_of(first), family=first.get("family"),
+                        baseline=bs, new=ns, delta=delta, tolerance=tol, verdict=verdict))
+    warnings = [*base_loaded.warnings, *new_loaded.warnings, *notes]
+    return Comparison(rows=rows, tolerance=tolerance, baseline=base_name, new=new_name, warnings=warnings)
+
+
+def _check_datasets(base: dict[GroupKey, _Group], new: dict[GroupKey, _Group], base_name: str, new_name: str) -> None:
+    def where(groups: dict[GroupKey, _Group]) -> dict[tuple[str, str], str]:
+        return {(k[1], k[2]): _where(g.origins[0]) for k, g in groups.items()}
+
+    bw, nw = where(base), where(new)
+    for (dataset, preset), origin in nw.items():
+        if (dataset, preset) not in bw:
+            have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in bw)
+            raise ResultsError(f"{origin}: NEW has records on dataset {dataset!r} (preset {json.loads(preset)}), "
+                               f"but BASELINE ({base_name}) is on {have}; compare records of the same dataset and preset")
+    for (dataset, preset), origin in bw.items():
+        if (dataset, preset) not in nw:
+            have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in nw)
+            raise ResultsError(f"{origin}: BASELINE has records on dataset {dataset!r} (preset {json.loads(preset)}), "
+                               f"but NEW ({new_name}) is on {have}; compare records of the same dataset and preset")
+
+
+def _changed_options(base: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    keys = sorted(set(base) | set(new))
+    return ", ".join(f"{k} {base.get(k, '(unset)')!r} → {new.get(k, '(unset)')!r}"
+                     for k in keys if canonical(base.get(k)) != canonical(new.get(k)))
+
+
+def _check_same_runs(base: _Group, new: _Group) -> None:
+    b, n = base.records[0], new.records[0]
+    name = f"strategy {b['strategy']!r} on {b['dataset']!r}"
+    for k in SETUP_KEYS:
+        if k in b and k in n and canonical(b[k]) != canonical(n[k]):
+            raise ResultsError(f"{new.origins[0]}: {name} was run with {k} {n[k]!r} in NEW but {b[k]!r} in "
+                               f"BASELINE ({base.origins[0]}); compare runs with the same settings")
+    bs, ns = sorted(r["seed"] for r in base.records), sorted(r["seed"] for r in new.records)
+    if bs != ns:
+        raise ResultsError(f"{_where(new.origins[0])}: mismatched seeds for {name}: NEW has seeds "
+                           f"{', '.join(map(str, ns))}, BASELINE ({_where(base.origins[0])}) has "
+                           f"{', '.join(map(str, bs))}; run the same seeds on both sides")
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+def _pct(stats_: Stats | None) -> str:
+    if stats_ is None:
+        return "—"
+    return f"{100 * stats_.accuracy_mean:.2f} ± {100 * stats_.accuracy_std:.2f} %"
+
+
+def _pt(value: float | None, signed: bool = True) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:+.2f} pt" if signed else f"{100 * value:.2f} pt"
+
+
+def _pair(b: Stats | None, n: Stats | None, attr: str, fmt: str) -> str:
+    bv = getattr(b, attr) if b else None
+    nv = getattr(n, attr) if n else None
+    if bv is None and nv is None:
+        return "—"
+    show = lambda v: "—" if v is None else format(v, fmt)  # noqa: E731
+    return f"{show(bv)} → {show(nv)}"
+
+
+def _columns(cmp: Comparison, marks: Mapping[str, str]) -> tuple[list[str], list[list[str]]]:
+    al = any((r.baseline and r.baseline.budget_auc is not None) or (r.new and r.new.budget_auc is not None)
+             for r in cmp.rows)
+    l2a = any((r.baseline and r.baseline.labels_to_accuracy is not None)
+              or (r.new and r.new.labels_to_accuracy is not None) for r in cmp.rows)
+    header = ["strategy", "dataset", "seeds", "baseline", "new", "Δ", "tolerance", "verdict"]
+    if al:
+        header.append("budget AUC")
+    if l2a:
+        header.append("labels to acc.")
+    header += ["labels", "wall s"]
+    body = []
+    for r in cmp.rows:
+        seeds = (r.new or r.baseline).n  # type: ignore[union-attr]
+        dataset = r.dataset if r.preset is None else f"{r.dataset} ({r.preset})"
+        row = [r.strategy, dataset, str(seeds), _pct(r.baseline), _pct(r.new), _pt(r.delta),
+               _pt(r.tolerance, signed=False), marks[r.verdict]]
+        if al:
+            row.append(_pair(r.baseline, r.new, "budget_auc", ".4f"))
+        if l2a:
+            row.append(_pair(r.baseline, r.new, "labels_to_accuracy", ".0f"))
+        row += [_pair(r.baseline, r.new, "labels", ".0f"), _pair(r.baseline, r.new, "wall_seconds", ".1f")]
+        body.append(row)
+    return header, body
+
+
+def _summary(cmp: Comparison) -> str:
+    counts: dict[str, int] = {}
+    for r in cmp.rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    order = (REGRESSION, IMPROVEMENT, SAME, NEW, MISSING)
+    parts = [f"{counts[v]} {v}{'s' if counts[v] > 1 and v in (REGRESSION, IMPROVEMENT) else ''}"
+             for v in order if counts.get(v)]
+    tol = (f"tolerance {100 * cmp.tolerance:.2f} pt" if cmp.tolerance is not None
+           else f"tolerance 2 standard errors over seeds, at least {100 * MIN_TOLERANCE:.2f} pt")
+    return f"{', '.join(parts) or 'nothing to compare'} ({tol})"
+
+
+TEXT_MARKS = {REGRESSION: "REGRESSION", IMPROVEMENT: "improvement", SAME: "same", NEW: "new", MISSING: "missing"}
+MD_MARKS = {REGRESSION: "❌ regression", IMPROVEMENT: "⬆️ improvement", SAME: "✅ same", NEW: "🆕 new",
+            MISSING: "⚠️ missing"}
+
+
+def to_text(cmp: Comparison) -> str:
+    header, body = _columns(cmp, TEXT_MARKS)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
+    lines.append("")
+    lines.append(f"{cmp.new} vs {cmp.baseline}: {_summary(cmp)}")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(cmp: Comparison) -> str:
+    header, body = _columns(cmp, MD_MARKS)
+    title = "❌ accuracy regression" if cmp.regressions else "✅ no accuracy regression"
+    lines = [f"### sslzoo compare: {title}", "",
+             f"`{_md_cell(cmp.new)}` vs baseline `{_md_cell(cmp.baseline)}`: {_summary(cmp)}.", "",
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in b) + " |" for b in body]
+    lines += ["", "Accuracy is the final test accuracy, mean ± std over seeds; Δ is new − baseline. "
+                  "Pairs read baseline → new."]
+    return "\n".join(lines)

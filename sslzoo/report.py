@@ -1,0 +1,475 @@
+"""``sslzoo report``: a markdown summary of result records plus PNG figures.
+
+Figures (one set per dataset and preset), drawn with matplotlib's object API on the Agg canvas
+(no pyplot, no global backend switch, no display needed):
+
+* ``learning_curves_<dataset>.png``: test accuracy vs oracle labels, every strategy on one plot,
+  the mean over seeds as a line and mean ± std as a band;
+* ``pseudo_schedule_<dataset>_<strategy>.png``: for pseudo-labeling (strategies with the
+  ``t1``/``t2``/``alpha_f`` options of Lee 2013), test accuracy vs epoch with alpha(t) on a second axis;
+* ``pseudo_buckets_<dataset>.png``: pseudo-label accuracy by difficulty bucket, for records that
+  carry a ``pseudo`` entry with buckets;
+* ``decision_boundary_<dataset>.png``: for 2-D datasets (records with a ``boundary`` entry), the
+  final model's decision regions with the labeled, queried and pseudo-labeled points;
+
+and a label-efficiency table: how many labels the ``random`` strategy needs to match each
+strategy's final accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslzoo.compare import curve_points, group
+from sslzoo.errors import ResultsError
+from sslzoo.store import as_records, preset_of
+
+Record = Mapping[str, Any]
+DPI = 110
+REFERENCE = "random"
+
+
+@dataclass
+class Report:
+    """What :func:`report` wrote: the markdown file, the figures and the label-efficiency rows."""
+
+    out_dir: Path
+    markdown: Path
+    figures: list[Path] = field(default_factory=list)
+    label_efficiency: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "x"
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        raise ResultsError("sslzoo report needs matplotlib: pip install matplotlib") from None
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(fig: Any, path: Path, into: Report) -> None:
+    fig.savefig(path, format="png")
+    into.figures.append(path)
+
+
+def _colors(names: Sequence[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _fmean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def mean_curve(records: Sequence[Record]) -> tuple[list[float], list[float], list[float]]:
+    """(labels, mean accuracy, std accuracy) over seeds at every label count any seed reached.
+
+    Each seed's curve is interpolated linearly at the other seeds' label counts within its own
+    range; outside it a seed does not count (so the band never extrapolates)."""
+    curves = [sorted(curve_points(r)) for r in records]
+    curves = [c for c in curves if c]
+    xs = sorted({x for c in curves for x, _ in c})
+    means, stds = [], []
+    for x in xs:
+        values = [v for c in curves if (v := _interp(c, x)) is not None]
+        means.append(_fmean(values))
+        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return xs, means, stds
+
+
+def _interp(points: Sequence[tuple[float, float]], x: float) -> float | None:
+    if not points or x < points[0][0] or x > points[-1][0]:
+        return None
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[-1][1] if x == points[-1][0] else points[0][1]
+
+
+def labels_needed(xs: Sequence[float], ys: Sequence[float], target: float) -> tuple[float | None, str]:
+    """Labels at which the curve (xs, ys) first reaches ``target``, linearly interpolated.
+
+    Returns (labels, how): how is "" (reached between two points), "<=" (already at the first
+    point) or ">" (never reached; labels is the largest count tried)."""
+    if not xs:
+        return None, ""
+    if ys[0] >= target:
+        return xs[0], "<="
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y1 >= target > y0:
+            return x0 + (x1 - x0) * (target - y0) / (y1 - y0), ""
+    return xs[-1], ">"
+
+
+# -- the figures --------------------------------------------------------------------------------------
+def learning_curves(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, Any], title: str,
+                    path: Path, into: Report) -> None:
+    fig = _figure(7.5, 4.8)
+    ax = fig.add_subplot()
+    for name, records in groups.items():
+        xs, means, stds = mean_curve(records)
+        if not xs:
+            continue
+        n = len(records)
+        label = f"{name} (n={n})"
+        if len(xs) == 1:
+            ax.errorbar(xs, means, yerr=stds if n > 1 else None, fmt="o", capsize=4, color=colors[name], label=label)
+            continue
+        ax.plot(xs, means, marker="o", markersize=3, color=colors[name], label=label)
+        if n > 1:
+            ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                            color=colors[name], alpha=0.2, linewidth=0)
+    ax.set_xlabel("oracle labels")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Learning curves: {title} (mean ± std over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    _save(fig, path, into)
+
+
+def is_pseudo_labeling(records: Sequence[Record]) -> bool:
+    """Records of a Lee-2013-style strategy: options t1, t2 and alpha_f (directly or NAME.t1)."""
+    options = records[0].get("options") or {}
+    keys = {k.rpartition(".")[2] for k in options}
+    return {"t1", "t2", "alpha_f"} <= keys
+
+
+def _option(options: Mapping[str, Any], key: str) -> Any:
+    for k, v in options.items():
+        if k.rpartition(".")[2] == key:
+            return v
+    return None
+
+
+def alpha_schedule(options: Mapping[str, Any], epochs: float) -> tuple[list[float], list[float]] | None:
+    """alpha(t) over epochs 0..``epochs`` for the paper's epoch schedule; None for other schedules."""
+    if (_option(options, "schedule") or "epoch") != "epoch":
+        return None
+    t1, t2, alpha_f = (_option(options, k) for k in ("t1", "t2", "alpha_f"))
+    if not all(isinstance(v, (int, float)) for v in (t1, t2, alpha_f)):
+        return None
+    xs = sorted({0.0, float(epochs), *(t for t in (float(t1), float(t2)) if 0 <= t <= epochs)})
+
+    def alpha(t: float) -> float:
+        return 0.0 if t < t1 else float(alpha_f) if t >= t2 or t2 == t1 else (t - t1) / (t2 - t1) * alpha_f
+
+    return xs, [alpha(x) for x in xs]
+
+
+def epoch_points(record: Record) -> list[tuple[float, float, float | None]]:
+    """(epoch, test accuracy, alpha or None) along the run: every curve entry, placed at the epochs
+    trained so far (entries with an ``epoch`` key are mid-round evaluations of that round)."""
+    points, done = [], 0.0
+    for entry in record.get("curve") or []:
+        if not isinstance(entry, Mapping) or entry.get("test_accuracy") is None:
+            continue
+        epochs = float(entry.get("epochs") or 0)
+        at = done + float(entry["epoch"]) if entry.get("epoch") is not None else done + epochs
+        points.append((at, float(entry["test_accuracy"]), entry.get("alpha")))
+        if entry.get("epoch") is None or entry.get("epoch") == entry.get("epochs"):
+            done += epochs
+    return points
+
+
+def pseudo_schedule(name: str, records: Sequence[Record], color: Any, title: str, path: Path, into: Report) -> None:
+    fig = _figure(7.5, 4.5)
+    ax = fig.add_subplot()
+    per_seed = [epoch_points(r) for r in records]
+    xs = sorted({p[0] for pts in per_seed for p in pts})
+    means = [_fmean([p[1] for pts in per_seed for p in pts if p[0] == x]) for x in xs]
+    for pts in per_seed:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, alpha=0.25, linewidth=1)
+    ax.plot(xs, means, marker="o", markersize=4, color=color, label=f"{name}: test accuracy (mean of {len(records)})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    twin = ax.twinx()
+    recorded = [(p[0], float(p[2])) for p in per_seed[0] if p[2] is not None]
+    schedule = ((sorted(x for x, _ in recorded), [a for _, a in sorted(recorded)]) if recorded
+                else alpha_schedule(records[0].get("options") or {}, max(xs) if xs else 0.0))
+    if schedule is not None:
+        twin.plot(*schedule, color="black", linestyle="--", linewidth=1.2, label="alpha(t)")
+    else:
+        into.notes.append(f"{name}: alpha(t) is not drawn (schedule={_option(records[0]['options'], 'schedule')!r} "
+                          f"depends on the pool size and the record carries no alpha values)")
+    twin.set_ylabel("alpha(t)")
+    twin.set_ylim(bottom=0)
+    lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(lines, [str(line.get_label()) for line in lines], fontsize="small", loc="lower right")
+    ax.set_title(f"Pseudo-labeling: accuracy and alpha(t), {title}")
+    _save(fig, path, into)
+
+
+def pseudo_buckets_of(record: Record) -> list[tuple[str, float, float | None]]:
+    """(bucket, pseudo-label accuracy, count) from the record's ``pseudo`` entry, whatever shape it has:
+    ``{"buckets": [{"bucket"|"name"|"label": ..., "accuracy": ..., "count"|"n": ...}]}`` or
+    ``{"buckets": {name: accuracy or {"accuracy": ..., "count": ...}}}`` (``buckets`` may be omitted)."""
+    pseudo = record.get("pseudo")
+    if not isinstance(pseudo, Mapping):
+        return []
+    buckets = pseudo.get("buckets", pseudo.get("by_difficulty", pseudo))
+    rows: list[tuple[str, float, float | None]] = []
+    if isinstance(buckets, Mapping):
+        items = [(str(k), v) for k, v in buckets.items()]
+    elif isinstance(buckets, Sequence) and not isinstance(buckets, str):
+        items = []
+        for i, b in enumerate(buckets):
+            if isinstance(b, Mapping):
+                name = next((b[k] for k in ("bucket", "name", "label", "range", "difficulty") if k in b), i)
+                items.append((str(name), b))
+    else:
+        return []
+    for name, value in items:
+        acc = value.get("accuracy") if isinstance(value, Mapping) else value
+        count = (value.get("count", value.get("n")) if isinstance(value, Mapping) else None)
+        if isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc):
+            rows.append((name, float(acc), float(count) if isinstance(count, (int, float)) else None))
+    return rows
+
+
+def pseudo_buckets(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, Any], title: str,
+                   path: Path, into: Report) -> bool:
+    data: dict[str, dict[str, list[float]]] = {}
+    order: list[str] = []
+    for name, records in groups.items():
+        for record in records:
+            for bucket, acc, _ in pseudo_buckets_of(record):
+                data.setdefault(name, {}).setdefault(bucket, []).append(acc)
+                if bucket not in order:
+                    order.append(bucket)
+    if not data:
+        return False
+    fig = _figure(max(6.0, 1.2 * len(order) + 3), 4.5)
+    ax = fig.add_subplot()
+    width = 0.8 / len(data)
+    for i, (name, per_bucket) in enumerate(data.items()):
+        xs = [j + (i - (len(data) - 1) / 2) * width for j, b in enumerate(order) if b in per_bucket]
+        means = [_fmean(per_bucket[b]) for b in order if b in per_bucket]
+        errs = [statistics.stdev(per_bucket[b]) if len(per_bucket[b]) > 1 else 0.0 for b in order if b in per_bucket]
+        ax.bar(xs, means, width=width, yerr=errs, capsize=3, color=colors[name], label=name)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlabel("difficulty bucket")
+    ax.set_ylabel("pseudo-label accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(f"Pseudo-label accuracy by difficulty: {title}")
+    _save(fig, path, into)
+    return True
+
+
+def _classes(grid: Mapping[str, Any]) -> list[list[int]]:
+    rows = grid["classes"]
+    return [[int(c) for c in row] if isinstance(row, str) else [int(c) for c in row] for row in rows]
+
+
+def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path: Path, into: Report) -> bool:
+    from matplotlib.colors import ListedColormap
+
+    panels = []
+    for name, records in groups.items():
+        record = next((r for r in sorted(records, key=lambda r: r["seed"]) if isinstance(r.get("boundary"), Mapping)),
+                      None)
+        if record is not None:
+            panels.append((name, record))
+    if not panels:
+        return False
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = _figure(4.2 * cols, 3.9 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf"]
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (name, record) in zip(axes.flat, panels):
+        b = record["boundary"]
+        try:
+            grid = b["grid"]
+            classes = _classes(grid)
+            (x0, x1), (y0, y1) = grid["x"], grid["y"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResultsError(f"strategy {name!r}: the record's boundary entry is malformed ({exc!r})") from None
+        k = max(2, max(max(r) for r in classes) + 1)
+        colors = [palette[i % len(palette)] for i in range(k)]
+        ax.imshow(classes, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", alpha=0.18,
+                  cmap=ListedColormap(colors), vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+        ax.contour([x0 + (x1 - x0) * i / (len(classes[0]) - 1) for i in range(len(classes[0]))],
+                   [y0 + (y1 - y0) * i / (len(classes) - 1) for i in range(len(classes))],
+                   classes, levels=[c + 0.5 for c in range(k - 1)], colors="k", linewidths=0.8)
+
+        def pts(part: str) -> Mapping[str, Any]:
+            value = b.get(part) or {}
+            return value if isinstance(value, Mapping) else {}
+
+        def scatter(part: str, color_key: str, **style: Any) -> int:
+            p = pts(part)
+            xy = p.get("xy") or []
+            if not xy:
+                return 0
+            cs = [colors[int(c) % k] for c in p.get(color_key, [0] * len(xy))]
+            ax.scatter([q[0] for q in xy], [q[1] for q in xy], c=cs, **style)
+            return len(xy)
+
+        pool = pts("pool")
+        step_pseudo = (record.get("family") in ("ssl", "hybrid") and not pts("pseudo").get("xy")
+                       and any((e.get("pseudo_labels") or 0) > 0 for e in record.get("curve") or []))
+        if step_pseudo:  # pseudo-labels drawn per step: the pool points with the final model's argmax
+            scatter("pool", "pred", s=9, marker=".", alpha=0.8, label="pseudo-labels (final model, pool)")
+        elif pool.get("xy"):
+            ax.scatter([q[0] for q in pool["xy"]], [q[1] for q in pool["xy"]], s=4, c="0.55", alpha=0.6,
+                       label="unlabeled pool")
+        scatter("pseudo", "label", s=10, marker=".", alpha=0.9, label="pseudo-labeled")
+        wrong = [q for part in ("pseudo",) + (("pool",) if step_pseudo else ())
+                 for q, ok in zip(pts(part).get("xy") or [], pts(part).get("correct") or []) if not ok]
+        if wrong:
+            ax.scatter([q[0] for q in wrong], [q[1] for q in wrong], s=16, marker="x", c="k", linewidths=0.8,
+                       label="wrong pseudo-label")
+        scatter("labeled", "label", s=60, marker="o", edgecolors="k", linewidths=1.2, label="labeled (start)")
+        scatter("queried", "label", s=90, marker="*", edgecolors="k", linewidths=0.8, label="queried")
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_title(f"{name} (seed {record['seed']}): {100 * record['test_accuracy']:.1f} %", fontsize="medium")
+        ax.tick_params(labelsize="small")
+        ax.legend(fontsize="x-small", loc="lower left", framealpha=0.7)
+    fig.suptitle(f"Decision boundaries: {title}")
+    _save(fig, path, into)
+    return True
+
+
+# -- tables -------------------------------------------------------------------------------------------
+def _pct(values: Sequence[float]) -> str:
+    mean = _fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.2f} ± {100 * std:.2f} %"
+
+
+def summary_rows(groups: Mapping[str, Sequence[Record]]) -> list[list[str]]:
+    rows = []
+    for name, records in groups.items():
+        pseudo = [e.get("pseudo_labels") or 0 for r in records for e in (r.get("curve") or [])[-1:]]
+        pacc = [e["pseudo_accuracy"] for r in records for e in (r.get("curve") or [])[-1:]
+                if isinstance(e.get("pseudo_accuracy"), (int, float))]
+        walls = [r["wall_seconds"] for r in records if isinstance(r.get("wall_seconds"), (int, float))]
+        labels = [r.get("oracle_labels", r.get("labels")) or 0 for r in records]
+        rows.append([name, str(records[0].get("family") or "—"), str(len(records)),
+                     _pct([r["test_accuracy"] for r in records]), f"{_fmean(labels):.0f}",
+                     f"{_fmean(pseudo):.0f}" if pseudo else "0",
+                     f"{100 * _fmean(pacc):.1f} %" if pacc else "—",
+                     f"{_fmean(walls):.1f}" if walls else "—"])
+    return rows
+
+
+def label_efficiency(groups: Mapping[str, Sequence[Record]], reference: str = REFERENCE) -> list[dict[str, Any]]:
+    """For each strategy: its mean final accuracy and labels, and the labels ``reference`` needs
+    (on its mean curve) to reach that accuracy; ``saving`` is that number divided by the strategy's."""
+    if reference not in groups:
+        return []
+    xs, ys, _ = mean_curve(groups[reference])
+    rows = []
+    for name, records in groups.items():
+        acc = _fmean([float(r["test_accuracy"]) for r in records])
+        labels = _fmean([float(r.get("oracle_labels", r.get("labels")) or 0) for r in records])
+        needed, how = labels_needed(xs, ys, acc)
+        rows.append({"strategy": name, "accuracy": acc, "labels": labels, "reference": reference,
+                     "reference_labels": needed, "reached": how != ">", "bound": how,
+                     "saving": needed / labels if needed is not None and labels > 0 and how != ">" else None})
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 2) -> list[str]:
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return out
+
+
+# -- the report ---------------------------------------------------------------------------------------
+def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFERENCE) -> Report:
+    """Write ``report.md`` and PNG figures for ``results`` (records, or paths to record files or
+    directories) into ``out_dir``; returns what was written."""
+    loaded = as_records(results, "RESULTS")
+    groups = group(loaded, "RESULTS")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
+    into = Report(out_dir=out, markdown=out / "report.md", notes=list(loaded.warnings))
+    by_dataset: dict[tuple[str, str], dict[str, list[Record]]] = {}
+    for (strategy, dataset, preset), g in groups.items():
+        by_dataset.setdefault((dataset, preset), {})[strategy] = sorted(g.records, key=lambda r: r["seed"])
+    source = results if isinstance(results, (str, os.PathLike)) else (
+        ", ".join(map(str, results)) if isinstance(results, Sequence) and results
+        and all(isinstance(r, (str, os.PathLike)) for r in results) else f"{len(loaded.records)} records")
+    md = ["# sslzoo report", "", f"{len(loaded.records)} records from `{source}`.", ""]
+    for (dataset, preset_json), per in by_dataset.items():
+        preset = json.loads(preset_json)
+        title = dataset if preset is None else f"{dataset} ({preset})"
+        slug = _slug(dataset if preset is None else f"{dataset}-{preset}")
+        colors = _colors(list(per))
+        first = next(iter(per.values()))[0]
+        md += [f"## {title}", "",
+               f"Initial labels: {first.get('labels', '—')}, model: {first.get('model', '—')}, "
+               f"dataset options: `{json.dumps(first.get('dataset_options', {}))}`.", ""]
+        md += _table(["strategy", "family", "seeds", "test accuracy", "oracle labels", "pseudo-labels",
+                      "pseudo-label acc.", "wall s"], summary_rows(per), right_from=2)
+        md.append("")
+
+        path = out / f"learning_curves_{slug}.png"
+        learning_curves(per, colors, title, path, into)
+        md += ["### Learning curves", "", f"![Learning curves on {title}]({path.name})", ""]
+
+        eff = label_efficiency(per, reference)
+        md += ["### Label efficiency", ""]
+        if eff:
+            md.append(f"Labels `{reference}` needs (on its mean curve) to match each strategy's final accuracy.")
+            md.append("")
+            md += _table(["strategy", "test accuracy", "labels", f"labels {reference} needs", "labels saved"],
+                         [[e["strategy"], f"{100 * e['accuracy']:.2f} %", f"{e['labels']:.0f}",
+                           f"{e['bound']} {e['reference_labels']:.0f}".strip() if e["reference_labels"] is not None
+                           else "—",
+                           f"{e['saving']:.2f}×" if e["saving"] is not None else "not reached"] for e in eff])
+        else:
+            md.append(f"No `{reference}` records on this dataset: run `-s {reference}` with the same budget to "
+                      f"see how many labels each strategy saves.")
+        md.append("")
+
+        for name, records in per.items():
+            if is_pseudo_labeling(records):
+                path = out / f"pseudo_schedule_{slug}_{_slug(name)}.png"
+                pseudo_schedule(name, records, colors[name], title, path, into)
+                md += [f"### {name}: accuracy vs epoch and alpha(t)", "", f"![{name} on {title}]({path.name})", ""]
+
+        path = out / f"pseudo_buckets_{slug}.png"
+        if pseudo_buckets(per, colors, title, path, into):
+            md += ["### Pseudo-label accuracy by difficulty", "", f"![Pseudo-label accuracy on {title}]({path.name})",
+                   ""]
+
+        path = out / f"decision_boundary_{slug}.png"
+        if decision_boundaries(per, title, path, into):
+            md += ["### Decision boundaries", "",
+                   "The final model's classes (first seed of each strategy): circles are the initial labels, "
+                   "stars the queried points, dots pseudo-labels, crosses wrong pseudo-labels.", "",
+                   f"![Decision boundaries on {title}]({path.name})", ""]
+    if into.notes:
+        md += ["## Notes", ""] + [f"- {n}" for n in into.notes] + [""]
+    into.markdown.write_text("\n".join(md), encoding="utf-8")
+    into.label_efficiency = [e for e in (label_efficiency(per, reference) for per in by_dataset.values()) for e in e]
+    return into

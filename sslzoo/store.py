@@ -1,0 +1,395 @@
+"""The record store: result records as JSON Lines, crash-safe and resumable.
+
+A store is a directory holding ``records.jsonl``, one record per line. Each record is appended
+with a single ``os.write`` of the whole line on a file opened with ``O_APPEND``, then
+``fsync``-ed, so a run killed at any moment leaves every finished record readable and at most
+one torn last line (a crash inside the write itself), which readers report and ignore and the
+next writer cuts off before appending.
+
+Records are also read from anything ``sslzoo`` writes: a ``.jsonl`` file, a ``.json`` file holding
+one record or an array of them (``sslzoo bench --json PATH``), or a directory of such files.
+Everything that cannot be read is a :class:`~sslzoo.errors.ResultsError` naming the file (and line)
+and what is wrong.
+
+The resume key of a record is what makes two runs the same run:
+``(strategy, dataset, preset, seed, options)``, with the rest of the setup (dataset options,
+initial labels, model, split) and the sslzoo version checked to match before any record is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslzoo.errors import ResultsError
+
+RECORDS_FILE = "records.jsonl"
+#: Keys every record must have to be compared, reported or resumed.
+REQUIRED_KEYS = ("strategy", "dataset", "seed", "test_accuracy")
+#: The setup shared by every record of one comparison (besides strategy, seed and options).
+SETUP_KEYS = ("dataset_options", "labels", "model", "split")
+
+Record = dict[str, Any]
+
+
+def canonical(value: Any) -> str:
+    """A stable text form of a JSON-like value (dict key order and tuples vs lists don't matter)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def preset_of(record: Mapping[str, Any]) -> Any:
+    """The record's preset; records from before presets existed have None."""
+    return record.get("preset")
+
+
+def version_of(record: Mapping[str, Any]) -> str | None:
+    versions = record.get("versions")
+    return versions.get("sslzoo") if isinstance(versions, Mapping) else None
+
+
+def resume_key(record: Mapping[str, Any]) -> tuple[str, str, str, int, str]:
+    """``(strategy, dataset, preset, seed, options)``: records with equal keys are the same run."""
+    return (str(record["strategy"]), str(record["dataset"]), canonical(preset_of(record)), int(record["seed"]),
+            canonical(record.get("options", {})))
+
+
+def setup_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the setup that is not in the resume key but must match for records to mix."""
+    return {key: record.get(key) for key in SETUP_KEYS}
+
+
+# -- reading ---------------------------------------------------------------------------------------
+@dataclass
+class Loaded:
+    """Records read from one or more paths, with where each came from and what was skipped."""
+
+    records: list[Record] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)  # "path:line" of each record
+    warnings: list[str] = field(default_factory=list)  # e.g. a torn last line left by a crash
+    files: list[Path] = field(default_factory=list)
+
+
+def _check_record(obj: Any, where: str) -> Record:
+    if not isinstance(obj, dict):
+        raise ResultsError(f"{where}: not an sslzoo record (a JSON {type(obj).__name__}, expected an object "
+                           f"with {', '.join(REQUIRED_KEYS)})")
+    missing = [k for k in REQUIRED_KEYS if k not in obj]
+    if missing:
+        keys = ", ".join(list(obj)[:6]) or "none"
+        raise ResultsError(f"{where}: not an sslzoo record: missing {', '.join(missing)} (has keys: {keys})")
+    if not isinstance(obj["strategy"], str) or not isinstance(obj["dataset"], str):
+        raise ResultsError(f"{where}: not an sslzoo record: strategy and dataset must be strings")
+    if isinstance(obj["seed"], bool) or not isinstance(obj["seed"], int):
+        raise ResultsError(f"{where}: seed must be an integer, got {obj['seed']!r}")
+    acc = obj["test_accuracy"]
+    if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0.0 <= acc <= 1.0:
+        raise ResultsError(f"{where}: test_accuracy must be a number in [0, 1], got {acc!r}")
+    return obj
+
+
+def _read_bytes(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from None
+
+
+def read_jsonl(path: Path, into: Loaded) -> None:
+    """Records of a JSON Lines file; a torn last line (no newline, not JSON) is a warning, not an error."""
+    text = _read_bytes(path)
+    lines = text.split("\n")
+    torn_tail = not text.endswith("\n") and text != ""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if torn_tail and number == len(lines):
+                into.warnings.append(f"{where}: ignored an incomplete last line ({len(line.encode())} bytes), "
+                                     f"left by a run that was killed while writing it")
+                continue
+            raise ResultsError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        into.records.append(_check_record(obj, where))
+        into.origins.append(where)
+    into.files.append(path)
+
+
+def read_json(path: Path, into: Loaded) -> None:
+    """Records of a JSON file holding one record or an array of records."""
+    text = _read_bytes(path)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    items = obj if isinstance(obj, list) else [obj]
+    if isinstance(obj, list) and not obj:
+        raise ResultsError(f"{path}: holds an empty array, no records")
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]" if isinstance(obj, list) else str(path)
+        into.records.append(_check_record(item, where))
+        into.origins.append(where)
+    into.files.append(path)
+
+
+def _files_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in (".jsonl", ".json"))
+
+
+def load(paths: str | os.PathLike | Iterable[str | os.PathLike], *, allow_empty: bool = False) -> Loaded:
+    """Read records from files and directories (``*.jsonl`` and ``*.json`` directly inside them)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    loaded = Loaded()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise ResultsError(f"{path}: no such file or directory")
+        if path.is_dir():
+            files = _files_in(path)
+            if not files and not allow_empty:
+                raise ResultsError(f"{path}: empty results directory: no {RECORDS_FILE} or other *.jsonl/*.json "
+                                   f"record files in it")
+        else:
+            files = [path]
+        for file in files:
+            before = len(loaded.records)
+            (read_json if file.suffix == ".json" else read_jsonl)(file, loaded)
+            if len(loaded.records) == before and not allow_empty:
+                raise ResultsError(f"{file}: holds no records")
+    return loaded
+
+
+def read_records(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Record]:
+    """The records in ``paths`` (files or directories); see :func:`load`."""
+    return load(paths).records
+
+
+def as_records(source: Any, name: str = "records") -> Loaded:
+    """Records given directly (a record or a sequence of them) or as paths to read."""
+    if isinstance(source, (str, os.PathLike)):
+        return load(source)
+    if isinstance(source, Mapping):
+        source = [source]
+    if not isinstance(source, Sequence):
+        raise ResultsError(f"{name}: expected records or paths, got {type(source).__name__}")
+    if source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return load(source)
+    loaded = Loaded()
+    for i, item in enumerate(source):
+        loaded.records.append(_check_record(item, f"{name}[{i}]"))
+        loaded.origins.append(f"{name}[{i}]")
+    if not loaded.records:
+        raise ResultsError(f"{name}: no records")
+    return loaded
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class RecordStore:
+    """``DIR/records.jsonl``: append records one line at a time, read them back, plan a resume."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / RECORDS_FILE
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ResultsError(f"{self.directory}: --out must be a directory, this is a file")
+        self.repaired: str | None = None  # what was cut off the end of the file before appending
+        self.reused: list[Record] = []  # stored records a resumed bench did not run again
+        self.notes: list[str] = []  # warnings found while reading the store
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> Loaded:
+        """The stored records (none when the file does not exist yet)."""
+        loaded = Loaded()
+        if self.path.exists():
+            read_jsonl(self.path, loaded)
+        return loaded
+
+    def records(self) -> list[Record]:
+        return self.load().records
+
+    def _cut_torn_tail(self) -> None:
+        """Drop an incomplete last line (a crash inside a write) so the next line starts cleanly."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size == 0:
+            return
+        with open(self.path, "rb+") as handle:
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            data = handle.read()
+            keep = data.rfind(b"\n") + 1
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.repaired = f"{self.path}: removed an incomplete last line ({size - keep} bytes) left by a killed run"
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` as one line: one ``os.write`` on an ``O_APPEND`` descriptor, then fsync."""
+        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+        new = not self.path.exists()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if not new:
+                self._cut_torn_tail()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ResultsError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # only on a full disk; leave a torn line that readers ignore
+                raise ResultsError(f"{self.path}: short write ({written} of {len(line)} bytes); is the disk full?")
+            os.fsync(fd)
+        except OSError as exc:
+            raise ResultsError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.directory)
+
+    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+        for record in records:
+            self.append(record)
+
+    def plan(self, built: list[tuple[Any, Any]], *, resume: bool, registry: Any = None) -> list[tuple[Any, Any]]:
+        """The (spec, strategy) pairs still to run; sets :attr:`reused` and :attr:`notes`.
+
+        Without ``resume`` a store that already holds records is an error (no silent mixing or
+        duplicates). With it, stored records whose resume key matches a planned run are reused,
+        after :func:`check_resumable` made sure they come from this version and setup.
+        """
+        from sslzoo import __version__
+
+        stored = self.load()
+        self.notes = list(stored.warnings)
+        self.reused = []
+        if stored.records and not resume:
+            raise ResultsError(f"{self.path}: already holds {len(stored.records)} records; resume them "
+                               f"(--resume) or write to another --out directory")
+        planned = [planned_record(spec, strategy, registry) for spec, strategy in built]
+        reusable = {resume_key(r): r for r in check_resumable(stored, planned, __version__)}
+        todo = []
+        for pair, plan in zip(built, planned):
+            key = resume_key(plan)
+            if key in reusable:
+                self.reused.append(reusable.pop(key))
+            else:
+                todo.append(pair)
+        return todo
+
+
+# -- resuming --------------------------------------------------------------------------------------
+def _describe_options(options: Mapping[str, Any], other: Mapping[str, Any]) -> str:
+    """The options that differ between two option dicts, as ``key=value`` of the first."""
+    keys = sorted(set(options) | set(other))
+    diff = [f"{k}={options.get(k, '(unset)')!r}" for k in keys if options.get(k) != other.get(k)]
+    return ", ".join(diff) or "(none)"
+
+
+def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], version: str) -> list[Record]:
+    """The stored records that the planned runs can reuse, after checking they can be mixed.
+
+    ``planned`` holds one record-shaped dict per planned run (strategy, dataset, preset, seed,
+    resolved options and the setup keys). A stored record from another sslzoo version, another
+    dataset/preset/setup, or the same strategy with other options is an error: resuming would
+    mix results that are not comparable.
+    """
+    if not planned:
+        return []
+    first = planned[0]
+    by_strategy: dict[str, Mapping[str, Any]] = {}
+    for plan in planned:
+        by_strategy.setdefault(plan["strategy"], plan)
+    keys = {resume_key(p) for p in planned}
+    reuse: list[Record] = []
+    seen: dict[tuple, str] = {}
+    for record, where in zip(stored.records, stored.origins):
+        got = version_of(record)
+        if got != version:
+            raise ResultsError(f"{where}: this record came from sslzoo {got or '(unknown)'}, this is sslzoo "
+                               f"{version}; resume into a new --out directory instead of mixing versions")
+        if (record["dataset"], preset_of(record)) != (first["dataset"], preset_of(first)):
+            raise ResultsError(f"{where}: this record is on dataset {record['dataset']!r} (preset "
+                               f"{preset_of(record)!r}), this run is on {first['dataset']!r} (preset "
+                               f"{preset_of(first)!r}); use another --out directory")
+        setup, want = setup_of(record), setup_of(first)
+        if canonical(setup) != canonical(want):
+            diff = [f"{k} {setup[k]!r} (this run: {want[k]!r})" for k in SETUP_KEYS
+                    if canonical(setup[k]) != canonical(want[k])]
+            raise ResultsError(f"{where}: this record was run with other settings: {'; '.join(diff)}; "
+                               f"use another --out directory or the same settings")
+        plan = by_strategy.get(record["strategy"])
+        if plan is not None and canonical(record.get("options", {})) != canonical(plan.get("options", {})):
+            raise ResultsError(f"{where}: strategy {record['strategy']!r} was run with other options: "
+                               f"{_describe_options(record.get('options', {}), plan.get('options', {}))} "
+                               f"(this run: {_describe_options(plan.get('options', {}), record.get('options', {}))}); "
+                               f"use another --out directory or the same options")
+        key = resume_key(record)
+        if key in seen:
+            raise ResultsError(f"{where}: duplicate of the record at {seen[key]} (strategy {record['strategy']!r}, "
+                               f"seed {record['seed']})")
+        seen[key] = where
+        if key in keys:
+            reuse.append(record)
+    return reuse
+
+
+def iter_groups(records: Iterable[Mapping[str, Any]], *keys: str) -> Iterator[tuple[tuple, list[Mapping[str, Any]]]]:
+    """Records grouped by the values of ``keys``, groups in first-seen order."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(tuple(record.get(k) for k in keys), []).append(record)
+    yield from groups.items()
+
+
+def planned_record(spec: Any, strategy: Any, registry: Any = None) -> Record:
+    """What the record of a planned run will say about its identity and setup (without running it).
+
+    Builds the engine's :class:`~sslzoo.engine.Run` (no data is loaded) so that options are
+    resolved exactly as the run will resolve them.
+    """
+    from sslzoo.engine import Run
+    from sslzoo.options import options_dict
+
+    run = Run(spec, strategy, registry)
+    record = {
+        "strategy": run.strategy.name,
+        "dataset": spec.dataset,
+        "preset": getattr(spec, "preset", None),
+        "seed": spec.seed,
+        "options": (run.strategy.resolved_options() if hasattr(run.strategy, "resolved_options")
+                    else options_dict(run.strategy.options)),
+        "dataset_options": options_dict(run.dataset.options),
+        "labels": spec.labels,
+        "model": run.model_name,
+        "split": {"how": spec.split, "exclude_classes": list(spec.exclude_classes)},
+    }
+    return json.loads(json.dumps(record, default=str))  # the JSON round trip a stored record went through

@@ -1,9 +1,11 @@
 """Compare two sets of result records: per strategy and dataset, mean ± std over seeds, the delta
 and a verdict; a regression is a drop in mean test accuracy beyond the tolerance.
 
-The default tolerance takes the seeds' spread into account: twice the standard error of the
-difference of the two means, ``2·sqrt(s_b²/n_b + s_n²/n_n)``, and never less than
-:data:`MIN_TOLERANCE` (one accuracy point). ``tolerance=T`` makes it exactly ``T`` (absolute
+Both sides must hold the same seeds, so runs are compared seed by seed: the default tolerance
+takes the seeds' spread into account as twice the standard error of the mean per-seed difference,
+``2·stdev(new_s − baseline_s)/sqrt(n)``, and is never less than :data:`MIN_TOLERANCE` (one accuracy
+point). A change that moves every seed the same way is therefore caught even when the seeds
+themselves spread widely; a change that only reshuffles the randomness is not flagged. ``tolerance=T`` makes it exactly ``T`` (absolute
 accuracy, 0.02 = 2 points).
 """
 
@@ -56,17 +58,39 @@ def budget_auc(record: Mapping[str, Any]) -> float | None:
     return area / (points[-1][0] - points[0][0])
 
 
-def labels_to_accuracy(record: Mapping[str, Any]) -> float | None:
-    """The record's ``al_metrics.labels_to_accuracy``: a number, or the entry for the highest target
-    of a ``{target: labels}`` mapping. None when absent or not reached."""
+def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """The record's ``al_metrics.labels_to_accuracy`` as ``{target: labels or None (never reached)}``
+    (a plain number counts as target ``""``); empty when the record has none."""
     metrics = record.get("al_metrics")
     value = metrics.get("labels_to_accuracy") if isinstance(metrics, Mapping) else None
-    if isinstance(value, Mapping) and value:
-        try:
-            value = value[max(value, key=lambda k: float(k))]
-        except (TypeError, ValueError):
-            return None
-    return _number(value)
+    if isinstance(value, Mapping):
+        return {str(k): _number(v) for k, v in value.items()}
+    return {"": _number(value)} if _number(value) is not None else {}
+
+
+@dataclass
+class Reach:
+    """Labels to reach one accuracy target, over seeds: the mean over the seeds that reached it."""
+
+    labels: float | None
+    reached: int
+    seeds: int
+
+    def __format__(self, spec: str) -> str:
+        if self.labels is None:
+            return "never"
+        text = format(self.labels, spec or ".0f")
+        return text if self.reached == self.seeds else f"{text} ({self.reached}/{self.seeds} seeds)"
+
+
+def _reach(records: Sequence[Mapping[str, Any]]) -> dict[str, Reach]:
+    per = [labels_to_accuracy(r) for r in records]
+    targets = sorted({t for p in per for t in p}, key=lambda t: (len(t), t))
+    out = {}
+    for target in targets:
+        got = [p[target] for p in per if p.get(target) is not None]
+        out[target] = Reach(statistics.fmean(got) if got else None, len(got), len(records))
+    return out
 
 
 # -- groups and stats ---------------------------------------------------------------------------------
@@ -80,7 +104,7 @@ class Stats:
     labels: float
     wall_seconds: float | None
     budget_auc: float | None = None
-    labels_to_accuracy: float | None = None
+    labels_to_accuracy: dict[str, Reach] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -101,7 +125,7 @@ def stats(records: Sequence[Mapping[str, Any]]) -> Stats:
         labels=statistics.fmean(_number(r.get("oracle_labels", r.get("labels"))) or 0.0 for r in records),
         wall_seconds=_mean([_number(r.get("wall_seconds")) for r in records]),
         budget_auc=_mean([budget_auc(r) for r in records]),
-        labels_to_accuracy=_mean([labels_to_accuracy(r) for r in records]),
+        labels_to_accuracy=_reach(records),
     )
 
 
@@ -201,10 +225,13 @@ class Comparison:
         raise ResultsError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def default_tolerance(base: Stats, new: Stats) -> float:
-    """Twice the standard error of the difference of means, at least :data:`MIN_TOLERANCE`."""
-    se = math.sqrt(base.accuracy_std ** 2 / base.n + new.accuracy_std ** 2 / new.n)
-    return max(MIN_TOLERANCE, 2 * se)
+def default_tolerance(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> float:
+    """Twice the standard error of the mean per-seed accuracy difference, at least :data:`MIN_TOLERANCE`."""
+    by_seed = {r["seed"]: float(r["test_accuracy"]) for r in base}
+    diffs = [float(r["test_accuracy"]) - by_seed[r["seed"]] for r in new if r["seed"] in by_seed]
+    if len(diffs) < 2:
+        return MIN_TOLERANCE
+    return max(MIN_TOLERANCE, 2 * statistics.stdev(diffs) / math.sqrt(len(diffs)))
 
 
 def _label(source: Any, loaded: Loaded, fallback: str) -> str:
@@ -244,7 +271,7 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
         delta = tol = None
         if bs and ns:
             delta = ns.accuracy_mean - bs.accuracy_mean
-            tol = float(tolerance) if tolerance is not None else default_tolerance(bs, ns)
+            tol = float(tolerance) if tolerance is not None else default_tolerance(b.records, n.records)  # type: ignore[union-attr]
             verdict = REGRESSION if delta < -tol else IMPROVEMENT if delta > tol else SAME
         else:
             verdict = NEW if ns else MISSING
@@ -316,13 +343,13 @@ def _pair(b: Stats | None, n: Stats | None, attr: str, fmt: str) -> str:
 def _columns(cmp: Comparison, marks: Mapping[str, str]) -> tuple[list[str], list[list[str]]]:
     al = any((r.baseline and r.baseline.budget_auc is not None) or (r.new and r.new.budget_auc is not None)
              for r in cmp.rows)
-    l2a = any((r.baseline and r.baseline.labels_to_accuracy is not None)
-              or (r.new and r.new.labels_to_accuracy is not None) for r in cmp.rows)
+    targets = sorted({t for r in cmp.rows for side in (r.baseline, r.new) if side for t in side.labels_to_accuracy},
+                     key=lambda t: (len(t), t))
     header = ["strategy", "dataset", "seeds", "baseline", "new", "Δ", "tolerance", "verdict"]
     if al:
         header.append("budget AUC")
-    if l2a:
-        header.append("labels to acc.")
+    for t in targets:
+        header.append(f"labels to {_target(t)}")
     header += ["labels", "wall s"]
     body = []
     for r in cmp.rows:
@@ -332,11 +359,21 @@ def _columns(cmp: Comparison, marks: Mapping[str, str]) -> tuple[list[str], list
                _pt(r.tolerance, signed=False), marks[r.verdict]]
         if al:
             row.append(_pair(r.baseline, r.new, "budget_auc", ".4f"))
-        if l2a:
-            row.append(_pair(r.baseline, r.new, "labels_to_accuracy", ".0f"))
+        for t in targets:
+            b = r.baseline.labels_to_accuracy.get(t) if r.baseline else None
+            n = r.new.labels_to_accuracy.get(t) if r.new else None
+            row.append("—" if b is None and n is None else
+                       f"{'—' if b is None else format(b)} → {'—' if n is None else format(n)}")
         row += [_pair(r.baseline, r.new, "labels", ".0f"), _pair(r.baseline, r.new, "wall_seconds", ".1f")]
         body.append(row)
     return header, body
+
+
+def _target(target: str) -> str:
+    try:
+        return f"{100 * float(target):g} %"
+    except ValueError:
+        return "acc." if not target else target
 
 
 def _summary(cmp: Comparison) -> str:
@@ -347,7 +384,7 @@ def _summary(cmp: Comparison) -> str:
     parts = [f"{counts[v]} {v}{'s' if counts[v] > 1 and v in (REGRESSION, IMPROVEMENT) else ''}"
              for v in order if counts.get(v)]
     tol = (f"tolerance {100 * cmp.tolerance:.2f} pt" if cmp.tolerance is not None
-           else f"tolerance 2 standard errors over seeds, at least {100 * MIN_TOLERANCE:.2f} pt")
+           else f"tolerance: 2 standard errors of the per-seed differences, at least {100 * MIN_TOLERANCE:.2f} pt")
     return f"{', '.join(parts) or 'nothing to compare'} ({tol})"
 
 

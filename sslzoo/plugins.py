@@ -27,6 +27,8 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.datasets",
     "sslzoo.default_plugins.models",
     "sslzoo.default_plugins.supervised",
+    "sslzoo.default_plugins.uncertainty",
+    "sslzoo.default_plugins.mc_dropout",
 )
 
 

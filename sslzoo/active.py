@@ -1,0 +1,158 @@
+"""Active learning: the :class:`ActiveStrategy` base and its uncertainty and MC-dropout flavours.
+
+An active-learning strategy trains on its labeled set, then, round after round, scores the
+unlabeled pool, queries the ``query_size`` highest-scoring ids, gets their labels from the
+oracle (the hidden ground truth in a benchmark) and retrains, until the labeled set holds
+``budget`` oracle labels (the starting ``--labels`` included) or the pool is empty.
+
+* Scoring is :meth:`ActiveStrategy.score` (one number per id, higher = more worth querying);
+  subclasses override only it. :class:`UncertaintyStrategy` scores one deterministic pass
+  (``ctx.predict``) with a function of :mod:`sslzoo.scores`; :class:`MCDropoutStrategy` scores
+  ``passes`` MC-dropout passes (``ctx.predict_mc``), chunked to bound memory.
+* Picking is :func:`sslzoo.picking.top_k` (random tie-break, global ids).
+* Labels come from the oracle (the default ``label`` hook), each with weight 1, and the loss is
+  the cross-entropy on the labeled set (the default ``loss``).
+
+Hybrid strategies compose these: subclass a strategy here and override ``label``/``weight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor
+
+from sslzoo.errors import OptionError
+from sslzoo.inference import DROPOUT_TYPES
+from sslzoo.picking import top_k
+from sslzoo.strategy import ORACLE, Strategy, TrainOptions
+
+if TYPE_CHECKING:
+    from sslzoo.context import Context
+
+DEFAULT_ROUNDS = 10
+"""With no ``budget``, an active learner queries this many rounds of ``query_size`` ids."""
+
+MC_SCORE_ELEMENTS = 16 * 2**20
+"""Probabilities (ids × classes × passes) held at once while scoring MC-dropout passes (~64 MB)."""
+
+
+@dataclass
+class ActiveOptions(TrainOptions):
+    """Options of every active-learning strategy (query size 10 as in Gal et al. 2017)."""
+
+    query_size: int = field(default=10, metadata={
+        "min": 1, "help": "pool ids queried per round (the last round queries fewer to meet the budget)"})
+    budget: int | None = field(default=None, metadata={
+        "min": 1, "help": "stop when this many oracle labels are held, the starting --labels included "
+                          f"(none: the starting labels + {DEFAULT_ROUNDS} rounds of query_size)"})
+    pool_subset: int = field(default=0, metadata={
+        "min": 0, "help": "score a seeded random subset of this many pool ids per round "
+                          "(0: the whole pool; Gal et al. 2017 used 2000)"})
+
+
+@dataclass
+class MCDropoutOptions(ActiveOptions):
+    """Options of the MC-dropout strategies: T = 20 stochastic passes, as in Gal et al. 2017."""
+
+    passes: int = field(default=20, metadata={
+        "min": 1, "help": "MC-dropout forward passes T (dropout layers stochastic, nothing else)"})
+
+
+class ActiveStrategy(Strategy):
+    """Base of the active learners: query the top ``query_size`` pool ids by :meth:`score`.
+
+    Subclasses set ``name``, ``paper``, ``summary`` and override :meth:`score`.
+    """
+
+    family = "al"
+    Options: ClassVar[type] = ActiveOptions
+    options: ActiveOptions
+
+    # -- budget ---------------------------------------------------------------------------
+    @staticmethod
+    def initial_labels(ctx: Context) -> int:
+        """How many oracle labels the run started with (those given in round 0)."""
+        return int(((ctx.ledger.source == ORACLE) & (ctx.ledger.round == 0)).sum())
+
+    def budget(self, ctx: Context) -> int:
+        """The oracle labels to reach: ``options.budget``, or by default the starting labels +
+        ``DEFAULT_ROUNDS`` rounds of ``query_size``."""
+        if self.options.budget is not None:
+            return self.options.budget
+        return self.initial_labels(ctx) + DEFAULT_ROUNDS * self.options.query_size
+
+    def query_count(self, ctx: Context, n_candidates: int) -> int:
+        """How many ids :meth:`select` returns now from ``n_candidates`` pool ids:
+        ``min(query_size, budget - labeled, n_candidates)``, never negative."""
+        return max(0, min(self.options.query_size, self.budget(ctx) - ctx.n_labeled, n_candidates))
+
+    def stop(self, ctx: Context) -> str | None:
+        """``"budget"`` once the labeled set holds the budget; the engine stops on an empty pool."""
+        budget = self.budget(ctx)
+        start = self.initial_labels(ctx)
+        if budget < start:
+            raise OptionError(f"option budget={budget} of strategy {self.name!r} is smaller than the "
+                              f"{start} starting labels (--labels); the budget counts them, so it "
+                              f"must be at least {start}")
+        return "budget" if ctx.n_labeled >= budget else None
+
+    # -- select ---------------------------------------------------------------------------
+    def candidates(self, ctx: Context, pool: Tensor, k: int) -> Tensor:
+        """The pool ids to score: all of them, or a seeded random subset of ``pool_subset`` ids
+        (never fewer than ``k``, so that a round always queries ``k`` ids)."""
+        m = self.options.pool_subset
+        if m <= 0 or m >= pool.numel():
+            return pool
+        m = max(m, k)
+        perm = torch.randperm(pool.numel(), generator=ctx.generator, device=pool.device)
+        return pool[perm[:m]]
+
+    def score(self, ctx: Context, ids: Tensor) -> Tensor:
+        """One score per id of ``ids`` (1-D, on the device); higher = more worth querying."""
+        raise NotImplementedError(f"strategy {self.name!r} must implement score(ctx, ids)")
+
+    def select(self, ctx: Context, candidates: Tensor) -> Tensor:
+        """In the round phase, the :meth:`query_count` highest-scoring pool ids (global ids)."""
+        if ctx.phase != "round":
+            return candidates[:0]
+        k = self.query_count(ctx, candidates.numel())
+        if k == 0:
+            return candidates[:0]
+        ids = self.candidates(ctx, candidates, k)
+        return top_k(self.score(ctx, ids), ids, k, ctx.generator)
+
+
+class UncertaintyStrategy(ActiveStrategy):
+    """Scores one deterministic forward pass (dropout off) with ``uncertainty(probs (N, C))``."""
+
+    uncertainty: ClassVar[Callable[[Tensor], Tensor]]
+
+    def score(self, ctx: Context, ids: Tensor) -> Tensor:
+        return type(self).uncertainty(ctx.predict(ids))
+
+
+class MCDropoutStrategy(ActiveStrategy):
+    """Scores ``passes`` MC-dropout passes with ``uncertainty(probs (N, C, T))`` (Gal et al. 2017).
+
+    Only the dropout layers are stochastic (never ``model.train()``); the passes run batched on
+    the device, and the pool is scored in chunks of at most ``MC_SCORE_ELEMENTS`` probabilities.
+    """
+
+    Options: ClassVar[type] = MCDropoutOptions
+    options: MCDropoutOptions
+    uncertainty: ClassVar[Callable[[Tensor], Tensor]]
+
+    def score(self, ctx: Context, ids: Tensor) -> Tensor:
+        if not any(isinstance(m, DROPOUT_TYPES) for m in ctx.model.modules()):
+            raise OptionError(f"strategy {self.name!r} needs MC-dropout, but the model has no dropout "
+                              f"layer, so every pass would agree; use a model with dropout (cnn, mlp, "
+                              f"moons_mlp) or a single-pass strategy (entropy, margin, least_confidence)")
+        passes = self.options.passes
+        chunk = max(1, MC_SCORE_ELEMENTS // (max(1, ctx.num_classes) * passes))
+        fn = type(self).uncertainty
+        out = [fn(ctx.predict_mc(ids[start:start + chunk], passes)) for start in range(0, ids.numel(), chunk)]
+        return torch.cat(out) if out else torch.empty(0, device=ids.device)

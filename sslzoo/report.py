@@ -133,7 +133,8 @@ def learning_curves(groups: Mapping[str, Sequence[Record]], colors: Mapping[str,
             continue
         ax.plot(xs, means, marker="o", markersize=3, color=colors[name], label=label)
         if n > 1:
-            ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+            ax.fill_between(xs, [max(0.0, m - s) for m, s in zip(means, stds)],
+                            [min(1.0, m + s) for m, s in zip(means, stds)],
                             color=colors[name], alpha=0.2, linewidth=0)
     ax.set_xlabel("oracle labels")
     ax.set_ylabel("test accuracy")
@@ -456,6 +457,10 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
                 path = out / f"pseudo_schedule_{slug}_{_slug(name)}.png"
                 pseudo_schedule(name, records, colors[name], title, path, into)
                 md += [f"### {name}: accuracy vs epoch and alpha(t)", "", f"![{name} on {title}]({path.name})", ""]
+                options = records[0].get("options") or {}
+                if "eval_every" in options and not options["eval_every"]:
+                    md += [f"The test accuracy of {name} was measured once per round; run with "
+                           f"`-o eval_every=N` to record it every N epochs.", ""]
 
         path = out / f"pseudo_buckets_{slug}.png"
         if pseudo_buckets(per, colors, title, path, into):

@@ -31,7 +31,7 @@ from sslzoo.options import options_dict
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import initial_labels
-from sslzoo.strategy import Batch, Labels, Strategy, TrainOptions
+from sslzoo.strategy import Batch, EpochPlan, Labels, Strategy, TrainOptions
 
 FALLBACK_TRAINING = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9,
                      "weight_decay": 0.0}
@@ -99,6 +99,27 @@ class PoolSampler:
         batch = self.order[self.cursor:self.cursor + size]
         self.cursor += size
         return batch
+
+
+def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -> list[tuple[int, bool]]:
+    """One epoch's steps as (labeled batch index within its pass or -1, draws an unlabeled batch).
+
+    Joint steps (``plan.labeled_every == 0``): one labeled pass, each step with an unlabeled batch
+    when the plan asks for one. Alternating steps (``labeled_every == N``): one pass over the pool
+    in unlabeled-only steps, with a full labeled pass after every N of them.
+    """
+    labeled_pass = [(b, False) for b in range(math.ceil(n_labeled / batch_size))]
+    size = plan.unlabeled_batch_size if n_pool else 0
+    if size == 0:
+        return labeled_pass
+    if plan.labeled_every == 0:
+        return [(b, True) for b, _ in labeled_pass]
+    steps: list[tuple[int, bool]] = []
+    for u in range(1, max(1, n_pool // size) + 1):
+        steps.append((-1, True))
+        if u % plan.labeled_every == 0:
+            steps.extend(labeled_pass)
+    return steps
 
 
 def check_selection(strategy: Strategy, chosen: torch.Tensor, candidates: torch.Tensor) -> None:
@@ -202,30 +223,39 @@ class Run:
         return None
 
     def _train(self, rnd: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Train for ``epochs`` epochs; returns (pseudo-labels used, correct) of the step phase."""
+        """Train for ``epochs`` epochs; returns (pseudo-labels used, correct) of the step phase.
+
+        Each epoch follows the strategy's ``epoch_plan`` (see :func:`epoch_steps`); every labeled
+        pass starts from a fresh shuffle of the labeled set.
+        """
         ctx, opts, model = self.ctx, self.opts, self.model
         train_ids = self.ledger.train()
         n, bs = train_ids.numel(), opts.batch_size
-        steps = math.ceil(n / bs)
-        unlabeled_size = self.strategy.unlabeled_batch_size()
-        sampler = PoolSampler(self.ledger.pool(), ctx.generator) if unlabeled_size else None
+        pool = self.ledger.pool()
+        sampler = PoolSampler(pool, ctx.generator)
+        semi = self.strategy.unlabeled_batch_size() > 0
         used = torch.zeros((), dtype=torch.long, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        ctx.steps_per_epoch = steps
         epochs = opts.epochs
+        order = train_ids
         for epoch in range(epochs):
             model.train()
-            ctx.epoch = epoch
+            ctx.epoch, ctx.step_in_epoch = epoch, 0
+            plan = self.strategy.epoch_plan(ctx)
+            semi = semi or plan.unlabeled_batch_size > 0
+            schedule = epoch_steps(n, bs, pool.numel(), plan)
+            steps = ctx.steps_per_epoch = len(schedule)
             bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
             loss_sum = torch.zeros((), device=self.device)
-            order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
-            for s in range(steps):
+            for s, (b, draws_unlabeled) in enumerate(schedule):
                 ctx.phase, ctx.step_in_epoch = "step", s
-                ids = order[s * bs:(s + 1) * bs]
+                if b == 0:  # a labeled pass starts
+                    order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
+                ids = order[b * bs:(b + 1) * bs] if b >= 0 else train_ids[:0]
                 labeled = Batch(ids, self.x[ids], self.ledger.target[ids], self.ledger.weight[ids])
                 unlabeled = None
-                if sampler is not None and sampler.pool.numel():
-                    unlabeled = self._unlabeled_batch(sampler.draw(unlabeled_size))
+                if draws_unlabeled:
+                    unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size))
                     used += unlabeled.ids.numel()
                     correct += (unlabeled.targets == self.oracle.reveal(unlabeled.ids)).sum()
                 loss = self._step(labeled, unlabeled)
@@ -236,7 +266,7 @@ class Run:
             if self.progress is not None:
                 self.progress({"round": rnd, "epoch": epoch + 1, "epochs": epochs,
                                "loss": float(loss_sum) / max(1, steps), "labels": n})
-        return (used, correct) if sampler is not None else None
+        return (used, correct) if semi else None
 
     def _unlabeled_batch(self, candidates: torch.Tensor) -> Batch:
         """The step phase: select among an unlabeled batch, label it, weigh it."""
@@ -247,6 +277,9 @@ class Run:
 
     def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
         """One optimizer step on the labeled (and unlabeled) batch, in one forward pass."""
+        labeled = self.strategy.transform(self.ctx, labeled)
+        if unlabeled is not None:
+            unlabeled = self.strategy.transform(self.ctx, unlabeled)
         x = labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x])
         with inference.autocast(self.device):
             logits = self.model(x)

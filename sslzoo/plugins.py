@@ -29,6 +29,8 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.supervised",
     "sslzoo.default_plugins.uncertainty",
     "sslzoo.default_plugins.mc_dropout",
+    "sslzoo.default_plugins.pseudo_label",
+    "sslzoo.default_plugins.self_training",
 )
 
 

@@ -17,7 +17,7 @@ every sample weighs 1, and the loss is the cross-entropy on the labeled batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +85,19 @@ class Batch:
     logits: torch.Tensor | None = None
 
 
+class EpochPlan(NamedTuple):
+    """How one training epoch draws its batches (the return value of :meth:`Strategy.epoch_plan`).
+
+    ``labeled_every == 0`` (joint steps): one pass over the labeled set; each step is one labeled
+    batch joined by ``unlabeled_batch_size`` ids from the pool (none when 0).
+    ``labeled_every == N`` (alternating steps): one pass over the pool in unlabeled-only steps of
+    ``unlabeled_batch_size`` ids, with a full labeled pass after every N of them.
+    """
+
+    unlabeled_batch_size: int = 0
+    labeled_every: int = 0
+
+
 def weighted_cross_entropy(batch: Batch) -> torch.Tensor:
     """Mean over the batch of ``weight * CE(logits, target)``; 0 for an empty batch."""
     assert batch.logits is not None
@@ -119,6 +132,18 @@ class Strategy:
     def unlabeled_batch_size(self) -> int:
         """Unlabeled ids drawn from the pool at each optimizer step (0: none, no step-phase hooks)."""
         return 0
+
+    def epoch_plan(self, ctx: Context) -> EpochPlan:
+        """How the coming epoch (``ctx.epoch``) draws its batches; called at the start of each epoch.
+
+        Default: joint steps over the labeled set, each with ``unlabeled_batch_size()`` pool ids.
+        """
+        return EpochPlan(self.unlabeled_batch_size())
+
+    def transform(self, ctx: Context, batch: Batch) -> Batch:
+        """The batch the model sees, called on each batch of a step before the forward pass
+        (e.g. augmentation; ``batch.logits`` is not set yet). Default: the batch unchanged."""
+        return batch
 
     # -- the four hooks ------------------------------------------------------------------
     def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:

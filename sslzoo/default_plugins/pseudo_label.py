@@ -1,0 +1,166 @@
+"""Pseudo-Label (Lee 2013): train on the model's own argmax labels for unlabeled batches.
+
+Each optimizer step draws an unlabeled batch from the pool; its pseudo-labels are the argmax of
+the current model with dropout off and no gradient, recomputed at every step; the loss is
+
+    CE(labeled) + alpha(t) · CE(unlabeled, pseudo-labels)
+
+with alpha(t) = 0 before T1, rising linearly to alpha_f at T2 and constant after.
+
+Two schedules:
+
+* ``schedule=epoch`` (the paper): t is the epoch (fractional within an epoch), every step is one
+  labeled batch plus one unlabeled batch; T1=100, T2=600, alpha_f=3. Epochs that end before T1
+  skip the unlabeled batches (alpha is 0 there anyway).
+* ``schedule=step`` (the widely used re-implementation): ``warmup`` supervised epochs (100) come
+  first; then an epoch is one pass over the pool in unlabeled-only steps, with a full labeled
+  pass after every ``labeled_every`` (50) unlabeled batches; t is a counter that starts at T1
+  and advances once per ``labeled_every`` unlabeled batches; T1=100, T2=700, alpha_f=3.
+
+The paper's T1 is 100 epochs: for a short run scale it down (``-o t1=5 -o t2=15``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from sslzoo.errors import OptionError
+from sslzoo.hookspecs import hookimpl
+from sslzoo.strategy import EpochPlan, Labels, Strategy, TrainOptions
+
+if TYPE_CHECKING:
+    from sslzoo.context import Context
+
+LEE_2013 = ("Dong-Hyun Lee. Pseudo-Label: The Simple and Efficient Semi-Supervised Learning Method for "
+            "Deep Neural Networks. ICML 2013 Workshop on Challenges in Representation Learning, 2013.")
+
+# schedule-dependent defaults of the options left at None
+T2_DEFAULT = {"epoch": 600.0, "step": 700.0}
+WARMUP_DEFAULT = {"epoch": 0, "step": 100}
+
+
+def alpha(t: float, t1: float, t2: float, alpha_f: float) -> float:
+    """Lee's balancing coefficient: 0 for t < t1, linear from 0 to ``alpha_f`` on [t1, t2], then ``alpha_f``."""
+    if t < t1:
+        return 0.0
+    if t >= t2:
+        return float(alpha_f)
+    return (t - t1) / (t2 - t1) * alpha_f
+
+
+def argmax_labels(ctx: Context, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(max probability, argmax) of the current model for ``ids``, dropout off and no gradient."""
+    if ids.numel() == 0:
+        return torch.zeros(0, device=ids.device), ids.new_zeros(0)
+    confidence, targets = ctx.predict(ids).max(dim=1)
+    return confidence, targets
+
+
+@dataclass
+class PseudoLabelOptions(TrainOptions):
+    t1: float = field(default=100.0, metadata={
+        "min": 0.0, "help": "alpha is 0 before t1 (epochs; with schedule=step, the step counter's start)"})
+    t2: float | None = field(default=None, metadata={
+        "min": 0.0, "help": "alpha reaches alpha_f at t2 (default: 600 for schedule=epoch, 700 for step)"})
+    alpha_f: float = field(default=3.0, metadata={"min": 0.0, "help": "final weight of the unlabeled loss"})
+    unlabeled_batch_size: int = field(default=256, metadata={"min": 1, "help": "unlabeled ids per step"})
+    schedule: Literal["epoch", "step"] = field(default="epoch", metadata={
+        "help": "epoch: the paper's joint steps, t in epochs; step: unlabeled-only steps, a labeled pass "
+                "every labeled_every of them, t a counter"})
+    labeled_every: int = field(default=50, metadata={
+        "min": 1, "help": "schedule=step: a labeled pass (and t + 1) after every N unlabeled batches"})
+    warmup: int | None = field(default=None, metadata={
+        "min": 0, "help": "supervised-only epochs first (default: 0 for schedule=epoch, 100 for step)"})
+    threshold: float = field(default=0.0, metadata={
+        "min": 0.0, "max": 1.0, "help": "use only pseudo-labels whose confidence is at least this (0: all)"})
+
+
+class PseudoLabel(Strategy):
+    """Lee (2013): the model's argmax on each unlabeled batch is its target, weighted by alpha(t)."""
+
+    name = "pseudo_label"
+    family = "ssl"
+    paper = LEE_2013
+    summary = "per-step argmax pseudo-labels on unlabeled batches, loss CE_l + alpha(t)·CE_u"
+    Options = PseudoLabelOptions
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
+        o = self.options
+        fills = {"t2": T2_DEFAULT[o.schedule] if o.t2 is None else o.t2,
+                 "warmup": WARMUP_DEFAULT[o.schedule] if o.warmup is None else o.warmup}
+        if fills["t2"] < o.t1:
+            raise OptionError(f"option t2={fills['t2']} of strategy {self.name!r} is not allowed: "
+                              f"it must be at least t1={o.t1}")
+        self.options = dataclasses.replace(o, **fills)
+        self._batches = 0  # schedule=step: unlabeled batches since training started
+        self._selected: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    # -- the epoch's shape -----------------------------------------------------------------
+    def unlabeled_batch_size(self) -> int:
+        return self.options.unlabeled_batch_size
+
+    def epoch_plan(self, ctx: Context) -> EpochPlan:
+        o = self.options
+        if ctx.epoch == 0:
+            self._batches = 0
+            first = o.warmup if o.schedule == "step" else max(o.warmup, o.t1)
+            if ctx.epochs <= first:
+                warnings.warn(f"pseudo_label: {ctx.epochs} epochs end before the unlabeled data is used "
+                              f"(t1={o.t1:g}, warmup={o.warmup}, schedule={o.schedule}); this is supervised "
+                              f"training: raise epochs or scale t1/t2 down", stacklevel=2)
+        if ctx.epoch < o.warmup:
+            return EpochPlan(0)
+        if o.schedule == "step":
+            return EpochPlan(o.unlabeled_batch_size, o.labeled_every)
+        if ctx.epoch + 1 <= o.t1:  # alpha is 0 for the whole epoch: the unlabeled batch cannot matter
+            return EpochPlan(0)
+        return EpochPlan(o.unlabeled_batch_size)
+
+    def current_t(self, ctx: Context) -> float:
+        """Where the alpha schedule stands: epochs (schedule=epoch) or the step counter."""
+        if self.options.schedule == "step":
+            return self.options.t1 + max(0, self._batches - 1) // self.options.labeled_every
+        return ctx.progress
+
+    # -- the hooks -------------------------------------------------------------------------
+    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
+        """Step phase: the unlabeled batch (those at or above ``threshold``); round phase: nothing.
+
+        A threshold costs one host sync per step (the number kept); without one there is none.
+        """
+        if ctx.phase != "step":
+            return candidates[:0]
+        self._batches += 1
+        if self.options.threshold <= 0:
+            return candidates
+        confidence, targets = argmax_labels(ctx, candidates)
+        keep = confidence >= self.options.threshold
+        chosen = candidates[keep]
+        self._selected = (chosen, targets[keep], confidence[keep])  # label() reuses this forward pass
+        return chosen
+
+    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
+        """The argmax of the model (dropout off, no gradient) with its probability as confidence."""
+        if self._selected is not None and self._selected[0] is ids:
+            _, targets, confidence = self._selected
+        else:
+            confidence, targets = argmax_labels(ctx, ids)
+        self._selected = None
+        return Labels.pseudo(ids, targets, confidence)
+
+    def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
+        """alpha(t) for every pseudo-label."""
+        o = self.options
+        return torch.full_like(labels.confidence, alpha(self.current_t(ctx), o.t1, o.t2, o.alpha_f))
+
+
+@hookimpl
+def register_strategies(register: Callable[[type], None]) -> None:
+    register(PseudoLabel)

@@ -1,0 +1,118 @@
+"""Self-training in rounds (Yarowsky 1995; scikit-learn's ``SelfTrainingClassifier``) on the engine.
+
+Round 0 trains on the labeled set. Each later round predicts the pool (dropout off) and accepts
+
+* ``criterion=threshold``: every sample whose max probability is at least ``threshold`` (0.8),
+* ``criterion=k_best``: the ``k_best`` most confident samples,
+* ``criterion=sample_rate``: the most confident ``sample_rate`` fraction of the pool,
+
+with its argmax as a hard pseudo-label (Lee 2013) frozen in the ledger, then retrains on the
+labeled and pseudo-labeled samples (from scratch or warm, ``retrain``). Optionally the
+pseudo-labeled images are augmented in each batch (rotation ±10°, zoom ±10%, shift ±10%).
+
+The run stops after ``max_rounds`` rounds of acceptance (``max_rounds``), when nothing passes
+the criterion (``nothing_selected``) or when the pool is empty (``pool_empty``); the record's
+``termination`` says which, as scikit-learn's ``termination_condition_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from sslzoo.augment import random_affine
+from sslzoo.default_plugins.pseudo_label import LEE_2013, argmax_labels
+from sslzoo.hookspecs import hookimpl
+from sslzoo.strategy import PSEUDO, Batch, Labels, Strategy, TrainOptions
+
+if TYPE_CHECKING:
+    from sslzoo.context import Context
+
+CITATION = (
+    "David Yarowsky. Unsupervised Word Sense Disambiguation Rivaling Supervised Methods. Proceedings of "
+    "the 33rd Annual Meeting of the Association for Computational Linguistics (ACL), pp. 189-196, 1995; "
+    "as scikit-learn's SelfTrainingClassifier (Pedregosa et al., Scikit-learn: Machine Learning in Python, "
+    "JMLR 12:2825-2830, 2011); hard argmax pseudo-labels as in " + LEE_2013)
+
+
+@dataclass
+class SelfTrainingOptions(TrainOptions):
+    threshold: float = field(default=0.8, metadata={
+        "min": 0.0, "max": 1.0, "help": "criterion=threshold: accept pool samples with max probability >= this"})
+    criterion: Literal["threshold", "k_best", "sample_rate"] = field(default="threshold", metadata={
+        "help": "which pool samples a round accepts"})
+    k_best: int = field(default=10, metadata={"min": 1, "help": "criterion=k_best: the k most confident per round"})
+    sample_rate: float = field(default=0.1, metadata={
+        "min": 0.0, "max": 1.0, "help": "criterion=sample_rate: the most confident fraction of the pool per round"})
+    max_rounds: int = field(default=10, metadata={"min": 0, "help": "rounds of acceptance at most"})
+    augment: bool = field(default=False, metadata={
+        "help": "randomly rotate/zoom/shift the pseudo-labeled images in each batch (images only)"})
+    weighting: Literal["1", "confidence"] = field(default="1", metadata={
+        "help": "loss weight of a pseudo-label: 1, or its confidence"})
+
+
+class SelfTraining(Strategy):
+    """Accept confident pool predictions as frozen pseudo-labels each round, then retrain."""
+
+    name = "self_training"
+    family = "ssl"
+    paper = CITATION
+    summary = "rounds of accepting confident argmax pseudo-labels (threshold / k_best / sample_rate), retrain"
+    Options = SelfTrainingOptions
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
+        self._selected: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def stop(self, ctx: Context) -> str | None:
+        """``max_rounds`` once that many rounds of acceptance are done (round r follows r - 1 of them)."""
+        return "max_rounds" if ctx.round - 1 >= self.options.max_rounds else None
+
+    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
+        """Round phase: the pool samples the criterion accepts (possibly none); step phase: none."""
+        if ctx.phase != "round" or candidates.numel() == 0:
+            return candidates[:0]
+        o = self.options
+        confidence, targets = argmax_labels(ctx, candidates)
+        if o.criterion == "threshold":
+            keep = torch.nonzero(confidence >= o.threshold).flatten()
+        else:
+            n = candidates.numel()
+            k = min(o.k_best, n) if o.criterion == "k_best" else min(n, math.ceil(o.sample_rate * n))
+            keep = torch.topk(confidence, k, sorted=False).indices
+        chosen = candidates[keep]
+        self._selected = (chosen, targets[keep], confidence[keep])  # label() reuses this prediction
+        return chosen
+
+    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
+        """The argmax with its probability, frozen in the ledger for the rest of the run."""
+        if self._selected is not None and self._selected[0] is ids:
+            _, targets, confidence = self._selected
+        else:
+            confidence, targets = argmax_labels(ctx, ids)
+        self._selected = None
+        return Labels.pseudo(ids, targets, confidence)
+
+    def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
+        """1 per pseudo-label, or its confidence (``weighting=confidence``)."""
+        if self.options.weighting == "confidence":
+            return labels.confidence.clone()
+        return torch.ones_like(labels.confidence)
+
+    def transform(self, ctx: Context, batch: Batch) -> Batch:
+        """With ``augment``: a random affine transform of each pseudo-labeled image in the batch."""
+        if not self.options.augment or batch.x.dim() != 4 or batch.ids.numel() == 0:
+            return batch
+        pseudo = (ctx.ledger.source[batch.ids] == PSEUDO).view(-1, 1, 1, 1)
+        x = torch.where(pseudo, random_affine(batch.x, ctx.generator), batch.x)
+        return dataclasses.replace(batch, x=x)
+
+
+@hookimpl
+def register_strategies(register: Callable[[type], None]) -> None:
+    register(SelfTraining)

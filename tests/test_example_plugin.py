@@ -1,0 +1,82 @@
+"""The installable example plugin, plugins/sslzoo-example, driven through the command line.
+
+CI installs it (``pip install -e ".[test]" -e plugins/sslzoo-example``). Unit tests run with
+``SSLZOO_LOAD_PLUGINS=""`` (tests/conftest.py), so each test here says which plugins to load.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sslzoo.cli import main
+
+try:
+    EXAMPLE = importlib.metadata.distribution("sslzoo-example")
+except importlib.metadata.PackageNotFoundError:
+    pytest.skip("the example plugin is not installed: pip install -e plugins/sslzoo-example "
+                "(the README's test command does)", allow_module_level=True)
+
+TINY_BENCH = ["--dataset", "moons", "--labels", "10", "-d", "n_train=200", "-d", "n_test=200", "--epochs", "2",
+              "--query-size", "5", "--budget", "20", "-o", "passes=4", "--quiet"]
+
+
+def sslzoo_cli(*args: str, load: str | None) -> subprocess.CompletedProcess:
+    """The installed ``sslzoo`` console script, with ``SSLZOO_LOAD_PLUGINS`` unset (None) or set."""
+    env = {k: v for k, v in os.environ.items() if k != "SSLZOO_LOAD_PLUGINS"}
+    if load is not None:
+        env["SSLZOO_LOAD_PLUGINS"] = load
+    script = Path(sys.executable).with_name("sslzoo")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_plugins_json_lists_the_example_with_its_version_and_hooks():
+    done = sslzoo_cli("plugins", "--json", load=None)
+    assert done.returncode == 0, done.stderr
+    listed = {p["name"]: p for p in json.loads(done.stdout)}
+    assert listed["sslzoo_example"] == {"name": "sslzoo_example", "distribution": "sslzoo-example",
+                                        "version": EXAMPLE.version, "hooks": ["register_strategies"]}
+
+
+def test_strategies_lists_power_bald_with_its_distribution(monkeypatch):
+    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-example")
+    result = CliRunner().invoke(main, ["strategies", "--json", "power_*"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["name"] == "power_bald" and row["family"] == "al"
+    assert row["plugin"] == "sslzoo_example (sslzoo-example)"
+    assert "Kirsch" in row["paper"]
+    assert {"name": "beta", "default": 1.0} == {k: v for k, v in row["options"][-1].items() if k in ("name", "default")}
+
+
+@pytest.mark.parametrize("load", ["sslzoo-example", "sslzoo_example"])
+def test_bench_runs_power_bald_next_to_a_built_in(monkeypatch, load):
+    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", load)
+    result = CliRunner().invoke(main, ["bench", "-s", "power_bald", "-s", "bald", "-o", "power_bald.beta=2",
+                                       *TINY_BENCH, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    records = {r["strategy"]: r for r in json.loads(result.stdout)}
+    power = records["power_bald"]
+    assert power["options"]["beta"] == 2.0 and "beta" not in records["bald"]["options"]
+    assert [e["labels"] for e in power["curve"]] == [10, 15, 20]
+    assert power["termination"] == "budget"
+    assert power["versions"]["plugins"] == [{"name": "sslzoo_example", "distribution": "sslzoo-example",
+                                             "version": EXAMPLE.version}]
+
+
+def test_load_variable_turns_the_example_off():
+    done = sslzoo_cli("strategies", load="")
+    assert done.returncode == 0, done.stderr
+    assert "power_bald" not in done.stdout and "bald" in done.stdout
+    done = sslzoo_cli("bench", "-s", "power_bald", *TINY_BENCH, load="")
+    assert done.returncode == 1
+    assert "unknown strategy 'power_bald'" in done.stderr and "Traceback" not in done.stderr
+    done = sslzoo_cli("plugins", load="some-other-plugin")
+    assert done.returncode == 0 and "sslzoo_example" not in done.stdout

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from torch import nn
 
+from sslzoo.composite import SEPARATOR, Composite
 from sslzoo.dataset import Dataset
+from sslzoo.errors import OptionError
 from sslzoo.registry import ModelSpec, Registry, default_registry
-from sslzoo.strategy import Strategy
+from sslzoo.strategy import Strategy, TrainOptions
 
 
 def _reg(registry: Registry | None) -> Registry:
@@ -25,9 +28,56 @@ def get_strategy(name: str, registry: Registry | None = None) -> type[Strategy]:
     return _reg(registry).strategies.get(name).obj
 
 
+def _fields(cls: type[Strategy]) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls.Options)}
+
+
+def _parts(name: str, registry: Registry | None) -> tuple[type[Strategy], type[Strategy]] | None:
+    """The two classes of a composite name ``A+B``, or None for a plain name."""
+    if SEPARATOR not in name:
+        return None
+    pieces = name.split(SEPARATOR)
+    if len(pieces) != 2 or not all(pieces):
+        raise OptionError(f"strategy {name!r}: a composition is exactly two names, ACTIVE+PSEUDO, "
+                          f"e.g. least_confidence+self_training")
+    return get_strategy(pieces[0], registry), get_strategy(pieces[1], registry)
+
+
+def option_names(name: str, registry: Registry | None = None) -> set[str]:
+    """The option keys strategy ``name`` (plain or composite) accepts."""
+    parts = _parts(name, registry)
+    if parts is None:
+        return _fields(get_strategy(name, registry))
+    active, pseudo = parts
+    return _fields(active) | _fields(pseudo) | {f"{pseudo.name}.{k}" for k in _fields(pseudo)}
+
+
 def create_strategy(name: str, registry: Registry | None = None, **options: Any) -> Strategy:
-    """A strategy instance with ``options`` checked and coerced (strings are parsed)."""
-    return get_strategy(name, registry)(**options)
+    """A strategy instance with ``options`` checked and coerced (strings are parsed).
+
+    ``A+B`` composes active learner A with pseudo-labeler B (:mod:`sslzoo.composite`): training
+    options go to A; B's own options (or ``B.key``) go to B; a key both have goes to both.
+    """
+    parts = _parts(name, registry)
+    if parts is None:
+        return get_strategy(name, registry)(**options)
+    active, pseudo = parts
+    training = {f.name for f in dataclasses.fields(TrainOptions)}
+    to_active: dict[str, Any] = {}
+    to_pseudo: dict[str, Any] = {}
+    for key, value in options.items():
+        scope, dot, bare = key.rpartition(".")
+        if dot and scope == pseudo.name:
+            to_pseudo[bare] = value
+            continue
+        if key in _fields(active):
+            to_active[key] = value
+        if key in _fields(pseudo) and key not in training:
+            to_pseudo[key] = value
+        if key not in _fields(active) and key not in _fields(pseudo):
+            raise OptionError(f"strategy {name!r} has no option {key!r}; valid options: "
+                              f"{', '.join(sorted(option_names(name, registry)))}")
+    return Composite(active(**to_active), pseudo(**to_pseudo))
 
 
 def list_datasets(pattern: str = "*", registry: Registry | None = None) -> list[str]:

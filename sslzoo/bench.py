@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sslzoo.api import get_strategy
+from sslzoo.api import create_strategy, option_names
 from sslzoo.engine import Progress, Run, RunSpec
 from sslzoo.errors import OptionError
 from sslzoo.registry import Registry, default_registry
@@ -28,17 +27,14 @@ def strategy_options(names: Sequence[str], given: Mapping[str, Any], registry: R
     """Split ``-o`` options among strategies: ``key=v`` goes to every strategy that has ``key``,
     ``name.key=v`` to strategy ``name`` only. A key no chosen strategy has is an error."""
     per: dict[str, dict[str, Any]] = {name: {} for name in names}
-    fields = {name: {f.name for f in dataclasses.fields(get_strategy(name, registry).Options)}
-              for name in names}
+    fields = {name: option_names(name, registry) for name in names}
     for key, value in given.items():
+        key = key.replace("-", "_")
+        takers = [name for name in names if key in fields[name]]
         scope, dot, bare = key.rpartition(".")
-        if dot:
-            if scope not in per:
-                raise OptionError(f"option {key!r} names strategy {scope!r}, which is not being run "
-                                  f"(running: {', '.join(names)})")
+        if not takers and dot and scope in per:
             per[scope][bare] = value  # make_options reports an unknown key with the valid ones
             continue
-        takers = [name for name in names if key.replace("-", "_") in fields[name]]
         if not takers:
             valid = sorted(set().union(*fields.values()))
             raise OptionError(f"no strategy being run has option {key!r}; valid options: {', '.join(valid)}")
@@ -75,7 +71,7 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
                      dataset_options=dict(dataset_options or {}))
              for name in names for s in range(seed, seed + seeds)]
     # build every strategy (and check every option) before the first run starts
-    built = [(spec, get_strategy(spec.strategy, registry)(**spec.options)) for spec in specs]
+    built = [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]
     store = out if isinstance(out, RecordStore) or out is None else RecordStore(out)
     if store is not None:
         built = store.plan(built, resume=resume, registry=registry)

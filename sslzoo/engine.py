@@ -28,10 +28,12 @@ from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
 from sslzoo.ledger import Ledger
 from sslzoo.options import options_dict
+from sslzoo.metrics import curve_metrics
+from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import initial_labels
-from sslzoo.strategy import Batch, EpochPlan, Labels, Strategy, TrainOptions
+from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy, TrainOptions
 
 FALLBACK_TRAINING = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9,
                      "weight_decay": 0.0}
@@ -122,9 +124,8 @@ def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -
     return steps
 
 
-def check_selection(strategy: Strategy, chosen: torch.Tensor, candidates: torch.Tensor) -> None:
+def check_selection(where: str, chosen: torch.Tensor, candidates: torch.Tensor) -> None:
     """A selection must be unique global ids taken from the candidates."""
-    where = f"strategy {strategy.name!r} ({type(strategy).__module__})"
     if not isinstance(chosen, torch.Tensor) or chosen.dim() != 1 or chosen.dtype != torch.long:
         raise PluginError(f"{where}: select must return a 1-D int64 tensor of global ids, got {chosen!r:.80}")
     if chosen.unique().numel() != chosen.numel():
@@ -133,10 +134,14 @@ def check_selection(strategy: Strategy, chosen: torch.Tensor, candidates: torch.
         raise PluginError(f"{where}: select returned ids that are not in the unlabeled pool")
 
 
-def check_labels(strategy: Strategy, labels: Labels, chosen: torch.Tensor) -> None:
-    """``label`` must label exactly the selected ids."""
+def check_labels(where: str, labels: Labels, chosen: torch.Tensor, expected_queries: int) -> None:
+    """``label`` must label exactly the selected ids, asking the oracle for the expected number."""
     if labels.ids.numel() != chosen.numel() or not torch.isin(labels.ids, chosen).all():
-        raise PluginError(f"strategy {strategy.name!r}: label must return labels for exactly the selected ids")
+        raise PluginError(f"{where}: label must return labels for exactly the selected ids")
+    queries = int((labels.source == ORACLE).sum())
+    if queries != expected_queries:
+        raise PluginError(f"{where}: asked the oracle for {queries} labels this round; its query_count "
+                          f"allows exactly {expected_queries}")
 
 
 class Run:
@@ -153,6 +158,8 @@ class Run:
         self.device = resolve_device(spec.device)
         resolve_training(strategy, self.dataset)
         self.opts: TrainOptions = strategy.options
+        self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
+            self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
 
     # -- set-up ----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -199,8 +206,8 @@ class Run:
                     break
             if rnd == 0 or self.opts.retrain == "scratch":
                 self._fresh_model()
-            step_pseudo = self._train(rnd)
-            entry = self._entry(rnd, step_pseudo)
+            step_tally = self._train(rnd, curve)
+            entry = self._entry(rnd, self.opts.epochs, step_tally)
             curve.append(entry)
             hook.round_ended(run=run_info, entry=entry)
         record = self._record(curve, termination, time.perf_counter() - started)
@@ -212,21 +219,23 @@ class Run:
         pool = self.ledger.pool()
         if pool.numel() == 0:
             return "pool_empty"
+        expected = self.strategy.query_count(self.ctx, pool.numel())
         chosen = self.strategy.select(self.ctx, pool)
-        check_selection(self.strategy, chosen, pool)
+        check_selection(self.where, chosen, pool)
         if chosen.numel() == 0:
             return "nothing_selected"
         with self.oracle.open():
             labels = self.strategy.label(self.ctx, chosen)
-        check_labels(self.strategy, labels, chosen)
+        check_labels(self.where, labels, chosen, expected)
         self.ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
         return None
 
-    def _train(self, rnd: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Train for ``epochs`` epochs; returns (pseudo-labels used, correct) of the step phase.
+    def _train(self, rnd: int, curve: list[dict[str, Any]]) -> Tally | None:
+        """Train for ``epochs`` epochs; returns the step phase's pseudo-label tally (None: no step phase).
 
         Each epoch follows the strategy's ``epoch_plan`` (see :func:`epoch_steps`); every labeled
-        pass starts from a fresh shuffle of the labeled set.
+        pass starts from a fresh shuffle of the labeled set. With ``eval_every`` N, a mid-round
+        entry (``epoch`` < ``epochs``) joins ``curve`` every N epochs.
         """
         ctx, opts, model = self.ctx, self.opts, self.model
         train_ids = self.ledger.train()
@@ -234,8 +243,7 @@ class Run:
         pool = self.ledger.pool()
         sampler = PoolSampler(pool, ctx.generator)
         semi = self.strategy.unlabeled_batch_size() > 0
-        used = torch.zeros((), dtype=torch.long, device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        tally = Tally(self.device)
         epochs = opts.epochs
         order = train_ids
         for epoch in range(epochs):
@@ -255,9 +263,7 @@ class Run:
                 labeled = Batch(ids, self.x[ids], self.ledger.target[ids], self.ledger.weight[ids])
                 unlabeled = None
                 if draws_unlabeled:
-                    unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size))
-                    used += unlabeled.ids.numel()
-                    correct += (unlabeled.targets == self.oracle.reveal(unlabeled.ids)).sum()
+                    unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size), tally)
                 loss = self._step(labeled, unlabeled)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
                 loss_sum += loss.detach()
@@ -266,13 +272,16 @@ class Run:
             if self.progress is not None:
                 self.progress({"round": rnd, "epoch": epoch + 1, "epochs": epochs,
                                "loss": float(loss_sum) / max(1, steps), "labels": n})
-        return (used, correct) if semi else None
+            if opts.eval_every and (epoch + 1) % opts.eval_every == 0 and epoch + 1 < epochs:
+                curve.append(self._entry(rnd, epoch + 1, tally if semi else None))
+        return tally if semi else None
 
-    def _unlabeled_batch(self, candidates: torch.Tensor) -> Batch:
-        """The step phase: select among an unlabeled batch, label it, weigh it."""
+    def _unlabeled_batch(self, candidates: torch.Tensor, tally: Tally) -> Batch:
+        """The step phase: select among an unlabeled batch, label it, weigh it, tally its quality."""
         chosen = self.strategy.select(self.ctx, candidates)
         labels = self.strategy.label(self.ctx, chosen)
         weights = self.strategy.weight(self.ctx, labels)
+        tally.add(difficulty_buckets(labels.confidence), labels.targets == self.oracle.reveal(chosen))
         return Batch(chosen, self.x[chosen], labels.targets, weights)
 
     def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
@@ -300,31 +309,35 @@ class Run:
                                 f"of that epoch); try a lower learning rate")
 
     # -- reporting -------------------------------------------------------------------------
-    def _entry(self, rnd: int, step_pseudo: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
+    def _entry(self, rnd: int, epoch: int, step_tally: Tally | None) -> dict[str, Any]:
+        """A curve entry after ``epoch`` epochs of round ``rnd``: labels, pseudo-labels, test accuracy.
+
+        Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels.
+        """
         accuracy = inference.accuracy(self.model, self.x_test, self.y_test)
-        if step_pseudo is not None:
-            used, correct = step_pseudo
-        else:
+        tally = step_tally
+        if tally is None:
+            tally = Tally(self.device)
             pseudo = self.ledger.pseudo()
-            used = torch.tensor(pseudo.numel())
-            correct = (self.ledger.target[pseudo] == self.oracle.reveal(pseudo)).sum()
-        n_used = int(used)
-        return {"round": rnd, "epochs": self.opts.epochs, "labels": int(self.ledger.oracle().numel()),
-                "pseudo_labels": n_used,
-                "pseudo_accuracy": round_float(int(correct) / n_used) if n_used else None,
+            tally.add(self.ledger.bucket[pseudo], self.ledger.target[pseudo] == self.oracle.reveal(pseudo))
+        self.pseudo_summary = tally.summary()
+        return {"round": rnd, "epoch": epoch, "epochs": self.opts.epochs,
+                "labels": int(self.ledger.oracle().numel()),
+                "pseudo_labels": self.pseudo_summary["count"],
+                "pseudo_accuracy": self.pseudo_summary["accuracy"],
                 "test_accuracy": round_float(float(accuracy))}
 
     def _run_info(self) -> dict[str, Any]:
         return {"strategy": self.strategy.name, "dataset": self.spec.dataset, "model": self.model_name,
-                "seed": self.spec.seed, "options": options_dict(self.strategy.options),
+                "seed": self.spec.seed, "options": self.strategy.resolved_options(),
                 "device": str(self.device)}
 
     def _record(self, curve: list[dict[str, Any]], termination: str, wall: float) -> dict[str, Any]:
-        plugin = self.registry.strategies.get(self.strategy.name).plugin
+        plugins = [self.registry.strategies.get(part.name).plugin for part in self.strategy.parts()]
         record = {
             "strategy": self.strategy.name,
             "family": self.strategy.family,
-            "options": options_dict(self.strategy.options),
+            "options": self.strategy.resolved_options(),
             "dataset": self.spec.dataset,
             "dataset_options": options_dict(self.dataset.options),
             "model": self.model_name,
@@ -335,9 +348,11 @@ class Run:
             "test_accuracy": curve[-1]["test_accuracy"],
             "termination": termination,
             "curve": curve,
+            "pseudo": self.pseudo_summary,
+            "al_metrics": curve_metrics([e for e in curve if e["epoch"] == e["epochs"]]),
             "wall_seconds": round_float(wall, 3),
             "device": str(self.device),
-            "versions": versions(plugin),
+            "versions": versions(plugins),
         }
         boundary = decision_boundary(self)
         if boundary is not None:

@@ -64,8 +64,7 @@ def split_at_dropout(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     return nn.Identity(), model
 
 
-def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passes: int,
-                     generator_seed: int | None = None) -> torch.Tensor:
+def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passes: int) -> torch.Tensor:
     """Softmax outputs (k, C, T) of ``passes`` stochastic forward passes with dropout on.
 
     The layers before the first dropout run once per sample; the rest runs for all T passes in

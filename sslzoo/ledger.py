@@ -1,13 +1,15 @@
 """The ledger: which training ids are labeled, how, when and how surely.
 
 Labeling moves ids between index sets; it never copies data. Every id records its source
-(pool, oracle or pseudo), its label, the round it got it, its confidence and loss weight.
+(pool, oracle or pseudo), its label, the round it got it, its confidence, loss weight and, for
+a pseudo-label, its difficulty bucket (:mod:`sslzoo.quality`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from sslzoo.quality import difficulty_buckets
 from sslzoo.strategy import ORACLE, POOL, PSEUDO, Labels
 
 
@@ -20,6 +22,7 @@ class Ledger:
         self.round = torch.full((n,), -1, dtype=torch.int32, device=device)
         self.confidence = torch.zeros(n, dtype=torch.float32, device=device)
         self.weight = torch.zeros(n, dtype=torch.float32, device=device)
+        self.bucket = torch.full((n,), -1, dtype=torch.int8, device=device)
 
     def assign(self, labels: Labels, weights: torch.Tensor, round_: int) -> None:
         """Record ``labels`` (all for pool ids) as given in round ``round_``."""
@@ -29,6 +32,8 @@ class Ledger:
         self.round[ids] = round_
         self.confidence[ids] = labels.confidence.float()
         self.weight[ids] = weights.float()
+        pseudo = labels.source == PSEUDO
+        self.bucket[ids[pseudo]] = difficulty_buckets(labels.confidence[pseudo])
 
     def ids(self, source: int) -> torch.Tensor:
         """Sorted global ids whose source is ``source``."""

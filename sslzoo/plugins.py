@@ -43,6 +43,10 @@ class PluginInfo:
     version: str | None = None
     hooks: tuple[str, ...] = field(default=())
 
+    def label(self) -> str:
+        """``name`` or ``name (distribution dist)`` for messages."""
+        return f"{self.name} (distribution {self.distribution})" if self.distribution else self.name
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "distribution": self.distribution, "version": self.version,
                 "hooks": list(self.hooks)}
@@ -75,7 +79,7 @@ class Plugins:
 
     def add(self, plugin: object, name: str, dist: str | None = None, version: str | None = None) -> None:
         """Register ``plugin`` under ``name``; a hook that does not exist fails loudly."""
-        label = f"{name} (distribution {dist})" if dist else name
+        label = PluginInfo(name, dist).label()
         if self.manager.get_plugin(name) is not None or name in self.info:
             raise PluginError(f"two plugins are named {name!r}; the second is {label}")
         try:

@@ -10,13 +10,13 @@ import torch
 from sslzoo.plugins import PluginInfo
 
 
-def versions(plugin: PluginInfo) -> dict[str, Any]:
-    """The versions that produced a record: sslzoo, torch, Python and the strategy's plugin."""
+def versions(plugins: list[PluginInfo]) -> dict[str, Any]:
+    """The versions that produced a record: sslzoo, torch, Python and the strategy's plugins."""
     from sslzoo import __version__
 
     return {"sslzoo": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "plugin": {"name": plugin.name, "distribution": plugin.distribution or "sslzoo",
-                       "version": plugin.version or __version__}}
+            "plugins": [{"name": p.name, "distribution": p.distribution or "sslzoo",
+                         "version": p.version or __version__} for p in plugins]}
 
 
 def round_float(value: float, digits: int = 6) -> float:

@@ -44,11 +44,11 @@ class Table(Generic[T]):
 
     def add(self, name: str, obj: T, plugin: PluginInfo) -> None:
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {_label(plugin)} registered a {self.kind} without a name")
+            raise PluginError(f"plugin {plugin.label()} registered a {self.kind} without a name")
         if name in self.entries:
             first = self.entries[name].plugin
-            raise PluginError(f"{self.kind} {name!r} is registered twice: by plugin {_label(first)} "
-                              f"and by plugin {_label(plugin)}")
+            raise PluginError(f"{self.kind} {name!r} is registered twice: by plugin {first.label()} "
+                              f"and by plugin {plugin.label()}")
         self.entries[name] = Entry(name, obj, plugin)
 
     def get(self, name: str) -> Entry[T]:
@@ -59,10 +59,6 @@ class Table(Generic[T]):
 
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self.entries if fnmatch.fnmatchcase(n, pattern))
-
-
-def _label(plugin: PluginInfo) -> str:
-    return f"{plugin.name} (distribution {plugin.distribution})" if plugin.distribution else plugin.name
 
 
 class Registry:
@@ -93,25 +89,25 @@ class Registry:
             except PluginError:
                 raise
             except Exception as exc:
-                raise PluginError(f"plugin {_label(info)} failed in {hook_name}: "
+                raise PluginError(f"plugin {info.label()} failed in {hook_name}: "
                                   f"{type(exc).__name__}: {exc}") from exc
 
     def _strategy(self, plugin: PluginInfo, cls: Any) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise PluginError(f"plugin {_label(plugin)} registered {cls!r}, which is not a Strategy subclass")
+            raise PluginError(f"plugin {plugin.label()} registered {cls!r}, which is not a Strategy subclass")
         if cls.family not in FAMILIES:
-            raise PluginError(f"plugin {_label(plugin)}: strategy {cls.name!r} has family {cls.family!r}; "
+            raise PluginError(f"plugin {plugin.label()}: strategy {cls.name!r} has family {cls.family!r}; "
                               f"allowed: {', '.join(FAMILIES)}")
         self.strategies.add(cls.name, cls, plugin)
 
     def _dataset(self, plugin: PluginInfo, cls: Any) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Dataset)):
-            raise PluginError(f"plugin {_label(plugin)} registered {cls!r}, which is not a Dataset subclass")
+            raise PluginError(f"plugin {plugin.label()} registered {cls!r}, which is not a Dataset subclass")
         self.datasets.add(cls.name, cls, plugin)
 
     def _model(self, plugin: PluginInfo, name: str, build: Any, summary: str = "") -> None:
         if not callable(build):
-            raise PluginError(f"plugin {_label(plugin)} registered model {name!r} with a builder "
+            raise PluginError(f"plugin {plugin.label()} registered model {name!r} with a builder "
                               f"that is not callable")
         self.models.add(name, ModelSpec(name, build, summary), plugin)
 

@@ -68,6 +68,10 @@ class Labels:
     def __len__(self) -> int:
         return int(self.ids.numel())
 
+    def subset(self, keep: torch.Tensor) -> Labels:
+        """The labels where the boolean mask ``keep`` is true."""
+        return Labels(self.ids[keep], self.targets[keep], self.confidence[keep], self.source[keep])
+
     def cat(self, other: Labels) -> Labels:
         """These labels followed by ``other``'s."""
         return Labels(torch.cat([self.ids, other.ids]), torch.cat([self.targets, other.targets]),
@@ -145,6 +149,10 @@ class Strategy:
         (e.g. augmentation; ``batch.logits`` is not set yet). Default: the batch unchanged."""
         return batch
 
+    def query_count(self, ctx: Context, n_candidates: int) -> int:
+        """How many oracle labels this round's ``label`` may ask for (0: the strategy never queries)."""
+        return 0
+
     # -- the four hooks ------------------------------------------------------------------
     def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
         """Global ids, taken from ``candidates``, that get a label now. Default: none."""
@@ -166,6 +174,16 @@ class Strategy:
         return total
 
     # -- description ---------------------------------------------------------------------
+    def parts(self) -> tuple[Strategy, ...]:
+        """The registered strategies this one is made of (itself, or a composite's parts)."""
+        return (self,)
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The options as the record reports them."""
+        from sslzoo.options import options_dict
+
+        return options_dict(self.options)
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """Name, family, paper, summary and options, for listings."""

@@ -42,7 +42,7 @@ def test_record_carries_what_reproduces_it():
     assert record["dataset_options"] == {"n_train": 1000, "n_test": 1000, "noise": 0.1}
     assert record["model"] == "moons_mlp" and record["device"] == "cpu"
     assert record["labels"] == record["oracle_labels"] == 10
-    assert record["versions"]["plugin"]["distribution"] == "sslzoo"
+    assert record["versions"]["plugins"][0]["distribution"] == "sslzoo"
     assert set(record["curve"][0]) >= {"labels", "test_accuracy", "pseudo_labels", "pseudo_accuracy"}
     assert 0.0 <= record["test_accuracy"] <= 1.0
 

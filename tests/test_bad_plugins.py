@@ -290,3 +290,18 @@ def register_strategies(register):
         assert "sslzoo-bad-step" in str(exc)
     else:
         raise AssertionError("a step-phase select of labeled, duplicate ids was used silently")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "engine bug: Run.execute calls the observer hooks (run_started, round_ended, run_ended) unguarded, so an "
+    "observer that raises ends the run with its bare exception (a traceback on the command line) that names "
+    "neither the plugin nor its distribution"))
+def test_observer_that_raises_is_an_error_naming_the_plugin(install):
+    install("sslzoo-bad-observer", """
+@sslzoo.hookimpl
+def round_ended(run, entry):
+    raise KeyError("test_acc")
+""")
+    result = CliRunner().invoke(main, ["bench", "-s", "supervised", *TINY_BENCH])
+    assert result.exit_code == 1
+    assert "sslzoo-bad-observer (distribution sslzoo-bad-observer)" in result.output, repr(result.exception)

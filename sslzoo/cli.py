@@ -109,7 +109,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--strategy", "-s", "strategies", multiple=True,
-              help="Strategy to run (repeat to compare). Default: the built-in comparison.")
+              help="Strategy to run (repeat to compare). Default: supervised, pseudo_label, self_training "
+                   "and entropy with scaled-down schedules.")
 @click.option("--dataset", default=DEFAULT_BENCH["dataset"], show_default=True, help="Dataset name.")
 @click.option("--labels", type=int, default=DEFAULT_BENCH["labels"], show_default=True,
               help="Initially labeled samples.")
@@ -171,13 +172,16 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         if json_out not in (None, "-"):
             _dump(finished, json_out)  # every finished record is on disk before the next run starts
 
+    if not strategies:  # the default comparison, with its options under the user's
+        strategies = DEFAULT_BENCH["strategies"]
+        opts = {**DEFAULT_BENCH["options"], **opts}
     try:
-        run(list(strategies) or list(DEFAULT_BENCH["strategies"]), dataset, labels=labels, seed=seed, seeds=seeds,
+        run(list(strategies), dataset, labels=labels, seed=seed, seeds=seeds,
             model=model, device=device, split=split, exclude_classes=exclude_classes, options=opts,
             dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
             out=store, resume=resume)
     finally:
-        if json_out == "-":
+        if json_out == "-" and finished:
             _dump(finished, "-")
         elif finished:
             click.echo(format_table(summarize(finished)))

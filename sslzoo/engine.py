@@ -127,7 +127,9 @@ def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -
 def check_selection(where: str, chosen: torch.Tensor, candidates: torch.Tensor) -> None:
     """A selection must be unique global ids taken from the candidates."""
     if not isinstance(chosen, torch.Tensor) or chosen.dim() != 1 or chosen.dtype != torch.long:
-        raise PluginError(f"{where}: select must return a 1-D int64 tensor of global ids, got {chosen!r:.80}")
+        got = (f"a tensor of shape {tuple(chosen.shape)} and dtype {chosen.dtype}"
+               if isinstance(chosen, torch.Tensor) else type(chosen).__name__)
+        raise PluginError(f"{where}: select must return a 1-D int64 tensor of global ids, got {got}")
     if chosen.unique().numel() != chosen.numel():
         raise PluginError(f"{where}: select returned duplicate ids")
     if not torch.isin(chosen, candidates).all():
@@ -140,8 +142,8 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, expected_quer
         raise PluginError(f"{where}: label must return labels for exactly the selected ids")
     queries = int((labels.source == ORACLE).sum())
     if queries != expected_queries:
-        raise PluginError(f"{where}: asked the oracle for {queries} labels this round; its query_count "
-                          f"allows exactly {expected_queries}")
+        raise PluginError(f"{where}: select returned {chosen.numel()} ids and label asked the oracle for "
+                          f"{queries} of them this round; its query_count allows exactly {expected_queries}")
 
 
 class Run:
@@ -192,9 +194,8 @@ class Run:
         self.ctx = Context(model=nn.Identity(), x=self.x, ledger=self.ledger, oracle=self.oracle,
                            generator=generator, num_classes=self.dataset.num_classes, seed=self.spec.seed,
                            epochs=self.opts.epochs)
-        hook = self.registry.plugins.manager.hook
         run_info = self._run_info()
-        hook.run_started(run=run_info)
+        self.registry.notify("run_started", run=run_info)
         curve: list[dict[str, Any]] = []
         termination = "single_round"
         for rnd in range(1_000_000):
@@ -209,9 +210,9 @@ class Run:
             step_tally = self._train(rnd, curve)
             entry = self._entry(rnd, self.opts.epochs, step_tally)
             curve.append(entry)
-            hook.round_ended(run=run_info, entry=entry)
+            self.registry.notify("round_ended", run=run_info, entry=entry)
         record = self._record(curve, termination, time.perf_counter() - started)
-        hook.run_ended(record=record)
+        self.registry.notify("run_ended", record=record)
         return record
 
     def _acquire(self, rnd: int) -> str | None:
@@ -254,6 +255,7 @@ class Run:
             schedule = epoch_steps(n, bs, pool.numel(), plan)
             steps = ctx.steps_per_epoch = len(schedule)
             bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+            bad_selection = torch.zeros((), dtype=torch.bool, device=self.device)
             loss_sum = torch.zeros((), device=self.device)
             for s, (b, draws_unlabeled) in enumerate(schedule):
                 ctx.phase, ctx.step_in_epoch = "step", s
@@ -263,12 +265,15 @@ class Run:
                 labeled = Batch(ids, self.x[ids], self.ledger.target[ids], self.ledger.weight[ids])
                 unlabeled = None
                 if draws_unlabeled:
-                    unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size), tally)
+                    unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size), tally, bad_selection)
                 loss = self._step(labeled, unlabeled)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
                 loss_sum += loss.detach()
                 ctx.step += 1
             self._check_finite(rnd, epoch, steps, bad_step)
+            if bool(bad_selection):
+                raise PluginError(f"{self.where}: in the step phase, select returned duplicate ids or ids "
+                                  f"that are not in the unlabeled batch (round {rnd}, epoch {epoch + 1})")
             if self.progress is not None:
                 self.progress({"round": rnd, "epoch": epoch + 1, "epochs": epochs,
                                "loss": float(loss_sum) / max(1, steps), "labels": n})
@@ -276,10 +281,19 @@ class Run:
                 curve.append(self._entry(rnd, epoch + 1, tally if semi else None))
         return tally if semi else None
 
-    def _unlabeled_batch(self, candidates: torch.Tensor, tally: Tally) -> Batch:
-        """The step phase: select among an unlabeled batch, label it, weigh it, tally its quality."""
+    def _unlabeled_batch(self, candidates: torch.Tensor, tally: Tally, bad: torch.Tensor) -> Batch:
+        """The step phase: select among an unlabeled batch, label it, weigh it, tally its quality.
+
+        A selection of duplicates or of ids outside the batch sets ``bad`` on the device (checked
+        once per epoch: no host sync per step).
+        """
         chosen = self.strategy.select(self.ctx, candidates)
+        ordered = chosen.sort().values
+        bad |= ~torch.isin(chosen, candidates).all() | (ordered[1:] == ordered[:-1]).any()
         labels = self.strategy.label(self.ctx, chosen)
+        if labels.ids.shape != chosen.shape:
+            raise PluginError(f"{self.where}: in the step phase, label must return labels for exactly the "
+                              f"selected ids")
         weights = self.strategy.weight(self.ctx, labels)
         tally.add(difficulty_buckets(labels.confidence), labels.targets == self.oracle.reveal(chosen))
         return Batch(chosen, self.x[chosen], labels.targets, weights)

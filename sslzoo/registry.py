@@ -73,24 +73,34 @@ class Registry:
         self._collect("register_datasets", self._dataset)
         self._collect("register_models", self._model)
 
-    def _collect(self, hook_name: str, add: Callable[..., None]) -> None:
-        """Call one registration hook plugin by plugin, so each entry knows its plugin."""
+    def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
+        """Call hook ``hook_name`` plugin by plugin, so that a failure names its plugin and distribution."""
         manager = self.plugins.manager
         everyone = manager.get_plugins()
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             info = self.plugins.info.get(impl.plugin_name, PluginInfo(impl.plugin_name))
             only = manager.subset_hook_caller(hook_name, [p for p in everyone if p is not impl.plugin])
-
-            def register(*args: Any, _info: PluginInfo = info, **kwargs: Any) -> None:
-                add(_info, *args, **kwargs)
-
             try:
-                only(register=register)
+                only(**make_kwargs(info))
             except PluginError:
                 raise
             except Exception as exc:
                 raise PluginError(f"plugin {info.label()} failed in {hook_name}: "
                                   f"{type(exc).__name__}: {exc}") from exc
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook (``run_started``, ``round_ended``, ``run_ended``) on every plugin."""
+        self.call_each(hook_name, lambda info: kwargs)
+
+    def _collect(self, hook_name: str, add: Callable[..., None]) -> None:
+        """Call one registration hook plugin by plugin, so each entry knows its plugin."""
+        def kwargs(info: PluginInfo) -> dict[str, Any]:
+            def register(*args: Any, **kw: Any) -> None:
+                add(info, *args, **kw)
+
+            return {"register": register}
+
+        self.call_each(hook_name, kwargs)
 
     def _strategy(self, plugin: PluginInfo, cls: Any) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):

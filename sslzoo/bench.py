@@ -59,7 +59,8 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
         progress: Callable[[RunSpec], Progress | None] | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
         plan: Callable[[list[tuple[RunSpec, Any]]], list[tuple[RunSpec, Any]]] | None = None,
-        out: str | os.PathLike | RecordStore | None = None, resume: bool = False) -> list[dict[str, Any]]:
+        out: str | os.PathLike | RecordStore | None = None, resume: bool = False,
+        preset: str | None = None) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
 
     Each record is passed to ``on_record`` as soon as it is finished, so a later failure never
@@ -69,6 +70,8 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
     ``out``: a directory (or :class:`~sslzoo.store.RecordStore`) where each finished record is
     appended to ``records.jsonl`` at once; with ``resume`` the runs already stored there are not run
     again and their records are returned first.
+
+    ``preset``: the protocol preset these runs belong to (stored in every record, part of the resume key).
     """
     registry = registry or default_registry()
     names = [strategies] if isinstance(strategies, str) else list(strategies)
@@ -77,7 +80,7 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
     per_strategy = strategy_options(names, dict(options or {}), registry)
     specs = [RunSpec(strategy=name, dataset=dataset, labels=labels, seed=s, model=model, device=device,
                      split=split, exclude_classes=tuple(exclude_classes), options=per_strategy[name],
-                     dataset_options=dict(dataset_options or {}))
+                     dataset_options=dict(dataset_options or {}), preset=preset)
              for name in names for s in range(seed, seed + seeds)]
     # build every strategy (and check every option) before the first run starts
     built = [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]

@@ -55,6 +55,7 @@ class RunSpec:
     exclude_classes: tuple[int, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # the protocol preset this run belongs to (``sslzoo bench --preset``)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -353,6 +354,7 @@ class Run:
             "family": self.strategy.family,
             "options": self.strategy.resolved_options(),
             "dataset": self.spec.dataset,
+            "preset": self.spec.preset,
             "dataset_options": options_dict(self.dataset.options),
             "model": self.model_name,
             "seed": self.spec.seed,

@@ -22,6 +22,17 @@ def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
         nn.Flatten(), nn.Linear(flat, 150), nn.ReLU(), nn.Dropout(0.5), nn.Linear(150, num_classes))
 
 
+def gal_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Gal, Islam & Ghahramani 2017 (Keras mnist_cnn): two 3x3 conv layers of 32 filters, max-pool 2,
+    dropout 0.25, dense 128, dropout 0.5 (the paper's weight decay is the optimizer's ``weight_decay``)."""
+    channels, height, width = input_shape
+    flat = 32 * ((height - 4) // 2) * ((width - 4) // 2)
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, num_classes))
+
+
 def mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """784-512-256-C with ReLU and dropout 0.3."""
     return nn.Sequential(
@@ -32,6 +43,14 @@ def mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
 def linear(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Softmax regression."""
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+def linear_zero(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Softmax regression with zero-initialised weights and bias (a deterministic start)."""
+    model = linear(input_shape, num_classes)
+    nn.init.zeros_(model[1].weight)
+    nn.init.zeros_(model[1].bias)
+    return model
 
 
 def moons_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:

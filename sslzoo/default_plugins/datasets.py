@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -19,6 +20,10 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 class MnistOptions:
     data_dir: str | None = field(default=None, metadata={
         "help": "a torchvision root holding MNIST/raw/ (default: the files bundled with sslzoo)"})
+    n_train: int = field(default=0, metadata={"min": 0, "help": "keep only the first N training images (0: all)"})
+    n_test: int = field(default=0, metadata={"min": 0, "help": "keep only the first N test images (0: all)"})
+    scale: Literal["standardize", "unit"] = field(default="standardize", metadata={
+        "help": "pixel scaling: standardize ((x/255 - mean)/std) or unit (x/255)"})
 
 
 class Mnist(Dataset):
@@ -34,9 +39,12 @@ class Mnist(Dataset):
 
     def load(self, seed: int) -> Arrays:
         x_train, y_train, x_test, y_test = load_mnist(self.options.data_dir)
-        return Arrays(x_train, y_train, x_test, y_test)
+        n_train, n_test = self.options.n_train or len(y_train), self.options.n_test or len(y_test)
+        return Arrays(x_train[:n_train], y_train[:n_train], x_test[:n_test], y_test[:n_test])
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.options.scale == "unit":
+            return x.float() / 255.0
         return (x.float() / 255.0 - MNIST_MEAN) / MNIST_STD
 
 

@@ -11,6 +11,9 @@ from sslzoo.hookspecs import hookimpl
 @hookimpl
 def register_models(register: Callable[..., None]) -> None:
     register("cnn", models.cnn, "conv 1-20 k5, pool, conv 20-40 k5 + Dropout2d, pool, fc 640-150, dropout 0.5")
+    register("gal_cnn", models.gal_cnn, "conv 32 k3, conv 32 k3, pool, dropout 0.25, fc 128, dropout 0.5 "
+                                        "(Gal et al. 2017)")
     register("mlp", models.mlp, "784-512-256-10, ReLU, dropout 0.3")
     register("linear", models.linear, "softmax regression")
+    register("linear_zero", models.linear_zero, "softmax regression, zero-initialised weights")
     register("moons_mlp", models.moons_mlp, "2-10-10-10-2 ReLU MLP, dropout 0.1 before the output")

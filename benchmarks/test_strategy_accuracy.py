@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import sslzoo
-from sslzoo.compare import budget_auc
+from sslzoo.comparison import budget_auc
 
 SEED = 0
 

@@ -16,7 +16,7 @@ from sslzoo.api import (  # noqa: E402
     list_strategies,
 )
 from sslzoo.bench import run  # noqa: E402
-from sslzoo.compare import compare  # noqa: E402
+from sslzoo.comparison import compare  # noqa: E402
 from sslzoo.dataset import Arrays, Dataset  # noqa: E402
 from sslzoo.errors import (  # noqa: E402
     ChecksumError,
@@ -30,7 +30,7 @@ from sslzoo.errors import (  # noqa: E402
     UnknownNameError,
 )
 from sslzoo.hookspecs import hookimpl  # noqa: E402
-from sslzoo.report import report  # noqa: E402
+from sslzoo.reporting import report  # noqa: E402
 from sslzoo.strategy import Batch, Labels, Strategy, TrainOptions  # noqa: E402
 
 __all__ = [

@@ -18,6 +18,7 @@ Hybrid strategies compose these: subclass a strategy here and override ``label``
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -62,7 +63,7 @@ class MCDropoutOptions(ActiveOptions):
         "min": 1, "help": "MC-dropout forward passes T (dropout layers stochastic, nothing else)"})
 
 
-class ActiveStrategy(Strategy):
+class ActiveStrategy(Strategy, ABC):
     """Base of the active learners: query the top ``query_size`` pool ids by :meth:`score`.
 
     Subclasses set ``name``, ``paper``, ``summary`` and override :meth:`score`.
@@ -111,9 +112,9 @@ class ActiveStrategy(Strategy):
         perm = torch.randperm(pool.numel(), generator=ctx.generator, device=pool.device)
         return pool[perm[:m]]
 
+    @abstractmethod
     def score(self, ctx: Context, ids: Tensor) -> Tensor:
         """One score per id of ``ids`` (1-D, on the device); higher = more worth querying."""
-        raise NotImplementedError(f"strategy {self.name!r} must implement score(ctx, ids)")
 
     def select(self, ctx: Context, candidates: Tensor) -> Tensor:
         """In the round phase, the :meth:`query_count` highest-scoring pool ids (global ids)."""

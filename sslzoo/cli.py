@@ -139,11 +139,24 @@ def main() -> None:
 @click.option("--resume", is_flag=True,
               help="With --out: skip the runs whose records are already in DIR, run the rest.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Run a published protocol (see `sslzoo presets`); explicit flags override its values.")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False), metavar="FILE.toml",
+              help="Run your own protocol file, in the preset format.")
+@click.option("--scaled", is_flag=True, help="With --preset/--config: the CPU-sized variant (its [scaled] table).")
+@click.option("--ci", "ci_size", is_flag=True, help="With --preset/--config: the CI-sized variant ([scaled] then [ci]).")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
-          json_out: str | None, out_dir: str | None, resume: bool, quiet: bool) -> None:
+          json_out: str | None, out_dir: str | None, resume: bool, quiet: bool, preset: str | None = None,
+          config: str | None = None, scaled: bool = False, ci_size: bool = False,
+          runs: list[tuple[int, str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
+    if preset is not None or config is not None:
+        return _bench_preset(click.get_current_context(), preset, config, "ci" if ci_size else
+                             "scaled" if scaled else "full")
+    if scaled or ci_size:
+        raise click.UsageError("--scaled and --ci need --preset NAME or --config FILE")
     opts: dict[str, Any] = dict(parse_assignments(options))
     for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size)):
         if value is not None:
@@ -172,14 +185,15 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         if json_out not in (None, "-"):
             _dump(finished, json_out)  # every finished record is on disk before the next run starts
 
-    if not strategies:  # the default comparison, with its options under the user's
+    if not strategies and runs is None:  # the default comparison, with its options under the user's
         strategies = DEFAULT_BENCH["strategies"]
         opts = {**DEFAULT_BENCH["options"], **opts}
     try:
-        run(list(strategies), dataset, labels=labels, seed=seed, seeds=seeds,
-            model=model, device=device, split=split, exclude_classes=exclude_classes, options=opts,
-            dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
-            out=store, resume=resume)
+        for labels_, preset_name in runs or [(labels, None)]:
+            run(list(strategies), dataset, labels=labels_, seed=seed, seeds=seeds,
+                model=model, device=device, split=split, exclude_classes=exclude_classes, options=opts,
+                dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
+                out=store, resume=resume, preset=preset_name)
     finally:
         if json_out == "-" and finished:
             _dump(finished, "-")
@@ -188,6 +202,54 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     notes = {r["termination"] for r in finished} & {"pool_empty"}
     if notes:
         click.echo("note: the unlabeled pool ran out before the budget was met", err=True)
+
+
+def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size: str) -> None:
+    """``bench --preset``/``--config``: the protocol's values under the flags given explicitly."""
+    from click.core import ParameterSource
+
+    from sslzoo.preset import bench_arguments, get_preset, load_file, merge_options
+
+    if name is not None and config is not None:
+        raise click.UsageError("give --preset NAME or --config FILE, not both")
+    p = (get_preset(name) if name is not None else load_file(config)).variant(size)
+    given = {key for key in ctx.params if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
+    params = dict(ctx.params)
+    args = bench_arguments(p, list(params["strategies"]) if "strategies" in given else None)
+    for key in ("dataset", "seed", "seeds", "model", "split", "exclude_classes"):
+        if key not in given:
+            params[key] = args[key]
+    params["strategies"] = args["strategies"]
+    user = dict(parse_assignments(params["options"]))
+    for key in ("epochs", "budget", "query_size"):  # --epochs N is -o epochs=N: it overrides NAME.epochs too
+        if params[key] is not None:
+            user[key] = str(params.pop(key))
+            params[key] = None
+    params["options"] = [f"{k}={v}" for k, v in merge_options(args["options"], user).items()]
+    params["dataset_options"] = [f"{k}={v}" for k, v in
+                                 {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}.items()]
+    label_counts = [params["labels"]] if "labels" in given else p.labels
+    params["runs"] = [(n, p.record_name(n if "labels" not in given else None)) for n in label_counts]
+    params.update(preset=None, config=None, scaled=False, ci_size=False)
+    if not params["quiet"]:
+        where = f"preset {p.name}" + ("" if size == "full" else f" ({size}: {p.note})")
+        click.echo(f"{where}", err=True)
+    ctx.invoke(bench, **params)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON (with the reference numbers and scaled variants).")
+def presets(as_json: bool) -> None:
+    """List the protocol presets shipped with sslzoo (run one with `sslzoo bench --preset NAME`)."""
+    from sslzoo.preset import get_preset, list_presets
+
+    found = [get_preset(n) for n in list_presets()]
+    if as_json:
+        _dump([p.describe() for p in found], "-")
+        return
+    rows = [{"name": p.name, "dataset": p.dataset, "labels": ",".join(map(str, p.labels)),
+             "strategies": ",".join(p.strategies), "title": p.title} for p in found]
+    _listing(rows, False, ("name", "dataset", "labels", "strategies", "title"))
 
 
 @main.command()
@@ -204,7 +266,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
 def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json: bool, output: str | None) -> None:
     """Compare NEW records with BASELINE records (files or directories): per strategy and dataset,
     mean ± std over seeds, the delta and a verdict. Exit code 1 when any strategy regressed."""
-    from sslzoo.compare import compare as compare_records
+    from sslzoo.comparison import compare as compare_records
 
     result = compare_records(baseline, new, tolerance=tolerance)
     for warning in result.warnings:
@@ -231,7 +293,7 @@ def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json:
 def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) -> None:
     """Write a markdown summary and PNG figures (learning curves, pseudo-labeling, decision
     boundaries, label efficiency) of RESULTS (record files or directories) into --out DIR."""
-    from sslzoo.report import report as write_report
+    from sslzoo.reporting import report as write_report
 
     written = write_report(list(results), out_dir, reference=reference)
     if as_json:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sslzoo.metrics import budget_auc as curve_budget_auc
 from sslzoo.errors import ResultsError
 from sslzoo.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
 
@@ -51,11 +52,8 @@ def budget_auc(record: Mapping[str, Any]) -> float | None:
     metrics = record.get("al_metrics")
     if isinstance(metrics, Mapping) and _number(metrics.get("budget_auc")) is not None:
         return float(metrics["budget_auc"])
-    points = sorted(curve_points(record))
-    if len(points) < 2 or points[-1][0] <= points[0][0]:
-        return None
-    area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
-    return area / (points[-1][0] - points[0][0])
+    points = [{"labels": x, "test_accuracy": y} for x, y in curve_points(record)]
+    return curve_budget_auc(points) if points else None
 
 
 def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:

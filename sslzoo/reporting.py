@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslzoo.compare import curve_points, group
+from sslzoo.comparison import curve_points, group
 from sslzoo.errors import ResultsError
 from sslzoo.store import as_records, preset_of
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli import main
-from sslzoo.compare import MIN_TOLERANCE, budget_auc, compare
+from sslzoo.comparison import MIN_TOLERANCE, budget_auc, compare
 from sslzoo.errors import ResultsError
 from tests.tiny_records import moons_records, write_jsonl
 

@@ -12,7 +12,7 @@ from PIL import Image
 import sslzoo
 from sslzoo.cli import main
 from sslzoo.errors import ResultsError
-from sslzoo.report import alpha_schedule, label_efficiency, labels_needed, mean_curve
+from sslzoo.reporting import alpha_schedule, label_efficiency, labels_needed, mean_curve
 from tests.tiny_records import moons_records, write_jsonl
 
 

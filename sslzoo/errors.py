@@ -50,3 +50,7 @@ class TrainingError(SslzooError):
 
 class ResultsError(SslzooError):
     """A results file or directory that cannot be read or does not fit the request."""
+
+
+class PresetError(OptionError):
+    """A protocol preset (TOML) file that cannot be read or does not validate."""

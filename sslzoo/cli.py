@@ -208,11 +208,13 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
     """``bench --preset``/``--config``: the protocol's values under the flags given explicitly."""
     from click.core import ParameterSource
 
-    from sslzoo.preset import bench_arguments, get_preset, load_file, merge_options
+    from sslzoo.preset import bench_arguments, get_preset, load_file, merge_options, validate
 
     if name is not None and config is not None:
         raise click.UsageError("give --preset NAME or --config FILE, not both")
-    p = (get_preset(name) if name is not None else load_file(config)).variant(size)
+    p = get_preset(name) if name is not None else load_file(config)
+    validate(p)  # a bad value in the file names the file before anything runs
+    p = p.variant(size)
     given = {key for key in ctx.params if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
     params = dict(ctx.params)
     args = bench_arguments(p, list(params["strategies"]) if "strategies" in given else None)
@@ -303,6 +305,20 @@ def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) 
     click.echo(str(written.markdown))
     for figure in written.figures:
         click.echo(str(figure))
+
+
+@main.command()
+@click.option("--results", "results_dir", default="benchmarks/results", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of committed results, one sub-directory per preset.")
+@click.option("--out", "page", default="docs/results.md", show_default=True, type=click.Path(dir_okay=False),
+              help="The results page to write (figures go to results/ beside it).")
+def results(results_dir: str, page: str) -> None:
+    """Write the results page: per preset, the published reference beside our mean ± std over seeds,
+    with the command, device, seeds, wall time and learning curves, from committed records."""
+    from sslzoo.results import write_results
+
+    for path in write_results(results_dir, page):
+        click.echo(str(path))
 
 
 def _listing(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:

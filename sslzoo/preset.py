@@ -90,7 +90,9 @@ class Preset:
                     out.labels = [value] if isinstance(value, int) else list(value)
                 else:
                     setattr(out, key, copy.deepcopy(value))
-        out.size, out.note = size, " ".join(notes)
+        # a [scaled] table of only a note (the protocol is already small) leaves the full protocol
+        out.size = size if any(k != "note" for table in tables for k in table) else "full"
+        out.note = " ".join(notes)
         return out
 
     def record_name(self, labels: int | None = None) -> str:

@@ -1,0 +1,86 @@
+"""Shared helpers of the speed benchmarks (benchmarks/test_speed_*.py): environment, matmul peak, results."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: intra-op threads of every speed benchmark (both sides of each comparison). The default 1: on
+#: this shared 2-core machine, 2 OpenMP threads contend with other processes and small-batch steps
+#: run 3-6x slower than with 1 (measured; see docs/performance.md).
+THREADS = int(os.environ.get("SSLZOO_BENCH_THREADS", "1"))
+
+
+def configure_threads() -> int:
+    torch.set_num_threads(THREADS)
+    return THREADS
+
+
+def environment() -> dict[str, Any]:
+    """Device and versions, stored with every result."""
+    import sslzoo
+
+    info: dict[str, Any] = {
+        "torch": torch.__version__, "sslzoo": getattr(sslzoo, "__version__", "?"),
+        "python": platform.python_version(), "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
+        "cores": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        import torchvision
+        info["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    try:
+        from importlib.metadata import version
+        info["baal"] = version("baal")
+    except Exception:
+        pass
+    return info
+
+
+def matmul_flops(n: int = 2048, repeats: int = 8, device: str = "cpu") -> float:
+    """This machine's dense fp32 matmul FLOP/s: the best of ``repeats`` timed n×n @ n×n products."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def torchvision_mnist_root(tmp: Path) -> Path:
+    """A torchvision MNIST root (``tmp/MNIST/raw/*-ubyte``) made from the files bundled with sslzoo."""
+    from sslzoo.mnist import BUNDLED_DIR, FILES
+
+    raw = tmp / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        out = raw / name[:-len(".gz")]
+        if not out.exists():
+            with gzip.open(BUNDLED_DIR / name, "rb") as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return tmp
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the environment."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"environment": environment(), **payload}, indent=2) + "\n")
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -190,6 +191,8 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         opts = {**DEFAULT_BENCH["options"], **opts}
     try:
         for labels_, preset_name in runs or [(labels, None)]:
+            if out_dir is not None and runs is not None and len(runs) > 1:  # one store per label count
+                store = RecordStore(os.path.join(out_dir, f"labels-{labels_}"))
             run(list(strategies), dataset, labels=labels_, seed=seed, seeds=seeds,
                 model=model, device=device, split=split, exclude_classes=exclude_classes, options=opts,
                 dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,

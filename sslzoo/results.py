@@ -148,11 +148,12 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     if ref.get("notes"):
         md += [f"Reference notes: {' '.join(str(ref['notes']).split())}", ""]
     store = results / preset.name
-    if not (store / "records.jsonl").is_file():
+    files = sorted(store.glob("records.jsonl")) + sorted(store.glob("labels-*/records.jsonl"))
+    if not files:
         md += [f"**Not run yet**: no records in `{store.as_posix()}/`. Run "
                f"`sslzoo bench --preset {preset.name} --scaled --out {store.as_posix()}`.", ""]
         return md
-    records = load(store).records
+    records = load(files).records
     names = sorted({str(r.get("preset")) for r in records})
     sizes = sorted({n.partition("@")[0].partition(":")[2] or "full" for n in names})
     variant = preset.variant(sizes[0]) if len(sizes) == 1 and sizes[0] in ("scaled", "ci") else preset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +47,9 @@ def strategy_options(names: Sequence[str], given: Mapping[str, Any], registry: R
             continue
         if not takers:
             valid = sorted(set().union(*fields.values()))
-            raise OptionError(f"no strategy being run has option {key!r}; valid options: {', '.join(valid)}")
+            close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise OptionError(f"no strategy being run has option {key!r}{hint}; valid options: {', '.join(valid)}")
         for name in takers:
             per[name][key] = value
     return per

@@ -32,7 +32,8 @@ import torch
 
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import EpochPlan, Labels, Strategy, TrainOptions
+from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
+from sslzoo.strategy import EpochPlan, Labels, TrainOptions
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -54,14 +55,6 @@ def alpha(t: float, t1: float, t2: float, alpha_f: float) -> float:
     return (t - t1) / (t2 - t1) * alpha_f
 
 
-def argmax_labels(ctx: Context, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(max probability, argmax) of the current model for ``ids``, dropout off and no gradient."""
-    if ids.numel() == 0:
-        return torch.zeros(0, device=ids.device), ids.new_zeros(0)
-    confidence, targets = ctx.predict(ids).max(dim=1)
-    return confidence, targets
-
-
 @dataclass
 class PseudoLabelOptions(TrainOptions):
     t1: float = field(default=100.0, metadata={
@@ -81,11 +74,10 @@ class PseudoLabelOptions(TrainOptions):
         "min": 0.0, "max": 1.0, "help": "use only pseudo-labels whose confidence is at least this (0: all)"})
 
 
-class PseudoLabel(Strategy):
+class PseudoLabel(ArgmaxPseudoLabeler):
     """Lee (2013): the model's argmax on each unlabeled batch is its target, weighted by alpha(t)."""
 
     name = "pseudo_label"
-    family = "ssl"
     paper = LEE_2013
     summary = "per-step argmax pseudo-labels on unlabeled batches, loss CE_l + alpha(t)·CE_u"
     Options = PseudoLabelOptions
@@ -100,7 +92,6 @@ class PseudoLabel(Strategy):
                               f"it must be at least t1={o.t1}")
         self.options = dataclasses.replace(o, **fills)
         self._batches = 0  # schedule=step: unlabeled batches since training started
-        self._selected: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- the epoch's shape -----------------------------------------------------------------
     def unlabeled_batch_size(self) -> int:
@@ -142,18 +133,7 @@ class PseudoLabel(Strategy):
             return candidates
         confidence, targets = argmax_labels(ctx, candidates)
         keep = confidence >= self.options.threshold
-        chosen = candidates[keep]
-        self._selected = (chosen, targets[keep], confidence[keep])  # label() reuses this forward pass
-        return chosen
-
-    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
-        """The argmax of the model (dropout off, no gradient) with its probability as confidence."""
-        if self._selected is not None and self._selected[0] is ids:
-            _, targets, confidence = self._selected
-        else:
-            confidence, targets = argmax_labels(ctx, ids)
-        self._selected = None
-        return Labels.pseudo(ids, targets, confidence)
+        return self.accept(candidates[keep], targets[keep], confidence[keep])
 
     def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
         """alpha(t) for every pseudo-label."""

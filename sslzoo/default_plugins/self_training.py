@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from sslzoo.augment import random_affine
-from sslzoo.default_plugins.pseudo_label import LEE_2013, argmax_labels
+from sslzoo.default_plugins.pseudo_label import LEE_2013
+from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
 from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import PSEUDO, Batch, Labels, Strategy, TrainOptions
+from sslzoo.strategy import PSEUDO, Batch, Labels, TrainOptions
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -56,18 +57,13 @@ class SelfTrainingOptions(TrainOptions):
         "help": "loss weight of a pseudo-label: 1, or its confidence"})
 
 
-class SelfTraining(Strategy):
+class SelfTraining(ArgmaxPseudoLabeler):
     """Accept confident pool predictions as frozen pseudo-labels each round, then retrain."""
 
     name = "self_training"
-    family = "ssl"
     paper = CITATION
     summary = "rounds of accepting confident argmax pseudo-labels (threshold / k_best / sample_rate), retrain"
     Options = SelfTrainingOptions
-
-    def __init__(self, **options: object) -> None:
-        super().__init__(**options)
-        self._selected: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def stop(self, ctx: Context) -> str | None:
         """``max_rounds`` once that many rounds of acceptance are done (round r follows r - 1 of them)."""
@@ -85,18 +81,7 @@ class SelfTraining(Strategy):
             n = candidates.numel()
             k = min(o.k_best, n) if o.criterion == "k_best" else min(n, math.ceil(o.sample_rate * n))
             keep = torch.topk(confidence, k, sorted=False).indices
-        chosen = candidates[keep]
-        self._selected = (chosen, targets[keep], confidence[keep])  # label() reuses this prediction
-        return chosen
-
-    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
-        """The argmax with its probability, frozen in the ledger for the rest of the run."""
-        if self._selected is not None and self._selected[0] is ids:
-            _, targets, confidence = self._selected
-        else:
-            confidence, targets = argmax_labels(ctx, ids)
-        self._selected = None
-        return Labels.pseudo(ids, targets, confidence)
+        return self.accept(candidates[keep], targets[keep], confidence[keep])
 
     def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
         """1 per pseudo-label, or its confidence (``weighting=confidence``)."""

@@ -1,0 +1,166 @@
+"""Protocol presets: the shipped TOML files, ``sslzoo presets``, ``bench --preset/--config`` and the results page."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sslzoo.cli import main
+from sslzoo.errors import PresetError, UnknownNameError
+from sslzoo.preset import get_preset, list_presets, load_file, merge_options, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = list_presets()
+EXPECTED = {"pl-cnn-mnist1000", "lee2013-mnist", "selftrain-mlp-mnist1000", "al-linear-mnist4000", "gal2017-mnist",
+            "moons-6", "mnist-missing-class", "mnist-tiny"}
+USER_FILE = """
+title = "my moons"
+strategies = ["supervised", "pseudo_label"]
+dataset = "moons"
+labels = 6
+seeds = 2
+[options]
+epochs = 3
+"pseudo_label.t1" = 1
+"pseudo_label.t2" = 2
+[dataset_options]
+n_train = 200
+n_test = 100
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def records_of(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_the_issue_presets_are_shipped():
+    assert set(PRESETS) == EXPECTED
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads_and_validates_at_every_size(name):
+    preset = get_preset(name)
+    validate(preset)
+    assert preset.reference.get("citation") and preset.reference.get("metric")
+    assert preset.variant("ci").size == "ci" and preset.variant("ci").note  # the CI size is labeled as such
+
+
+def test_presets_json_lists_every_preset_with_its_reference():
+    rows = records_of(CliRunner().invoke(main, ["presets", "--json"]))
+    assert [r["name"] for r in rows] == PRESETS
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["pl-cnn-mnist1000"]["reference"]["values"] == {"supervised": 95.57, "pseudo_label": 98.46}
+    assert by_name["lee2013-mnist"]["labels"] == [100, 600, 1000, 3000]
+    table = invoke("presets")
+    assert table.exit_code == 0 and all(name in table.output for name in PRESETS)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["bench", "--preset", "moons6"], "unknown preset 'moons6'; did you mean moons-6?"),
+    (["bench", "--preset", "moons-6", "--config", "x.toml"], "not both"),
+    (["bench", "--scaled"], "--scaled and --ci need --preset NAME or --config FILE"),
+    (["bench", "--config", "/no/such/file.toml"], "/no/such/file.toml: cannot read the preset file"),
+])
+def test_bad_preset_requests_are_one_line_errors(args, fragment):
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert fragment in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 or result.exit_code == 2  # usage errors add a usage line
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("strategies = [\n", "not valid TOML"),
+    ('strategies = ["supervised"]\ndataset = "moons"\n', "missing the required key 'labels'"),
+    ('colour = "red"\n' + USER_FILE, "unknown key 'colour'"),
+    (USER_FILE.replace("labels = 6", "labels = -6"), "labels must be positive"),
+    (USER_FILE.replace('"pseudo_label.t1" = 1', '"pseudo_label.t1" = "soon"'), "t1"),
+])
+def test_a_bad_toml_file_names_the_file_and_the_problem(tmp_path, text, fragment):
+    path = tmp_path / "mine.toml"
+    path.write_text(text, encoding="utf-8")
+    result = invoke("bench", "--config", str(path), "-q")
+    assert result.exit_code == 1, result.output
+    assert str(path) in result.output and fragment in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_unknown_preset_is_an_unknown_name_error():
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        get_preset("pl-cnn-mnist100")
+    with pytest.raises(PresetError):
+        get_preset("moons-6").variant("huge")
+
+
+def test_config_runs_a_user_file_and_records_carry_its_name(tmp_path):
+    path = tmp_path / "my-moons.toml"
+    path.write_text(USER_FILE, encoding="utf-8")
+    recs = records_of(CliRunner().invoke(main, ["bench", "--config", str(path), "--json", "-", "-q"]))
+    assert [(r["strategy"], r["seed"], r["preset"]) for r in recs] == [
+        ("supervised", 0, "my-moons"), ("supervised", 1, "my-moons"),
+        ("pseudo_label", 0, "my-moons"), ("pseudo_label", 1, "my-moons")]
+    assert all(r["dataset_options"]["n_train"] == 200 and r["options"]["epochs"] == 3 for r in recs)
+
+
+def test_explicit_flags_override_the_preset(tmp_path):
+    path = tmp_path / "my-moons.toml"
+    path.write_text(USER_FILE.replace('epochs = 3', 'epochs = 3\n"pseudo_label.epochs" = 4'), encoding="utf-8")
+    recs = records_of(CliRunner().invoke(main, [
+        "bench", "--config", str(path), "-s", "pseudo_label", "--seeds", "1", "--seed", "5", "--labels", "8",
+        "--epochs", "2", "-o", "pseudo_label.t2=1.5", "-d", "noise=0.2", "--json", "-", "-q"]))
+    (r,) = recs
+    assert (r["strategy"], r["seed"], r["labels"]) == ("pseudo_label", 5, 8)
+    assert r["options"]["epochs"] == 2  # --epochs beats the file's NAME.epochs too
+    assert r["options"]["t1"] == 1 and r["options"]["t2"] == 1.5
+    assert r["dataset_options"] == {"n_train": 200, "n_test": 100, "noise": 0.2}
+
+
+def test_merge_options_plain_keys_replace_scoped_ones():
+    base = {"epochs": 5, "a.epochs": 6, "b.lr": 0.1, "lr": 1}
+    assert merge_options(base, {"epochs": 2, "b.lr": 0.2}) == {"b.lr": 0.2, "lr": 1, "epochs": 2}
+
+
+def test_plain_bench_records_have_no_preset():
+    recs = records_of(CliRunner().invoke(main, [
+        "bench", "-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "--json", "-", "-q"]))
+    assert recs[0]["preset"] is None
+
+
+def test_several_label_counts_run_one_bench_each_and_say_so_in_the_preset():
+    recs = records_of(CliRunner().invoke(main, ["bench", "--preset", "mnist-tiny", "--ci", "-s", "supervised",
+                                                                "--json", "-", "-q"]))
+    assert [(r["labels"], r["preset"]) for r in recs] == [(10, "mnist-tiny:ci@10"), (20, "mnist-tiny:ci@20")]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_the_ci_sized_version_of_each_preset_runs(name, tmp_path):
+    preset = get_preset(name).variant("ci")
+    result = CliRunner().invoke(main, ["bench", "--preset", name, "--ci", "--out", str(tmp_path),
+                                                       "--json", "-", "-q"])
+    recs = records_of(result)
+    assert len(recs) == len(preset.strategies) * preset.seeds * len(preset.labels)
+    assert {r["strategy"] for r in recs} == set(preset.strategies)
+    assert all(r["preset"].startswith(f"{name}:ci") for r in recs)
+    assert all(math.isfinite(r["test_accuracy"]) and 0 <= r["test_accuracy"] <= 1 for r in recs)
+    stores = [tmp_path / f"labels-{n}" for n in preset.labels] if len(preset.labels) > 1 else [tmp_path]
+    assert sum((d / "records.jsonl").read_text().count("\n") for d in stores) == len(recs)
+
+
+def test_the_results_page_is_up_to_date_with_the_committed_results(tmp_path, monkeypatch):
+    from sslzoo.results import write_results
+
+    monkeypatch.chdir(ROOT)
+    written = write_results("benchmarks/results", tmp_path / "results.md")
+    committed = ROOT / "docs" / "results.md"
+    assert committed.read_text(encoding="utf-8") == (tmp_path / "results.md").read_text(encoding="utf-8"), (
+        "docs/results.md is stale: run `sslzoo results` and commit it")
+    for figure in written[1:]:
+        assert (committed.parent / "results" / figure.name).is_file(), f"missing figure {figure.name}"

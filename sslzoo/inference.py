@@ -71,20 +71,23 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passe
     one batch, in chunks bounded by ``MC_CHUNK_ELEMENTS`` activations.
     """
     prefix, rest = split_at_dropout(model)
-    out = []
+    if ids.numel() == 0:
+        return torch.empty(0, 0, passes, device=x.device)
+    with torch.inference_mode(), eval_mode(model):
+        probe = prefix(x[ids[:1]])
+        per_sample, classes = max(1, probe[0].numel()), rest(probe).shape[-1]
+    chunk = max(1, min(CHUNK, MC_CHUNK_ELEMENTS // (per_sample * passes)))
+    # One preallocated output written chunk by chunk: no list of pieces to concatenate (which
+    # doubled the output's memory and fragmented the heap when scoring a large pool).
+    out = torch.empty(ids.numel(), classes, passes, device=x.device)
     with torch.inference_mode(), eval_mode(model, dropout=True), autocast(x.device):
-        probe = prefix(x[ids[:1]]) if ids.numel() else None
-        per_sample = max(1, probe[0].numel() if probe is not None else 1)
-        chunk = max(1, min(CHUNK, MC_CHUNK_ELEMENTS // (per_sample * passes)))
         for start in range(0, ids.numel(), chunk):
             h = prefix(x[ids[start:start + chunk]])
             k = h.shape[0]
             repeated = h.unsqueeze(0).expand(passes, *h.shape).reshape(passes * k, *h.shape[1:])
             logits = rest(repeated).float().reshape(passes, k, -1)
-            out.append(torch.softmax(logits, dim=2).permute(1, 2, 0))
-    if not out:
-        return torch.empty(0, 0, passes, device=x.device)
-    return torch.cat(out)
+            out[start:start + k] = torch.softmax(logits, dim=2).permute(1, 2, 0)
+    return out
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:

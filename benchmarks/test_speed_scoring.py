@@ -16,7 +16,8 @@ One model (``cnn``, trained 2 epochs on 1000 MNIST labels, seed 0), the same poo
 * memory: in a subprocess, the extra peak RSS of scoring the full 60k pool with T=100
   (``ru_maxrss`` after training minus after scoring; target ≤ 2 GB).
 
-Results: ``benchmarks/results/speed_scoring.json``. baal is an optional extra (``pip install
+Results: ``benchmarks/results/speed_scoring.json`` (memory: ``speed_scoring_memory.json``; run it
+alone with ``-k memory``, it takes ~8 minutes on the loaded 2-core machine). baal is an optional extra (``pip install
 sslzoo[bench]``); without it the baal cases are skipped.
 """
 
@@ -169,5 +170,5 @@ def test_memory_full_pool_T100(benchmark) -> None:
     out = benchmark.pedantic(subprocess.run, args=([sys.executable, "-c", script],),
                              kwargs={"capture_output": True, "text": True, "check": True}, rounds=1, iterations=1)
     memory = json.loads(out.stdout.strip().splitlines()[-1])
-    RESULTS["memory_full_pool_T100"] = memory
+    speedlib.save("speed_scoring_memory", {"threads": THREADS, "memory_full_pool_T100": memory})
     assert memory["extra_peak_rss_mb"] <= 2048, memory

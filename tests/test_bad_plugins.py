@@ -227,6 +227,9 @@ class BadSelect(ActiveStrategy):
     name = "bad_select"
     summary = "selects wrongly"
 
+    def score(self, ctx, ids):
+        return torch.zeros(ids.numel())
+
     def select(self, ctx, candidates):
         CALLS.append(ctx.round)
         k = self.query_count(ctx, candidates.numel())

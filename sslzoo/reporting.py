@@ -30,7 +30,7 @@ from typing import Any
 
 from sslzoo.comparison import curve_points, group
 from sslzoo.errors import ResultsError
-from sslzoo.store import as_records, preset_of
+from sslzoo.store import as_records
 
 Record = Mapping[str, Any]
 DPI = 110

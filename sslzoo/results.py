@@ -175,7 +175,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
                       "final labels", "final test accuracy", "seeds"], labels_to_error_rows(preset, records))
     else:
         what = "test error" if metric == "test_error" else "test accuracy"
-        md += _table(["strategy", "labels", f"reference {what}", f"ours (mean ± std)", "ours vs reference",
+        md += _table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "ours vs reference",
                       "seeds", "wall s / run"], accuracy_rows(preset, records))
         rows = start_rows(preset, records)
         if rows:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from sslzoo.cli import main
 from sslzoo.errors import PresetError, UnknownNameError
-from sslzoo.preset import get_preset, list_presets, load_file, merge_options, validate
+from sslzoo.preset import get_preset, list_presets, merge_options, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = list_presets()

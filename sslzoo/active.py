@@ -116,15 +116,19 @@ class ActiveStrategy(Strategy, ABC):
     def score(self, ctx: Context, ids: Tensor) -> Tensor:
         """One score per id of ``ids`` (1-D, on the device); higher = more worth querying."""
 
+    def pick(self, ctx: Context, scores: Tensor, ids: Tensor, k: int) -> Tensor:
+        """``k`` of ``ids`` given their ``scores``: the top k, ties broken at random."""
+        return top_k(scores, ids, k, ctx.generator)
+
     def select(self, ctx: Context, candidates: Tensor) -> Tensor:
-        """In the round phase, the :meth:`query_count` highest-scoring pool ids (global ids)."""
+        """In the round phase, :meth:`pick` ``query_count`` pool ids by :meth:`score` (global ids)."""
         if ctx.phase != "round":
             return candidates[:0]
         k = self.query_count(ctx, candidates.numel())
         if k == 0:
             return candidates[:0]
         ids = self.candidates(ctx, candidates, k)
-        return top_k(self.score(ctx, ids), ids, k, ctx.generator)
+        return self.pick(ctx, self.score(ctx, ids), ids, k)
 
 
 class UncertaintyStrategy(ActiveStrategy):

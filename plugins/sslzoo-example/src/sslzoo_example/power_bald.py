@@ -75,12 +75,6 @@ class PowerBald(MCDropoutStrategy):
     options: PowerBaldOptions
     uncertainty = staticmethod(scores.bald)
 
-    def select(self, ctx: Context, candidates: Tensor) -> Tensor:
-        """In the round phase, ``query_count`` pool ids sampled ∝ BALD^beta (global ids)."""
-        if ctx.phase != "round":
-            return candidates[:0]
-        k = self.query_count(ctx, candidates.numel())
-        if k == 0:
-            return candidates[:0]
-        ids = self.candidates(ctx, candidates, k)
-        return power_sample(self.score(ctx, ids), ids, k, self.options.beta, ctx.generator)
+    def pick(self, ctx: Context, scores: Tensor, ids: Tensor, k: int) -> Tensor:
+        """``k`` of the scored pool ids, sampled ∝ BALD^beta instead of the top k (global ids)."""
+        return power_sample(scores, ids, k, self.options.beta, ctx.generator)

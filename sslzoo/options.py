@@ -77,22 +77,11 @@ def _coerce(tp: Any, value: Any) -> Any:
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
         raise ValueError
-    if tp is int:
-        if isinstance(value, bool):
+    if tp in (int, float):
+        accepted = (int, str) if tp is int else (int, float, str)
+        if isinstance(value, bool) or not isinstance(value, accepted):
             raise ValueError
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            return int(value)
-        raise ValueError
-    if tp is float:
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            return float(value)
-        raise ValueError
+        return tp(value)
     if tp is str:
         if isinstance(value, str):
             return value

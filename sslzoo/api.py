@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from sslzoo.composite import SEPARATOR, Composite
+from sslzoo.composite import SEPARATOR, SEPARATORS, THEN, Composite, Sequence
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError
 from sslzoo.registry import ModelSpec, Registry, default_registry
@@ -33,13 +33,15 @@ def _fields(cls: type[Strategy]) -> set[str]:
 
 
 def _parts(name: str, registry: Registry | None) -> tuple[type[Strategy], type[Strategy]] | None:
-    """The two classes of a composite name ``A+B``, or None for a plain name."""
-    if SEPARATOR not in name:
+    """The two classes of a composite name ``A+B`` or ``A>B``, or None for a plain name."""
+    found = [sep for sep in SEPARATORS if sep in name]
+    if not found:
         return None
-    pieces = name.split(SEPARATOR)
-    if len(pieces) != 2 or not all(pieces):
-        raise OptionError(f"strategy {name!r}: a composition is exactly two names, ACTIVE+PSEUDO, "
-                          f"e.g. least_confidence+self_training")
+    pieces = name.split(found[0])
+    if len(found) != 1 or len(pieces) != 2 or not all(pieces):
+        raise OptionError(f"strategy {name!r}: a composition is exactly two names, ACTIVE{SEPARATOR}PSEUDO "
+                          f"(both every round) or ACTIVE{THEN}PSEUDO (one after the other), e.g. "
+                          f"least_confidence{SEPARATOR}self_training")
     return get_strategy(pieces[0], registry), get_strategy(pieces[1], registry)
 
 
@@ -55,7 +57,7 @@ def option_names(name: str, registry: Registry | None = None) -> set[str]:
 def create_strategy(name: str, registry: Registry | None = None, **options: Any) -> Strategy:
     """A strategy instance with ``options`` checked and coerced (strings are parsed).
 
-    ``A+B`` composes active learner A with pseudo-labeler B (:mod:`sslzoo.composite`): training
+    ``A+B`` and ``A>B`` compose active learner A with pseudo-labeler B (:mod:`sslzoo.composite`): training
     options go to A; B's own options (or ``B.key``) go to B; a key both have goes to both.
     """
     parts = _parts(name, registry)
@@ -77,7 +79,8 @@ def create_strategy(name: str, registry: Registry | None = None, **options: Any)
         if key not in _fields(active) and key not in _fields(pseudo):
             raise OptionError(f"strategy {name!r} has no option {key!r}; valid options: "
                               f"{', '.join(sorted(option_names(name, registry)))}")
-    return Composite(active(**to_active), pseudo(**to_pseudo))
+    kind = Sequence if THEN in name else Composite
+    return kind(active(**to_active), pseudo(**to_pseudo))
 
 
 def list_datasets(pattern: str = "*", registry: Registry | None = None) -> list[str]:

@@ -104,12 +104,12 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
 
 
 def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std of the final test accuracy per (strategy, dataset), in first-seen order."""
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    """Mean ± std of the final test accuracy per (strategy, dataset, starting labels), in first-seen order."""
+    groups: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
     for rec in records:
-        groups.setdefault((rec["strategy"], rec["dataset"]), []).append(rec)
+        groups.setdefault((rec["strategy"], rec["dataset"], rec["labels"]), []).append(rec)
     rows = []
-    for (strategy, dataset), recs in groups.items():
+    for (strategy, dataset, _), recs in groups.items():
         accs = [r["test_accuracy"] for r in recs]
         rows.append({
             "strategy": strategy, "dataset": dataset, "seeds": len(recs),

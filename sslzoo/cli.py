@@ -12,10 +12,11 @@ from typing import Any
 import click
 
 from sslzoo import __version__, api
-from sslzoo.bench import DEFAULT_BENCH, format_table, run, summarize
+from sslzoo.bench import DEFAULT_BENCH, format_table, run, strategy_options, summarize
 from sslzoo.engine import Progress, RunSpec
 from sslzoo.errors import SslzooError
 from sslzoo.options import parse_assignments
+from sslzoo.preset import options_for
 from sslzoo.registry import default_registry
 from sslzoo.split import SPLITS
 from sslzoo.store import RecordStore
@@ -151,7 +152,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
           json_out: str | None, out_dir: str | None, resume: bool, quiet: bool, preset: str | None = None,
           config: str | None = None, scaled: bool = False, ci_size: bool = False,
-          runs: list[tuple[int, str | None]] | None = None) -> None:
+          runs: list[tuple[int, list[str], str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     if preset is not None or config is not None:
         return _bench_preset(click.get_current_context(), preset, config, "ci" if ci_size else
@@ -190,11 +191,15 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         strategies = DEFAULT_BENCH["strategies"]
         opts = {**DEFAULT_BENCH["options"], **opts}
     try:
-        for labels_, preset_name in runs or [(labels, None)]:
+        groups = runs or [(labels, list(strategies), None)]
+        if len(groups) > 1:  # a preset's label counts: every -o key is checked against all its strategies
+            strategy_options(list(strategies), opts, default_registry())
+        for labels_, names, preset_name in groups:
             if out_dir is not None and runs is not None and len(runs) > 1:  # one store per label count
                 store = RecordStore(os.path.join(out_dir, f"labels-{labels_}"))
-            run(list(strategies), dataset, labels=labels_, seed=seed, seeds=seeds,
-                model=model, device=device, split=split, exclude_classes=exclude_classes, options=opts,
+            run(names, dataset, labels=labels_, seed=seed, seeds=seeds,
+                model=model, device=device, split=split, exclude_classes=exclude_classes,
+                options=opts if names == list(strategies) else options_for(opts, names),
                 dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
                 out=store, resume=resume, preset=preset_name)
     finally:
@@ -233,8 +238,10 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
     params["options"] = [f"{k}={v}" for k, v in merge_options(args["options"], user).items()]
     params["dataset_options"] = [f"{k}={v}" for k, v in
                                  {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}.items()]
-    label_counts = [params["labels"]] if "labels" in given else p.labels
-    params["runs"] = [(n, p.record_name(n if "labels" not in given else None)) for n in label_counts]
+    if "labels" in given:  # --labels N: every strategy at N
+        params["runs"] = [(params["labels"], args["strategies"], p.record_name())]
+    else:
+        params["runs"] = [(n, names, p.record_name(n)) for n, names in p.label_groups(args["strategies"])]
     params.update(preset=None, config=None, scaled=False, ci_size=False)
     if not params["quiet"]:
         where = f"preset {p.name}" + ("" if size == "full" else f" ({size}: {p.note})")

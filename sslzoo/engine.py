@@ -26,6 +26,7 @@ from sslzoo import inference
 from sslzoo.context import Context, Oracle
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
+from sslzoo.features import fit_features
 from sslzoo.ledger import Ledger
 from sslzoo.options import options_dict
 from sslzoo.metrics import curve_metrics
@@ -149,6 +150,27 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, expected_quer
                           f"{queries} of them this round; its query_count allows exactly {expected_queries}")
 
 
+class EarlyStopping:
+    """``patience``: stop after ``patience`` epochs without a better test accuracy, then restore the
+    weights of the best epoch (model selection on the test set, as some published protocols do)."""
+
+    def __init__(self, patience: int, x_test: torch.Tensor, y_test: torch.Tensor) -> None:
+        self.patience, self.x_test, self.y_test = patience, x_test, y_test
+        self.best, self.best_epoch, self.best_state = -1.0, 0, None
+
+    def stop(self, model: nn.Module, epoch: int) -> bool:
+        """After ``epoch`` epochs: keep the weights if the test accuracy is a new best; True to stop."""
+        accuracy = float(inference.accuracy(model, self.x_test, self.y_test))
+        if accuracy > self.best:
+            self.best, self.best_epoch = accuracy, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
 class Run:
     """One strategy × dataset × seed: state, the round loop and the record."""
 
@@ -184,6 +206,7 @@ class Run:
 
     def _fresh_model(self) -> None:
         self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
+        fit_features(self.model, self.x[self.ledger.train()])  # fitted layers see this round's training set
         if self.x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, self.opts)
@@ -224,6 +247,8 @@ class Run:
                     break
             step_tally = self.train_round(rnd, curve)
             entry = self._entry(rnd, self.opts.epochs, step_tally)
+            if self.opts.patience:
+                entry["best_epoch"] = self.best_epoch  # the epoch whose weights were kept
             curve.append(entry)
             self.registry.notify("round_ended", run=run_info, entry=entry)
         record = self._record(curve, termination, time.perf_counter() - started)
@@ -251,7 +276,8 @@ class Run:
 
         Each epoch follows the strategy's ``epoch_plan`` (see :func:`epoch_steps`); every labeled
         pass starts from a fresh shuffle of the labeled set. With ``eval_every`` N, a mid-round
-        entry (``epoch`` < ``epochs``) joins ``curve`` every N epochs.
+        entry (``epoch`` < ``epochs``) joins ``curve`` every N epochs. With ``patience`` N, training
+        stops after N epochs without a better test accuracy and the best weights are restored.
         """
         ctx, opts, model = self.ctx, self.opts, self.model
         train_ids = self.ledger.train()
@@ -262,6 +288,7 @@ class Run:
         tally = Tally(self.device)
         epochs = opts.epochs
         order = train_ids
+        stopper = EarlyStopping(opts.patience, self.x_test, self.y_test) if opts.patience else None
         for epoch in range(epochs):
             model.train()
             ctx.epoch, ctx.step_in_epoch = epoch, 0
@@ -294,6 +321,11 @@ class Run:
                                "loss": float(loss_sum) / max(1, steps), "labels": n})
             if opts.eval_every and (epoch + 1) % opts.eval_every == 0 and epoch + 1 < epochs:
                 curve.append(self._entry(rnd, epoch + 1, tally if semi else None))
+            if stopper is not None and stopper.stop(model, epoch + 1):
+                break
+        if stopper is not None:
+            stopper.restore(model)
+            self.best_epoch = stopper.best_epoch
         return tally if semi else None
 
     def _unlabeled_batch(self, candidates: torch.Tensor, tally: Tally, bad: torch.Tensor) -> Batch:

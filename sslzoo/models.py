@@ -7,6 +7,8 @@ import math
 
 from torch import nn
 
+from sslzoo.features import PcaPolynomial
+
 
 def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Two 5x5 conv layers (20, 40 filters; Dropout2d on the second), max-pool, fc 150, dropout 0.5."""
@@ -51,6 +53,14 @@ def linear_zero(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential
     nn.init.zeros_(model[1].weight)
     nn.init.zeros_(model[1].bias)
     return model
+
+
+def pca_poly_logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Conventional-ML logistic regression: L2-normalised pixels, PCA to 50 dimensions fitted on the
+    training set, degree-2 polynomial features (1326), softmax regression (its L2 penalty is the
+    optimizer's ``weight_decay``)."""
+    features = PcaPolynomial(math.prod(input_shape), components=50)
+    return nn.Sequential(features, nn.Linear(features.out_features, num_classes))
 
 
 def moons_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:

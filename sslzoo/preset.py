@@ -7,6 +7,7 @@ A preset mirrors ``sslzoo bench``'s arguments::
     strategies = ["supervised", "pseudo_label"]
     dataset = "mnist"
     labels = 1000                      # or a list: one bench per label count
+    labels_for = { supervised = [400, 4000] }  # optional: these strategies run at these counts instead
     seed = 0
     seeds = 1
     model = "cnn"                      # optional (default: the dataset's)
@@ -40,8 +41,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SIZES = ("full", "scaled", "ci")
-RUN_KEYS = {"strategies": list, "dataset": str, "labels": (int, list), "seed": int, "seeds": int, "model": str,
-            "split": str, "exclude_classes": list, "options": dict, "dataset_options": dict}
+RUN_KEYS = {"strategies": list, "dataset": str, "labels": (int, list), "labels_for": dict, "seed": int, "seeds": int,
+            "model": str, "split": str, "exclude_classes": list, "options": dict, "dataset_options": dict}
 TOP_KEYS = {**RUN_KEYS, "title": str, "description": str, "reference": dict, "scaled": dict, "ci": dict}
 OVERRIDE_KEYS = {**RUN_KEYS, "note": str}
 
@@ -55,6 +56,7 @@ class Preset:
     strategies: list[str]
     dataset: str
     labels: list[int]
+    labels_for: dict[str, list[int]] = field(default_factory=dict)
     title: str = ""
     description: str = ""
     seed: int = 0
@@ -87,7 +89,9 @@ class Preset:
                 elif key == "dataset_options":
                     out.dataset_options = {**out.dataset_options, **value}
                 elif key == "labels":
-                    out.labels = [value] if isinstance(value, int) else list(value)
+                    out.labels = _counts(value)
+                elif key == "labels_for":
+                    out.labels_for = {name: _counts(counts) for name, counts in value.items()}
                 else:
                     setattr(out, key, copy.deepcopy(value))
         # a [scaled] table of only a note (the protocol is already small) leaves the full protocol
@@ -95,19 +99,33 @@ class Preset:
         out.note = " ".join(notes)
         return out
 
+    def label_groups(self, strategies: list[str] | None = None) -> list[tuple[int, list[str]]]:
+        """(label count, the strategies run at it) for ``strategies`` (default: the preset's): each
+        strategy at its ``labels_for`` counts, or else at ``labels``."""
+        groups: dict[int, list[str]] = {}
+        for name in strategies or self.strategies:
+            for n in self.labels_for.get(name, self.labels):
+                groups.setdefault(n, []).append(name)
+        return list(groups.items())
+
     def record_name(self, labels: int | None = None) -> str:
         """The ``preset`` a record of this variant carries: NAME, NAME:scaled or NAME:ci, then
         ``@LABELS`` when the protocol has several label counts."""
         name = self.name if self.size == "full" else f"{self.name}:{self.size}"
-        return f"{name}@{labels}" if labels is not None and len(self.labels) > 1 else name
+        return f"{name}@{labels}" if labels is not None and len(self.label_groups()) > 1 else name
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "description": self.description,
-                "strategies": self.strategies, "dataset": self.dataset, "labels": self.labels, "seed": self.seed,
+                "strategies": self.strategies, "dataset": self.dataset, "labels": self.labels,
+                "labels_for": self.labels_for, "seed": self.seed,
                 "seeds": self.seeds, "model": self.model, "split": self.split,
                 "exclude_classes": self.exclude_classes, "options": self.options,
                 "dataset_options": self.dataset_options, "reference": self.reference, "scaled": self.scaled,
                 "ci": self.ci, "path": str(self.path)}
+
+
+def _counts(labels: int | list[int]) -> list[int]:
+    return [labels] if isinstance(labels, int) else list(labels)
 
 
 def merge_options(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,12 +155,16 @@ def _check_run_keys(where: str, table: Mapping[str, Any], allowed: Mapping[str, 
         if key not in allowed:
             raise PresetError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
         _check_type(where, key, value, allowed[key])
-    labels = table.get("labels")
-    if isinstance(labels, list) and (not labels or not all(isinstance(n, int) and not isinstance(n, bool)
-                                                            and n > 0 for n in labels)):
-        raise PresetError(f"{where}: labels must be a positive integer or a non-empty list of them, got {labels!r}")
-    if isinstance(labels, int) and labels <= 0:
-        raise PresetError(f"{where}: labels must be positive, got {labels}")
+    counts = [("labels", table["labels"])] if "labels" in table else []
+    counts += [(f"labels_for.{name}", value) for name, value in table.get("labels_for", {}).items()]
+    for key, labels in counts:
+        if isinstance(labels, list) and (not labels or not all(isinstance(n, int) and not isinstance(n, bool)
+                                                                and n > 0 for n in labels)):
+            raise PresetError(f"{where}: {key} must be a positive integer or a non-empty list of them, got {labels!r}")
+        if isinstance(labels, bool) or not isinstance(labels, (int, list)):
+            raise PresetError(f"{where}: {key} must be a positive integer or a non-empty list of them, got {labels!r}")
+        if isinstance(labels, int) and labels <= 0:
+            raise PresetError(f"{where}: {key} must be positive, got {labels}")
     if "strategies" in table and (not table["strategies"] or not all(isinstance(s, str) for s in table["strategies"])):
         raise PresetError(f"{where}: strategies must be a non-empty list of names, got {table['strategies']!r}")
     if "split" in table and table["split"] not in SPLITS:
@@ -169,10 +191,14 @@ def load_file(path: str | Path, name: str | None = None) -> Preset:
     _check_run_keys(where, data, TOP_KEYS)
     for size in ("scaled", "ci"):
         _check_run_keys(f"{where} [{size}]", data.get(size, {}), OVERRIDE_KEYS)
-    labels = data["labels"]
-    values = {k: v for k, v in data.items() if k != "labels"}
-    return Preset(name=name or path.stem, path=path, labels=[labels] if isinstance(labels, int) else list(labels),
-                  **values)
+    strategies = data["strategies"]
+    for size, table in (("", data), (" [scaled]", data.get("scaled", {})), (" [ci]", data.get("ci", {}))):
+        unknown = sorted(set(table.get("labels_for", {})) - set(table.get("strategies", strategies)))
+        if unknown:
+            raise PresetError(f"{where}{size}: labels_for names {', '.join(unknown)}, not in strategies")
+    values = {k: v for k, v in data.items() if k not in ("labels", "labels_for")}
+    return Preset(name=name or path.stem, path=path, labels=_counts(data["labels"]),
+                  labels_for={k: _counts(v) for k, v in data.get("labels_for", {}).items()}, **values)
 
 
 def _builtin_dir() -> Path:
@@ -214,20 +240,25 @@ def validate(preset: Preset, registry: Any = None) -> None:
             raise PresetError(f"{preset.path} ({size}): {exc}") from None
 
 
+def options_for(options: Mapping[str, Any], strategies: list[str]) -> dict[str, Any]:
+    """The ``options`` (``-o`` keys, possibly ``NAME.key``) that at least one of ``strategies`` accepts."""
+    from sslzoo.api import option_names
+
+    fields = {name: option_names(name) for name in strategies}
+    keep = {}
+    for key, value in options.items():
+        scope, dot, bare = key.rpartition(".")
+        if any(key in f for f in fields.values()) or dot and scope in fields:
+            keep[key] = value
+    return keep
+
+
 def bench_arguments(preset: Preset, strategies: list[str] | None = None) -> dict[str, Any]:
     """Keyword arguments of :func:`sslzoo.bench.run` for one label count's runs (without ``labels``);
     with other ``strategies`` than the preset's, only the options they accept are kept."""
     options = dict(preset.options)
     if strategies is not None and list(strategies) != preset.strategies:
-        from sslzoo.api import option_names
-
-        fields = {name: option_names(name) for name in strategies}
-        keep = {}
-        for key, value in options.items():
-            scope, dot, bare = key.rpartition(".")
-            if dot and scope in fields or not dot and any(key in f for f in fields.values()):
-                keep[key] = value
-        options = keep
+        options = options_for(options, list(strategies))
     return {"strategies": list(strategies or preset.strategies), "dataset": preset.dataset, "seed": preset.seed,
             "seeds": preset.seeds, "model": preset.model, "split": preset.split,
             "exclude_classes": list(preset.exclude_classes), "options": options,

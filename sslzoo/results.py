@@ -68,6 +68,8 @@ def _labels_of(record: Record) -> int:
 
 def _delta(ours: float, ref: float, n: int, higher_is_better: bool = True, unit: str = " pt") -> str:
     diff = ours - ref
+    if round(abs(diff), 2) == 0:
+        return f"equal, {n} seed{'s' if n != 1 else ''}"
     better = diff > 0 if higher_is_better else diff < 0
     word = "above" if diff > 0 else "below"
     verdict = " (better)" if better and abs(diff) > 0 else ""
@@ -75,7 +77,8 @@ def _delta(ours: float, ref: float, n: int, higher_is_better: bool = True, unit:
 
 
 def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
-    """One row per (label count, strategy): reference, ours (mean ± std over seeds), difference."""
+    """One row per (label count, strategy): reference (a number, or one per label count), ours
+    (mean ± std over seeds), difference."""
     ref = preset.reference.get("values", {})
     metric = preset.reference.get("metric", "test_accuracy")
     rows = []
@@ -84,15 +87,16 @@ def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
             n_labels = _labels_of(group[0])
             accs = [float(r["test_accuracy"]) for r in group]
             walls = [float(r.get("wall_seconds") or 0) for r in group]
+            value = ref.get(strategy)
+            if isinstance(value, Mapping):  # per label count
+                value = value.get(str(n_labels))
             if metric == "test_error":
-                value = ref.get(strategy, {}).get(str(n_labels))
                 ours = [100 * (1 - a) for a in accs]
                 text = _pm(ours, 1.0)
                 ref_text = f"{value:.2f} % error" if value is not None else "—"
                 delta = _delta(statistics.fmean(ours), value, len(group), higher_is_better=False) if value is not None else "—"
                 text += " % error"
             else:
-                value = ref.get(strategy) if isinstance(ref.get(strategy), (int, float)) else None
                 text = _pm(accs) + " %"
                 ref_text = f"{value:.2f} %" if value is not None else "—"
                 delta = _delta(100 * statistics.fmean(accs), value, len(group)) if value is not None else "—"
@@ -185,7 +189,8 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     if _is_al(records):
         from sslzoo.reporting import Report, _colors, learning_curves
 
-        groups = {s: recs for (s,), recs in _by(records, "strategy").items()}
+        groups = {s: recs for (s,), recs in _by(records, "strategy").items()
+                  if recs[0].get("family") in ("al", "hybrid")}  # the budget curves, not fixed-label baselines
         path = page_dir / FIGURES / f"learning_curves_{preset.name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         into = Report(out_dir=path.parent, markdown=path.parent / "unused.md")

@@ -44,6 +44,9 @@ class TrainOptions:
     retrain: Literal["scratch", "warm"] = field(
         default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
     eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})
+    patience: int = field(default=0, metadata={
+        "min": 0, "help": "stop a round's training after N epochs without a better test accuracy and keep the best "
+                          "weights (0: off; this selects on the test set, as some published protocols did)"})
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Hybrids by composition: ``A+B`` queries with active learner A and auto-labels with B."""
+"""Hybrids by composition: ``A+B`` queries with active learner A and auto-labels with B every round;
+``A>B`` runs A's rounds, then B's."""
 
 from __future__ import annotations
 
@@ -30,6 +31,23 @@ def test_composition_queries_the_oracle_and_pseudo_labels_the_rest():
         "sslzoo.default_plugins.uncertainty", "sslzoo.default_plugins.self_training"}
 
 
+def test_sequence_queries_until_the_budget_then_only_pseudo_labels():
+    result = tiny_run("least_confidence>self_training", criterion="k_best", k_best=7, max_rounds=3, epochs=5)
+    ledger, record = result.job.ledger, result.record
+    assert record["strategy"] == "least_confidence>self_training" and record["family"] == "hybrid"
+    assert record["oracle_labels"] == 25 and record["termination"] == "max_rounds"
+    queried_rounds = sorted(set(ledger.round[(ledger.source == ORACLE) & (ledger.round > 0)].tolist()))
+    pseudo_rounds = ledger.round[ledger.source == PSEUDO].tolist()
+    assert queried_rounds == [1, 2, 3]  # 3 rounds of 5 queries to the budget of 25, no pseudo-labels
+    assert sorted(set(pseudo_rounds)) == [4, 5, 6] and len(pseudo_rounds) == 21  # then B's 3 rounds of 7
+    assert [e["labels"] for e in record["curve"]] == [10, 15, 20, 25, 25, 25, 25]
+
+
+def test_sequence_needs_a_round_based_pseudo_labeler():
+    with pytest.raises(OptionError, match="pseudo-labels at every step.*entropy\\+pseudo_label"):
+        create_strategy("entropy>pseudo_label")
+
+
 def test_options_are_routed_to_the_part_that_has_them():
     strategy = create_strategy("entropy+self_training", query_size=7, threshold=0.9, epochs=3,
                                **{"self_training.max_rounds": 4})
@@ -43,6 +61,7 @@ def test_options_are_routed_to_the_part_that_has_them():
     ("self_training+entropy", OptionError, "the first part must be an active-learning strategy"),
     ("entropy+self_trainig", UnknownNameError, "did you mean self_training"),
     ("entropy+self_training+margin", OptionError, "exactly two names"),
+    ("entropy+self_training>margin", OptionError, "exactly two names"),
     ("entropy+self_training", OptionError, "has no option 'colour'"),
 ])
 def test_bad_compositions_are_clear_errors(name, error, fragment):

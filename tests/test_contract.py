@@ -9,7 +9,7 @@ from sslzoo.registry import Registry
 from sslzoo.testing import StrategyContract, check_strategy
 
 BUILT_IN = Registry(make_plugins(load="")).strategies.names()
-COMPOSED = ["least_confidence+self_training", "entropy+pseudo_label", "bald+self_training"]
+COMPOSED = ["least_confidence+self_training", "entropy+pseudo_label", "bald+self_training", "margin>self_training"]
 
 
 @pytest.mark.parametrize("name", BUILT_IN + COMPOSED)

@@ -122,3 +122,23 @@ def test_left_out_class_is_absent_from_the_initial_labels():
     ids = job.ledger.oracle()
     assert ids.numel() == 90
     assert not (job.oracle.reveal(ids) == 7).any()
+
+
+def test_patience_stops_early_and_keeps_the_best_test_accuracy():
+    """With ``patience`` N the round ends after N epochs without a better test accuracy and the model
+    is the best epoch's (the per-epoch accuracies are traced by a run with ``eval_every=1``)."""
+    kwargs = dict(dataset="moons", labels=10, seed=0, dataset_options={"n_train": 300, "n_test": 300})
+    options = {"epochs": 200, "lr": 0.1, "eval_every": 1}
+    (traced,) = run("supervised", **kwargs, options=options)
+    per_epoch = [e["test_accuracy"] for e in traced["curve"]]
+    best_epoch = 1
+    for epoch, accuracy in enumerate(per_epoch, start=1):
+        if accuracy > per_epoch[best_epoch - 1]:
+            best_epoch = epoch
+        if epoch - best_epoch >= 5:
+            break
+    assert epoch < 200 and per_epoch[epoch - 1] < per_epoch[best_epoch - 1]  # the case is not trivial
+    (stopped,) = run("supervised", **kwargs, options={**options, "eval_every": 0, "patience": 5})
+    final = stopped["curve"][-1]
+    assert final["best_epoch"] == best_epoch
+    assert final["test_accuracy"] == per_epoch[best_epoch - 1]

@@ -83,6 +83,10 @@ def test_bad_preset_requests_are_one_line_errors(args, fragment):
     ('colour = "red"\n' + USER_FILE, "unknown key 'colour'"),
     (USER_FILE.replace("labels = 6", "labels = -6"), "labels must be positive"),
     (USER_FILE.replace('"pseudo_label.t1" = 1', '"pseudo_label.t1" = "soon"'), "t1"),
+    (USER_FILE.replace("seeds = 2", "seeds = 2\nlabels_for = { entropy = [40] }"),
+     "labels_for names entropy, not in strategies"),
+    (USER_FILE.replace("seeds = 2", "seeds = 2\nlabels_for = { supervised = [0] }"),
+     "labels_for.supervised must be"),
 ])
 def test_a_bad_toml_file_names_the_file_and_the_problem(tmp_path, text, fragment):
     path = tmp_path / "mine.toml"
@@ -123,6 +127,19 @@ def test_explicit_flags_override_the_preset(tmp_path):
     assert r["dataset_options"] == {"n_train": 200, "n_test": 100, "noise": 0.2}
 
 
+def test_labels_for_runs_those_strategies_at_their_own_label_counts(tmp_path):
+    path = tmp_path / "mixed.toml"
+    path.write_text(USER_FILE.replace("seeds = 2", "seeds = 1\nlabels_for = { supervised = [6, 30] }"),
+                    encoding="utf-8")
+    recs = records_of(CliRunner().invoke(main, ["bench", "--config", str(path), "--out", str(tmp_path / "out"),
+                                                "--json", "-", "-q"]))
+    assert [(r["strategy"], r["labels"], r["preset"]) for r in recs] == [
+        ("supervised", 6, "mixed@6"), ("pseudo_label", 6, "mixed@6"), ("supervised", 30, "mixed@30")]
+    assert (tmp_path / "out" / "labels-30" / "records.jsonl").read_text().count("\n") == 1
+    # pseudo_label's options are kept for its own group only (supervised has no t1: no error)
+    assert recs[1]["options"]["t1"] == 1
+
+
 def test_merge_options_plain_keys_replace_scoped_ones():
     base = {"epochs": 5, "a.epochs": 6, "b.lr": 0.1, "lr": 1}
     assert merge_options(base, {"epochs": 2, "b.lr": 0.2}) == {"b.lr": 0.2, "lr": 1, "epochs": 2}
@@ -146,11 +163,14 @@ def test_the_ci_sized_version_of_each_preset_runs(name, tmp_path):
     result = CliRunner().invoke(main, ["bench", "--preset", name, "--ci", "--out", str(tmp_path),
                                                        "--json", "-", "-q"])
     recs = records_of(result)
-    assert len(recs) == len(preset.strategies) * preset.seeds * len(preset.labels)
+    groups = preset.label_groups()
+    assert len(recs) == sum(len(names) for _, names in groups) * preset.seeds
     assert {r["strategy"] for r in recs} == set(preset.strategies)
+    assert sorted((r["labels"], r["strategy"]) for r in recs) == sorted(
+        (n, s) for n, names in groups for s in names for _ in range(preset.seeds))
     assert all(r["preset"].startswith(f"{name}:ci") for r in recs)
     assert all(math.isfinite(r["test_accuracy"]) and 0 <= r["test_accuracy"] <= 1 for r in recs)
-    stores = [tmp_path / f"labels-{n}" for n in preset.labels] if len(preset.labels) > 1 else [tmp_path]
+    stores = [tmp_path / f"labels-{n}" for n, _ in groups] if len(groups) > 1 else [tmp_path]
     assert sum((d / "records.jsonl").read_text().count("\n") for d in stores) == len(recs)
 
 

@@ -16,4 +16,6 @@ def register_models(register: Callable[..., None]) -> None:
     register("mlp", models.mlp, "784-512-256-10, ReLU, dropout 0.3")
     register("linear", models.linear, "softmax regression")
     register("linear_zero", models.linear_zero, "softmax regression, zero-initialised weights")
+    register("pca_poly_logreg", models.pca_poly_logreg, "L2-normalised pixels, PCA 50 fitted on the training set, "
+                                                        "degree-2 polynomial features (1326), softmax regression")
     register("moons_mlp", models.moons_mlp, "2-10-10-10-2 ReLU MLP, dropout 0.1 before the output")

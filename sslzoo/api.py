@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from sslzoo.composite import SEPARATOR, SEPARATORS, THEN, Composite, Sequence
+from sslzoo.composite import SEPARATOR, SEPARATORS, THEN, Chain, Composite
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError
 from sslzoo.registry import ModelSpec, Registry, default_registry
@@ -79,7 +79,7 @@ def create_strategy(name: str, registry: Registry | None = None, **options: Any)
         if key not in _fields(active) and key not in _fields(pseudo):
             raise OptionError(f"strategy {name!r} has no option {key!r}; valid options: "
                               f"{', '.join(sorted(option_names(name, registry)))}")
-    kind = Sequence if THEN in name else Composite
+    kind = Chain if THEN in name else Composite
     return kind(active(**to_active), pseudo(**to_pseudo))
 
 

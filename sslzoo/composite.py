@@ -114,7 +114,7 @@ class Composite(Strategy):
         return self.pseudo.loss(ctx, labeled, unlabeled)
 
 
-class Sequence(Composite):
+class Chain(Composite):
     """``active>pseudo``: A's rounds until A stops, then B's rounds until B stops."""
 
     separator = THEN

@@ -15,8 +15,8 @@ from sslzoo.preset import get_preset, list_presets, merge_options, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = list_presets()
-EXPECTED = {"pl-cnn-mnist1000", "lee2013-mnist", "selftrain-mlp-mnist1000", "al-linear-mnist4000", "gal2017-mnist",
-            "moons-6", "mnist-missing-class", "mnist-tiny"}
+EXPECTED = {"pl-cnn-mnist1000", "lee2013-mnist", "selftrain-mlp-mnist1000", "selftrain-logreg-mnist1000",
+            "al-linear-mnist4000", "gal2017-mnist", "moons-6", "mnist-missing-class", "mnist-tiny"}
 USER_FILE = """
 title = "my moons"
 strategies = ["supervised", "pseudo_label"]

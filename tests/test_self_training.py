@@ -111,6 +111,18 @@ def test_sample_rate_takes_the_most_confident_fraction_and_confidence_weighting(
     assert record["termination"] == "max_rounds"
 
 
+def test_per_class_sample_rate_takes_that_fraction_of_each_predicted_class():
+    strategy = SpySelfTraining(criterion="sample_rate", sample_rate=0.1, per_class=True, max_rounds=1, epochs=20)
+    _moons_run(strategy)
+    (rnd,) = strategy.rounds
+    confidence, predicted = rnd["probs"].max(dim=1)
+    taken = torch.isin(rnd["pool"], rnd["chosen"])
+    for c in (0, 1):
+        mine = predicted == c
+        assert int((taken & mine).sum()) == math.ceil(0.1 * int(mine.sum()))
+        assert confidence[taken & mine].min() >= confidence[~taken & mine].max()
+
+
 def test_augment_is_the_identity_on_non_image_inputs():
     records = [_moons_run(SelfTraining(max_rounds=1, epochs=10, augment=augment))[1] for augment in (False, True)]
     assert records[0]["curve"] == records[1]["curve"]

@@ -4,7 +4,8 @@ Round 0 trains on the labeled set. Each later round predicts the pool (dropout o
 
 * ``criterion=threshold``: every sample whose max probability is at least ``threshold`` (0.8),
 * ``criterion=k_best``: the ``k_best`` most confident samples,
-* ``criterion=sample_rate``: the most confident ``sample_rate`` fraction of the pool,
+* ``criterion=sample_rate``: the most confident ``sample_rate`` fraction of the pool (with
+  ``per_class``, that fraction of each predicted class: class-balanced self-training, Zou et al. 2018),
 
 with its argmax as a hard pseudo-label (Lee 2013) frozen in the ledger, then retrains on the
 labeled and pseudo-labeled samples (from scratch or warm, ``retrain``). Optionally the
@@ -38,7 +39,9 @@ CITATION = (
     "David Yarowsky. Unsupervised Word Sense Disambiguation Rivaling Supervised Methods. Proceedings of "
     "the 33rd Annual Meeting of the Association for Computational Linguistics (ACL), pp. 189-196, 1995; "
     "as scikit-learn's SelfTrainingClassifier (Pedregosa et al., Scikit-learn: Machine Learning in Python, "
-    "JMLR 12:2825-2830, 2011); hard argmax pseudo-labels as in " + LEE_2013)
+    "JMLR 12:2825-2830, 2011); hard argmax pseudo-labels as in " + LEE_2013 + "; per_class: Yang Zou, "
+    "Zhiding Yu, B. V. K. Vijaya Kumar, Jinsong Wang. Unsupervised Domain Adaptation for Semantic Segmentation "
+    "via Class-Balanced Self-Training. ECCV 2018")
 
 
 @dataclass
@@ -50,11 +53,26 @@ class SelfTrainingOptions(TrainOptions):
     k_best: int = field(default=10, metadata={"min": 1, "help": "criterion=k_best: the k most confident per round"})
     sample_rate: float = field(default=0.1, metadata={
         "min": 0.0, "max": 1.0, "help": "criterion=sample_rate: the most confident fraction of the pool per round"})
+    per_class: bool = field(default=False, metadata={
+        "help": "criterion=sample_rate: accept that fraction of each predicted class, not of the whole pool"})
     max_rounds: int = field(default=10, metadata={"min": 0, "help": "rounds of acceptance at most"})
     augment: bool = field(default=False, metadata={
         "help": "randomly rotate/zoom/shift the pseudo-labeled images in each batch (images only)"})
     weighting: Literal["1", "confidence"] = field(default="1", metadata={
         "help": "loss weight of a pseudo-label: 1, or its confidence"})
+
+
+def top_fraction_per_class(confidence: torch.Tensor, targets: torch.Tensor, fraction: float,
+                           num_classes: int) -> torch.Tensor:
+    """Indices of the most confident ``ceil(fraction * n_c)`` samples of each predicted class c."""
+    by_confidence = torch.argsort(confidence, descending=True, stable=True)
+    order = by_confidence[torch.argsort(targets[by_confidence], stable=True)]  # by class, then confidence
+    counts = torch.bincount(targets, minlength=num_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    sorted_targets = targets[order]
+    rank = torch.arange(order.numel(), device=order.device) - starts[sorted_targets]
+    quota = torch.ceil(fraction * counts.double()).long()
+    return order[rank < quota[sorted_targets]]
 
 
 class SelfTraining(ArgmaxPseudoLabeler):
@@ -77,6 +95,8 @@ class SelfTraining(ArgmaxPseudoLabeler):
         confidence, targets = argmax_labels(ctx, candidates)
         if o.criterion == "threshold":
             keep = torch.nonzero(confidence >= o.threshold).flatten()
+        elif o.criterion == "sample_rate" and o.per_class:
+            keep = top_fraction_per_class(confidence, targets, o.sample_rate, ctx.num_classes)
         else:
             n = candidates.numel()
             k = min(o.k_best, n) if o.criterion == "k_best" else min(n, math.ceil(o.sample_rate * n))

@@ -1,0 +1,56 @@
+"""Fitted feature layers: the PCA + polynomial features of ``pca_poly_logreg``, fitted on the training set."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslzoo.api import create_strategy
+from sslzoo.engine import Run, RunSpec
+from sslzoo.errors import TrainingError
+from sslzoo.features import PcaPolynomial
+
+
+def test_pca_axes_span_the_top_principal_subspace():
+    torch.manual_seed(0)
+    x = torch.randn(500, 1, 6, 6) * torch.linspace(0.1, 3.0, 36).view(1, 1, 6, 6) + 1.0
+    layer = PcaPolynomial(36, components=5)
+    layer.fit(x)
+    z = F.normalize(x.flatten(1), dim=1).double()
+    centred = z - z.mean(0)
+    _, _, vt = torch.linalg.svd(centred, full_matrices=False)
+    top = vt[:5].T
+    axes = layer.axes.double()
+    assert torch.allclose(axes.T @ axes, torch.eye(5, dtype=torch.double), atol=1e-5)
+    # the same subspace as the SVD's top 5 right singular vectors (signs may differ)
+    assert torch.allclose(axes @ axes.T, top @ top.T, atol=1e-4)
+
+
+def test_polynomial_features_are_bias_linear_and_pairwise_products():
+    layer = PcaPolynomial(784, components=50)
+    assert layer.out_features == 1326  # 1 + 50 + 50 * 51 / 2, as PolynomialFeatures(2) on 50 inputs
+    layer.fit(torch.rand(200, 1, 28, 28))
+    x = torch.rand(3, 1, 28, 28)
+    out = layer(x)
+    z = (F.normalize(x.flatten(1), dim=1) - layer.mean) @ layer.axes
+    assert out.shape == (3, 1326)
+    assert torch.equal(out[:, 0], torch.ones(3)) and torch.allclose(out[:, 1:51], z)
+    assert torch.allclose(out[:, 51], z[:, 0] ** 2) and torch.allclose(out[:, 52], z[:, 0] * z[:, 1])
+    assert torch.allclose(out[:, -1], z[:, 49] ** 2)
+
+
+def test_the_engine_fits_the_features_on_the_training_set_only():
+    spec = RunSpec(strategy="supervised", dataset="mnist", labels=100, model="pca_poly_logreg", device="cpu",
+                   options={"epochs": 1}, dataset_options={"n_train": 1000, "n_test": 200, "scale": "unit"})
+    job = Run(spec, create_strategy("supervised", epochs=1))
+    job.execute()
+    train = job.x[job.ledger.train()]
+    assert job.ledger.train().numel() == 100
+    expected = F.normalize(train.flatten(1), dim=1).mean(0)
+    assert torch.allclose(job.model[0].mean, expected, atol=1e-6)
+
+
+def test_too_few_training_samples_for_the_pca_is_a_clear_error():
+    with pytest.raises(TrainingError, match="PCA to 50 components needs at least that many training samples"):
+        PcaPolynomial(784, components=50).fit(torch.rand(20, 1, 28, 28))

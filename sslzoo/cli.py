@@ -207,7 +207,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
             _dump(finished, "-")
         elif finished:
             click.echo(format_table(summarize(finished)))
-    notes = {r["termination"] for r in finished} & {"pool_empty"}
+    notes = {r["termination"] for r in finished if "budget" in r["options"]} & {"pool_empty"}
     if notes:
         click.echo("note: the unlabeled pool ran out before the budget was met", err=True)
 

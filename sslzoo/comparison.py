@@ -35,15 +35,17 @@ def _number(value: Any) -> float | None:
 
 
 def curve_points(record: Mapping[str, Any]) -> list[tuple[float, float]]:
-    """(oracle labels, test accuracy) at the end of each round, as the record's curve gives them."""
-    points = []
+    """(oracle labels, test accuracy) at the end of each round, as the record's curve gives them;
+    where several rounds end at the same oracle labels (pseudo-labeling rounds), the last one."""
+    points: dict[float, float] = {}
     for entry in record.get("curve") or []:
         if not isinstance(entry, Mapping) or entry.get("epoch") not in (None, entry.get("epochs")):
             continue  # a mid-round evaluation (``eval_every``) is not a point of the budget curve
         labels, acc = _number(entry.get("labels")), _number(entry.get("test_accuracy"))
         if labels is not None and acc is not None:
-            points.append((labels, acc))
-    return points
+            points.pop(labels, None)  # keep the order of the last occurrence
+            points[labels] = acc
+    return list(points.items())
 
 
 def budget_auc(record: Mapping[str, Any]) -> float | None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli import main
-from sslzoo.comparison import MIN_TOLERANCE, budget_auc, compare
+from sslzoo.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points
 from sslzoo.errors import ResultsError
 from tests.tiny_records import moons_records, write_jsonl
 
@@ -119,6 +119,14 @@ def test_active_learning_metrics_come_from_the_curve_or_the_record(records):
     text = result.render("plain")
     assert "labels to 80 %" in text and "labels to 90 %" in text
     assert "20 → 15" in text and "never → 30 (1/2 seeds)" in text
+
+
+def test_rounds_ending_at_the_same_oracle_labels_are_one_point_with_the_last_accuracy():
+    # A>B: after the budget, the pseudo-labeling rounds all end at the same oracle labels
+    curve = [{"labels": n, "test_accuracy": acc, "epoch": 5, "epochs": 5}
+             for n, acc in [(10, 0.5), (20, 0.6), (20, 0.7), (20, 0.65)]]
+    curve.insert(2, {"labels": 20, "test_accuracy": 0.1, "epoch": 2, "epochs": 5})  # mid-round: not a point
+    assert curve_points({"curve": curve}) == [(10, 0.5), (20, 0.65)]
 
 
 def test_python_api_takes_records_or_paths(baseline, records):

@@ -12,12 +12,16 @@ losses and a valid record; ``select`` returns unique global ids from the pool an
 budget holds; the oracle is read only inside ``label`` and only for ids that then become
 oracle-labeled; the same seed gives the same record. :func:`check_strategy` runs them all
 without pytest. Needs pytest (the ``test`` extra) only for :class:`StrategyContract`.
+
+:func:`only_plugins` isolates a test from the other installed plugins (a fresh registry with the
+built-ins and the named distributions only), for a plugin's ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -27,7 +31,8 @@ import torch
 from sslzoo.api import create_strategy, option_names
 from sslzoo.context import Oracle
 from sslzoo.engine import Run, RunSpec
-from sslzoo.registry import Registry, default_registry
+from sslzoo.plugins import LOAD_ENV
+from sslzoo.registry import Registry, default_registry, reset_default_registry
 
 TINY_DATA = {"n_train": 200, "n_test": 200, "noise": 0.1}
 TINY_LABELS = 10
@@ -54,6 +59,24 @@ class TinyRun:
     record: dict[str, Any]
     selects: list[SelectCall] = field(default_factory=list)
     oracle_reads: list[torch.Tensor] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def only_plugins(load: str = "") -> Iterator[None]:
+    """Within the block, the default registry is a fresh one holding the built-ins and only the
+    distributions named in ``load`` (comma-separated, as ``SSLZOO_LOAD_PLUGINS``; "" for none).
+    The variable is restored and the registry rebuilt on the way out."""
+    before = os.environ.get(LOAD_ENV)
+    os.environ[LOAD_ENV] = load
+    reset_default_registry()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LOAD_ENV, None)
+        else:
+            os.environ[LOAD_ENV] = before
+        reset_default_registry()
 
 
 @contextlib.contextmanager

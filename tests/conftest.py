@@ -10,10 +10,8 @@ os.environ["SSLZOO_LOAD_PLUGINS"] = ""
 
 
 @pytest.fixture(autouse=True)
-def _isolated_registry(monkeypatch: pytest.MonkeyPatch):
-    from sslzoo.registry import reset_default_registry
+def _isolated_registry():
+    from sslzoo.testing import only_plugins
 
-    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "")
-    reset_default_registry()
-    yield
-    reset_default_registry()
+    with only_plugins(""):
+        yield

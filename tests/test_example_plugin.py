@@ -80,3 +80,21 @@ def test_load_variable_turns_the_example_off():
     assert "unknown strategy 'power_bald'" in done.stderr and "Traceback" not in done.stderr
     done = sslzoo_cli("plugins", load="some-other-plugin")
     assert done.returncode == 0 and "sslzoo_example" not in done.stdout
+
+
+def test_only_plugins_isolates_a_block_and_restores_the_environment(monkeypatch):
+    from sslzoo import list_strategies
+    from sslzoo.testing import only_plugins
+
+    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-elsewhere")
+    with only_plugins("sslzoo-example"):
+        assert os.environ["SSLZOO_LOAD_PLUGINS"] == "sslzoo-example"
+        assert "power_bald" in list_strategies()
+        with only_plugins(""):
+            assert "power_bald" not in list_strategies()
+        assert "power_bald" in list_strategies()
+    assert os.environ["SSLZOO_LOAD_PLUGINS"] == "sslzoo-elsewhere"
+    monkeypatch.delenv("SSLZOO_LOAD_PLUGINS")
+    with only_plugins(""):
+        pass
+    assert "SSLZOO_LOAD_PLUGINS" not in os.environ

@@ -6,7 +6,7 @@ import importlib.metadata
 
 import pytest
 
-from sslzoo.registry import reset_default_registry
+from sslzoo.testing import only_plugins
 
 try:
     importlib.metadata.distribution("sslzoo-example")
@@ -17,9 +17,7 @@ except importlib.metadata.PackageNotFoundError:
 
 
 @pytest.fixture(autouse=True)
-def only_this_plugin(monkeypatch: pytest.MonkeyPatch):
+def only_this_plugin():
     """Each test sees the built-ins and this plugin, in a fresh registry."""
-    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-example")
-    reset_default_registry()
-    yield
-    reset_default_registry()
+    with only_plugins("sslzoo-example"):
+        yield

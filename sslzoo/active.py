@@ -91,15 +91,17 @@ class ActiveStrategy(Strategy, ABC):
         ``min(query_size, budget - labeled, n_candidates)``, never negative."""
         return max(0, min(self.options.query_size, self.budget(ctx) - ctx.n_labeled, n_candidates))
 
-    def stop(self, ctx: Context) -> str | None:
-        """``"budget"`` once the labeled set holds the budget; the engine stops on an empty pool."""
-        budget = self.budget(ctx)
-        start = self.initial_labels(ctx)
+    def check(self, ctx: Context) -> None:
+        """The budget counts the starting labels, so it must be at least as many."""
+        budget, start = self.budget(ctx), self.initial_labels(ctx)
         if budget < start:
             raise OptionError(f"option budget={budget} of strategy {self.name!r} is smaller than the "
                               f"{start} starting labels (--labels); the budget counts them, so it "
                               f"must be at least {start}")
-        return "budget" if ctx.n_labeled >= budget else None
+
+    def stop(self, ctx: Context) -> str | None:
+        """``"budget"`` once the labeled set holds the budget; the engine stops on an empty pool."""
+        return "budget" if ctx.n_labeled >= self.budget(ctx) else None
 
     # -- select ---------------------------------------------------------------------------
     def candidates(self, ctx: Context, pool: Tensor, k: int) -> Tensor:

@@ -70,6 +70,10 @@ class Composite(Strategy):
         return {**options_dict(self.active.options), **extra}
 
     # -- round control and plans ----------------------------------------------------------
+    def check(self, ctx: Context) -> None:
+        self.active.check(ctx)
+        self.pseudo.check(ctx)
+
     def stop(self, ctx: Context) -> str | None:
         return self.active.stop(ctx)
 

@@ -234,6 +234,7 @@ class Run:
     def execute(self) -> dict[str, Any]:
         started = time.perf_counter()
         self.setup()
+        self.strategy.check(self.ctx)  # options that cannot work here fail before any training
         run_info = self._run_info()
         self.registry.notify("run_started", run=run_info)
         curve: list[dict[str, Any]] = []

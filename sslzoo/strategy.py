@@ -132,6 +132,10 @@ class Strategy:
         self.options = make_options(self.Options, options, f"strategy {self.name!r}")
 
     # -- round control -------------------------------------------------------------------
+    def check(self, ctx: Context) -> None:
+        """Called once before round 0 trains, with the data loaded and the starting labels in the
+        ledger: raise ``OptionError`` for options that cannot work in this run. Default: nothing."""
+
     def stop(self, ctx: Context) -> str | None:
         """Why no further round starts (``None``: go on). Called before each round after the first."""
         return "single_round"

@@ -15,6 +15,7 @@ import sslzoo
 from sslzoo import active, scores
 from sslzoo.active import ActiveStrategy, UncertaintyStrategy
 from sslzoo.context import Context, Oracle
+from sslzoo.engine import Run
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
 from sslzoo.ledger import Ledger
@@ -179,9 +180,14 @@ def test_budget_equal_to_the_starting_labels_queries_nothing(registry, record_se
     assert rec.calls == [] and record["termination"] == "budget" and len(record["curve"]) == 1
 
 
-def test_budget_below_the_starting_labels_is_a_clear_error(registry):
+def test_budget_below_the_starting_labels_is_a_clear_error_before_any_training(registry, monkeypatch):
+    trained = []
+    monkeypatch.setattr(Run, "train_round", lambda self, rnd, curve=None: trained.append(rnd))
     with pytest.raises(OptionError, match=r"budget=3 .* smaller than the 4 starting labels"):
         tiny_run("margin", registry, budget=3)
+    with pytest.raises(OptionError, match=r"budget=3 .* smaller than the 4 starting labels"):
+        tiny_run("margin>self_training", registry, budget=3)
+    assert trained == []
 
 
 @pytest.mark.parametrize("name", ["least_confidence", "mc_variation_ratios"])

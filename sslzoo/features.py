@@ -49,8 +49,8 @@ class PcaPolynomial(FittedFeatures):
         """The principal axes of ``x`` (at least ``components`` samples), by an eigendecomposition of
         its covariance in float64."""
         if x.shape[0] < self.components:
-            raise TrainingError(f"PCA to {self.components} components needs at least that many training samples, "
-                             f"got {x.shape[0]}")
+            raise TrainingError(f"PCA to {self.components} components needs at least that many training "
+                                f"samples, got {x.shape[0]}")
         z = self._normalised(x).double()
         mean = z.mean(0)
         centred = z - mean
@@ -67,12 +67,16 @@ class PcaPolynomial(FittedFeatures):
 def fit_features(model: nn.Module, x: torch.Tensor) -> None:
     """Fit every :class:`FittedFeatures` layer of ``model`` on ``x``, in order: a later layer sees
     the outputs of the (fitted) layers before it in a ``Sequential``."""
-    if not any(isinstance(m, FittedFeatures) for m in model.modules()):
+    nested = sum(isinstance(m, FittedFeatures) for m in model.modules())
+    if nested == 0:
         return
-    if not isinstance(model, nn.Sequential):
-        raise TypeError("fitted feature layers are supported in nn.Sequential models")
+    fitted = [i for i, layer in enumerate(model) if isinstance(layer, FittedFeatures)] \
+        if isinstance(model, nn.Sequential) else []
+    if len(fitted) != nested:
+        raise TrainingError(f"fitted feature layers must be direct layers of an nn.Sequential model; "
+                            f"{type(model).__name__} holds one elsewhere")
     with torch.no_grad():
-        for layer in model:
+        for layer in list(model)[:fitted[-1] + 1]:
             if isinstance(layer, FittedFeatures):
                 layer.fit(x)
             x = layer(x)

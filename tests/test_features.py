@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sslzoo.api import create_strategy
 from sslzoo.engine import Run, RunSpec
 from sslzoo.errors import TrainingError
-from sslzoo.features import PcaPolynomial
+from sslzoo.features import PcaPolynomial, fit_features
 
 
 def test_pca_axes_span_the_top_principal_subspace():
@@ -54,3 +55,9 @@ def test_the_engine_fits_the_features_on_the_training_set_only():
 def test_too_few_training_samples_for_the_pca_is_a_clear_error():
     with pytest.raises(TrainingError, match="PCA to 50 components needs at least that many training samples"):
         PcaPolynomial(784, components=50).fit(torch.rand(20, 1, 28, 28))
+
+
+def test_a_fitted_layer_nested_in_another_module_is_a_clear_error():
+    model = nn.Sequential(nn.Sequential(PcaPolynomial(784, components=5)), nn.Linear(21, 10))
+    with pytest.raises(TrainingError, match="must be direct layers of an nn.Sequential model"):
+        fit_features(model, torch.rand(20, 1, 28, 28))

@@ -259,7 +259,8 @@ def presets(as_json: bool) -> None:
     if as_json:
         _dump([p.describe() for p in found], "-")
         return
-    rows = [{"name": p.name, "dataset": p.dataset, "labels": ",".join(map(str, p.labels)),
+    rows = [{"name": p.name, "dataset": p.dataset, "labels": ",".join(map(str, p.labels)) + "".join(
+                f" ({name}: {','.join(map(str, counts))})" for name, counts in p.labels_for.items()),
              "strategies": ",".join(p.strategies), "title": p.title} for p in found]
     _listing(rows, False, ("name", "dataset", "labels", "strategies", "title"))
 

@@ -60,8 +60,10 @@ def test_presets_json_lists_every_preset_with_its_reference():
     by_name = {r["name"]: r for r in rows}
     assert by_name["pl-cnn-mnist1000"]["reference"]["values"] == {"supervised": 95.57, "pseudo_label": 98.46}
     assert by_name["lee2013-mnist"]["labels"] == [100, 600, 1000, 3000]
+    assert by_name["al-linear-mnist4000"]["labels_for"] == {"supervised": [400, 4000]}
     table = invoke("presets")
     assert table.exit_code == 0 and all(name in table.output for name in PRESETS)
+    assert "10 (supervised: 400,4000)" in table.output
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

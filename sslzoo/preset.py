@@ -158,13 +158,9 @@ def _check_run_keys(where: str, table: Mapping[str, Any], allowed: Mapping[str, 
     counts = [("labels", table["labels"])] if "labels" in table else []
     counts += [(f"labels_for.{name}", value) for name, value in table.get("labels_for", {}).items()]
     for key, labels in counts:
-        if isinstance(labels, list) and (not labels or not all(isinstance(n, int) and not isinstance(n, bool)
-                                                                and n > 0 for n in labels)):
+        each = labels if isinstance(labels, list) else [labels]
+        if not each or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in each):
             raise PresetError(f"{where}: {key} must be a positive integer or a non-empty list of them, got {labels!r}")
-        if isinstance(labels, bool) or not isinstance(labels, (int, list)):
-            raise PresetError(f"{where}: {key} must be a positive integer or a non-empty list of them, got {labels!r}")
-        if isinstance(labels, int) and labels <= 0:
-            raise PresetError(f"{where}: {key} must be positive, got {labels}")
     if "strategies" in table and (not table["strategies"] or not all(isinstance(s, str) for s in table["strategies"])):
         raise PresetError(f"{where}: strategies must be a non-empty list of names, got {table['strategies']!r}")
     if "split" in table and table["split"] not in SPLITS:

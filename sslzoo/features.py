@@ -8,6 +8,8 @@ same data a scikit-learn ``Pipeline.fit`` would see.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,11 +17,12 @@ from torch import nn
 from sslzoo.errors import TrainingError
 
 
-class FittedFeatures(nn.Module):
+class FittedFeatures(nn.Module, abc.ABC):
     """A layer with a data-dependent state, set by :meth:`fit` before training."""
 
+    @abc.abstractmethod
     def fit(self, x: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Set the layer's state from the training inputs ``x``."""
 
 
 class PcaPolynomial(FittedFeatures):

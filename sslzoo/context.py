@@ -46,7 +46,11 @@ class Oracle:
 
 @dataclass
 class Context:
-    """The run as a strategy sees it. ``phase`` is "round" (pool-level hooks) or "step"."""
+    """The run as a strategy sees it. ``phase`` is "round" (pool-level hooks) or "step".
+
+    ``unlabeled_batches`` counts the unlabeled batches drawn so far in this round's training (the
+    current step's included) and ``labeled_passes`` the full passes over the labeled set finished.
+    """
 
     model: nn.Module
     x: torch.Tensor
@@ -62,6 +66,8 @@ class Context:
     step: int = 0
     steps_per_epoch: int = 1
     step_in_epoch: int = 0
+    unlabeled_batches: int = 0
+    labeled_passes: int = 0
 
     @property
     def device(self) -> torch.device:

@@ -33,7 +33,7 @@ from sslzoo.metrics import curve_metrics
 from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
-from sslzoo.split import initial_labels
+from sslzoo.split import held_out, initial_labels
 from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy, TrainOptions
 
 FALLBACK_TRAINING = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9,
@@ -78,16 +78,59 @@ def resolve_training(strategy: Strategy, dataset: Dataset) -> None:
     strategy.options = dataclasses.replace(strategy.options, **fills)
 
 
-def make_optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
-    """The optimizer named by ``opts.optimizer`` with its learning rate and penalty."""
+def check_training(opts: TrainOptions, where: str) -> None:
+    """Training options that cannot work together fail before any training."""
+    if opts.momentum_start is not None and opts.optimizer != "sgd":
+        raise OptionError(f"option momentum_start={opts.momentum_start} of {where} needs optimizer=sgd "
+                          f"(momentum is an SGD option), got optimizer={opts.optimizer}")
+    if opts.momentum_start is not None and opts.momentum_epochs < 1:
+        raise OptionError(f"option momentum_start={opts.momentum_start} of {where} needs momentum_epochs of at "
+                          f"least 1 (the epochs over which the momentum rises to {opts.momentum})")
+
+
+def hidden_dense_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The weights (not biases) of every ``nn.Linear`` but the last one, in module order."""
+    dense = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return [m.weight for m in dense[:-1]]
+
+
+def make_optimizer(model: nn.Module, opts: TrainOptions, n_train: int) -> torch.optim.Optimizer:
+    """The optimizer named by ``opts.optimizer`` with its learning rate and L2 penalty.
+
+    The penalty is ``weight_decay`` (divided by ``n_train``, the number of training samples, with
+    ``weight_decay_scale="1/n"``) on every parameter, or with ``weight_decay_on="hidden_dense"``
+    only on the weights of the dense layers before the output layer.
+    """
     params = list(model.parameters())
+    decay = opts.weight_decay / max(1, n_train) if opts.weight_decay_scale == "1/n" else opts.weight_decay
+    if opts.weight_decay_on == "hidden_dense":
+        penalised = {id(p) for p in hidden_dense_weights(model)}
+        groups = [{"params": [p for p in params if id(p) in penalised], "weight_decay": decay},
+                  {"params": [p for p in params if id(p) not in penalised], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": params, "weight_decay": decay}]
+    groups = [g for g in groups if g["params"]]
     # The fused kernels (CPU and CUDA) update all parameters in one pass: same algorithm, fewer launches.
     fast = {"fused": True} if params and all(p.device.type in ("cpu", "cuda") for p in params) else {}
     if opts.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay, **fast)
+        return torch.optim.SGD(groups, lr=opts.lr, momentum=opts.momentum, **fast)
     if opts.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay, **fast)
-    return torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay, **fast)
+        return torch.optim.AdamW(groups, lr=opts.lr, **fast)
+    return torch.optim.Adam(groups, lr=opts.lr, **fast)
+
+
+def schedule_epoch(optimizer: torch.optim.Optimizer, opts: TrainOptions, epoch: int) -> None:
+    """Set the learning rate (``lr`` × ``lr_decay`` ** ``epoch``) and, for SGD with
+    ``momentum_start``, the momentum (linear from ``momentum_start`` to ``momentum`` over
+    ``momentum_epochs`` epochs, then ``momentum``) of the coming epoch (0-based)."""
+    lr = opts.lr * opts.lr_decay ** epoch
+    momentum = opts.momentum
+    if opts.momentum_start is not None and epoch < opts.momentum_epochs:
+        momentum = opts.momentum_start + (opts.momentum - opts.momentum_start) * epoch / opts.momentum_epochs
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if "momentum" in group:
+            group["momentum"] = momentum
 
 
 class PoolSampler:
@@ -112,7 +155,8 @@ def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -
 
     Joint steps (``plan.labeled_every == 0``): one labeled pass, each step with an unlabeled batch
     when the plan asks for one. Alternating steps (``labeled_every == N``): one pass over the pool
-    in unlabeled-only steps, with a full labeled pass after every N of them.
+    in unlabeled-only steps, with a full labeled pass after every N of them (after the 1st, the
+    (N+1)th, ... with ``plan.labeled_first``).
     """
     labeled_pass = [(b, False) for b in range(math.ceil(n_labeled / batch_size))]
     size = plan.unlabeled_batch_size if n_pool else 0
@@ -123,7 +167,7 @@ def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -
     steps: list[tuple[int, bool]] = []
     for u in range(1, max(1, n_pool // size) + 1):
         steps.append((-1, True))
-        if u % plan.labeled_every == 0:
+        if (u - plan.labeled_first) % plan.labeled_every == 0:
             steps.extend(labeled_pass)
     return steps
 
@@ -185,6 +229,7 @@ class Run:
         self.device = resolve_device(spec.device)
         resolve_training(strategy, self.dataset)
         self.opts: TrainOptions = strategy.options
+        check_training(self.opts, f"strategy {strategy.name!r}")
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
 
@@ -202,6 +247,7 @@ class Run:
         with self.oracle.open():
             start = self.oracle(initial)
         self.ledger.assign(start, torch.ones(initial.numel(), device=dev), 0)
+        self.ledger.hold_out(held_out(arrays.y_train.numel(), self.spec.seed, self.spec.split, initial).to(dev))
         self.initial_labels = initial.numel()
 
     def _fresh_model(self) -> None:
@@ -209,7 +255,8 @@ class Run:
         fit_features(self.model, self.x[self.ledger.train()])  # fitted layers see this round's training set
         if self.x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, self.opts)
+        self.optimizer = make_optimizer(self.model, self.opts, int(self.ledger.train().numel()))
+        self.activation = inference.output_activation(self.model)
         self.ctx.model = self.model
 
     # -- the loop --------------------------------------------------------------------------
@@ -290,7 +337,10 @@ class Run:
         epochs = opts.epochs
         order = train_ids
         stopper = EarlyStopping(opts.patience, self.x_test, self.y_test) if opts.patience else None
+        last_batch = math.ceil(n / bs) - 1
+        ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(epochs):
+            schedule_epoch(self.optimizer, opts, epoch)
             model.train()
             ctx.epoch, ctx.step_in_epoch = epoch, 0
             plan = self.strategy.epoch_plan(ctx)
@@ -308,11 +358,13 @@ class Run:
                 labeled = Batch(ids, self.x[ids], self.ledger.target[ids], self.ledger.weight[ids])
                 unlabeled = None
                 if draws_unlabeled:
+                    ctx.unlabeled_batches += 1
                     unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size), tally, bad_selection)
                 loss = self._step(labeled, unlabeled)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
                 loss_sum += loss.detach()
                 ctx.step += 1
+                ctx.labeled_passes += b == last_batch
             self._check_finite(rnd, epoch, steps, bad_step)
             if bool(bad_selection):
                 raise PluginError(f"{self.where}: in the step phase, select returned duplicate ids or ids "
@@ -354,9 +406,9 @@ class Run:
         x = labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x])
         with inference.autocast(self.device):
             logits = self.model(x)
-            labeled.logits = logits[:labeled.ids.numel()]
+            labeled.logits, labeled.activation = logits[:labeled.ids.numel()], self.activation
             if unlabeled is not None:
-                unlabeled.logits = logits[labeled.ids.numel():]
+                unlabeled.logits, unlabeled.activation = logits[labeled.ids.numel():], self.activation
             loss = self.strategy.loss(self.ctx, labeled, unlabeled)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

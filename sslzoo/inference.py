@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from sslzoo.errors import TrainingError
+
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                  nn.FeatureAlphaDropout)
 CHUNK = 4096
@@ -34,6 +36,19 @@ def eval_mode(model: nn.Module, dropout: bool = False) -> Iterator[None]:
     finally:
         for m, training in modes.items():
             m.training = training
+
+
+ACTIVATIONS = ("softmax", "sigmoid")
+
+
+def output_activation(model: nn.Module) -> str:
+    """How ``model``'s outputs score the classes: its ``output_activation`` attribute ("softmax" or
+    "sigmoid"), "softmax" when it declares none. Class probabilities are the softmax of the outputs
+    either way (a sigmoid model's argmax and ranking are the same)."""
+    activation = getattr(model, "output_activation", "softmax")
+    if activation not in ACTIVATIONS:
+        raise TrainingError(f"the model declares output_activation={activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    return activation
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:

@@ -1,7 +1,7 @@
 """The ledger: which training ids are labeled, how, when and how surely.
 
 Labeling moves ids between index sets; it never copies data. Every id records its source
-(pool, oracle or pseudo), its label, the round it got it, its confidence, loss weight and, for
+(pool, oracle, pseudo, or held out of both the pool and training by the split), its label, the round it got it, its confidence, loss weight and, for
 a pseudo-label, its difficulty bucket (:mod:`sslzoo.quality`).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from sslzoo.quality import difficulty_buckets
-from sslzoo.strategy import ORACLE, POOL, PSEUDO, Labels
+from sslzoo.strategy import HELD_OUT, ORACLE, POOL, PSEUDO, Labels
 
 
 class Ledger:
@@ -35,6 +35,10 @@ class Ledger:
         pseudo = labels.source == PSEUDO
         self.bucket[ids[pseudo]] = difficulty_buckets(labels.confidence[pseudo])
 
+    def hold_out(self, ids: torch.Tensor) -> None:
+        """Take ``ids`` out of the pool for good: never queried, pseudo-labeled or trained on."""
+        self.source[ids] = HELD_OUT
+
     def ids(self, source: int) -> torch.Tensor:
         """Sorted global ids whose source is ``source``."""
         return torch.nonzero(self.source == source).flatten()
@@ -50,4 +54,4 @@ class Ledger:
 
     def train(self) -> torch.Tensor:
         """Every id the model trains on: oracle and pseudo labeled."""
-        return torch.nonzero(self.source != POOL).flatten()
+        return torch.nonzero((self.source == ORACLE) | (self.source == PSEUDO)).flatten()

@@ -24,6 +24,14 @@ def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
         nn.Flatten(), nn.Linear(flat, 150), nn.ReLU(), nn.Dropout(0.5), nn.Linear(150, num_classes))
 
 
+def cnn_relu_logits(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """``cnn`` with a ReLU on its output logits before the softmax, as the reference code of the
+    pl-cnn-mnist1000 protocol has it (its ``F.relu(self.fc2(x))`` before ``log_softmax``)."""
+    model = cnn(input_shape, num_classes)
+    model.append(nn.ReLU())
+    return model
+
+
 def gal_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Gal, Islam & Ghahramani 2017 (Keras mnist_cnn): two 3x3 conv layers of 32 filters, max-pool 2,
     dropout 0.25, dense 128, dropout 0.5 (the paper's weight decay is the optimizer's ``weight_decay``)."""
@@ -61,6 +69,24 @@ def pca_poly_logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequen
     optimizer's ``weight_decay``)."""
     features = PcaPolynomial(math.prod(input_shape), components=50)
     return nn.Sequential(features, nn.Linear(features.out_features, num_classes))
+
+
+def lee_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Lee (2013)'s dropout net: one hidden layer of 5000 ReLU units (dropout 0.5 on it) and one
+    sigmoid output unit per class (``output_activation = "sigmoid"``: the loss sums the units'
+    binary cross-entropies)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 5000), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(5000, num_classes))
+    model.output_activation = "sigmoid"
+    return model
+
+
+def lee_mlp_input_dropout(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """``lee_mlp`` that also drops 0.2 of the input pixels, as the common re-implementation does
+    (Hinton et al. 2012's MNIST recipe)."""
+    model = lee_mlp(input_shape, num_classes)
+    model.insert(1, nn.Dropout(0.2))
+    return model
 
 
 def moons_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from sslzoo.errors import DataError, OptionError
 
-SPLITS: tuple[str, ...] = ("balanced", "first", "random")
-"""Allowed values of ``how`` in :func:`initial_labels`."""
+SPLITS: tuple[str, ...] = ("balanced", "first", "random", "first_balanced", "gal2017")
+"""Allowed values of ``how`` in :func:`initial_labels` and :func:`held_out`."""
 
 
 def initial_labels(
@@ -24,8 +24,13 @@ def initial_labels(
 
     ``how`` is one of :data:`SPLITS`: ``"balanced"`` takes ``n // C`` seeded-random samples of each
     of the ``C`` non-excluded classes and one more of each of the ``n % C`` lowest-numbered ones;
-    ``"first"`` takes the first ``n`` samples in file order; ``"random"`` takes ``n`` seeded-random
-    samples. Samples of ``exclude_classes`` are never chosen. Classes are ``0 .. int(y.max())``.
+    ``"first_balanced"`` takes as many of each class, the first ones in file order; ``"first"``
+    takes the first ``n`` samples in file order; ``"random"`` takes ``n`` seeded-random samples;
+    ``"gal2017"`` is the split of Gal et al. (2017)'s official code: a seeded shuffle of the
+    training set, the first sixth of it (10,000 of MNIST's 60,000) the candidates of the initial
+    labels (as many of each class as ``"balanced"``, the first in shuffled order), the last two
+    thirds (40,000) the unlabeled pool and the rest held out (:func:`held_out`). Samples of
+    ``exclude_classes`` are never chosen. Classes are ``0 .. int(y.max())``.
     """
     if how not in SPLITS:
         raise OptionError(f"unknown split {how!r}; allowed: {', '.join(SPLITS)}")
@@ -78,16 +83,40 @@ def initial_labels(
     elif how == "random":
         ids = eligible_ids[torch.randperm(eligible_ids.numel(), generator=g)[:n]]
     else:
+        # candidates in the order the first ones of each class are taken from
+        order = {"balanced": None, "first_balanced": torch.arange(y.numel()),
+                 "gal2017": _gal2017_order(y.numel(), seed)[:y.numel() // 6]}[how]
         per_class, remainder = divmod(n, len(kept))
         chosen = []
         for rank, c in enumerate(kept):
             want = per_class + (1 if rank < remainder else 0)
-            members = (y == c).nonzero().flatten()
+            members = (y == c).nonzero().flatten() if order is None else order[y[order] == c]
             if members.numel() < want:
                 raise DataError(
-                    f"class {c} has only {members.numel()} samples but the balanced split asks for "
-                    f"{want} of it; lower --labels or use the 'random' or 'first' split"
+                    f"class {c} has only {members.numel()} samples among the candidates of the {how} split "
+                    f"but it asks for {want} of it; lower --labels or use the 'random' or 'first' split"
                 )
-            chosen.append(members[torch.randperm(members.numel(), generator=g)[:want]])
+            chosen.append(members[torch.randperm(members.numel(), generator=g)[:want]] if order is None
+                          else members[:want])
         ids = torch.cat(chosen)
     return torch.sort(ids.to(torch.int64)).values
+
+
+def _gal2017_order(n: int, seed: int) -> Tensor:
+    """The seeded shuffle of ``n`` training ids that the ``gal2017`` split cuts into parts."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def held_out(n: int, seed: int, how: str, labeled: Tensor) -> Tensor:
+    """The sorted ids of ``n`` training samples that are neither labeled nor in the unlabeled pool.
+
+    Empty for every split but ``"gal2017"``, whose pool is the last two thirds of its shuffle:
+    everything else that is not one of the ``labeled`` ids is held out (never queried, never
+    pseudo-labeled, never trained on).
+    """
+    if how != "gal2017":
+        return torch.empty(0, dtype=torch.int64)
+    out = torch.ones(n, dtype=torch.bool)
+    out[_gal2017_order(n, seed)[n // 3:]] = False
+    out[labeled.cpu()] = False
+    return out.nonzero().flatten()

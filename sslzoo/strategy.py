@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sslzoo.context import Context
 
 FAMILIES = ("baseline", "ssl", "al", "hybrid")
-POOL, ORACLE, PSEUDO = 0, 1, 2  # where a training id's label came from
+POOL, ORACLE, PSEUDO, HELD_OUT = 0, 1, 2, 3  # where a training id's label came from (HELD_OUT: none, ever)
 
 
 @dataclass
@@ -41,6 +41,19 @@ class TrainOptions:
     optimizer: Literal["sgd", "adam", "adamw"] | None = field(default=None, metadata={"help": "optimizer"})
     momentum: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0, "help": "SGD momentum"})
     weight_decay: float | None = field(default=None, metadata={"min": 0.0, "help": "L2 penalty"})
+    weight_decay_on: Literal["all", "hidden_dense"] = field(default="all", metadata={
+        "help": "what the L2 penalty applies to: all parameters, or only the weights of the dense layers before "
+                "the output layer (a Keras W_regularizer on them, as Gal et al. 2017)"})
+    weight_decay_scale: Literal["none", "1/n"] = field(default="none", metadata={
+        "help": "1/n: divide weight_decay by the number of training samples whenever the optimizer is built "
+                "(each round with retrain=scratch; Gal et al. 2017's c/N)"})
+    lr_decay: float = field(default=1.0, metadata={
+        "min": 0.0, "max": 1.0, "help": "multiply the learning rate by this after every epoch (1: constant)"})
+    momentum_start: float | None = field(default=None, metadata={
+        "min": 0.0, "max": 1.0, "help": "SGD momentum at the first epoch, rising linearly to momentum over "
+                                        "momentum_epochs epochs (none: momentum throughout)"})
+    momentum_epochs: int = field(default=0, metadata={
+        "min": 0, "help": "epochs over which the momentum rises from momentum_start to momentum"})
     retrain: Literal["scratch", "warm"] = field(
         default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
     eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})
@@ -83,13 +96,20 @@ class Labels:
 
 @dataclass
 class Batch:
-    """One part of an optimizer step: ids, their inputs, targets, weights and the model's logits."""
+    """One part of an optimizer step: ids, their inputs, targets, weights and the model's logits.
+
+    ``activation`` says how the logits score the classes, as the model declares it (its
+    ``output_activation`` attribute, set by the engine with the logits): ``"softmax"`` (one
+    cross-entropy over the classes) or ``"sigmoid"`` (one sigmoid unit per class, whose binary
+    cross-entropies add up, as in Lee 2013).
+    """
 
     ids: torch.Tensor
     x: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
     logits: torch.Tensor | None = None
+    activation: str = "softmax"
 
 
 class EpochPlan(NamedTuple):
@@ -98,19 +118,30 @@ class EpochPlan(NamedTuple):
     ``labeled_every == 0`` (joint steps): one pass over the labeled set; each step is one labeled
     batch joined by ``unlabeled_batch_size`` ids from the pool (none when 0).
     ``labeled_every == N`` (alternating steps): one pass over the pool in unlabeled-only steps of
-    ``unlabeled_batch_size`` ids, with a full labeled pass after every N of them.
+    ``unlabeled_batch_size`` ids, with a full labeled pass after every N of them (after the 1st,
+    (N+1)th, ... of them with ``labeled_first``).
     """
 
     unlabeled_batch_size: int = 0
     labeled_every: int = 0
+    labeled_first: bool = False
 
 
 def weighted_cross_entropy(batch: Batch) -> torch.Tensor:
-    """Mean over the batch of ``weight * CE(logits, target)``; 0 for an empty batch."""
+    """Mean over the batch of ``weight * CE(logits, target)``; 0 for an empty batch.
+
+    With ``batch.activation == "sigmoid"`` the CE of a sample is the sum over the classes of the
+    binary cross-entropy of each sigmoid unit against the one-hot target (Lee 2013, eq. 2).
+    """
     assert batch.logits is not None
     if batch.ids.numel() == 0:
         return batch.logits.sum() * 0.0
-    per_sample = F.cross_entropy(batch.logits.float(), batch.targets, reduction="none")
+    logits = batch.logits.float()
+    if batch.activation == "sigmoid":
+        onehot = F.one_hot(batch.targets, logits.shape[1]).to(logits.dtype)
+        per_sample = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(dim=1)
+    else:
+        per_sample = F.cross_entropy(logits, batch.targets, reduction="none")
     return (per_sample * batch.weights).mean()
 
 

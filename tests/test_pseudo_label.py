@@ -13,7 +13,7 @@ from sslzoo.default_plugins.pseudo_label import LEE_2013, PseudoLabel, alpha
 from sslzoo.default_plugins.supervised import Supervised
 from sslzoo.engine import Run, RunSpec, epoch_steps
 from sslzoo.errors import OptionError
-from sslzoo.strategy import PSEUDO, EpochPlan
+from sslzoo.strategy import PSEUDO, EpochPlan, weighted_cross_entropy
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +119,11 @@ class SpyPseudoLabel(PseudoLabel):
 
     def loss(self, ctx, labeled, unlabeled):
         self.steps.append((labeled.ids.numel(), None if unlabeled is None else unlabeled.ids.numel()))
-        return super().loss(ctx, labeled, unlabeled)
+        total = super().loss(ctx, labeled, unlabeled)
+        if unlabeled is not None:  # the alpha that makes the loss CE_l + alpha · CE_u
+            ce_l, ce_u = weighted_cross_entropy(labeled), weighted_cross_entropy(unlabeled)
+            self.batches[-1]["alpha"] = float(((total - ce_l) / ce_u).detach())
+        return total
 
 
 def _moons(strategy, labels=200, seed=0):
@@ -140,9 +144,10 @@ def test_each_step_labels_the_unlabeled_batch_with_the_models_argmax_weighted_by
         assert torch.equal(b["labels"].targets, argmax)
         assert torch.allclose(b["labels"].confidence, confidence)
         assert (b["labels"].source == PSEUDO).all()
-        assert torch.allclose(b["weights"], torch.full((100,), alpha(b["progress"], 2, 4, 3.0)))
+        assert torch.equal(b["weights"], torch.ones(100))  # alpha(t) is in the loss, not in the weights
+        assert b["alpha"] == pytest.approx(alpha(b["progress"], 2, 4, 3.0), abs=1e-4)
         assert not torch.isin(b["candidates"], job.ledger.oracle()).any()
-    ramp = [float(b["weights"][0]) for b in strategy.batches]
+    ramp = [round(b["alpha"], 4) for b in strategy.batches]
     assert ramp[0] == 0.0 and ramp == sorted(ramp) and ramp[-1] == 3.0 and 0 < ramp[6] < 3
     assert strategy.round_selections == []  # a single round: nothing enters the ledger
     assert job.ledger.pseudo().numel() == 0
@@ -172,8 +177,22 @@ def test_the_step_schedule_alternates_and_advances_t_every_labeled_every_batches
     labeled_pass, unlabeled = [(50, None)] * 4, [(0, 100)] * 4
     assert strategy.steps == labeled_pass + (unlabeled + labeled_pass) * 4  # warm-up, then 2 epochs
     # the k-th unlabeled batch has t = t1 + (k - 1) // labeled_every: 10, 11, 12, 13
-    assert [float(b["weights"][0]) for b in strategy.batches] == [0.0] * 4 + [1.5] * 4 + [3.0] * 8
+    assert [round(b["alpha"], 4) for b in strategy.batches] == [0.0] * 4 + [1.5] * 4 + [3.0] * 8
     assert record["curve"][-1]["pseudo_labels"] == 16 * 100
+
+
+def test_labeled_first_puts_the_labeled_pass_after_batches_1_n_plus_1_and_advances_t_per_pass():
+    # the re-implementation's code: a labeled pass after unlabeled batch 0, 50, 100, ... (0-based) of every
+    # epoch, t starting at t1 (= the warm-up's labeled passes) and + 1 after every labeled pass
+    strategy = SpyPseudoLabel(schedule="step", warmup=1, epochs=3, t1=10, t2=16, alpha_f=3.0,
+                              unlabeled_batch_size=100, labeled_every=4, batch_size=50, labeled_first=True)
+    _moons(strategy)
+    labeled_pass, unlabeled = [(50, None)] * 4, [(0, 100)] * 4
+    epoch = unlabeled[:1] + labeled_pass + unlabeled + labeled_pass + unlabeled[:3]  # 8 batches, passes after 1, 5
+    assert strategy.steps == labeled_pass + epoch * 2
+    # t of each unlabeled batch: 10 | 11 11 11 11 | 12 12 12 ; 12 | 13 13 13 13 | 14 14 14 (alpha = (t - 10) / 2)
+    ts = [10, 11, 11, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14]
+    assert [round(b["alpha"], 4) for b in strategy.batches] == [(t - 10) / 2 for t in ts]
 
 
 def test_pseudo_label_runs_are_deterministic():

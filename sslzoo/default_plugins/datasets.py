@@ -22,8 +22,9 @@ class MnistOptions:
         "help": "a torchvision root holding MNIST/raw/ (default: the files bundled with sslzoo)"})
     n_train: int = field(default=0, metadata={"min": 0, "help": "keep only the first N training images (0: all)"})
     n_test: int = field(default=0, metadata={"min": 0, "help": "keep only the first N test images (0: all)"})
-    scale: Literal["standardize", "unit"] = field(default="standardize", metadata={
-        "help": "pixel scaling: standardize ((x/255 - mean)/std) or unit (x/255)"})
+    scale: Literal["standardize", "unit", "l2"] = field(default="standardize", metadata={
+        "help": "pixel scaling: standardize ((x/255 - mean)/std), unit (x/255) or l2 (each image divided by "
+                "its L2 norm, as scikit-learn's Normalizer)"})
 
 
 class Mnist(Dataset):
@@ -45,6 +46,10 @@ class Mnist(Dataset):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if self.options.scale == "unit":
             return x.float() / 255.0
+        if self.options.scale == "l2":
+            x = x.float()
+            norms = x.flatten(1).norm(dim=1).clamp_min(1e-12)
+            return x / norms.view(-1, *([1] * (x.dim() - 1)))
         return (x.float() / 255.0 - MNIST_MEAN) / MNIST_STD
 
 

@@ -15,7 +15,13 @@ Two schedules:
 * ``schedule=step`` (the widely used re-implementation): ``warmup`` supervised epochs (100) come
   first; then an epoch is one pass over the pool in unlabeled-only steps, with a full labeled
   pass after every ``labeled_every`` (50) unlabeled batches; t is a counter that starts at T1
-  and advances once per ``labeled_every`` unlabeled batches; T1=100, T2=700, alpha_f=3.
+  and advances once per ``labeled_every`` unlabeled batches; T1=100, T2=700, alpha_f=3. With
+  ``labeled_first`` the labeled pass comes after the 1st, (N+1)th, ... unlabeled batch of each
+  epoch instead, and t advances once per labeled pass, as the re-implementation's code has it
+  (``if batch_idx % 50 == 0``).
+
+t is read from the context (:attr:`Context.progress`, :attr:`Context.unlabeled_batches`,
+:attr:`Context.labeled_passes`), so the strategy keeps no counter of its own.
 
 The paper's T1 is 100 epochs: for a short run scale it down (``-o t1=5 -o t2=15``).
 """
@@ -33,7 +39,7 @@ import torch
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
-from sslzoo.strategy import EpochPlan, Labels, TrainOptions
+from sslzoo.strategy import Batch, EpochPlan, TrainOptions, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -72,10 +78,14 @@ class PseudoLabelOptions(TrainOptions):
         "min": 0, "help": "supervised-only epochs first (default: 0 for schedule=epoch, 100 for step)"})
     threshold: float = field(default=0.0, metadata={
         "min": 0.0, "max": 1.0, "help": "use only pseudo-labels whose confidence is at least this (0: all)"})
+    labeled_first: bool = field(default=False, metadata={
+        "help": "schedule=step: the labeled pass after the 1st, (N+1)th, ... unlabeled batch of each epoch (the "
+                "re-implementation's batch_idx % N == 0) and t + 1 per labeled pass"})
 
 
 class PseudoLabel(ArgmaxPseudoLabeler):
-    """Lee (2013): the model's argmax on each unlabeled batch is its target, weighted by alpha(t)."""
+    """Lee (2013): the model's argmax on each unlabeled batch is its target; the loss is
+    ``CE(labeled) + alpha(t) · CE(unlabeled, pseudo-labels)``."""
 
     name = "pseudo_label"
     paper = LEE_2013
@@ -91,7 +101,6 @@ class PseudoLabel(ArgmaxPseudoLabeler):
             raise OptionError(f"option t2={fills['t2']} of strategy {self.name!r} is not allowed: "
                               f"it must be at least t1={o.t1}")
         self.options = dataclasses.replace(o, **fills)
-        self._batches = 0  # schedule=step: unlabeled batches since training started
 
     # -- the epoch's shape -----------------------------------------------------------------
     def unlabeled_batch_size(self) -> int:
@@ -100,7 +109,6 @@ class PseudoLabel(ArgmaxPseudoLabeler):
     def epoch_plan(self, ctx: Context) -> EpochPlan:
         o = self.options
         if ctx.epoch == 0:
-            self._batches = 0
             first = o.warmup if o.schedule == "step" else max(o.warmup, o.t1)
             if ctx.epochs <= first:
                 warnings.warn(f"pseudo_label: {ctx.epochs} epochs end before the unlabeled data is used "
@@ -109,16 +117,21 @@ class PseudoLabel(ArgmaxPseudoLabeler):
         if ctx.epoch < o.warmup:
             return EpochPlan(0)
         if o.schedule == "step":
-            return EpochPlan(o.unlabeled_batch_size, o.labeled_every)
+            return EpochPlan(o.unlabeled_batch_size, o.labeled_every, o.labeled_first)
         if ctx.epoch + 1 <= o.t1:  # alpha is 0 for the whole epoch: the unlabeled batch cannot matter
             return EpochPlan(0)
         return EpochPlan(o.unlabeled_batch_size)
 
     def current_t(self, ctx: Context) -> float:
-        """Where the alpha schedule stands: epochs (schedule=epoch) or the step counter."""
-        if self.options.schedule == "step":
-            return self.options.t1 + max(0, self._batches - 1) // self.options.labeled_every
-        return ctx.progress
+        """Where the alpha schedule stands at the current step: epochs (schedule=epoch) or the step
+        counter (schedule=step): T1 plus the labeled passes since the warm-up (``labeled_first``), or
+        else plus one per ``labeled_every`` unlabeled batches drawn before this one."""
+        o = self.options
+        if o.schedule == "epoch":
+            return ctx.progress
+        if o.labeled_first:
+            return o.t1 + ctx.labeled_passes - o.warmup  # one labeled pass per warm-up epoch
+        return o.t1 + max(0, ctx.unlabeled_batches - 1) // o.labeled_every
 
     # -- the hooks -------------------------------------------------------------------------
     def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
@@ -128,17 +141,22 @@ class PseudoLabel(ArgmaxPseudoLabeler):
         """
         if ctx.phase != "step":
             return candidates[:0]
-        self._batches += 1
         if self.options.threshold <= 0:
             return candidates
         confidence, targets = argmax_labels(ctx, candidates)
         keep = confidence >= self.options.threshold
         return self.accept(candidates[keep], targets[keep], confidence[keep])
 
-    def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
-        """alpha(t) for every pseudo-label."""
-        o = self.options
-        return torch.full_like(labels.confidence, alpha(self.current_t(ctx), o.t1, o.t2, o.alpha_f))
+    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
+        """Lee's eq. (15): ``CE(labeled) + alpha(t) · CE(unlabeled, pseudo-labels)`` (alpha(t) scales
+        the unlabeled samples' weights, so a threshold's empty batch adds nothing)."""
+        loss = weighted_cross_entropy(labeled)
+        if unlabeled is not None:
+            o = self.options
+            scaled = dataclasses.replace(unlabeled, weights=unlabeled.weights * alpha(self.current_t(ctx), o.t1,
+                                                                                      o.t2, o.alpha_f))
+            loss = loss + weighted_cross_entropy(scaled)
+        return loss
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import torch
 from sslzoo.errors import ChecksumError, DataError, OptionError
 from sslzoo.mnist import BUNDLED_DIR, FILES, load_mnist
 from sslzoo.moons import make_moons
-from sslzoo.split import SPLITS, initial_labels
+from sslzoo.split import SPLITS, held_out, initial_labels
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -186,6 +186,30 @@ def test_first_split_takes_file_order(mnist):
     assert torch.equal(
         initial_labels(y, 50, seed=0, how="first"), initial_labels(y, 50, seed=9, how="first")
     )
+
+
+def test_first_balanced_split_takes_the_first_of_each_class_in_file_order(mnist):
+    y = mnist[1]
+    ids = initial_labels(y, 1110, seed=3, how="first_balanced")
+    assert torch.bincount(y[ids], minlength=10).tolist() == [111] * 10
+    for c in range(10):
+        assert y[ids][y[ids] == c].numel() == 111
+        assert ids[y[ids] == c].tolist() == (y == c).nonzero().flatten()[:111].tolist()
+
+
+def test_gal2017_split_labels_from_the_first_sixth_and_pools_the_last_two_thirds_of_a_seeded_shuffle(mnist):
+    y = mnist[1]
+    ids = initial_labels(y, 20, seed=0, how="gal2017")
+    assert torch.bincount(y[ids], minlength=10).tolist() == [2] * 10
+    order = torch.randperm(60000, generator=torch.Generator().manual_seed(0))
+    candidates, pool = order[:10000], order[20000:]
+    assert torch.isin(ids, candidates).all()
+    for c in range(10):  # the first two of each class in shuffled order
+        assert set(ids[y[ids] == c].tolist()) == set(candidates[y[candidates] == c][:2].tolist())
+    out = held_out(60000, 0, "gal2017", ids)
+    assert out.numel() == 60000 - 40000 - 20 and not torch.isin(out, ids).any() and not torch.isin(out, pool).any()
+    assert not torch.equal(ids, initial_labels(y, 20, seed=1, how="gal2017"))
+    assert held_out(60000, 0, "balanced", ids).numel() == 0
 
 
 def test_first_split_skips_excluded_classes():

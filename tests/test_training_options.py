@@ -1,0 +1,88 @@
+"""Training options every strategy has: learning-rate and momentum schedules, where the L2
+penalty applies and how it scales, sigmoid-output models, and the split that holds ids out."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslzoo import create_dataset, create_model, create_strategy, run
+from sslzoo.engine import Run, RunSpec, make_optimizer, schedule_epoch
+from sslzoo.errors import OptionError
+from sslzoo.strategy import HELD_OUT, Batch, TrainOptions, weighted_cross_entropy
+
+
+def _options(**given) -> TrainOptions:
+    base = {"epochs": 1, "batch_size": 8, "lr": 1.5, "optimizer": "sgd", "momentum": 0.99, "weight_decay": 0.0}
+    return TrainOptions(**{**base, **given})
+
+
+def test_lr_decays_each_epoch_and_momentum_rises_linearly_to_its_final_value():
+    model = create_model("lee_mlp", (1, 28, 28), 10)
+    opts = _options(lr_decay=0.998, momentum_start=0.5, momentum_epochs=500)
+    optimizer = make_optimizer(model, opts, 100)
+    seen = {}
+    for epoch in (0, 1, 250, 499, 500, 799):
+        schedule_epoch(optimizer, opts, epoch)
+        seen[epoch] = (optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"])
+    assert seen[0] == (1.5, 0.5)
+    assert seen[1][0] == pytest.approx(1.5 * 0.998) and seen[1][1] == pytest.approx(0.5 + 0.49 / 500)
+    assert seen[250][1] == pytest.approx(0.745)
+    assert seen[500][1] == seen[799][1] == 0.99
+    assert seen[799][0] == pytest.approx(1.5 * 0.998 ** 799)
+
+
+def test_weight_decay_on_hidden_dense_layers_scaled_by_one_over_n_penalises_only_those_weights():
+    model = create_model("gal_cnn", (1, 28, 28), 10)
+    optimizer = make_optimizer(model, _options(optimizer="adam", lr=1e-3, weight_decay=7.0,
+                                               weight_decay_on="hidden_dense", weight_decay_scale="1/n"), 350)
+    penalised = [g for g in optimizer.param_groups if g["weight_decay"] > 0]
+    assert len(penalised) == 1 and penalised[0]["weight_decay"] == pytest.approx(0.02)
+    assert [p.shape for p in penalised[0]["params"]] == [model[7].weight.shape]  # the dense 128 layer's kernel
+    others = sum(p.numel() for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"])
+    assert others == sum(p.numel() for p in model.parameters()) - model[7].weight.numel()
+
+
+def test_momentum_start_needs_sgd_and_a_ramp():
+    with pytest.raises(OptionError, match="needs optimizer=sgd"):
+        run("supervised", "moons", labels=10, options={"epochs": 1, "momentum_start": 0.5, "momentum_epochs": 5})
+    with pytest.raises(OptionError, match="momentum_epochs of at least 1"):
+        run("supervised", "moons", labels=10, options={"epochs": 1, "optimizer": "sgd", "momentum_start": 0.5})
+
+
+def test_sigmoid_outputs_sum_the_binary_cross_entropies_of_the_units():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    targets = torch.tensor([0, 1])
+    batch = Batch(torch.arange(2), logits, targets, torch.tensor([1.0, 0.5]), logits=logits, activation="sigmoid")
+    onehot = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    by_hand = -(onehot * torch.sigmoid(logits).log() + (1 - onehot) * (1 - torch.sigmoid(logits)).log()).sum(1)
+    assert weighted_cross_entropy(batch) == pytest.approx(float((by_hand * torch.tensor([1.0, 0.5])).mean()))
+    softmax = Batch(torch.arange(2), logits, targets, torch.ones(2), logits=logits)
+    assert weighted_cross_entropy(softmax) == pytest.approx(float(F.cross_entropy(logits, targets)))
+
+
+def test_lee_mlp_declares_sigmoid_outputs_and_the_engine_trains_it_with_them():
+    model = create_model("lee_mlp", (1, 28, 28), 10)
+    assert model.output_activation == "sigmoid" and model[1].out_features == 5000
+    job = Run(RunSpec("supervised", "mnist", labels=100, model="lee_mlp", options={"epochs": 2},
+                      dataset_options={"n_train": 1000, "n_test": 200}), create_strategy("supervised", epochs=2))
+    record = job.execute()
+    assert job.activation == "sigmoid" and record["test_accuracy"] > 0.5
+
+
+def test_the_gal2017_split_holds_ids_out_of_the_pool_and_training():
+    options = {"epochs": 1, "budget": 40, "query_size": 10}
+    job = Run(RunSpec("random", "mnist", labels=20, split="gal2017", seed=0, model="linear", options=options,
+                      dataset_options={"n_train": 3000, "n_test": 200}), create_strategy("random", **options))
+    job.execute()
+    held = (job.ledger.source == HELD_OUT).nonzero().flatten()
+    assert held.numel() == 3000 - 2000 - 20
+    assert job.ledger.pool().numel() == 2000 - 20 and not torch.isin(held, job.ledger.train()).any()
+
+
+
+def test_l2_scaling_gives_each_mnist_image_unit_norm():
+    mnist = create_dataset("mnist", scale="l2", n_train=50, n_test=10)
+    x = mnist.normalize(mnist.load(0).x_train)
+    assert torch.allclose(x.flatten(1).norm(dim=1), torch.ones(50))

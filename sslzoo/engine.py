@@ -80,9 +80,10 @@ def resolve_training(strategy: Strategy, dataset: Dataset) -> None:
 
 def check_training(opts: TrainOptions, where: str) -> None:
     """Training options that cannot work together fail before any training."""
-    if opts.momentum_start is not None and opts.optimizer != "sgd":
-        raise OptionError(f"option momentum_start={opts.momentum_start} of {where} needs optimizer=sgd "
-                          f"(momentum is an SGD option), got optimizer={opts.optimizer}")
+    for name in ("momentum_start", "momentum_dampening"):
+        if getattr(opts, name) not in (None, False) and opts.optimizer != "sgd":
+            raise OptionError(f"option {name}={getattr(opts, name)} of {where} needs optimizer=sgd "
+                              f"(momentum is an SGD option), got optimizer={opts.optimizer}")
     if opts.momentum_start is not None and opts.momentum_epochs < 1:
         raise OptionError(f"option momentum_start={opts.momentum_start} of {where} needs momentum_epochs of at "
                           f"least 1 (the epochs over which the momentum rises to {opts.momentum})")
@@ -122,7 +123,8 @@ def make_optimizer(model: nn.Module, opts: TrainOptions, n_train: int) -> torch.
 def schedule_epoch(optimizer: torch.optim.Optimizer, opts: TrainOptions, epoch: int) -> None:
     """Set the learning rate (``lr`` × ``lr_decay`` ** ``epoch``) and, for SGD with
     ``momentum_start``, the momentum (linear from ``momentum_start`` to ``momentum`` over
-    ``momentum_epochs`` epochs, then ``momentum``) of the coming epoch (0-based)."""
+    ``momentum_epochs`` epochs, then ``momentum``) of the coming epoch (0-based); with
+    ``momentum_dampening`` the dampening follows the momentum (velocity = p·velocity + (1 - p)·grad)."""
     lr = opts.lr * opts.lr_decay ** epoch
     momentum = opts.momentum
     if opts.momentum_start is not None and epoch < opts.momentum_epochs:
@@ -131,6 +133,7 @@ def schedule_epoch(optimizer: torch.optim.Optimizer, opts: TrainOptions, epoch: 
         group["lr"] = lr
         if "momentum" in group:
             group["momentum"] = momentum
+            group["dampening"] = momentum if opts.momentum_dampening else 0.0
 
 
 class PoolSampler:

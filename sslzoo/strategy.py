@@ -54,6 +54,9 @@ class TrainOptions:
                                         "momentum_epochs epochs (none: momentum throughout)"})
     momentum_epochs: int = field(default=0, metadata={
         "min": 0, "help": "epochs over which the momentum rises from momentum_start to momentum"})
+    momentum_dampening: bool = field(default=False, metadata={
+        "help": "SGD: scale each gradient by (1 - momentum) before it joins the velocity (the update of "
+                "Hinton et al. 2012 that Lee 2013 trained with)"})
     retrain: Literal["scratch", "warm"] = field(
         default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
     eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})

@@ -31,6 +31,22 @@ def test_lr_decays_each_epoch_and_momentum_rises_linearly_to_its_final_value():
     assert seen[250][1] == pytest.approx(0.745)
     assert seen[500][1] == seen[799][1] == 0.99
     assert seen[799][0] == pytest.approx(1.5 * 0.998 ** 799)
+    assert optimizer.param_groups[0]["dampening"] == 0.0
+
+
+def test_momentum_dampening_scales_the_gradient_by_one_minus_the_momentum():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    model = torch.nn.Module()
+    model.weight = weight
+    opts = _options(lr=1.0, momentum=0.9, momentum_dampening=True)
+    optimizer = make_optimizer(model, opts, 1)
+    schedule_epoch(optimizer, opts, 0)
+    for _ in range(2):
+        weight.grad = torch.ones(1)
+        optimizer.step()
+    # torch starts the velocity at the first gradient: v1 = 1, v2 = 0.9 · 1 + 0.1 · 1 = 1
+    assert float(weight.detach()) == pytest.approx(-2.0)
+    assert optimizer.param_groups[0]["dampening"] == 0.9
 
 
 def test_weight_decay_on_hidden_dense_layers_scaled_by_one_over_n_penalises_only_those_weights():
@@ -47,6 +63,8 @@ def test_weight_decay_on_hidden_dense_layers_scaled_by_one_over_n_penalises_only
 def test_momentum_start_needs_sgd_and_a_ramp():
     with pytest.raises(OptionError, match="needs optimizer=sgd"):
         run("supervised", "moons", labels=10, options={"epochs": 1, "momentum_start": 0.5, "momentum_epochs": 5})
+    with pytest.raises(OptionError, match="momentum_dampening=True .* needs optimizer=sgd"):
+        run("supervised", "moons", labels=10, options={"epochs": 1, "momentum_dampening": True})
     with pytest.raises(OptionError, match="momentum_epochs of at least 1"):
         run("supervised", "moons", labels=10, options={"epochs": 1, "optimizer": "sgd", "momentum_start": 0.5})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -12,7 +12,9 @@ from torch import nn
 
 from sslzoo import inference
 from sslzoo.errors import OracleError
+from sslzoo.inference import Precision
 from sslzoo.ledger import Ledger
+from sslzoo.prefix import SharedPrefix
 from sslzoo.strategy import ORACLE, Labels
 
 
@@ -68,6 +70,8 @@ class Context:
     step_in_epoch: int = 0
     unlabeled_batches: int = 0
     labeled_passes: int = 0
+    precision: Precision = "auto"
+    prefix: SharedPrefix | None = field(default=None, repr=False)  # the engine's; strategies call predict
 
     @property
     def device(self) -> torch.device:
@@ -96,10 +100,17 @@ class Context:
         return int((self.ledger.source == ORACLE).sum())
 
     def predict(self, ids: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (k, C) of the current model for ``ids``, dropout off, no gradient."""
+        """Class probabilities (k, C) of the current model for ``ids``, dropout off, no gradient.
+
+        In a step that trains on ``ids`` alone, the layers before the first mode-dependent one are
+        computed once for this prediction and the training forward (:mod:`sslzoo.prefix`).
+        """
+        shared = self.prefix.probabilities(ids) if self.prefix is not None else None
+        if shared is not None:
+            return shared
         mode = "inference" if self.phase == "round" else "no_grad"
-        return inference.probabilities(self.model, self.x, ids, grad_free=mode)
+        return inference.probabilities(self.model, self.x, ids, grad_free=mode, precision=self.precision)
 
     def predict_mc(self, ids: torch.Tensor, passes: int) -> torch.Tensor:
         """Class probabilities (k, C, T) of ``passes`` MC-dropout forward passes for ``ids``."""
-        return inference.mc_probabilities(self.model, self.x, ids, passes)
+        return inference.mc_probabilities(self.model, self.x, ids, passes, precision=self.precision)

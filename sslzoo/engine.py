@@ -29,6 +29,7 @@ from sslzoo.errors import OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
 from sslzoo.ledger import Ledger
 from sslzoo.options import options_dict
+from sslzoo.prefix import SharedPrefix
 from sslzoo.metrics import curve_metrics
 from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
@@ -201,13 +202,14 @@ class EarlyStopping:
     """``patience``: stop after ``patience`` epochs without a better test accuracy, then restore the
     weights of the best epoch (model selection on the test set, as some published protocols do)."""
 
-    def __init__(self, patience: int, x_test: torch.Tensor, y_test: torch.Tensor) -> None:
-        self.patience, self.x_test, self.y_test = patience, x_test, y_test
+    def __init__(self, patience: int, x_test: torch.Tensor, y_test: torch.Tensor,
+                 precision: inference.Precision = "auto") -> None:
+        self.patience, self.x_test, self.y_test, self.precision = patience, x_test, y_test, precision
         self.best, self.best_epoch, self.best_state = -1.0, 0, None
 
     def stop(self, model: nn.Module, epoch: int) -> bool:
         """After ``epoch`` epochs: keep the weights if the test accuracy is a new best; True to stop."""
-        accuracy = float(inference.accuracy(model, self.x_test, self.y_test))
+        accuracy = float(inference.accuracy(model, self.x_test, self.y_test, precision=self.precision))
         if accuracy > self.best:
             self.best, self.best_epoch = accuracy, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -261,6 +263,7 @@ class Run:
         self.optimizer = make_optimizer(self.model, self.opts, int(self.ledger.train().numel()))
         self.activation = inference.output_activation(self.model)
         self.ctx.model = self.model
+        self.prefix = self.ctx.prefix = SharedPrefix(self.model, self.opts.precision)
 
     # -- the loop --------------------------------------------------------------------------
     def setup(self) -> None:
@@ -271,7 +274,7 @@ class Run:
         generator.manual_seed(self.spec.seed)
         self.ctx = Context(model=nn.Identity(), x=self.x, ledger=self.ledger, oracle=self.oracle,
                            generator=generator, num_classes=self.dataset.num_classes, seed=self.spec.seed,
-                           epochs=self.opts.epochs)
+                           epochs=self.opts.epochs, precision=self.opts.precision)
 
     def train_round(self, rnd: int, curve: list[dict[str, Any]] | None = None) -> Tally | None:
         """Round ``rnd``'s training: a fresh model when due (round 0, or ``retrain="scratch"``), then
@@ -339,7 +342,7 @@ class Run:
         tally = Tally(self.device)
         epochs = opts.epochs
         order = train_ids
-        stopper = EarlyStopping(opts.patience, self.x_test, self.y_test) if opts.patience else None
+        stopper = EarlyStopping(opts.patience, self.x_test, self.y_test, opts.precision) if opts.patience else None
         last_batch = math.ceil(n / bs) - 1
         ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(epochs):
@@ -362,7 +365,10 @@ class Run:
                 unlabeled = None
                 if draws_unlabeled:
                     ctx.unlabeled_batches += 1
-                    unlabeled = self._unlabeled_batch(sampler.draw(plan.unlabeled_batch_size), tally, bad_selection)
+                    candidates = sampler.draw(plan.unlabeled_batch_size)
+                    if b < 0:  # a step on the unlabeled batch alone: its prediction may share the prefix
+                        self.prefix.arm(self.x, candidates)
+                    unlabeled = self._unlabeled_batch(candidates, tally, bad_selection)
                 loss = self._step(labeled, unlabeled)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
                 loss_sum += loss.detach()
@@ -399,16 +405,19 @@ class Run:
                               f"selected ids")
         weights = self.strategy.weight(self.ctx, labels)
         tally.add(difficulty_buckets(labels.confidence), labels.targets == self.oracle.reveal(chosen))
-        return Batch(chosen, self.x[chosen], labels.targets, weights)
+        return Batch(chosen, self.prefix.inputs(self.x, chosen), labels.targets, weights)
 
     def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """One optimizer step on the labeled (and unlabeled) batch, in one forward pass."""
+        """One optimizer step on the labeled (and unlabeled) batch, in one forward pass (which starts
+        from the pseudo-label forward's shared prefix when the step trains on that batch alone)."""
         labeled = self.strategy.transform(self.ctx, labeled)
         if unlabeled is not None:
             unlabeled = self.strategy.transform(self.ctx, unlabeled)
-        x = labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x])
-        with inference.autocast(self.device):
-            logits = self.model(x)
+        alone = unlabeled.x if unlabeled is not None and labeled.ids.numel() == 0 else None
+        with inference.autocast(self.device, self.opts.precision):
+            logits = self.prefix.logits(alone)
+            if logits is None:
+                logits = self.model(labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x]))
             labeled.logits, labeled.activation = logits[:labeled.ids.numel()], self.activation
             if unlabeled is not None:
                 unlabeled.logits, unlabeled.activation = logits[labeled.ids.numel():], self.activation
@@ -431,7 +440,7 @@ class Run:
 
         Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels.
         """
-        accuracy = inference.accuracy(self.model, self.x_test, self.y_test)
+        accuracy = inference.accuracy(self.model, self.x_test, self.y_test, precision=self.opts.precision)
         tally = step_tally
         if tally is None:
             tally = Tally(self.device)
@@ -502,7 +511,9 @@ def decision_boundary(run: Run) -> dict[str, Any] | None:
     gy, gx = torch.meshgrid(torch.linspace(float(lo[1]), float(hi[1]), n, device=x.device),
                             torch.linspace(float(lo[0]), float(hi[0]), n, device=x.device), indexing="ij")
     grid = torch.stack([gx.flatten(), gy.flatten()], dim=1)
-    classes = inference.probabilities(run.model, grid, torch.arange(n * n, device=x.device)).argmax(dim=1)
+    precision = run.opts.precision
+    classes = inference.probabilities(run.model, grid, torch.arange(n * n, device=x.device),
+                                      precision=precision).argmax(dim=1)
     rows = classes.view(n, n).tolist()
     ledger, truth = run.ledger, run.oracle.reveal
 
@@ -517,7 +528,7 @@ def decision_boundary(run: Run) -> dict[str, Any] | None:
     pool = ledger.pool()
     pool = pool[torch.linspace(0, pool.numel() - 1, min(pool.numel(), BOUNDARY_POOL_POINTS),
                                device=x.device).long()] if pool.numel() else pool
-    pool_pred = (inference.probabilities(run.model, x, pool).argmax(dim=1) if pool.numel()
+    pool_pred = (inference.probabilities(run.model, x, pool, precision=precision).argmax(dim=1) if pool.numel()
                  else pool.new_zeros(0))
     return {
         "grid": {"x": [round(float(lo[0]), 4), round(float(hi[0]), 4)],

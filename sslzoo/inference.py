@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from torch import nn
@@ -20,6 +21,10 @@ DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaD
                  nn.FeatureAlphaDropout)
 CHUNK = 4096
 MC_CHUNK_ELEMENTS = 32 * 2**20  # activations per chunk of T stochastic passes (~128 MB in fp32)
+
+#: what forward passes compute in: "auto" is bf16 autocast on CUDA and float32 on the CPU; "bf16"
+#: and "fp32" ask for one on every device (bf16 changes the numbers).
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 @contextlib.contextmanager
@@ -51,17 +56,22 @@ def output_activation(model: nn.Module) -> str:
     return activation
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; nothing on the CPU (the same code path otherwise)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+def autocast(device: torch.device, precision: Precision = "auto") -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision`` "bf16", and for "auto" on CUDA; nothing otherwise (float32).
+
+    On the CPU bf16 pays where the matrix units take it natively (avx512_bf16, AMX); the same code
+    path otherwise.
+    """
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, grad_free: str = "inference",
-                  chunk: int = CHUNK) -> torch.Tensor:
+                  chunk: int = CHUNK, precision: Precision = "auto") -> torch.Tensor:
     """Softmax outputs (k, C) for ``x[ids]``, dropout off. ``grad_free``: "inference" or "no_grad"."""
     guard = torch.inference_mode() if grad_free == "inference" else torch.no_grad()
     out = []
-    with guard, eval_mode(model), autocast(x.device):
+    with guard, eval_mode(model), autocast(x.device, precision):
         for start in range(0, ids.numel(), chunk):
             out.append(torch.softmax(model(x[ids[start:start + chunk]]).float(), dim=1))
     if not out:
@@ -79,7 +89,8 @@ def split_at_dropout(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     return nn.Identity(), model
 
 
-def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passes: int) -> torch.Tensor:
+def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passes: int,
+                     precision: Precision = "auto") -> torch.Tensor:
     """Softmax outputs (k, C, T) of ``passes`` stochastic forward passes with dropout on.
 
     The layers before the first dropout run once per sample; the rest runs for all T passes in
@@ -95,7 +106,7 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passe
     # One preallocated output written chunk by chunk: no list of pieces to concatenate (which
     # doubled the output's memory and fragmented the heap when scoring a large pool).
     out = torch.empty(ids.numel(), classes, passes, device=x.device)
-    with torch.inference_mode(), eval_mode(model, dropout=True), autocast(x.device):
+    with torch.inference_mode(), eval_mode(model, dropout=True), autocast(x.device, precision):
         for start in range(0, ids.numel(), chunk):
             h = prefix(x[ids[start:start + chunk]])
             k = h.shape[0]
@@ -105,10 +116,11 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passe
     return out
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK,
+             precision: Precision = "auto") -> torch.Tensor:
     """Top-1 accuracy on (x, y) as a 0-d tensor on the device (no host sync)."""
     correct = torch.zeros((), dtype=torch.long, device=x.device)
-    with torch.inference_mode(), eval_mode(model), autocast(x.device):
+    with torch.inference_mode(), eval_mode(model), autocast(x.device, precision):
         for start in range(0, x.shape[0], chunk):
             logits = model(x[start:start + chunk])
             correct += (logits.argmax(dim=1) == y[start:start + chunk]).sum()

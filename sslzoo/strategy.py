@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from sslzoo.inference import Precision
 from sslzoo.options import make_options
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class TrainOptions:
     patience: int = field(default=0, metadata={
         "min": 0, "help": "stop a round's training after N epochs without a better test accuracy and keep the best "
                           "weights (0: off; this selects on the test set, as some published protocols did)"})
+    precision: Precision = field(default="auto", metadata={
+        "help": "forward passes in bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU (bf16 changes the "
+                "numbers; on the CPU it pays where the matrix units take bf16, e.g. avx512_bf16)"})
 
 
 @dataclass

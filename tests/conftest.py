@@ -1,10 +1,11 @@
-"""Unit tests never load installed third-party plugins and always start from a fresh registry."""
+"""Unit tests never load installed third-party plugins and always start from a fresh registry; `one_thread` pins torch to one thread."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+import torch
 
 os.environ["SSLZOO_LOAD_PLUGINS"] = ""
 
@@ -15,3 +16,12 @@ def _isolated_registry():
 
     with only_plugins(""):
         yield
+
+
+@pytest.fixture
+def one_thread():
+    """One CPU thread: the same numbers on any core count, and no stall when cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -213,15 +213,6 @@ MNIST_EPOCHS = 50
 PL_OPTIONS = {"epochs": MNIST_EPOCHS, "t1": 10, "t2": 30, "alpha_f": 3.0, "unlabeled_batch_size": 128}
 
 
-@pytest.fixture
-def one_thread():
-    """One CPU thread: the same numbers on any core count, and no stall when cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_pseudo_label_beats_supervised_on_mnist_with_1000_labels(one_thread):
     started = time.perf_counter()
     accuracy = {}

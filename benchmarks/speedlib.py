@@ -7,11 +7,17 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from sslzoo.engine import Run
+from sslzoo.prefix import SharedPrefix
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,9 +55,9 @@ def environment() -> dict[str, Any]:
     return info
 
 
-def matmul_flops(n: int = 2048, repeats: int = 8, device: str = "cpu") -> float:
-    """This machine's dense fp32 matmul FLOP/s: the best of ``repeats`` timed n×n @ n×n products."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_flops(n: int = 2048, repeats: int = 8, device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """This machine's dense matmul FLOP/s in ``dtype``: the best of ``repeats`` timed n×n @ n×n products."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
     best = float("inf")
@@ -62,6 +68,21 @@ def matmul_flops(n: int = 2048, repeats: int = 8, device: str = "cpu") -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
+
+
+def unshare_prefix(run: Run) -> None:
+    """Call after ``Run._fresh_model``: the run's pseudo-label forward then runs the whole model
+    instead of sharing the training forward's prefix (the engine before that was added)."""
+    run.prefix = run.ctx.prefix = SharedPrefix(nn.Identity(), run.opts.precision)
+
+
+def isolated(module: str, call: str) -> Any:
+    """``module.call`` (a call expression) evaluated in a fresh interpreter at this benchmark's
+    thread count; its JSON result. For what lasts a process's lifetime (the C heap's thresholds)."""
+    script = (f"import json, sys; sys.path.insert(0, {str(RESULTS.parent)!r}); import speedlib, {module}; "
+              f"speedlib.configure_threads(); print(json.dumps({module}.{call}))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def torchvision_mnist_root(tmp: Path) -> Path:

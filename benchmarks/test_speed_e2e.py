@@ -59,12 +59,13 @@ def plain_optimizer(model: torch.nn.Module, opts: Any) -> torch.optim.Optimizer:
 
 
 class PlainRun(Run):
-    """The engine with the speed options off: for-each optimizer, NCHW weights."""
+    """The engine with the speed options off: for-each optimizer, NCHW weights, no shared prefix."""
 
     def _fresh_model(self) -> None:
         self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
         self.optimizer = plain_optimizer(self.model, self.opts)
         self.ctx.model = self.model
+        speedlib.unshare_prefix(self)
 
 
 def execute(config: dict[str, Any], seed: int = 0, cls: type[Run] = Run) -> dict[str, Any]:

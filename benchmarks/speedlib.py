@@ -7,8 +7,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -74,15 +72,6 @@ def unshare_prefix(run: Run) -> None:
     """Call after ``Run._fresh_model``: the run's pseudo-label forward then runs the whole model
     instead of sharing the training forward's prefix (the engine before that was added)."""
     run.prefix = run.ctx.prefix = SharedPrefix(nn.Identity(), run.opts.precision)
-
-
-def isolated(module: str, call: str) -> Any:
-    """``module.call`` (a call expression) evaluated in a fresh interpreter at this benchmark's
-    thread count; its JSON result. For what lasts a process's lifetime (the C heap's thresholds)."""
-    script = (f"import json, sys; sys.path.insert(0, {str(RESULTS.parent)!r}); import speedlib, {module}; "
-              f"speedlib.configure_threads(); print(json.dumps({module}.{call}))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def torchvision_mnist_root(tmp: Path) -> Path:

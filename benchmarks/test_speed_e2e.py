@@ -62,9 +62,9 @@ class PlainRun(Run):
     """The engine with the speed options off: for-each optimizer, NCHW weights, no shared prefix."""
 
     def _fresh_model(self) -> None:
-        self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
+        super()._fresh_model()
+        self.model = self.ctx.model = self.model.to(memory_format=torch.contiguous_format)
         self.optimizer = plain_optimizer(self.model, self.opts)
-        self.ctx.model = self.model
         speedlib.unshare_prefix(self)
 
 

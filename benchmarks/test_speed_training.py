@@ -14,22 +14,17 @@ Everything is measured in this one run, so the ratios stay meaningful on a loade
   Normalize) → ``Subset`` of the same ids → ``DataLoader(batch_size=32, shuffle=True)`` (default
   ``num_workers=0``), the same model, ``torch.optim.Adam(lr=1e-3)``, cross-entropy;
 * ``bf16-cnn-bs32`` / ``fp32-cnn-bs32``: a bare step loop with and without CPU bf16 autocast;
-* ``cnn-bs256-<variant>``: the training step of a pseudo-labeling epoch (batch 256: forward,
-  backward, the engine's fused SGD) as a bare loop, the median of 30 steps with its page faults,
-  against the matmul peaks of this run (fp32, and bf16 for the bf16 step), with a per-op profile
-  (``torch.profiler``, self CPU time per step by op and input shape). ``fp32-default-heap`` keeps
-  glibc's malloc defaults (the engine before :mod:`sslzoo.allocator`), ``fp32`` is the engine's
-  default, ``bf16`` its ``precision=bf16``;
+* ``step-cnn-bs256-<precision>``: the engine's training step (``Run._step``: forward, loss,
+  backward, fused SGD) of an unlabeled-only pseudo-labeling step of pl-cnn-mnist1000 (256 pool
+  images, SGD lr 0.1), the median of 30 steps, against the matmul peaks of this run (fp32, and
+  bf16 for the bf16 step), with a per-op profile (``torch.profiler``, self CPU time per step by op
+  and input shape);
 * ``pl-epoch-<variant>``: one full-pool epoch of pl-cnn-mnist1000's pseudo-labeling phase (59000
   unlabeled images in 230 unlabeled-only steps of 256, a labeled pass of 1000 at batch 32 after
-  every 50): ``before`` (the whole model for the pseudo-label forward, glibc's malloc defaults),
-  ``heap`` (+ the kept heap), ``shared`` (+ the shared prefix: the engine's default), ``bf16``
-  (+ ``precision=bf16``). With a warm-up epoch and a test-set evaluation of the same variant they
-  estimate the full protocol (one seed: 200 warm-up or supervised epochs, 150 pseudo-labeling
-  epochs, 51 evaluations).
-
-Each step and epoch variant runs in a fresh process (``speedlib.isolated``): the malloc thresholds
-last a process's lifetime.
+  every 50): ``before`` (the pseudo-label forward runs the whole model), ``shared`` (it shares
+  the training forward's prefix: the engine's default), ``bf16`` (+ ``precision=bf16``). With a
+  warm-up epoch and a test-set evaluation of the same variant they estimate the full protocol (one
+  seed: 200 warm-up or supervised epochs, 150 pseudo-labeling epochs, 51 evaluations).
 
 Intra-op threads: ``SSLZOO_BENCH_THREADS`` (default 1, see speedlib.THREADS), the same for every
 side; the matmul peak is measured at that thread count (and, for reference, on all cores).
@@ -40,8 +35,6 @@ times, profiles and the ratios go to ``benchmarks/results/speed_training.json``.
 
 from __future__ import annotations
 
-import resource
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,10 +46,10 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 import speedlib
-from sslzoo import allocator, inference, models
+from sslzoo import inference, models
 from sslzoo.api import create_strategy
-from sslzoo.engine import Run, RunSpec, make_optimizer
-from sslzoo.strategy import TrainOptions
+from sslzoo.engine import Run, RunSpec
+from sslzoo.strategy import Batch
 
 SEED = 0
 THREADS = speedlib.configure_threads()
@@ -64,10 +57,6 @@ CNN_IMAGES = 8192
 MLP_IMAGES = 16384
 STEP_BATCH = 256
 STEPS = 30
-STEP_VARIANTS = {"fp32-default-heap": ("fp32", False), "fp32": ("fp32", True), "bf16": ("bf16", True)}
-EPOCH_VARIANTS = {  # shared prefix, kept heap, precision
-    "before": (False, False, "fp32"), "heap": (False, True, "fp32"), "shared": (True, True, "fp32"),
-    "bf16": (True, True, "bf16")}
 PROFILED_STEPS = 10
 SGD = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "batch_size": 32}  # pl-cnn-mnist1000's training options
 PL_EPOCH = {**SGD, "epochs": 1, "warmup": 0, "schedule": "step", "t1": 100, "t2": 700, "alpha_f": 3,
@@ -88,12 +77,12 @@ def flops_per_image(model_name: str, batch: int) -> float:
 
 
 class PlainRun(Run):
-    """The engine loop with what this issue added switched off (for-each Adam, NCHW weights)."""
+    """The engine loop with its speed options off (for-each Adam, NCHW weights, no shared prefix)."""
 
     def _fresh_model(self) -> None:
-        self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
+        super()._fresh_model()
+        self.model = self.ctx.model = self.model.to(memory_format=torch.contiguous_format)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.opts.lr, foreach=True)
-        self.ctx.model = self.model
         speedlib.unshare_prefix(self)
 
 
@@ -133,10 +122,10 @@ def _write_results():
             r["fraction_of_matmul_peak"] = round(r["achieved_flops"] / peak, 3)
         if name.endswith("bf16") and RESULTS.get("matmul_flops_bf16"):
             r["fraction_of_bf16_matmul_peak"] = round(r["achieved_flops"] / RESULTS["matmul_flops_bf16"], 3)
-    for a, b in (("fp32-default-heap", "fp32"), ("fp32", "bf16")):
-        if f"cnn-bs256-{a}" in steps and f"cnn-bs256-{b}" in steps:
-            ratios[f"cnn-bs256 step {a} / {b}"] = round(steps[f"cnn-bs256-{a}"]["ms"] / steps[f"cnn-bs256-{b}"]["ms"], 2)
-    for name in ("heap", "shared", "bf16"):
+    if "step-cnn-bs256-fp32" in steps and "step-cnn-bs256-bf16" in steps:
+        ratios["step-cnn-bs256 fp32 / bf16"] = round(
+            steps["step-cnn-bs256-fp32"]["ms"] / steps["step-cnn-bs256-bf16"]["ms"], 2)
+    for name in ("shared", "bf16"):
         if name in epochs and "before" in epochs:
             ratios[f"pl-epoch before / {name}"] = round(epochs["before"]["seconds"] / epochs[name]["seconds"], 2)
     RESULTS["ratios"] = ratios
@@ -223,24 +212,27 @@ def test_cpu_autocast(benchmark, dtype: str) -> None:
     record(f"{dtype}-cnn-bs32", "cnn", 32, x.shape[0], time.perf_counter() - t)
 
 
-def cnn_step(precision: str) -> Callable[[], None]:
-    """The engine's training step at batch 256 as a bare loop: channels_last ``cnn``, the engine's
-    fused SGD, its autocast for ``precision``, cross-entropy on float32 logits."""
-    model = models.cnn((1, 28, 28), 10).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, TrainOptions(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0))
-    x, y = torch.randn(STEP_BATCH, 1, 28, 28), torch.randint(0, 10, (STEP_BATCH,))
-    cast = inference.autocast(torch.device("cpu"), precision)  # type: ignore[arg-type]
-
-    def step() -> None:
-        with cast:
-            loss = F.cross_entropy(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
+def pl_run(strategy: str, options: dict[str, Any], cls: type[Run] = Run) -> Run:
+    """A pl-cnn-mnist1000 run (full MNIST, 1000 balanced labels, ``cnn``), set up."""
+    run = cls(RunSpec(strategy, "mnist", labels=1000, seed=SEED, model="cnn", device="cpu"),
+              create_strategy(strategy, **options))
+    run.setup()
+    return run
 
 
-def op_profile(step: Callable[[], None], rows: int = 12) -> list[dict[str, Any]]:
+def engine_step(precision: str) -> Callable[[], torch.Tensor]:
+    """The engine's training step on 256 pool images with (random) pseudo-labels and no labeled part."""
+    run = pl_run("pseudo_label", {**PL_EPOCH, "precision": precision})
+    run._fresh_model()
+    run.model.train()
+    ids = run.ledger.pool()[:STEP_BATCH]
+    none = ids[:0]
+    labeled = Batch(none, run.x[none], run.ledger.target[none], run.ledger.weight[none])
+    unlabeled = Batch(ids, run.x[ids], torch.randint(0, 10, (STEP_BATCH,)), torch.ones(STEP_BATCH))
+    return lambda: run._step(labeled, unlabeled)
+
+
+def op_profile(step: Callable[[], Any], rows: int = 12) -> list[dict[str, Any]]:
     """Self CPU time per step of the costliest ops (by op and input shape), and their share."""
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(PROFILED_STEPS):
@@ -252,27 +244,21 @@ def op_profile(step: Callable[[], None], rows: int = 12) -> list[dict[str, Any]]
              "share": round(e.self_cpu_time_total / total, 3)} for e in events[:rows]]
 
 
-def minor_faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def test_matmul_peak_bf16(benchmark) -> None:
+    flops = benchmark.pedantic(speedlib.matmul_flops, kwargs={"dtype": torch.bfloat16}, rounds=1, iterations=1)
+    RESULTS["matmul_flops_bf16"] = round(flops)
+    benchmark.extra_info["flops"] = flops
 
 
-def step_timing(precision: str, keep_heap: bool) -> dict[str, Any]:
-    """(In a fresh process.) The median of ``STEPS`` timed steps after 5 untimed, page faults per
-    step, and the per-op profile."""
-    if keep_heap:
-        allocator.keep_freed_memory()
-    step = cnn_step(precision)
-    for _ in range(5):
-        step()
-    faults, times = minor_faults(), []
-    for _ in range(STEPS):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    faults = minor_faults() - faults
-    return {"batch_size": STEP_BATCH, "steps": STEPS, "ms": round(statistics.median(times) * 1e3, 2),
-            "page_faults_per_step": round(faults / STEPS), "flops": flops_per_image("cnn", STEP_BATCH) * STEP_BATCH,
-            "profile": op_profile(step)}
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_engine_step(benchmark, precision: str) -> None:
+    step = engine_step(precision)
+    benchmark.pedantic(step, rounds=STEPS, iterations=1, warmup_rounds=5)
+    seconds = benchmark.stats.stats.median
+    RESULTS["steps"][f"step-cnn-bs256-{precision}"] = {
+        "batch_size": STEP_BATCH, "steps": STEPS, "ms": round(seconds * 1e3, 2),
+        "flops": flops_per_image("cnn", STEP_BATCH) * STEP_BATCH, "profile": op_profile(step)}
+    benchmark.extra_info["ms"] = seconds * 1e3
 
 
 class UnsharedRun(Run):
@@ -289,50 +275,19 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def pl_epoch_timing(shared: bool, keep_heap: bool, precision: str) -> dict[str, Any]:
-    """(In a fresh process.) One full-pool pseudo-labeling epoch of pl-cnn-mnist1000, a warm-up
-    (supervised) epoch, a test-set evaluation, and the protocol's estimate from them."""
-    if not keep_heap:
-        allocator.keep_freed_memory = lambda: False  # the engine before it kept the heap
-
-    def run(strategy: str, options: dict[str, Any], cls: type[Run] = Run) -> Run:
-        job = cls(RunSpec(strategy, "mnist", labels=1000, seed=SEED, model="cnn", device="cpu"),
-                  create_strategy(strategy, **options, precision=precision))
-        job.setup()
-        return job
-
-    pl = run("pseudo_label", PL_EPOCH, Run if shared else UnsharedRun)
-    faults = minor_faults()
-    epoch = timed(lambda: pl.train_round(0))
-    faults = minor_faults() - faults
-    warmup = run("supervised", {**SGD, "epochs": 1})
+@pytest.mark.parametrize(("variant", "cls", "precision"), [
+    ("before", UnsharedRun, "fp32"), ("shared", Run, "fp32"), ("bf16", Run, "bf16"),
+], ids=["before", "shared", "bf16"])
+def test_pseudo_label_epoch(benchmark, variant: str, cls: type[Run], precision: str) -> None:
+    run = pl_run("pseudo_label", {**PL_EPOCH, "precision": precision}, cls)
+    benchmark.pedantic(run.train_round, args=(0,), rounds=1, iterations=1)
+    epoch = benchmark.stats.stats.median
+    warmup = pl_run("supervised", {**SGD, "epochs": 1, "precision": precision})
     warmup_epoch = timed(lambda: warmup.train_round(0))
-    evaluation = timed(lambda: inference.accuracy(pl.model, pl.x_test, pl.y_test, precision=precision))
+    evaluation = timed(lambda: inference.accuracy(run.model, run.x_test, run.y_test, precision=precision))
     seconds = (PROTOCOL["warmup_epochs"] * warmup_epoch + PROTOCOL["pl_epochs"] * epoch
                + PROTOCOL["evaluations"] * evaluation)
-    return {"seconds": round(epoch, 3), "page_faults": faults, "warmup_epoch_seconds": round(warmup_epoch, 3),
-            "evaluation_seconds": round(evaluation, 3), "protocol_minutes_per_seed": round(seconds / 60, 1)}
-
-
-def test_matmul_peak_bf16(benchmark) -> None:
-    flops = benchmark.pedantic(speedlib.matmul_flops, kwargs={"dtype": torch.bfloat16}, rounds=1, iterations=1)
-    RESULTS["matmul_flops_bf16"] = round(flops)
-    benchmark.extra_info["flops"] = flops
-
-
-@pytest.mark.parametrize("variant", list(STEP_VARIANTS))
-def test_cnn_step(benchmark, variant: str) -> None:
-    precision, keep_heap = STEP_VARIANTS[variant]
-    result = benchmark.pedantic(speedlib.isolated, args=(
-        "test_speed_training", f"step_timing({precision!r}, {keep_heap})"), rounds=1, iterations=1)
-    RESULTS["steps"][f"cnn-bs256-{variant}"] = result
-    benchmark.extra_info.update({k: v for k, v in result.items() if k != "profile"})
-
-
-@pytest.mark.parametrize("variant", list(EPOCH_VARIANTS))
-def test_pseudo_label_epoch(benchmark, variant: str) -> None:
-    shared, keep_heap, precision = EPOCH_VARIANTS[variant]
-    result = benchmark.pedantic(speedlib.isolated, args=(
-        "test_speed_training", f"pl_epoch_timing({shared}, {keep_heap}, {precision!r})"), rounds=1, iterations=1)
-    RESULTS["pl_epochs"][variant] = result
-    benchmark.extra_info.update(result)
+    RESULTS["pl_epochs"][variant] = {
+        "seconds": round(epoch, 3), "warmup_epoch_seconds": round(warmup_epoch, 3),
+        "evaluation_seconds": round(evaluation, 3), "protocol_minutes_per_seed": round(seconds / 60, 1)}
+    benchmark.extra_info.update(RESULTS["pl_epochs"][variant])

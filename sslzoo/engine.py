@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslzoo import allocator, inference
+from sslzoo import inference
 from sslzoo.context import Context, Oracle
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
@@ -268,8 +268,6 @@ class Run:
     # -- the loop --------------------------------------------------------------------------
     def setup(self) -> None:
         """Seed, load the data onto the device and build the context (the first part of :meth:`execute`)."""
-        if self.device.type == "cpu":  # the next step reuses this step's freed memory: no page faults
-            allocator.keep_freed_memory()
         torch.manual_seed(self.spec.seed)
         self._load()
         generator = torch.Generator(device=self.device)

@@ -89,8 +89,9 @@ def torchvision_mnist_root(tmp: Path) -> Path:
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the environment."""
+    """Write ``benchmarks/results/<name>.json`` with the environment (``<name>_<N>threads.json``
+    when ``SSLZOO_BENCH_THREADS`` is N > 1, so runs at both thread counts are kept)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / (f"{name}.json" if THREADS == 1 else f"{name}_{THREADS}threads.json")
     path.write_text(json.dumps({"environment": environment(), **payload}, indent=2) + "\n")
     return path

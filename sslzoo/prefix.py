@@ -42,7 +42,7 @@ class SharedPrefix:
 
     def __init__(self, model: nn.Module, precision: Precision) -> None:
         n = mode_free_layers(model)
-        self.prefix: nn.Module | None = model[:n] if n else None
+        self.prefix: nn.Module | None = model[:n] if n else None  # None: nothing to share
         self.rest: nn.Module = model[n:] if n else model
         self.precision = precision
         self.release()

@@ -1,4 +1,5 @@
-"""Unit tests never load installed third-party plugins and always start from a fresh registry; `one_thread` pins torch to one thread."""
+"""Unit tests never load installed third-party plugins and always start from a fresh registry;
+``one_thread`` pins torch to one thread."""
 
 from __future__ import annotations
 

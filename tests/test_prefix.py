@@ -16,7 +16,7 @@ from sslzoo.strategy import Batch
 SHAPE = (1, 28, 28)
 
 
-class TorchConv(nn.Conv2d):
+class SubclassedConv(nn.Conv2d):
     """A subclass may depend on the mode: only the exact built-in types count as mode-free."""
 
 
@@ -27,7 +27,7 @@ class TorchConv(nn.Conv2d):
     (models.linear(SHAPE, 10), 2),  # no mode-dependent layer: all of it
     (models.pca_poly_logreg(SHAPE, 10), 0),  # a fitted feature layer is not a known mode-free type
     (nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), 1),
-    (nn.Sequential(TorchConv(1, 4, 3), nn.ReLU()), 0),
+    (nn.Sequential(SubclassedConv(1, 4, 3), nn.ReLU()), 0),
     (nn.Conv2d(1, 4, 3), 0),  # not a Sequential
 ])
 def test_the_prefix_ends_at_the_first_layer_that_may_depend_on_the_mode(model, layers):

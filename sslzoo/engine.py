@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sslzoo import inference
+from sslzoo.adam import AdamEpsilonHat, AdamWEpsilonHat
 from sslzoo.context import Context, Oracle
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
@@ -116,9 +117,10 @@ def make_optimizer(model: nn.Module, opts: TrainOptions, n_train: int) -> torch.
     fast = {"fused": True} if params and all(p.device.type in ("cpu", "cuda") for p in params) else {}
     if opts.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=opts.lr, momentum=opts.momentum, **fast)
+    hat = opts.adam_epsilon == "hat"
     if opts.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=opts.lr, **fast)
-    return torch.optim.Adam(groups, lr=opts.lr, **fast)
+        return (AdamWEpsilonHat if hat else torch.optim.AdamW)(groups, lr=opts.lr, **fast)
+    return (AdamEpsilonHat if hat else torch.optim.Adam)(groups, lr=opts.lr, **fast)
 
 
 def schedule_epoch(optimizer: torch.optim.Optimizer, opts: TrainOptions, epoch: int) -> None:
@@ -200,12 +202,19 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, expected_quer
 
 class EarlyStopping:
     """``patience``: stop after ``patience`` epochs without a better test accuracy, then restore the
-    weights of the best epoch (model selection on the test set, as some published protocols do)."""
+    weights of the best epoch (model selection on the test set, as some published protocols do).
 
-    def __init__(self, patience: int, x_test: torch.Tensor, y_test: torch.Tensor,
-                 precision: inference.Precision = "auto") -> None:
+    An epoch is better only if its accuracy is strictly higher than the best so far; every better
+    epoch restarts the count. With ``start`` (``patience_start``) the model's weights before the
+    first epoch are the first candidate (epoch 0): a round that never beats them restores them.
+    """
+
+    def __init__(self, patience: int, x_test: torch.Tensor, y_test: torch.Tensor, model: nn.Module,
+                 precision: inference.Precision = "auto", start: bool = False) -> None:
         self.patience, self.x_test, self.y_test, self.precision = patience, x_test, y_test, precision
         self.best, self.best_epoch, self.best_state = -1.0, 0, None
+        if start:
+            self.stop(model, 0)
 
     def stop(self, model: nn.Module, epoch: int) -> bool:
         """After ``epoch`` epochs: keep the weights if the test accuracy is a new best; True to stop."""
@@ -331,7 +340,8 @@ class Run:
         Each epoch follows the strategy's ``epoch_plan`` (see :func:`epoch_steps`); every labeled
         pass starts from a fresh shuffle of the labeled set. With ``eval_every`` N, a mid-round
         entry (``epoch`` < ``epochs``) joins ``curve`` every N epochs. With ``patience`` N, training
-        stops after N epochs without a better test accuracy and the best weights are restored.
+        stops after N epochs without a better test accuracy and the best weights are restored (with
+        ``patience_start`` the weights the round started from are the first candidate).
         """
         ctx, opts, model = self.ctx, self.opts, self.model
         train_ids = self.ledger.train()
@@ -342,7 +352,8 @@ class Run:
         tally = Tally(self.device)
         epochs = opts.epochs
         order = train_ids
-        stopper = EarlyStopping(opts.patience, self.x_test, self.y_test, opts.precision) if opts.patience else None
+        stopper = (EarlyStopping(opts.patience, self.x_test, self.y_test, model, opts.precision,
+                                 opts.patience_start) if opts.patience else None)
         last_batch = math.ceil(n / bs) - 1
         ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(epochs):

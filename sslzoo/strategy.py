@@ -40,6 +40,10 @@ class TrainOptions:
     batch_size: int | None = field(default=None, metadata={"min": 1, "help": "labeled batch size"})
     lr: float | None = field(default=None, metadata={"min": 0.0, "help": "learning rate"})
     optimizer: Literal["sgd", "adam", "adamw"] | None = field(default=None, metadata={"help": "optimizer"})
+    adam_epsilon: Literal["algorithm1", "hat"] = field(default="algorithm1", metadata={
+        "help": "adam/adamw: where eps enters, added to the bias-corrected sqrt(v) (Kingma & Ba 2015, Algorithm 1; "
+                "PyTorch) or, as eps-hat, to the uncorrected sqrt(v) (their form before section 2.1; TensorFlow, "
+                "Keras); see sslzoo.adam"})
     momentum: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0, "help": "SGD momentum"})
     weight_decay: float | None = field(default=None, metadata={"min": 0.0, "help": "L2 penalty"})
     weight_decay_on: Literal["all", "hidden_dense"] = field(default="all", metadata={
@@ -64,6 +68,9 @@ class TrainOptions:
     patience: int = field(default=0, metadata={
         "min": 0, "help": "stop a round's training after N epochs without a better test accuracy and keep the best "
                           "weights (0: off; this selects on the test set, as some published protocols did)"})
+    patience_start: bool = field(default=False, metadata={
+        "help": "with patience: the weights a round starts from are the first candidate, so a round that never "
+                "beats them hands them back unchanged (a warm-started fit that cannot improve keeps its start)"})
     precision: Precision = field(default="auto", metadata={
         "help": "forward passes in bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU (bf16 changes the "
                 "numbers; on the CPU it pays where the matrix units take bf16, e.g. avx512_bf16)"})

@@ -142,3 +142,23 @@ def test_patience_stops_early_and_keeps_the_best_test_accuracy():
     final = stopped["curve"][-1]
     assert final["best_epoch"] == best_epoch
     assert final["test_accuracy"] == per_epoch[best_epoch - 1]
+
+
+def test_patience_start_lets_a_round_keep_the_weights_it_started_from():
+    """With ``patience_start`` the weights a round starts from are the first candidate: a warm-started
+    round that never beats them hands them back (best epoch 0, the previous round's accuracy), so the
+    test accuracy never goes down from round to round; without it a round keeps its best epoch even
+    when that is worse than its start."""
+    kwargs = dict(dataset="moons", labels=4, seed=0, dataset_options={"n_train": 300, "n_test": 300})
+    options = {"epochs": 100, "lr": 0.1, "retrain": "warm", "patience": 10, "query_size": 2, "budget": 24}
+    (plain,) = run("least_confidence", **kwargs, options=options)
+    (kept,) = run("least_confidence", **kwargs, options={**options, "patience_start": True})
+    accuracy = [e["test_accuracy"] for e in plain["curve"]]
+    assert any(b < a for a, b in zip(accuracy, accuracy[1:]))  # the case is not trivial
+    assert all(e["best_epoch"] >= 1 for e in plain["curve"])
+    curve = kept["curve"]
+    assert curve[0]["test_accuracy"] == accuracy[0]  # round 0 starts from the same fresh model
+    assert all(b["test_accuracy"] >= a["test_accuracy"] for a, b in zip(curve, curve[1:]))
+    kept_start = [(a, b) for a, b in zip(curve, curve[1:]) if b["best_epoch"] == 0]
+    assert kept_start and all(b["test_accuracy"] == a["test_accuracy"] for a, b in kept_start)
+    assert any(e["best_epoch"] >= 1 for e in curve[1:])

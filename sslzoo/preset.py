@@ -19,6 +19,11 @@ A preset mirrors ``sslzoo bench``'s arguments::
     [scaled]                           # overrides for a CPU-sized variant (``--scaled``); note = why
     [ci]                               # overrides on top of [scaled] for the test suite (``--ci``)
 
+A preset can be a variant of another: ``extends = "NAME"`` reads the preset file ``NAME.toml``
+beside it first; the variant's ``[options]`` and ``[dataset_options]`` are merged over the base's
+(``merge_options``), every other key it gives replaces the base's, and what it leaves out (the
+reference, [scaled], [ci], ...) is the base's. The results page shows a variant beside its base.
+
 Explicit command-line flags override a preset's values (``merge_options`` for ``-o``).
 """
 
@@ -43,7 +48,8 @@ else:  # pragma: no cover - Python 3.10
 SIZES = ("full", "scaled", "ci")
 RUN_KEYS = {"strategies": list, "dataset": str, "labels": (int, list), "labels_for": dict, "seed": int, "seeds": int,
             "model": str, "split": str, "exclude_classes": list, "options": dict, "dataset_options": dict}
-TOP_KEYS = {**RUN_KEYS, "title": str, "description": str, "reference": dict, "scaled": dict, "ci": dict}
+TOP_KEYS = {**RUN_KEYS, "title": str, "description": str, "reference": dict, "scaled": dict, "ci": dict,
+            "extends": str}
 OVERRIDE_KEYS = {**RUN_KEYS, "note": str}
 
 
@@ -69,6 +75,7 @@ class Preset:
     reference: dict[str, Any] = field(default_factory=dict)
     scaled: dict[str, Any] = field(default_factory=dict)
     ci: dict[str, Any] = field(default_factory=dict)
+    extends: str | None = None  # the preset this one is a variant of
     size: str = "full"
     note: str = ""
 
@@ -121,7 +128,7 @@ class Preset:
                 "seeds": self.seeds, "model": self.model, "split": self.split,
                 "exclude_classes": self.exclude_classes, "options": self.options,
                 "dataset_options": self.dataset_options, "reference": self.reference, "scaled": self.scaled,
-                "ci": self.ci, "path": str(self.path)}
+                "ci": self.ci, "extends": self.extends, "path": str(self.path)}
 
 
 def _counts(labels: int | list[int]) -> list[int]:
@@ -169,9 +176,8 @@ def _check_run_keys(where: str, table: Mapping[str, Any], allowed: Mapping[str, 
         raise PresetError(f"{where}: seeds must be at least 1, got {table['seeds']}")
 
 
-def load_file(path: str | Path, name: str | None = None) -> Preset:
-    """Read and check one preset file; errors name the file and the problem."""
-    path = Path(path)
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One preset file's table, with the file it ``extends`` (recursively) merged under it."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -180,6 +186,28 @@ def load_file(path: str | Path, name: str | None = None) -> Preset:
         raise PresetError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise PresetError(f"{path}: not valid TOML: not UTF-8 text") from None
+    if "extends" not in data:
+        return data
+    _check_type(str(path), "extends", data["extends"], str)
+    base_path = path.parent / f"{data['extends']}.toml"
+    if base_path.resolve() in seen + (path.resolve(),):
+        raise PresetError(f"{path}: extends {data['extends']!r}, which extends it back")
+    if not base_path.is_file():
+        raise PresetError(f"{path}: extends {data['extends']!r}, but there is no {base_path.name} beside it")
+    out = {k: v for k, v in _read(base_path, seen + (path.resolve(),)).items() if k != "extends"}
+    for key, value in data.items():
+        if key == "options" and isinstance(value, dict):
+            value = merge_options(out.get("options", {}), value)
+        elif key == "dataset_options" and isinstance(value, dict):
+            value = {**out.get("dataset_options", {}), **value}
+        out[key] = value
+    return out
+
+
+def load_file(path: str | Path, name: str | None = None) -> Preset:
+    """Read and check one preset file; errors name the file and the problem."""
+    path = Path(path)
+    data = _read(path)
     where = str(path)
     for key in ("strategies", "dataset", "labels"):
         if key not in data:

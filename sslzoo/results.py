@@ -129,6 +129,63 @@ def labels_to_error_rows(preset: Preset, records: Sequence[Record]) -> list[list
     return rows
 
 
+def _records(results: Path, name: str) -> list[Record]:
+    store = results / name
+    files = sorted(store.glob("records.jsonl")) + sorted(store.glob("labels-*/records.jsonl"))
+    return load(files).records if files else []
+
+
+def _round_points(record: Record) -> dict[int, float]:
+    """Test accuracy (%) at the end of each round, by oracle labels (the last round at a count)."""
+    return {int(e["labels"]): 100 * float(e["test_accuracy"]) for e in record.get("curve", [])
+            if e.get("epoch") == e.get("epochs")}
+
+
+def reference_curve(preset: Preset, results: Path) -> list[str]:
+    """The published learning curve (``reference.curve``: strategy → {labels: accuracy %}) beside
+    every seed's curve, point by point, for this preset and every preset that ``extends`` it. In
+    each column the first label count where ours differs from the reference is marked."""
+    curves = preset.reference.get("curve") or {}
+    if not curves:
+        return []
+    if preset.extends and get_preset(preset.extends).reference.get("curve") == curves:
+        return [f"Point by point beside the reference: see [`{preset.extends}`](#{preset.extends}).", ""]
+    variants = [preset] + [p for p in map(get_preset, list_presets()) if p.extends == preset.name]
+    md: list[str] = []
+    for strategy, published in curves.items():
+        ref = {int(n): float(v) for n, v in published.items()}
+        columns, starts = [], set()  # (header, points); the runs' starting label counts
+        for variant in variants:
+            label = "clean" if variant is preset else variant.name.removeprefix(f"{preset.name}-")
+            recs = sorted((r for r in _records(results, variant.name) if r.get("strategy") == strategy),
+                          key=lambda r: int(r["seed"]))
+            columns += [(f"{label} s{r['seed']}", _round_points(r)) for r in recs]
+            starts |= {int(r["labels"]) for r in recs}
+        if not columns:
+            continue
+        start = preset.reference.get("start", {}).get(strategy)
+        if start is not None:  # the accuracy before any query, at the runs' starting labels
+            ref.update({n: float(start) for n in starts if n not in ref})
+        counts = sorted(ref)
+        parts = {h: next((n for n in counts if round(points.get(n, -1.0), 2) != ref[n]), None)
+                 for h, points in columns}
+        rows = []
+        for n in counts:
+            cells = []
+            for h, points in columns:
+                value = f"{points[n]:.2f}" if n in points else "—"
+                cells.append(f"**{value}** ◀" if parts[h] == n else value)
+            rows.append([str(n), f"{ref[n]:.2f}", *cells])
+        summary = "; ".join(
+            f"{h}: {'never' if parts[h] is None else f'at {parts[h]} labels'} "
+            f"({sum(round(points.get(n, -1.0), 2) == ref[n] for n in counts)}/{len(counts)} points equal)"
+            for h, points in columns)
+        md += [f"`{strategy}` point by point (test accuracy %, by labels; ◀ marks where a run first parts from "
+               f"the reference): {summary}.", ""]
+        md += _table(["labels", "reference", *(h for h, _ in columns)], rows) + [""]
+    return md
+
+
 def _is_al(records: Sequence[Record]) -> bool:
     return any(r.get("family") in ("al", "hybrid") for r in records)
 
@@ -180,6 +237,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
             md += ["", "At the start (first round, before any query):", ""]
             md += _table(["strategy", "labels", "reference", "ours", "ours vs reference", "seeds"], rows)
     md.append("")
+    md += reference_curve(preset, results)
     if _is_al(records):
         from sslzoo.reporting import Report, _colors, learning_curves
 

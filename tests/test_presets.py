@@ -11,13 +11,15 @@ from click.testing import CliRunner
 
 from sslzoo.cli import main
 from sslzoo.errors import PresetError, UnknownNameError
-from sslzoo.preset import get_preset, list_presets, merge_options, validate
+from sslzoo.preset import get_preset, list_presets, load_file, merge_options, validate
+from sslzoo.results import reference_curve
+from tests.tiny_records import moons_records, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = list_presets()
 EXPECTED = {"pl-cnn-mnist1000", "lee2013-mnist", "selftrain-mlp-mnist1000", "selftrain-logreg-mnist1000",
-            "al-linear-mnist4000", "gal2017-mnist", "moons-6", "mnist-missing-class", "mnist-tiny",
-            "pl-cnn-mnist1000-faithful"}
+            "al-linear-mnist4000", "al-linear-mnist4000-faithful", "gal2017-mnist", "moons-6", "mnist-missing-class",
+            "mnist-tiny", "pl-cnn-mnist1000-faithful"}
 USER_FILE = """
 title = "my moons"
 strategies = ["supervised", "pseudo_label"]
@@ -188,3 +190,55 @@ def test_the_results_page_is_up_to_date_with_the_committed_results(tmp_path, mon
         "docs/results.md is stale: run `sslzoo results` and commit it")
     for figure in written[1:]:
         assert (committed.parent / "results" / figure.name).is_file(), f"missing figure {figure.name}"
+
+
+def test_a_variant_preset_is_its_base_with_its_own_keys_and_merged_options():
+    base, variant = get_preset("al-linear-mnist4000"), get_preset("al-linear-mnist4000-faithful")
+    assert variant.extends == base.name and base.extends is None
+    assert variant.reference == base.reference and variant.strategies == base.strategies
+    assert variant.options == {**base.options, "adam_epsilon": "hat", "patience_start": True}
+    assert variant.title != base.title
+    ci = variant.variant("ci")  # the base's [ci] table, over the variant's options
+    assert ci.options["patience_start"] is True and ci.options["budget"] == base.variant("ci").options["budget"]
+
+
+@pytest.mark.parametrize("files, fragment", [
+    ({"a": 'extends = "missing"'}, "extends 'missing', but there is no missing.toml beside it"),
+    ({"a": 'extends = "b"', "b": 'extends = "a"'}, "extends it back"),
+    ({"a": 'extends = "a"'}, "extends it back"),
+    ({"a": "extends = 3"}, "extends must be a string"),
+])
+def test_a_bad_extends_is_a_one_line_error_naming_the_file(tmp_path, files, fragment):
+    for name, text in files.items():
+        (tmp_path / f"{name}.toml").write_text(text + '\nstrategies = ["supervised"]\ndataset = "moons"\nlabels = 6\n')
+    with pytest.raises(PresetError) as info:
+        load_file(tmp_path / "a.toml")
+    message = str(info.value)
+    assert message.startswith(str(tmp_path)) and fragment in message and "\n" not in message
+
+
+def test_the_reference_curve_is_shown_point_by_point_and_marks_where_each_run_parts(tmp_path):
+    """Every seed's curve of this preset and of its variants beside the published one; the first
+    label count where a run differs from it is marked in its column and named in the summary."""
+    preset = get_preset("al-linear-mnist4000")
+    published = {10: preset.reference["start"]["least_confidence"],
+                 **{int(n): v for n, v in preset.reference["curve"]["least_confidence"].items()}}
+    records = moons_records("least_confidence")  # real records (10 → 30 labels), their accuracies replaced
+    parts_at = {0: 30, 1: 20}
+    for record in records:
+        for entry in record["curve"]:
+            n = entry["labels"]
+            entry["test_accuracy"] = (published[n] - (1.0 if n >= parts_at[record["seed"]] else 0.0)) / 100
+    write_jsonl(tmp_path / preset.name / "records.jsonl", records)
+    write_jsonl(tmp_path / "al-linear-mnist4000-faithful" / "labels-10" / "records.jsonl", records[:1])
+    md = reference_curve(preset, tmp_path)
+    text = "\n".join(md)
+    assert "clean s0: at 30 labels (2/40 points equal)" in text and "clean s1: at 20 labels (1/40 points equal)" in text
+    assert "faithful s0: at 30 labels" in text
+    header = next(line for line in md if line.startswith("| labels"))
+    assert header == "| labels | reference | clean s0 | clean s1 | faithful s0 |"
+    rows = {line.split(" | ")[0].strip("| "): line for line in md if line.startswith("| ") and line[2].isdigit()}
+    assert rows["20"] == f"| 20 | {published[20]:.2f} | {published[20]:.2f} | **{published[20] - 1:.2f}** ◀ | {published[20]:.2f} |"
+    assert rows["30"].count("◀") == 2 and rows["400"].endswith("| 89.75 | — | — | — |")
+    variant_md = reference_curve(get_preset("al-linear-mnist4000-faithful"), tmp_path)
+    assert variant_md[0].startswith("Point by point beside the reference: see [`al-linear-mnist4000`]")

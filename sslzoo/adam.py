@@ -6,7 +6,7 @@ the step. Algorithm 1 (PyTorch's ``Adam``) adds ε to the bias-corrected second 
 step size, ``α_t = α · √(1 − β₂ᵗ) / (1 − β₁ᵗ)`` and ``θ -= α_t · m / (√v + ε̂)``, and adds ε̂ to
 the *uncorrected* √v: the same step only where ``√v ≫ ε̂``. Where a gradient is near zero the
 two differ most on the first steps: at step 1, ε̂ acts like ``ε / √(1 − β₂)`` (31.6 ε for
-β₂ = 0.999), so a gradient of rounding size (~1e-9) moves a weight by ~1e-3·α instead of ~0.1·α.
+β₂ = 0.999), so a gradient of rounding size (~1e-9) moves a weight by ~3e-3·α instead of ~0.1·α.
 
 The classes here reuse PyTorch's kernels: with ``eps = ε̂ / √(1 − β₂ᵗ)`` at step t, Algorithm 1's
 update equals the ε̂ form exactly (up to rounding). The step count is the parameter group's.

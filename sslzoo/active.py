@@ -27,7 +27,6 @@ import torch
 from torch import Tensor
 
 from sslzoo.errors import OptionError
-from sslzoo.inference import DROPOUT_TYPES
 from sslzoo.picking import top_k
 from sslzoo.strategy import ORACLE, Strategy, TrainOptions
 
@@ -154,10 +153,6 @@ class MCDropoutStrategy(ActiveStrategy):
     uncertainty: ClassVar[Callable[[Tensor], Tensor]]
 
     def score(self, ctx: Context, ids: Tensor) -> Tensor:
-        if not any(isinstance(m, DROPOUT_TYPES) for m in ctx.model.modules()):
-            raise OptionError(f"strategy {self.name!r} needs MC-dropout, but the model has no dropout "
-                              f"layer, so every pass would agree; use a model with dropout (cnn, mlp, "
-                              f"moons_mlp) or a single-pass strategy (entropy, margin, least_confidence)")
         passes = self.options.passes
         chunk = max(1, MC_SCORE_ELEMENTS // (max(1, ctx.num_classes) * passes))
         fn = type(self).uncertainty

@@ -112,5 +112,6 @@ class Context:
         return inference.probabilities(self.model, self.x, ids, grad_free=mode, precision=self.precision)
 
     def predict_mc(self, ids: torch.Tensor, passes: int) -> torch.Tensor:
-        """Class probabilities (k, C, T) of ``passes`` MC-dropout forward passes for ``ids``."""
-        return inference.mc_probabilities(self.model, self.x, ids, passes, precision=self.precision)
+        """Class probabilities (k, C, T) of ``passes`` MC-dropout forward passes for ``ids`` (every
+        dropout stochastic, masks from the run's generator)."""
+        return inference.mc_probabilities(self.model, self.x, ids, passes, self.generator, precision=self.precision)

@@ -1,26 +1,45 @@
 """Batched inference: class probabilities, MC-dropout passes and test accuracy.
 
 Everything runs in large chunks under ``torch.inference_mode()`` (or ``no_grad`` when the
-result feeds a training step) and stays on the device. MC-dropout turns on the dropout
-layers only, never ``model.train()`` (which would also change batch-norm), and computes the
-deterministic layers before a ``Sequential`` model's first dropout layer once per sample.
+result feeds a training step) and stays on the device. MC-dropout makes every dropout call
+stochastic (layers and functional ``F.dropout`` alike, masks from the run's generator: see
+:mod:`sslzoo.dropout`), never ``model.train()`` (which would also change batch-norm). For a model
+whose forward is exactly ``nn.Sequential``'s, the layers before the first random one run once per
+sample and only the rest T times; any other model runs whole, T times.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn.modules import module as module_hooks
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from sslzoo.errors import TrainingError
+from sslzoo.dropout import StochasticDropout
+from sslzoo.errors import OptionError, TrainingError
 
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                  nn.FeatureAlphaDropout)
 CHUNK = 4096
-MC_CHUNK_ELEMENTS = 32 * 2**20  # activations per chunk of T stochastic passes (~128 MB in fp32)
+CHANNEL_DROPOUTS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+MAX_POOL_RANKS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
+SPATIAL_LAYERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                  nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+                  nn.modules.batchnorm._NormBase)
+"""Layers whose speed depends on an image tensor's memory format (channels_last or not): without
+them in the stochastic rest, MC-dropout makes the prefix's output contiguous."""
+MC_ELEMENTS = 2**20
+"""MC-dropout on the CPU: activations per block of samples (4 MB in fp32): at the first random
+layer for a block of the stochastic rest (run T times on it), at the widest layer for a call of
+the prefix. Staying below glibc's 32 MB mmap threshold (above it every allocation is fresh pages)
+ran a conv prefix 2× faster than 4096 samples at once; the rest ran within noise of its fastest
+from 2^18 to 2^22 activations."""
+MC_GPU_ELEMENTS = 32 * 2**20
+"""MC-dropout on a GPU: activations per block (fewer, larger launches)."""
 
 #: what forward passes compute in: "auto" is bf16 autocast on CUDA and float32 on the CPU; "bf16"
 #: and "fp32" ask for one on every device (bf16 changes the numbers).
@@ -80,39 +99,163 @@ def probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, grad_fre
     return torch.cat(out)
 
 
-def split_at_dropout(model: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """(deterministic prefix, stochastic rest) of a Sequential model; (identity, model) otherwise."""
-    if isinstance(model, nn.Sequential):
-        for i, layer in enumerate(model):
-            if isinstance(layer, DROPOUT_TYPES) or any(isinstance(m, DROPOUT_TYPES) for m in layer.modules()):
-                return model[:i], model[i:]
-    return nn.Identity(), model
+class SeededOps(TorchDispatchMode):
+    """Counts the random (``nondeterministic_seeded``) operators that run while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict[str, Any] | None = None) -> Any:
+        if torch.Tag.nondeterministic_seeded in func.tags:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def sequential_layers(model: nn.Module) -> list[nn.Module] | None:
+    """The layers of ``model`` if its forward pass is exactly ``nn.Sequential``'s (each layer applied
+    to the previous one's output), else None: a subclass with its own ``forward``, ``__iter__`` or
+    call, or hooks on the container (its own or global), computes something else."""
+    cls = type(model)
+    if (not isinstance(model, nn.Sequential) or cls.forward is not nn.Sequential.forward
+            or cls.__iter__ is not nn.Sequential.__iter__ or cls.__call__ is not nn.Module.__call__
+            or cls._call_impl is not nn.Module._call_impl):
+        return None
+    hooks = (model._forward_hooks, model._forward_pre_hooks, module_hooks._global_forward_hooks,
+             module_hooks._global_forward_pre_hooks)
+    return None if any(hooks) else list(model)
+
+
+def split_at_dropout(model: nn.Module, probe: torch.Tensor) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(deterministic prefix, stochastic rest) of ``model``, as lists of layers applied in turn.
+
+    For a model whose forward is exactly ``nn.Sequential``'s, the prefix is the layers before the
+    first one that makes a random call (a dropout with p > 0 or any other seeded random operator)
+    on ``probe`` with every dropout stochastic, plus the layers that commute exactly with it
+    (:func:`commuting_layers`); for any other model the prefix is empty and the rest is the model. Raises :class:`OptionError` when no pass makes a random call, since then
+    every MC-dropout pass would agree.
+    """
+    layers = sequential_layers(model)
+    stages = [model] if layers is None else layers
+    watch = SeededOps()
+    generator = torch.Generator(device=probe.device).manual_seed(0)
+    with StochasticDropout(generator), watch:
+        h = probe
+        for i, stage in enumerate(stages):
+            before = h
+            h = stage(h)
+            if watch.count:
+                moved = commuting_layers(stages[i], stages[i + 1:], before.dim())
+                return stages[:i] + moved, stages[i:i + 1] + stages[i + 1 + len(moved):]
+    raise OptionError(f"MC-dropout needs a model whose forward pass is random with dropout on, but "
+                      f"{type(model).__name__} makes no dropout call with p > 0 (neither a dropout "
+                      f"layer nor F.dropout), so every pass would agree; use a model with dropout (cnn, "
+                      f"gal_cnn, mlp, moons_mlp) or a single-pass strategy (entropy, margin, least_confidence)")
+
+
+def commuting_layers(dropout: nn.Module, following: list[nn.Module], dims: int) -> list[nn.Module]:
+    """The layers right after a channel dropout that give exactly the same output before it.
+
+    Channel dropout (``nn.Dropout1d/2d/3d``) multiplies each channel by one constant ≥ 0, and a
+    max-pool over that channel's positions or a ReLU commutes with that exactly (``max(c·x) =
+    c·max(x)``, ``relu(c·x) = c·relu(x)``, float products being monotone), so these layers can run
+    in the prefix, once per sample, with the dropout after them (``cnn``: its pool and ReLU). Only
+    layers of exactly these types, without hooks, a max-pool only on batched inputs of its rank
+    (``dims``), and not returning indices."""
+    if type(dropout) not in CHANNEL_DROPOUTS or _hooked(dropout):
+        return []
+    moved = []
+    for layer in following:
+        pool_rank = MAX_POOL_RANKS.get(type(layer))
+        if _hooked(layer) or not (type(layer) is nn.ReLU or (pool_rank is not None and dims == pool_rank + 2
+                                                              and not layer.return_indices)):
+            break
+        moved.append(layer)
+    return moved
+
+
+def _hooked(layer: nn.Module) -> bool:
+    return bool(layer._forward_hooks or layer._forward_pre_hooks)
+
+
+def run_layers(layers: list[nn.Module], h: torch.Tensor) -> torch.Tensor:
+    """``h`` through ``layers`` in turn (``nn.Sequential``'s forward)."""
+    for layer in layers:
+        h = layer(h)
+    return h
+
+
+def mc_rows(per_sample: int, device: torch.device) -> int:
+    """Samples per MC-dropout block (of the prefix or the rest) with ``per_sample`` activations."""
+    return max(1, (MC_GPU_ELEMENTS if device.type == "cuda" else MC_ELEMENTS) // max(1, per_sample))
 
 
 def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passes: int,
-                     precision: Precision = "auto") -> torch.Tensor:
-    """Softmax outputs (k, C, T) of ``passes`` stochastic forward passes with dropout on.
+                     generator: torch.Generator, precision: Precision = "auto") -> torch.Tensor:
+    """Softmax outputs (k, C, T) of ``passes`` stochastic forward passes with every dropout on,
+    masks drawn from ``generator`` (:class:`sslzoo.dropout.StochasticDropout`).
 
-    The layers before the first dropout run once per sample; the rest runs for all T passes in
-    one batch, in chunks bounded by ``MC_CHUNK_ELEMENTS`` activations.
+    The samples go in blocks of ``MC_ELEMENTS`` activations at the first random layer (at most
+    ``CHUNK`` samples). The deterministic prefix (:func:`split_at_dropout`) runs once per sample,
+    in calls whose widest activation is ``MC_ELEMENTS``; the rest T times per block
+    (:func:`mc_passes`).
     """
-    prefix, rest = split_at_dropout(model)
     if ids.numel() == 0:
         return torch.empty(0, 0, passes, device=x.device)
-    with torch.inference_mode(), eval_mode(model):
-        probe = prefix(x[ids[:1]])
-        per_sample, classes = max(1, probe[0].numel()), rest(probe).shape[-1]
-    chunk = max(1, min(CHUNK, MC_CHUNK_ELEMENTS // (per_sample * passes)))
-    # One preallocated output written chunk by chunk: no list of pieces to concatenate (which
-    # doubled the output's memory and fragmented the heap when scoring a large pool).
-    out = torch.empty(ids.numel(), classes, passes, device=x.device)
+    out: torch.Tensor | None = None
     with torch.inference_mode(), eval_mode(model, dropout=True), autocast(x.device, precision):
-        for start in range(0, ids.numel(), chunk):
-            h = prefix(x[ids[start:start + chunk]])
-            k = h.shape[0]
-            repeated = h.unsqueeze(0).expand(passes, *h.shape).reshape(passes * k, *h.shape[1:])
-            logits = rest(repeated).float().reshape(passes, k, -1)
-            out[start:start + k] = torch.softmax(logits, dim=2).permute(1, 2, 0)
+        prefix, rest = split_at_dropout(model, x[ids[:1]])
+        widths = [x[0].numel()]
+        h = x[ids[:1]]
+        for layer in prefix:
+            h = layer(h)
+            widths.append(h[0].numel())
+        rows, sub = min(CHUNK, mc_rows(widths[-1], x.device)), mc_rows(max(widths), x.device)
+        contiguous = not any(isinstance(m, SPATIAL_LAYERS) for layer in rest for m in layer.modules())
+        stochastic = StochasticDropout(generator)
+        for start in range(0, ids.numel(), rows):
+            block = ids[start:start + rows]
+            watch = SeededOps()
+            with watch:
+                parts = [run_layers(prefix, x[block[i:i + sub]]) for i in range(0, block.numel(), sub)]
+            if watch.count:
+                raise TrainingError(f"a layer of {type(model).__name__} before its first dropout made a "
+                                    f"random call for some inputs; MC-dropout cannot compute it once")
+            h = parts[0] if len(parts) == 1 else torch.cat(parts)
+            if contiguous:  # e.g. channels_last before a Flatten: copied once here, not T times there
+                h = h.contiguous()
+            probs = mc_passes(rest, h, passes, stochastic, mc_rows(widths[-1], x.device))
+            if out is None:  # one output written block by block: no pieces to concatenate
+                out = torch.empty(ids.numel(), *probs.shape[1:], device=x.device)
+            out[start:start + block.numel()] = probs
+    assert out is not None
+    return out
+
+
+def mc_passes(layers: list[nn.Module], h: torch.Tensor, passes: int, stochastic: StochasticDropout,
+              rows: int) -> torch.Tensor:
+    """Softmax outputs (k, C, T) of ``layers`` applied ``passes`` times to the k inputs ``h`` under
+    ``stochastic``, ``rows`` rows at a time: a block is a slice of ``h`` for one pass or, when all
+    of ``h`` is smaller, ``h`` repeated for ``rows // k`` passes. Blocks run in order (samples, then
+    passes), so the same ``rows`` and generator state give the same masks."""
+    k = h.shape[0]
+    together = max(1, rows // k)
+    out: torch.Tensor | None = None
+    for i0 in range(0, k, rows):
+        block = h[i0:i0 + rows]
+        b = block.shape[0]
+        for t0 in range(0, passes, together):
+            tau = min(together, passes - t0)
+            inp = block if tau == 1 else block.expand(tau, *block.shape).reshape(tau * b, *block.shape[1:])
+            with stochastic:
+                logits = run_layers(layers, inp).float()
+            # softmax over the classes as the first dimension: torch's kernel over a short last
+            # dimension (10 classes) ran 7x slower
+            probs = torch.softmax(logits.reshape(tau * b, -1).t(), dim=0).reshape(-1, tau, b)
+            if out is None:
+                out = torch.empty(k, probs.shape[0], passes, device=h.device)
+            out[i0:i0 + b, :, t0:t0 + tau] = probs.permute(2, 0, 1)
+    assert out is not None
     return out
 
 

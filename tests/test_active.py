@@ -225,7 +225,7 @@ def test_same_seed_same_queries_other_seed_other_queries(name, registry, record_
 
 
 def test_mc_dropout_needs_a_model_with_dropout(registry):
-    with pytest.raises(OptionError, match="no dropout layer"):
+    with pytest.raises(OptionError, match="makes no dropout call"):
         tiny_run("bald", registry, model="linear", budget=10)
     assert tiny_run("entropy", registry, model="linear", budget=10)["oracle_labels"] == 10
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sslzoo.inference import Precision, autocast, eval_mode
+from sslzoo.inference import Precision, autocast, eval_mode, sequential_layers
 
 #: layers whose output does not depend on the mode (the exact type: a subclass may override forward)
 MODE_FREE: frozenset[type[nn.Module]] = frozenset({
@@ -27,13 +27,15 @@ MODE_FREE: frozenset[type[nn.Module]] = frozenset({
 
 
 def mode_free_layers(model: nn.Module) -> int:
-    """How many leading layers of a ``Sequential`` compute the same in train and eval mode (0 otherwise)."""
-    if not isinstance(model, nn.Sequential):
+    """How many leading layers of a model whose forward is exactly ``nn.Sequential``'s
+    (:func:`sslzoo.inference.sequential_layers`) compute the same in train and eval mode (0 otherwise)."""
+    layers = sequential_layers(model)
+    if layers is None:
         return 0
-    for i, layer in enumerate(model):
+    for i, layer in enumerate(layers):
         if type(layer) not in MODE_FREE:
             return i
-    return len(model)
+    return len(layers)
 
 
 class SharedPrefix:
@@ -42,8 +44,9 @@ class SharedPrefix:
 
     def __init__(self, model: nn.Module, precision: Precision) -> None:
         n = mode_free_layers(model)
-        self.prefix: nn.Module | None = model[:n] if n else None  # None: nothing to share
-        self.rest: nn.Module = model[n:] if n else model
+        layers = list(model) if n else []  # plain Sequentials of the layers: slicing a subclass makes a subclass
+        self.prefix: nn.Module | None = nn.Sequential(*layers[:n]) if n else None  # None: nothing to share
+        self.rest: nn.Module = nn.Sequential(*layers[n:]) if n else model
         self.precision = precision
         self.release()
 

@@ -20,6 +20,28 @@ class SubclassedConv(nn.Conv2d):
     """A subclass may depend on the mode: only the exact built-in types count as mode-free."""
 
 
+class OwnForward(nn.Sequential):
+    """A Sequential subclass with a forward of its own (a skip connection), built without arguments."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Conv2d(1, 1, 3, padding=1), nn.Dropout(), nn.Conv2d(1, 1, 3, padding=1))
+
+    def forward(self, x):
+        return self[2](self[1](self[0](x)) + x)
+
+
+class NoArguments(nn.Sequential):
+    """A Sequential subclass built without arguments (slicing it would call ``NoArguments(OrderedDict)``)."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Dropout(), nn.Flatten(), nn.Linear(2 * 26 * 26, 10))
+
+
+def hooked(model: nn.Module) -> nn.Module:
+    model.register_forward_hook(lambda module, args, out: out)
+    return model
+
+
 @pytest.mark.parametrize(("model", "layers"), [
     (models.cnn(SHAPE, 10), 4),  # conv, pool, relu, conv | Dropout2d
     (models.gal_cnn(SHAPE, 10), 5),  # conv, relu, conv, relu, pool | Dropout
@@ -29,9 +51,18 @@ class SubclassedConv(nn.Conv2d):
     (nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), 1),
     (nn.Sequential(SubclassedConv(1, 4, 3), nn.ReLU()), 0),
     (nn.Conv2d(1, 4, 3), 0),  # not a Sequential
+    (OwnForward(), 0),  # a Sequential whose forward is its own
+    (hooked(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout())), 0),  # a hook on the container
 ])
 def test_the_prefix_ends_at_the_first_layer_that_may_depend_on_the_mode(model, layers):
     assert mode_free_layers(model) == layers
+
+
+def test_a_sequential_subclass_is_split_into_plain_sequentials_of_its_layers():
+    model = NoArguments()
+    shared = SharedPrefix(model, "fp32")
+    assert list(shared.prefix) == list(model)[:2] and list(shared.rest) == list(model)[2:]
+    assert type(shared.prefix) is nn.Sequential and type(shared.rest) is nn.Sequential
 
 
 def test_a_prediction_shares_the_prefix_only_for_the_armed_batch_and_only_once():

@@ -112,6 +112,8 @@ def timed(benchmark, fn, args: tuple, warmup: tuple) -> tuple[float, float]:
 @pytest.fixture(scope="module", autouse=True)
 def _save():
     yield
+    if not RESULTS["runs"] and set(RESULTS) == {"threads", "rounds", "runs"}:
+        return  # nothing measured here (e.g. ``-k memory``, which writes its own file)
     runs, ratios = RESULTS["runs"], {}
     pairs = [("mc-suffix", "mc-suffix-torch-dropout", "MC suffix speed-up over torch's dropout (x)"),
              ("mc-suffix", "mc-suffix-matmul", "MC suffix, fraction of its matmul limit"),

@@ -191,7 +191,7 @@ def median_cpu(fn, repeats: int = 3) -> float:
         start = time.process_time()
         fn()
         times.append(time.process_time() - start)
-    return sorted(times)[len(times) // 2]
+    return statistics.median(times)
 
 
 # -- MC suffix against its limit ------------------------------------------------------------------------

@@ -132,8 +132,9 @@ def split_at_dropout(model: nn.Module, probe: torch.Tensor) -> tuple[list[nn.Mod
     For a model whose forward is exactly ``nn.Sequential``'s, the prefix is the layers before the
     first one that makes a random call (a dropout with p > 0 or any other seeded random operator)
     on ``probe`` with every dropout stochastic, plus the layers that commute exactly with it
-    (:func:`commuting_layers`); for any other model the prefix is empty and the rest is the model. Raises :class:`OptionError` when no pass makes a random call, since then
-    every MC-dropout pass would agree.
+    (:func:`commuting_layers`); for any other model the prefix is empty and the rest is the model.
+    Raises :class:`OptionError` when no pass makes a random call, since then every MC-dropout pass
+    would agree.
     """
     layers = sequential_layers(model)
     stages = [model] if layers is None else layers
@@ -210,7 +211,8 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passe
         for layer in prefix:
             h = layer(h)
             widths.append(h[0].numel())
-        rows, sub = min(CHUNK, mc_rows(widths[-1], x.device)), mc_rows(max(widths), x.device)
+        block_rows, sub = mc_rows(widths[-1], x.device), mc_rows(max(widths), x.device)
+        rows = min(CHUNK, block_rows)
         contiguous = not any(isinstance(m, SPATIAL_LAYERS) for layer in rest for m in layer.modules())
         stochastic = StochasticDropout(generator)
         for start in range(0, ids.numel(), rows):
@@ -224,7 +226,7 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passe
             h = parts[0] if len(parts) == 1 else torch.cat(parts)
             if contiguous:  # e.g. channels_last before a Flatten: copied once here, not T times there
                 h = h.contiguous()
-            probs = mc_passes(rest, h, passes, stochastic, mc_rows(widths[-1], x.device))
+            probs = mc_passes(rest, h, passes, stochastic, block_rows)
             if out is None:  # one output written block by block: no pieces to concatenate
                 out = torch.empty(ids.numel(), *probs.shape[1:], device=x.device)
             out[start:start + block.numel()] = probs

@@ -334,12 +334,12 @@ class Run:
         pool = self.ledger.pool()
         if pool.numel() == 0:
             return "pool_empty"
+        where = f"{self.where}, round {rnd}"
         expected = self.strategy.query_count(self.ctx, pool.numel())
         chosen = self.strategy.select(self.ctx, pool)
-        check_selection(self.where, chosen, pool)
+        check_selection(where, chosen, pool)
         if chosen.numel() == 0:
             return "nothing_selected"
-        where = f"{self.where}, round {rnd}"
         oracle = self.oracle.handle(chosen, expected, where)
         with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
             labels = self.strategy.label(self.ctx, chosen)

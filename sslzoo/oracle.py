@@ -87,9 +87,9 @@ class OracleHandle:
         inside = self._ids[pos] == ids if self._ids.numel() else torch.zeros_like(ids, dtype=torch.bool)
         if not bool(inside.all()):
             others = ids[~inside]
-            raise OracleError(f"{self._where}: label asked the oracle for {others.unique().numel()} ids that were "
-                              f"not passed to this label call (e.g. id {int(others[0])}); it may ask only for "
-                              f"the ids it is labeling")
+            raise OracleError(f"{self._where}: label asked the oracle about ids that were not passed to this label "
+                              f"call ({others.unique().numel()} of them, e.g. id {int(others[0])}); it may ask "
+                              f"only about the ids it is labeling")
         asked = self._asked.clone()
         asked[pos] = True
         count = int(asked.sum())

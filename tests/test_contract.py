@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sslzoo
-from sslzoo import Labels, Strategy, hookimpl
+from sslzoo import Labels, Strategy
 from sslzoo.engine import Run
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
@@ -24,6 +24,7 @@ from sslzoo.testing import (
     permute_labels,
     tiny_run,
 )
+from tests.plugin_helpers import registry_with
 
 BUILT_IN = Registry(make_plugins(load="")).strategies.names()
 COMPOSED = ["least_confidence+self_training", "entropy+pseudo_label", "bald+self_training", "margin>self_training"]
@@ -38,32 +39,23 @@ class TestContractClassForPluginAuthors(StrategyContract):
     strategy = "margin"
 
 
-def _registry(strategy: type[Strategy]) -> Registry:
-    class Plugin:
-        @hookimpl
-        def register_strategies(self, register):
-            register(strategy)
-
-    return Registry(make_plugins(load="", extra=(Plugin(),)))
-
-
-def _engine_truth() -> torch.Tensor:
+def _engine_truth(ctx) -> torch.Tensor:
     """The run's truth, found by walking up the call stack to the engine (what no strategy may do)."""
     frame = inspect.currentframe()
     while not isinstance(frame.f_locals.get("self"), Run):
         frame = frame.f_back
-    return frame.f_locals["self"].oracle.reveal(torch.arange(frame.f_locals["self"].x.shape[0]))
+    return frame.f_locals["self"].oracle.reveal(torch.arange(ctx.x.shape[0]))
 
 
-def _stored_targets() -> torch.Tensor:
-    """The truth, dug out of the engine's private storage through the garbage collector."""
-    return next(vars(o)[k] for o in gc.get_objects() if type(o).__name__ == "Oracle" for k in vars(o)
-                if isinstance(vars(o)[k], torch.Tensor))
+def _stored_targets(ctx) -> torch.Tensor:
+    """The run's truth, dug out of the engine's private storage through the garbage collector."""
+    job = next(o for o in gc.get_objects() if isinstance(o, Run) and vars(o).get("ctx") is ctx)
+    return next(value for value in vars(job.oracle).values() if isinstance(value, torch.Tensor))
 
 
-def _reloaded_targets() -> torch.Tensor:
-    """The truth, re-loaded through sslzoo's API."""
-    return sslzoo.create_dataset("moons", **TINY_DATA).load(0).y_train
+def _reloaded_targets(ctx) -> torch.Tensor:
+    """The truth, loaded again through sslzoo's API."""
+    return sslzoo.create_dataset("moons", **TINY_DATA).load(ctx.seed).y_train
 
 
 class QueriesOneClass(Strategy):
@@ -80,7 +72,7 @@ class QueriesOneClass(Strategy):
         return 5
 
     def select(self, ctx, candidates):
-        return candidates[self.truth()[candidates] == 1][:5]
+        return candidates[self.truth(ctx)[candidates] == 1][:5]
 
 
 class PseudoLabelsWithTheTruth(Strategy):
@@ -96,7 +88,7 @@ class PseudoLabelsWithTheTruth(Strategy):
         return candidates[:20]
 
     def label(self, ctx, ids):
-        return Labels.pseudo(ids, self.truth()[ids], torch.ones(ids.numel()))
+        return Labels.pseudo(ids, self.truth(ctx)[ids], torch.ones(ids.numel()))
 
 
 class LabelReadsBeyondItsQueries(Strategy):
@@ -132,7 +124,7 @@ class LabelReadsBeyondItsQueries(Strategy):
     LabelReadsBeyondItsQueries,
 ], ids=lambda cheat: cheat.__name__)
 def test_leak_check_catches_a_strategy_that_reads_hidden_labels(cheat):
-    registry = _registry(cheat)
+    registry = registry_with(cheat)
     run = tiny_run(cheat.name, registry=registry)
     check_record(run)
     check_selection(run)
@@ -145,7 +137,7 @@ def test_leak_check_catches_a_strategy_that_reads_hidden_labels(cheat):
 
 def test_the_whole_contract_includes_the_leak_check():
     with pytest.raises(AssertionError, match="hidden labels leak into strategy 'label_reads_beyond_its_queries'"):
-        check_strategy(LabelReadsBeyondItsQueries.name, _registry(LabelReadsBeyondItsQueries))
+        check_strategy(LabelReadsBeyondItsQueries.name, registry_with(LabelReadsBeyondItsQueries))
     assert "test_hidden_labels_do_not_leak" in dir(StrategyContract)
 
 
@@ -157,12 +149,12 @@ def test_leak_check_fails_a_strategy_that_errors_once_hidden_labels_change():
         seen: dict[int, torch.Tensor] = {}
 
         def select(self, ctx, candidates):
-            truth = self.seen.setdefault(ctx.round, self.truth()[candidates])
-            if not torch.equal(truth, self.truth()[candidates]):
+            truth = self.truth(ctx)[candidates]
+            if not torch.equal(self.seen.setdefault(ctx.round, truth), truth):
                 raise RuntimeError("the labels changed")
             return candidates[:5]
 
-    run = tiny_run("fragile", registry=_registry(Fragile))
+    run = tiny_run("fragile", registry=registry_with(Fragile))
     with pytest.raises(AssertionError, match="'fragile' failed once the hidden labels of the \\d+ never-queried "
                                              "training ids were permuted: RuntimeError: the labels changed"):
         check_leak(run)

@@ -8,11 +8,10 @@ import types
 import pytest
 import torch
 
-from sslzoo import Labels, Strategy, hookimpl, run
+from sslzoo import Labels, Strategy, run
 from sslzoo.errors import OracleError, PluginError
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
 from sslzoo.strategy import ORACLE
+from tests.plugin_helpers import registry_with
 
 N_TRAIN = 60
 QUERIES = 3
@@ -42,12 +41,7 @@ def asking(name: str, **hooks) -> type[Strategy]:
 
 
 def _run(strategy: type[Strategy], **options):
-    class Plugin:
-        @hookimpl
-        def register_strategies(self, register):
-            register(strategy)
-
-    registry = Registry(make_plugins(load="", extra=(Plugin(),)))
+    registry = registry_with(strategy)
     return run(strategy.name, "moons", labels=10, registry=registry, options={"epochs": 1, **options},
                dataset_options={"n_train": N_TRAIN, "n_test": 50})[0]
 
@@ -62,8 +56,8 @@ def test_label_may_ask_for_query_count_of_its_own_ids():
     (lambda self, ctx, ids: ctx.oracle(ids[:4]),
      OracleError, r"'over_asking' .*, round 1: label asked the oracle for 4 labels; its query_count allows 3 this round"),
     (lambda self, ctx, ids: ctx.oracle(torch.cat([ids[:1], ids[:1] + 1000])),
-     OracleError, r"'foreign_ids' .*, round 1: label asked the oracle for 1 ids that were not passed to this label "
-                  r"call \(e\.g\. id \d+\); it may ask only for the ids it is labeling"),
+     OracleError, r"'foreign_ids' .*, round 1: label asked the oracle about ids that were not passed to this label "
+                  r"call \(1 of them, e\.g\. id \d+\); it may ask only about the ids it is labeling"),
     (lambda self, ctx, ids: ctx.oracle(ids[:2]).cat(Labels.pseudo(ids[2:], ids[2:] % 2, torch.ones(3))),
      PluginError, r"'under_asking' .*, round 1: select returned 5 ids and label asked the oracle for 2 of them; "
                   r"its query_count allows exactly 3"),

@@ -1,4 +1,4 @@
-"""What a strategy sees of a run: the :class:`Context` passed to every hook, and the guarded oracle."""
+"""What a strategy sees of a run: the :class:`Context` passed to every hook."""
 
 from __future__ import annotations
 
@@ -11,39 +11,11 @@ import torch
 from torch import nn
 
 from sslzoo import inference
-from sslzoo.errors import OracleError
 from sslzoo.inference import Precision
 from sslzoo.ledger import Ledger
+from sslzoo.oracle import CALL_RETURNED, IN_STEP_PHASE, OUTSIDE_LABEL, OracleHandle
 from sslzoo.prefix import SharedPrefix
-from sslzoo.strategy import ORACLE, Labels
-
-
-class Oracle:
-    """The hidden ground truth of the training set, readable only inside a ``label`` hook."""
-
-    def __init__(self, targets: torch.Tensor) -> None:
-        self._targets = targets
-        self._open = False
-
-    @contextlib.contextmanager
-    def open(self) -> Iterator[None]:
-        """Allow reads for the duration of one ``label`` call."""
-        self._open = True
-        try:
-            yield
-        finally:
-            self._open = False
-
-    def __call__(self, ids: torch.Tensor) -> Labels:
-        if not self._open:
-            raise OracleError("the oracle was read outside the label hook: a strategy may ask for "
-                              "true labels only in label()")
-        return Labels(ids, self._targets[ids], torch.ones(ids.numel(), device=ids.device),
-                      torch.full((ids.numel(),), ORACLE, dtype=torch.int8, device=ids.device))
-
-    def reveal(self, ids: torch.Tensor) -> torch.Tensor:
-        """True labels for the engine's own reports (pseudo-label accuracy), never for strategies."""
-        return self._targets[ids]
+from sslzoo.strategy import ORACLE
 
 
 @dataclass
@@ -52,12 +24,14 @@ class Context:
 
     ``unlabeled_batches`` counts the unlabeled batches drawn so far in this round's training (the
     current step's included) and ``labeled_passes`` the full passes over the labeled set finished.
+
+    It holds no hidden label: the ledger knows only the labels given so far, and ``oracle`` answers
+    only inside a round-phase ``label`` call (see :mod:`sslzoo.oracle`).
     """
 
     model: nn.Module
     x: torch.Tensor
     ledger: Ledger
-    oracle: Oracle
     generator: torch.Generator
     num_classes: int
     seed: int
@@ -72,6 +46,26 @@ class Context:
     labeled_passes: int = 0
     precision: Precision = "auto"
     prefix: SharedPrefix | None = field(default=None, repr=False)  # the engine's; strategies call predict
+    _oracle: OracleHandle | None = field(default=None, init=False, repr=False)
+    _where: str = field(default="", init=False, repr=False)  # the strategy, as the engine's errors name it
+
+    @property
+    def oracle(self) -> OracleHandle:
+        """The oracle of the ``label`` call under way, or a closed one that says where it can be asked."""
+        if self._oracle is not None:
+            return self._oracle
+        reason = IN_STEP_PHASE if self.phase == "step" else OUTSIDE_LABEL
+        return OracleHandle.closed(f"{self._where}, round {self.round}: {reason}" if self._where else reason)
+
+    @contextlib.contextmanager
+    def asking(self, handle: OracleHandle) -> Iterator[None]:
+        """For the engine: ``handle`` is ``oracle`` for the block (one ``label`` call), then it is closed."""
+        self._oracle = handle
+        try:
+            yield
+        finally:
+            self._oracle = None
+            handle.close(CALL_RETURNED)
 
     @property
     def device(self) -> torch.device:

@@ -24,12 +24,13 @@ from torch import nn
 
 from sslzoo import inference
 from sslzoo.adam import AdamEpsilonHat, AdamWEpsilonHat
-from sslzoo.context import Context, Oracle
+from sslzoo.context import Context
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
 from sslzoo.ledger import Ledger
 from sslzoo.options import options_dict
+from sslzoo.oracle import Oracle, OracleHandle
 from sslzoo.prefix import SharedPrefix
 from sslzoo.metrics import curve_metrics
 from sslzoo.quality import Tally, difficulty_buckets
@@ -190,14 +191,25 @@ def check_selection(where: str, chosen: torch.Tensor, candidates: torch.Tensor) 
         raise PluginError(f"{where}: select returned ids that are not in the unlabeled pool")
 
 
-def check_labels(where: str, labels: Labels, chosen: torch.Tensor, expected_queries: int) -> None:
-    """``label`` must label exactly the selected ids, asking the oracle for the expected number."""
+def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: OracleHandle, expected_queries: int,
+                 truth: Oracle) -> None:
+    """``label`` must label exactly the selected ids, asking ``oracle`` for the expected number of them
+    and returning its answers, unchanged, as the only oracle labels."""
     if labels.ids.numel() != chosen.numel() or not torch.isin(labels.ids, chosen).all():
         raise PluginError(f"{where}: label must return labels for exactly the selected ids")
-    queries = int((labels.source == ORACLE).sum())
-    if queries != expected_queries:
+    answered = oracle.answered()
+    if answered.numel() != expected_queries:
         raise PluginError(f"{where}: select returned {chosen.numel()} ids and label asked the oracle for "
-                          f"{queries} of them this round; its query_count allows exactly {expected_queries}")
+                          f"{answered.numel()} of them; its query_count allows exactly {expected_queries}")
+    given = labels.source == ORACLE
+    marked = labels.ids[given]
+    if marked.numel() != answered.numel() or not torch.equal(marked.sort().values, answered):
+        raise PluginError(f"{where}: label returned {marked.numel()} labels marked as oracle labels for the "
+                          f"{answered.numel()} ids the oracle answered; the oracle's answers, and only they, "
+                          f"are oracle labels")
+    changed = int((labels.targets[given] != truth.reveal(marked)).sum())
+    if changed:
+        raise PluginError(f"{where}: label changed {changed} of the oracle's answers")
 
 
 class EarlyStopping:
@@ -254,13 +266,11 @@ class Run:
         self.x = self.dataset.normalize(arrays.x_train.to(dev))
         self.x_test = self.dataset.normalize(arrays.x_test.to(dev))
         self.y_test = arrays.y_test.to(dev)
-        self.oracle = Oracle(arrays.y_train.to(dev))
+        self.oracle = Oracle(arrays.y_train.to(dev))  # the truth stays here: the context never holds it
         self.ledger = Ledger(arrays.y_train.numel(), dev)
         initial = initial_labels(arrays.y_train, self.spec.labels, self.spec.seed, self.spec.split,
                                  self.spec.exclude_classes).to(dev)
-        with self.oracle.open():
-            start = self.oracle(initial)
-        self.ledger.assign(start, torch.ones(initial.numel(), device=dev), 0)
+        self.ledger.assign(self.oracle.labels(initial), torch.ones(initial.numel(), device=dev), 0)
         self.ledger.hold_out(held_out(arrays.y_train.numel(), self.spec.seed, self.spec.split, initial).to(dev))
         self.initial_labels = initial.numel()
 
@@ -281,9 +291,10 @@ class Run:
         self._load()
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.spec.seed)
-        self.ctx = Context(model=nn.Identity(), x=self.x, ledger=self.ledger, oracle=self.oracle,
-                           generator=generator, num_classes=self.dataset.num_classes, seed=self.spec.seed,
-                           epochs=self.opts.epochs, precision=self.opts.precision)
+        self.ctx = Context(model=nn.Identity(), x=self.x, ledger=self.ledger, generator=generator,
+                           num_classes=self.dataset.num_classes, seed=self.spec.seed, epochs=self.opts.epochs,
+                           precision=self.opts.precision)
+        self.ctx._where = self.where
 
     def train_round(self, rnd: int, curve: list[dict[str, Any]] | None = None) -> Tally | None:
         """Round ``rnd``'s training: a fresh model when due (round 0, or ``retrain="scratch"``), then
@@ -323,14 +334,16 @@ class Run:
         pool = self.ledger.pool()
         if pool.numel() == 0:
             return "pool_empty"
+        where = f"{self.where}, round {rnd}"
         expected = self.strategy.query_count(self.ctx, pool.numel())
         chosen = self.strategy.select(self.ctx, pool)
-        check_selection(self.where, chosen, pool)
+        check_selection(where, chosen, pool)
         if chosen.numel() == 0:
             return "nothing_selected"
-        with self.oracle.open():
+        oracle = self.oracle.handle(chosen, expected, where)
+        with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
             labels = self.strategy.label(self.ctx, chosen)
-        check_labels(self.where, labels, chosen, expected)
+        check_labels(where, labels, chosen, oracle, expected, self.oracle)
         self.ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
         return None
 

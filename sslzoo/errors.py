@@ -40,8 +40,9 @@ class PluginError(SslzooError):
     """A plugin that fails to import, registers something invalid, or breaks a hook's contract."""
 
 
-class OracleError(SslzooError):
-    """A strategy read the hidden ground truth outside the ``label`` hook."""
+class OracleError(PluginError):
+    """A strategy asked the oracle where it may not: outside a round-phase ``label`` call, for ids not
+    passed to that call, or for more labels than the round's ``query_count``."""
 
 
 class TrainingError(SslzooError):

@@ -9,9 +9,10 @@ Every strategy, built-in or third-party, must pass it::
 
 Each check runs a tiny two-moons problem on the CPU (seconds): the run finishes with finite
 losses and a valid record; ``select`` returns unique global ids from the pool and the oracle
-budget holds; the oracle is read only inside ``label`` and only for ids that then become
-oracle-labeled; the same seed gives the same record. :func:`check_strategy` runs them all
-without pytest. Needs pytest (the ``test`` extra) only for :class:`StrategyContract`.
+budget holds; no hidden label leaks into what the strategy does (:func:`check_leak`: a second
+run with the true labels of the never-queried ids permuted must select, label and weigh the
+same); the same seed gives the same record. :func:`check_strategy` runs them all without pytest.
+Needs pytest (the ``test`` extra) only for :class:`StrategyContract`.
 
 :func:`only_plugins` isolates a test from the other installed plugins (a fresh registry with the
 built-ins and the named distributions only), for a plugin's ``conftest.py``.
@@ -20,6 +21,7 @@ built-ins and the named distributions only), for a plugin's ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator
@@ -29,17 +31,20 @@ from typing import Any, ClassVar
 import torch
 
 from sslzoo.api import create_strategy, option_names
-from sslzoo.context import Oracle
+from sslzoo.dataset import Dataset
 from sslzoo.engine import Run, RunSpec
 from sslzoo.plugins import LOAD_ENV
 from sslzoo.registry import Registry, default_registry, reset_default_registry
+from sslzoo.strategy import ORACLE, Labels, Strategy
 
 TINY_DATA = {"n_train": 200, "n_test": 200, "noise": 0.1}
 TINY_LABELS = 10
-TINY_OPTIONS: dict[str, Any] = {
-    "epochs": 3, "batch_size": 16, "query_size": 5, "budget": 25, "max_rounds": 2, "passes": 4,
+TINY_SPLIT = "random"  # the starting ids do not depend on any label, so the leak check can permute hidden ones
+TINY_OPTIONS: dict[str, Any] = {  # lr 0.1: three epochs make pseudo-labels confident enough to be given
+    "epochs": 3, "batch_size": 16, "lr": 0.1, "query_size": 5, "budget": 25, "max_rounds": 2, "passes": 4,
     "t1": 1.0, "t2": 2.0, "unlabeled_batch_size": 32, "threshold": 0.6,
 }
+LEDGER_FIELDS = ("source", "target", "round", "confidence", "weight", "bucket")
 
 
 @dataclass
@@ -52,13 +57,45 @@ class SelectCall:
 
 
 @dataclass
+class HookCall:
+    """One call of ``select``, ``label`` or ``weight``, in either phase: where the run was and what
+    the hook returned (the chosen ids; the labels' ids, targets, confidence and source; the weights)."""
+
+    hook: str
+    phase: str
+    round: int
+    step: int
+    returned: tuple[Any, ...]
+
+    def where(self) -> str:
+        return (f"the {self.hook} of round {self.round}" if self.phase == "round"
+                else f"the {self.hook} of step {self.step} (round {self.round})")
+
+    def same(self, other: HookCall) -> bool:
+        return (self.hook, self.phase, self.round, self.step, len(self.returned)) == (
+            other.hook, other.phase, other.round, other.step, len(other.returned)) and all(
+            _equal(a, b) for a, b in zip(self.returned, other.returned))
+
+
+@dataclass
 class TinyRun:
-    """A finished tiny run with what the spies saw."""
+    """A finished tiny run with what the spies saw: round-phase ``select`` calls (``selects``) and
+    every ``select``, ``label`` and ``weight`` call of both phases (``calls``)."""
 
     job: Run
     record: dict[str, Any]
     selects: list[SelectCall] = field(default_factory=list)
-    oracle_reads: list[torch.Tensor] = field(default_factory=list)
+    calls: list[HookCall] = field(default_factory=list)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    return type(a) is type(b) and a == b
+
+
+def _copy(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
 @contextlib.contextmanager
@@ -79,48 +116,53 @@ def only_plugins(load: str = "") -> Iterator[None]:
         reset_default_registry()
 
 
-@contextlib.contextmanager
-def _spy_oracle(reads: list[torch.Tensor]) -> Iterator[None]:
-    original = Oracle.__call__
-
-    def spy(self: Oracle, ids: torch.Tensor):  # type: ignore[no-untyped-def]
-        result = original(self, ids)
-        reads.append(ids.detach().clone())
-        return result
-
-    Oracle.__call__ = spy  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Oracle.__call__ = original  # type: ignore[method-assign]
-
-
 def tiny_options(name: str, registry: Registry | None = None, **overrides: Any) -> dict[str, Any]:
     """The tiny-run options that strategy ``name`` has, with ``overrides``."""
     accepted = option_names(name, registry)
     return {k: v for k, v in {**TINY_OPTIONS, **overrides}.items() if k in accepted}
 
 
-def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overrides: Any) -> TinyRun:
-    """Run ``name`` on a tiny two-moons problem, spying on ``select`` and the oracle."""
-    registry = registry or default_registry()
-    options = tiny_options(name, registry, **overrides)
-    strategy = create_strategy(name, registry, **options)
-    spec = RunSpec(strategy=name, dataset="moons", labels=TINY_LABELS, seed=seed, device="cpu",
-                   options=options, dataset_options=dict(TINY_DATA))
-    job = Run(spec, strategy, registry)
-    result = TinyRun(job, {})
-    select = strategy.select
+def _spy(strategy: Strategy, result: TinyRun) -> None:
+    """Record every ``select``, ``label`` and ``weight`` call of ``strategy`` into ``result``."""
+    select, label, weight = strategy.select, strategy.label, strategy.weight
+
+    def record(hook: str, ctx: Any, *returned: Any) -> None:
+        result.calls.append(HookCall(hook, ctx.phase, ctx.round, ctx.step, tuple(map(_copy, returned))))
 
     def spy_select(ctx, candidates):  # type: ignore[no-untyped-def]
         chosen = select(ctx, candidates)
         if ctx.phase == "round":
-            result.selects.append(SelectCall(ctx.round, candidates.clone(), chosen.clone()))
+            result.selects.append(SelectCall(ctx.round, candidates.clone(), _copy(chosen)))
+        record("select", ctx, chosen)
         return chosen
 
-    strategy.select = spy_select  # type: ignore[method-assign]
-    with _spy_oracle(result.oracle_reads):
-        result.record = job.execute()
+    def spy_label(ctx, ids):  # type: ignore[no-untyped-def]
+        labels = label(ctx, ids)
+        if isinstance(labels, Labels):
+            record("label", ctx, labels.ids, labels.targets, labels.confidence, labels.source)
+        else:
+            record("label", ctx, labels)
+        return labels
+
+    def spy_weight(ctx, labels):  # type: ignore[no-untyped-def]
+        weights = weight(ctx, labels)
+        record("weight", ctx, weights)
+        return weights
+
+    strategy.select, strategy.label, strategy.weight = spy_select, spy_label, spy_weight  # type: ignore[method-assign]
+
+
+def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overrides: Any) -> TinyRun:
+    """Run ``name`` on a tiny two-moons problem, spying on its ``select``, ``label`` and ``weight``."""
+    registry = registry or default_registry()
+    options = tiny_options(name, registry, **overrides)
+    strategy = create_strategy(name, registry, **options)
+    spec = RunSpec(strategy=name, dataset="moons", labels=TINY_LABELS, seed=seed, device="cpu",
+                   split=TINY_SPLIT, options=options, dataset_options=dict(TINY_DATA))
+    job = Run(spec, strategy, registry)
+    result = TinyRun(job, {})
+    _spy(strategy, result)
+    result.record = job.execute()
     return result
 
 
@@ -151,11 +193,87 @@ def check_selection(run: TinyRun) -> None:
         assert all(0 <= b - a <= query_size for a, b in zip(labels, labels[1:])), labels
 
 
-def check_oracle(run: TinyRun) -> None:
-    """Every id the oracle revealed is oracle-labeled: no pseudo-label was copied from the truth."""
-    oracle_ids = run.job.ledger.oracle()
-    for ids in run.oracle_reads:
-        assert torch.isin(ids, oracle_ids).all(), "the oracle was read for ids that did not become oracle labels"
+def permute_labels(y: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """A copy of ``y`` whose labels at ``ids`` are permuted among those ids, changing as many of them as a
+    permutation can: the ids sorted by label take the labels rotated by the largest class's count."""
+    y = y.clone()
+    labels = y[ids]
+    if labels.numel():
+        order = torch.argsort(labels, stable=True)
+        y[ids[order]] = labels[order].roll(int(torch.bincount(labels).max()))
+    return y
+
+
+@contextlib.contextmanager
+def labels_permuted(dataset: type[Dataset], ids: torch.Tensor) -> Iterator[None]:
+    """Within the block, ``dataset.load`` gives training labels permuted at ``ids`` (:func:`permute_labels`),
+    everything else unchanged. The class itself is patched, so every way sslzoo loads it (the run, the
+    registry, the API, the class) gives the permuted labels."""
+    own = dataset.__dict__.get("load")
+    original = dataset.load
+
+    def load(self: Dataset, seed: int):  # type: ignore[no-untyped-def]
+        arrays = original(self, seed)
+        return dataclasses.replace(arrays, y_train=permute_labels(arrays.y_train, ids))
+
+    dataset.load = load  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if own is None:
+            del dataset.load
+        else:
+            dataset.load = own  # type: ignore[method-assign]
+
+
+def leak_difference(first: TinyRun, second: TinyRun) -> str | None:
+    """The first thing the strategy did differently in ``second`` than in ``first`` (None: nothing):
+    a ``select``, ``label`` or ``weight`` call, the ledger, the trained model, the curve's test
+    accuracies and oracle labels, or the termination. The engine's own pseudo-label accuracy, which
+    compares with the hidden truth, is not looked at."""
+    for a, b in zip(first.calls, second.calls):
+        if not a.same(b):
+            return (f"{a.where()} returned something else" if a.where() == b.where()
+                    else f"the hooks were called in another order ({a.where()} became {b.where()})")
+    if len(first.calls) != len(second.calls):
+        return f"its hooks were called {len(first.calls)} times, then {len(second.calls)} times"
+    for name in LEDGER_FIELDS:
+        a, b = getattr(first.job.ledger, name), getattr(second.job.ledger, name)
+        if not torch.equal(a, b):
+            ids = torch.nonzero(a != b).flatten()
+            return f"the ledger's {name} differs at {ids.numel()} ids (e.g. id {int(ids[0])})"
+    weights, again = first.job.model.state_dict(), second.job.model.state_dict()
+    for key, value in weights.items():
+        if key not in again or not _equal(value, again[key]):
+            return f"the trained model differs ({key})"
+
+    def curve(run: TinyRun) -> list[tuple[Any, ...]]:
+        return [(e["round"], e["epoch"], e["labels"], e["test_accuracy"]) for e in run.record["curve"]]
+
+    if curve(first) != curve(second):
+        return "the curve's test accuracies or oracle labels differ"
+    if first.record["termination"] != second.record["termination"]:
+        return f"it stopped for another reason ({second.record['termination']!r})"
+    return None
+
+
+def check_leak(run: TinyRun) -> TinyRun:
+    """No hidden label reaches the strategy: run it again, same seed, options and registry, with the
+    true labels of the training ids it never had from the oracle (neither starting labels nor ever
+    answered in ``run``) permuted; it must select, label and weigh exactly as before. A strategy that
+    errors in the second run fails too. Returns the second run."""
+    name, job = run.record["strategy"], run.job
+    hidden = torch.nonzero(job.ledger.source.cpu() != ORACLE).flatten()
+    try:
+        with labels_permuted(type(job.dataset), hidden):
+            again = tiny_run(name, run.record["seed"], job.registry, **job.spec.options)
+    except Exception as exc:
+        raise AssertionError(f"strategy {name!r} failed once the hidden labels of the {hidden.numel()} "
+                             f"never-queried training ids were permuted: {type(exc).__name__}: {exc}") from exc
+    difference = leak_difference(run, again)
+    assert difference is None, (f"hidden labels leak into strategy {name!r}: with the true labels of the "
+                                f"{hidden.numel()} never-queried training ids permuted, {difference}")
+    return again
 
 
 def check_determinism(run: TinyRun, registry: Registry | None = None) -> None:
@@ -171,7 +289,7 @@ def check_strategy(name: str, registry: Registry | None = None) -> None:
     run = tiny_run(name, registry=registry)
     check_record(run)
     check_selection(run)
-    check_oracle(run)
+    check_leak(run)
     check_determinism(run, registry)
 
 
@@ -190,8 +308,8 @@ class StrategyContract:
     def test_select_returns_unique_pool_ids_within_budget(self) -> None:
         check_selection(tiny_run(self._name()))
 
-    def test_oracle_is_read_only_for_ids_it_labels(self) -> None:
-        check_oracle(tiny_run(self._name()))
+    def test_hidden_labels_do_not_leak(self) -> None:
+        check_leak(tiny_run(self._name()))
 
     def test_same_seed_gives_the_same_record(self) -> None:
         check_determinism(tiny_run(self._name()))

@@ -1,4 +1,5 @@
-"""Build throw-away plugin distributions (a module plus a .dist-info) on ``sys.path``."""
+"""Build throw-away plugins: a registry of strategy classes, or a distribution (a module plus a
+.dist-info) on ``sys.path``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,21 @@ import importlib
 import sys
 import textwrap
 from pathlib import Path
+
+from sslzoo import Strategy, hookimpl
+from sslzoo.plugins import make_plugins
+from sslzoo.registry import Registry
+
+
+def registry_with(*strategies: type[Strategy]) -> Registry:
+    """A fresh registry holding the built-ins and ``strategies``, registered by one plugin object."""
+    class Plugin:
+        @hookimpl
+        def register_strategies(self, register):  # type: ignore[no-untyped-def]
+            for strategy in strategies:
+                register(strategy)
+
+    return Registry(make_plugins(load="", extra=(Plugin(),)))
 
 
 def install_fake_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3",

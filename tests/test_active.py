@@ -14,7 +14,7 @@ from torch import nn
 import sslzoo
 from sslzoo import active, scores
 from sslzoo.active import ActiveStrategy, UncertaintyStrategy
-from sslzoo.context import Context, Oracle
+from sslzoo.context import Context
 from sslzoo.engine import Run
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
@@ -238,7 +238,7 @@ def make_ctx(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labeled: torch.
     ledger.assign(Labels(labeled, y[labeled], torch.ones(labeled.numel()),
                          torch.full((labeled.numel(),), ORACLE, dtype=torch.int8)), torch.ones(labeled.numel()), 0)
     gen = torch.Generator().manual_seed(seed)
-    return Context(model=model, x=x, ledger=ledger, oracle=Oracle(y), generator=gen,
+    return Context(model=model, x=x, ledger=ledger, generator=gen,
                    num_classes=int(y.max()) + 1, seed=seed, round=1)
 
 

@@ -246,8 +246,8 @@ def register_strategies(register):
     ("torch.tensor([10**6] * k)", "select returned duplicate ids"),
     ("torch.tensor([10**6])", "select returned ids that are not in the unlabeled pool"),
     ("candidates[:1].repeat(k)", "select returned duplicate ids"),
-    ("candidates[:k + 3]", "select returned 13 ids and label asked the oracle for 13 of them this round; its query_count allows exactly 10"),
-    ("candidates[:k - 4]", "select returned 6 ids and label asked the oracle for 6 of them this round; its query_count allows exactly 10"),
+    ("candidates[:k + 3]", "label asked the oracle for 13 labels; its query_count allows 10 this round"),
+    ("candidates[:k - 4]", "select returned 6 ids and label asked the oracle for 6 of them; its query_count allows exactly 10"),
     ("candidates[:k].tolist()", "select must return a 1-D int64 tensor of global ids"),
     ("candidates[:k].int()", "select must return a 1-D int64 tensor of global ids"),
     ("candidates[:k].view(2, -1)", "select must return a 1-D int64 tensor of global ids"),
@@ -257,7 +257,7 @@ def test_select_that_breaks_the_contract_stops_the_first_round(install, chosen, 
     # a 2-D tensor's repr spans lines, so that message does too
     line = fails_on_the_command_line("bench", "-s", "bad_select", *TINY_BENCH, one_line="view" not in chosen)
     assert line.startswith("Error: strategy 'bad_select' (plugin sslzoo-bad-select "
-                           "(distribution sslzoo-bad-select)): ")
+                           "(distribution sslzoo-bad-select)), round 1: ")
     assert fragment in line
     assert sys.modules[module].CALLS == [1]  # the first round that selects; no record was written
 

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-import pytest
+import gc
+import inspect
 
+import pytest
+import torch
+
+import sslzoo
+from sslzoo import Labels, Strategy
+from sslzoo.engine import Run
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
-from sslzoo.testing import StrategyContract, check_strategy
+from sslzoo.testing import (
+    TINY_DATA,
+    StrategyContract,
+    check_determinism,
+    check_leak,
+    check_record,
+    check_selection,
+    check_strategy,
+    permute_labels,
+    tiny_run,
+)
+from tests.plugin_helpers import registry_with
 
 BUILT_IN = Registry(make_plugins(load="")).strategies.names()
 COMPOSED = ["least_confidence+self_training", "entropy+pseudo_label", "bald+self_training", "margin>self_training"]
@@ -21,27 +39,141 @@ class TestContractClassForPluginAuthors(StrategyContract):
     strategy = "margin"
 
 
-def test_contract_catches_a_strategy_that_copies_true_labels_into_pseudo_labels():
-    from sslzoo import Labels, Strategy, hookimpl
+def _engine_truth(ctx) -> torch.Tensor:
+    """The run's truth, found by walking up the call stack to the engine (what no strategy may do)."""
+    frame = inspect.currentframe()
+    while not isinstance(frame.f_locals.get("self"), Run):
+        frame = frame.f_back
+    return frame.f_locals["self"].oracle.reveal(torch.arange(ctx.x.shape[0]))
 
-    class Cheat(Strategy):
-        name = "cheat"
-        family = "ssl"
 
-        def stop(self, ctx):
-            return None if ctx.round < 2 else "done"
+def _stored_targets(ctx) -> torch.Tensor:
+    """The run's truth, dug out of the engine's private storage through the garbage collector."""
+    job = next(o for o in gc.get_objects() if isinstance(o, Run) and vars(o).get("ctx") is ctx)
+    return next(value for value in vars(job.oracle).values() if isinstance(value, torch.Tensor))
+
+
+def _reloaded_targets(ctx) -> torch.Tensor:
+    """The truth, loaded again through sslzoo's API."""
+    return sslzoo.create_dataset("moons", **TINY_DATA).load(ctx.seed).y_train
+
+
+class QueriesOneClass(Strategy):
+    """Queries the 5 lowest pool ids of class 1, as a truth source says: a cheat."""
+
+    name = "queries_one_class"
+    family = "al"
+    truth = staticmethod(_engine_truth)
+
+    def stop(self, ctx):
+        return None if ctx.round < 3 else "done"
+
+    def query_count(self, ctx, n_candidates):
+        return 5
+
+    def select(self, ctx, candidates):
+        return candidates[self.truth(ctx)[candidates] == 1][:5]
+
+
+class PseudoLabelsWithTheTruth(Strategy):
+    """Pseudo-labels 20 pool ids a round with their true labels, from a truth source: a cheat."""
+
+    name = "pseudo_labels_with_the_truth"
+    family = "ssl"
+
+    def stop(self, ctx):
+        return None if ctx.round < 3 else "done"
+
+    def select(self, ctx, candidates):
+        return candidates[:20]
+
+    def label(self, ctx, ids):
+        return Labels.pseudo(ids, self.truth(ctx)[ids], torch.ones(ids.numel()))
+
+
+class LabelReadsBeyondItsQueries(Strategy):
+    """Selects 25 pool ids, asks the oracle for 5 and reads the oracle handle's private storage
+    for the other 20, which become pseudo-labels: a cheat."""
+
+    name = "label_reads_beyond_its_queries"
+    family = "hybrid"
+
+    def stop(self, ctx):
+        return None if ctx.round < 3 else "done"
+
+    def query_count(self, ctx, n_candidates):
+        return 5
+
+    def select(self, ctx, candidates):
+        return candidates[:25]
+
+    def label(self, ctx, ids):
+        handle = ctx.oracle
+        truth = dict(zip(handle._ids.tolist(), handle._truth.tolist()))
+        rest = ids[5:]
+        return handle(ids[:5]).cat(Labels.pseudo(rest, torch.tensor([truth[i] for i in rest.tolist()]),
+                                                 torch.ones(rest.numel())))
+
+
+@pytest.mark.parametrize("cheat", [
+    QueriesOneClass,
+    type("SelectsByStoredTargets", (QueriesOneClass,), {"truth": staticmethod(_stored_targets)}),
+    type("SelectsByReloadedLabels", (QueriesOneClass,), {"truth": staticmethod(_reloaded_targets)}),
+    type("PseudoLabelsFromStoredTargets", (PseudoLabelsWithTheTruth,), {"truth": staticmethod(_stored_targets)}),
+    type("PseudoLabelsFromReloadedLabels", (PseudoLabelsWithTheTruth,), {"truth": staticmethod(_reloaded_targets)}),
+    LabelReadsBeyondItsQueries,
+], ids=lambda cheat: cheat.__name__)
+def test_leak_check_catches_a_strategy_that_reads_hidden_labels(cheat):
+    registry = registry_with(cheat)
+    run = tiny_run(cheat.name, registry=registry)
+    check_record(run)
+    check_selection(run)
+    check_determinism(run, registry)  # the cheat passes every other check of the contract
+    with pytest.raises(AssertionError, match=f"hidden labels leak into strategy '{cheat.name}': with the true "
+                                             f"labels of the \\d+ never-queried training ids permuted, the "
+                                             f"(select|label) of round 1 returned something else"):
+        check_leak(run)
+
+
+def test_the_whole_contract_includes_the_leak_check():
+    with pytest.raises(AssertionError, match="hidden labels leak into strategy 'label_reads_beyond_its_queries'"):
+        check_strategy(LabelReadsBeyondItsQueries.name, registry_with(LabelReadsBeyondItsQueries))
+    assert "test_hidden_labels_do_not_leak" in dir(StrategyContract)
+
+
+def test_leak_check_fails_a_strategy_that_errors_once_hidden_labels_change():
+    class Fragile(QueriesOneClass):
+        """Raises when the labels it reads are not those of the first run."""
+
+        name = "fragile"
+        seen: dict[int, torch.Tensor] = {}
 
         def select(self, ctx, candidates):
-            return candidates[:5] if ctx.phase == "round" else candidates[:0]
+            truth = self.truth(ctx)[candidates]
+            if not torch.equal(self.seen.setdefault(ctx.round, truth), truth):
+                raise RuntimeError("the labels changed")
+            return candidates[:5]
 
-        def label(self, ctx, ids):
-            truth = ctx.oracle(ids)
-            return Labels.pseudo(ids, truth.targets, truth.confidence)
+    run = tiny_run("fragile", registry=registry_with(Fragile))
+    with pytest.raises(AssertionError, match="'fragile' failed once the hidden labels of the \\d+ never-queried "
+                                             "training ids were permuted: RuntimeError: the labels changed"):
+        check_leak(run)
 
-    class Plugin:
-        @hookimpl
-        def register_strategies(self, register):
-            register(Cheat)
 
-    with pytest.raises(AssertionError, match="oracle was read"):
-        check_strategy("cheat", Registry(make_plugins(load="", extra=(Plugin(),))))
+def test_leak_check_ignores_the_engines_pseudo_label_accuracy():
+    """margin>self_training's pseudo-labels do not depend on the hidden labels, but their accuracy does."""
+    first = tiny_run("margin>self_training")
+    second = check_leak(first)
+    assert first.record["pseudo"]["count"] == second.record["pseudo"]["count"] > 0
+    assert first.record["pseudo"]["accuracy"] != second.record["pseudo"]["accuracy"]
+
+
+def test_permuted_labels_keep_the_class_counts_and_change_all_they_can():
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])  # classes 3 x 0, 2 x 1, 3 x 2 among them
+    permuted = permute_labels(y, ids)
+    assert torch.equal(permuted[8:], y[8:]) and torch.equal(y, torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 0]))
+    assert torch.equal(permuted[ids].bincount(), y[ids].bincount())
+    assert bool((permuted[ids] != y[ids]).all())
+    skewed = torch.tensor([0, 0, 0, 0, 1])
+    assert int((permute_labels(skewed, torch.arange(5)) != skewed).sum()) == 2  # the most a permutation can change

@@ -9,7 +9,7 @@ import torch
 
 from sslzoo import hookimpl, run
 from sslzoo.engine import Run, RunSpec
-from sslzoo.errors import DataError, OptionError, OracleError, TrainingError
+from sslzoo.errors import DataError, OptionError, TrainingError
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from sslzoo.strategy import Strategy
@@ -55,23 +55,10 @@ class NanAtStep(Strategy):
         return value * torch.where(torch.tensor(ctx.step == 5), torch.tensor(float("nan")), torch.tensor(1.0))
 
 
-class PeekingStrategy(Strategy):
-    name = "peeking"
-    family = "al"
-
-    def stop(self, ctx):
-        return None if ctx.round < 2 else "done"
-
-    def select(self, ctx, candidates):
-        ctx.oracle(candidates[:3])  # reading the truth to choose is cheating
-        return candidates[:3]
-
-
 class TestPlugin:
     @hookimpl
     def register_strategies(self, register):
         register(NanAtStep)
-        register(PeekingStrategy)
 
 
 @pytest.fixture
@@ -82,11 +69,6 @@ def registry():
 def test_nan_loss_stops_the_run_naming_strategy_round_and_step(registry):
     with pytest.raises(TrainingError, match=r"'nan_at_step' is not finite at round 0, epoch 1, step 5"):
         run("nan_at_step", "moons", labels=200, options={"epochs": 3, "batch_size": 16}, registry=registry)
-
-
-def test_oracle_read_outside_label_hook_fails(registry):
-    with pytest.raises(OracleError, match="outside the label hook"):
-        run("peeking", "moons", labels=10, options={"epochs": 1}, registry=registry)
 
 
 def test_initial_labels_are_oracle_labels_of_round_zero():

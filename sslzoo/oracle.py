@@ -1,0 +1,104 @@
+"""The oracle: the hidden ground truth of the training set, and the handle one ``label`` call gets.
+
+The truth is held by the engine alone: :class:`Oracle` is an attribute of the run, never of the
+:class:`~sslzoo.context.Context` nor of anything the context holds. For each round-phase ``label``
+call the engine opens an :class:`OracleHandle` as ``ctx.oracle``: it carries the true labels of
+that call's ids only, answers for those ids, counts the distinct ids it answered and refuses to
+answer beyond the round's ``query_count``. When the call returns the handle is closed and drops
+the labels. Anywhere else ``ctx.oracle`` is a closed handle: every call raises
+:class:`~sslzoo.errors.OracleError` saying where the oracle can be asked.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sslzoo.errors import OracleError
+from sslzoo.strategy import ORACLE, Labels
+
+OUTSIDE_LABEL = ("the oracle was asked outside the label hook: a strategy may ask for true labels only in "
+                 "label(), in the round phase, and only for the ids passed to that call")
+IN_STEP_PHASE = ("the oracle was asked in the step phase, where no oracle labels are given: label must "
+                 "return pseudo-labels (Labels.pseudo) for the unlabeled batch")
+CALL_RETURNED = ("the oracle was asked through a handle kept from this round's label call after that call "
+                 "returned: it answers only during the label call it was given to")
+
+
+def oracle_labels(ids: torch.Tensor, targets: torch.Tensor) -> Labels:
+    """``targets`` as oracle labels of ``ids`` (confidence 1)."""
+    return Labels(ids, targets, torch.ones(ids.numel(), device=ids.device),
+                  torch.full((ids.numel(),), ORACLE, dtype=torch.int8, device=ids.device))
+
+
+class Oracle:
+    """The hidden ground truth of the training set, kept by the engine and never given to a strategy."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        self._targets = targets
+
+    def reveal(self, ids: torch.Tensor) -> torch.Tensor:
+        """True labels of ``ids``, for the engine's own reports (pseudo-label accuracy, the boundary)."""
+        return self._targets[ids]
+
+    def labels(self, ids: torch.Tensor) -> Labels:
+        """Oracle labels of ``ids``, for the labels a run starts with."""
+        return oracle_labels(ids, self._targets[ids])
+
+    def handle(self, ids: torch.Tensor, allowed: int, where: str) -> OracleHandle:
+        """An open handle for one ``label`` call on ``ids`` that may answer for ``allowed`` of them."""
+        return OracleHandle(ids, self._targets[ids], allowed, where)
+
+
+class OracleHandle:
+    """What ``ctx.oracle`` is: the oracle of one ``label`` call, or a closed one.
+
+    Open, it answers ``handle(ids)`` with oracle :class:`~sslzoo.strategy.Labels` for ids passed to
+    its ``label`` call, counting each distinct id once, up to ``allowed`` ids; anything else raises
+    :class:`~sslzoo.errors.OracleError` (a :class:`~sslzoo.errors.PluginError`) before answering.
+    """
+
+    def __init__(self, ids: torch.Tensor, truth: torch.Tensor, allowed: int, where: str) -> None:
+        order = torch.argsort(ids)
+        self._ids, self._truth = ids[order], truth[order]
+        self._asked = torch.zeros(ids.numel(), dtype=torch.bool, device=ids.device)
+        self._allowed, self._where = allowed, where
+        self._closed: str | None = None
+
+    @classmethod
+    def closed(cls, reason: str) -> OracleHandle:
+        """A handle that answers nothing: each call raises ``OracleError(reason)``."""
+        handle = cls(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 0, "")
+        handle.close(reason)
+        return handle
+
+    def close(self, reason: str) -> None:
+        """Answer nothing from now on (each call raises ``OracleError(reason)``) and drop the labels."""
+        self._closed = reason
+        self._truth = self._truth[:0]
+
+    def __call__(self, ids: torch.Tensor) -> Labels:
+        if self._closed is not None:
+            raise OracleError(f"{self._where}: {self._closed}" if self._where else self._closed)
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
+            got = (f"a tensor of shape {tuple(ids.shape)} and dtype {ids.dtype}" if isinstance(ids, torch.Tensor)
+                   else type(ids).__name__)
+            raise OracleError(f"{self._where}: the oracle takes a 1-D int64 tensor of global ids, got {got}")
+        pos = torch.searchsorted(self._ids, ids).clamp(max=max(0, self._ids.numel() - 1))
+        inside = self._ids[pos] == ids if self._ids.numel() else torch.zeros_like(ids, dtype=torch.bool)
+        if not bool(inside.all()):
+            others = ids[~inside]
+            raise OracleError(f"{self._where}: label asked the oracle about ids that were not passed to this label "
+                              f"call ({others.unique().numel()} of them, e.g. id {int(others[0])}); it may ask "
+                              f"only about the ids it is labeling")
+        asked = self._asked.clone()
+        asked[pos] = True
+        count = int(asked.sum())
+        if count > self._allowed:
+            raise OracleError(f"{self._where}: label asked the oracle for {count} labels; its query_count "
+                              f"allows {self._allowed} this round")
+        self._asked = asked
+        return oracle_labels(ids, self._truth[pos])
+
+    def answered(self) -> torch.Tensor:
+        """The sorted ids this handle has answered for."""
+        return self._ids[self._asked]

@@ -40,6 +40,10 @@ class PluginError(SslzooError):
     """A plugin that fails to import, registers something invalid, or breaks a hook's contract."""
 
 
+class PluginWarning(UserWarning):
+    """A plugin setting that does nothing, such as an ``SSLZOO_LOAD_PLUGINS`` name no plugin has."""
+
+
 class OracleError(SslzooError):
     """A strategy read the hidden ground truth outside the ``label`` hook."""
 

@@ -265,7 +265,7 @@ def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[s
     from sslzoo.store import canonical, planned_record
 
     registry = default_registry()
-    notes: list[str] = []
+    drift: dict[tuple[str, str, str], list[str]] = {}  # (key, ran, runs now) -> strategies
     for record, origin in zip(records, origins):
         name = record.get("preset")
         base, _, size = str(name or "").partition("@")[0].partition(":")
@@ -287,18 +287,15 @@ def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[s
                        model=variant.model, split=variant.split, exclude_classes=tuple(variant.exclude_classes),
                        options=given, dataset_options=dict(variant.dataset_options), preset=name)
         plan = planned_record(spec, create_strategy(strategy, registry, **given), registry)
-        for key in ("options", "dataset_options"):
-            ran, now = record.get(key) or {}, plan[key]
-            for k in sorted(set(ran) & set(now)):
-                if canonical(ran[k]) != canonical(now[k]):
-                    note = f"{strategy} ran with {k}={ran[k]!r}; the preset now runs {k}={now[k]!r}"
-                    if note not in notes:
-                        notes.append(note)
-        if record.get("model") != plan["model"]:
-            note = f"{strategy} ran with model {record.get('model')!r}; the preset now runs {plan['model']!r}"
-            if note not in notes:
-                notes.append(note)
-    return notes
+        ran, now = ({**(r.get("options") or {}), **(r.get("dataset_options") or {}), "model": r.get("model"),
+                     "split": (r.get("split") or {}).get("how"),
+                     "exclude_classes": (r.get("split") or {}).get("exclude_classes")} for r in (record, plan))
+        for k in sorted(set(ran) & set(now)):
+            if canonical(ran[k]) != canonical(now[k]):
+                names = drift.setdefault((k, repr(ran[k]), repr(now[k])), [])
+                if strategy not in names:
+                    names.append(strategy)
+    return [f"{k}={ran} (the preset now runs {now}) for {', '.join(names)}" for (k, ran, now), names in drift.items()]
 
 
 def _is_al(records: Sequence[Record]) -> bool:
@@ -338,8 +335,8 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
                f"without a better test accuracy and keeps its best weights (`patience`), so these numbers "
                f"overstate what a held-out test set would show.", ""]
     if drift:
-        md += [f"**These records differ from what the preset runs now**: {'; '.join(drift)}. The command below "
-               f"runs the preset as it is now.", ""]
+        md += [f"**These records differ from what the preset runs now**: they ran with {'; '.join(drift)}. The "
+               f"command below runs the preset as it is now.", ""]
     commands = _commands(preset, variant, records, store.as_posix())
     md += [f"- command{'s' if len(commands) > 1 else ''}: " + ", then ".join(f"`{c}`" for c in commands),
            f"- runs: {len(records)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}: "

@@ -88,5 +88,5 @@ def test_records_that_drift_from_the_preset_are_flagged_on_the_page(name, tmp_pa
     assert ran.exit_code == 0, ran.output
     write_results(tmp_path / "results", tmp_path / "results.md")
     text = (tmp_path / "results.md").read_text(encoding="utf-8")
-    assert "**These records differ from what the preset runs now**: supervised ran with lr=0.02; the preset now " \
-           "runs lr=0.01." in text
+    assert "**These records differ from what the preset runs now**: they ran with lr=0.02 (the preset now runs " \
+           "0.01) for supervised." in text

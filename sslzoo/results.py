@@ -256,8 +256,8 @@ def reference_curve(preset: Preset, results: Path) -> list[str]:
 
 def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[str]) -> list[str]:
     """Refuse records that are not this preset's runs (another preset, none, or other label counts or
-    strategies); returns notes on records whose options, dataset options or model differ from what the
-    preset's command runs now (the page shows them beside the section)."""
+    strategies); returns notes on records whose options, dataset options, model or split differ from
+    what the preset's command runs now (the page shows them in the section)."""
     from sslzoo.api import create_strategy
     from sslzoo.bench import strategy_options
     from sslzoo.engine import RunSpec

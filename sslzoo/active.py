@@ -59,7 +59,7 @@ class MCDropoutOptions(ActiveOptions):
     """Options of the MC-dropout strategies: T = 20 stochastic passes, as in Gal et al. 2017."""
 
     passes: int = field(default=20, metadata={
-        "min": 1, "help": "MC-dropout forward passes T (dropout layers stochastic, nothing else)"})
+        "min": 1, "max": 10_000, "help": "MC-dropout forward passes T (dropout layers stochastic, nothing else)"})
 
 
 class ActiveStrategy(Strategy, ABC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import statistics
@@ -11,6 +12,8 @@ from typing import Any
 from sslzoo.api import create_strategy, option_names
 from sslzoo.engine import Progress, Run, RunSpec
 from sslzoo.errors import OptionError
+from sslzoo.preset import merge_options
+from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.registry import Registry, default_registry
 from sslzoo.store import RecordStore
 
@@ -55,7 +58,27 @@ def strategy_options(names: Sequence[str], given: Mapping[str, Any], registry: R
     return per
 
 
-def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: str = "mnist", *,
+#: The most seeds one bench runs (its plan of runs is built before the first run starts).
+MAX_SEEDS = 1000
+#: Seeds lie in [0, MAX_SEED], the range every generator sslzoo seeds accepts.
+MAX_SEED = 2**32 - 1
+
+
+def check_seeds(seed: int, seeds: int) -> None:
+    """Seeds ``seed .. seed+seeds-1`` must be integers in [0, :data:`MAX_SEED`], at most :data:`MAX_SEEDS` of them."""
+    for name, value in (("--seed", seed), ("--seeds", seeds)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OptionError(f"{name} must be an integer, got {value!r}")
+    if seeds < 1:
+        raise OptionError(f"--seeds must be at least 1, got {seeds}")
+    if seeds > MAX_SEEDS:
+        raise OptionError(f"--seeds {seeds} is too many: at most {MAX_SEEDS} seeds in one bench")
+    if seed < 0 or seed + seeds - 1 > MAX_SEED:
+        raise OptionError(f"--seed {seed}: seeds must lie between 0 and {MAX_SEED}"
+                          + (f" (the last seed would be {seed + seeds - 1})" if seeds > 1 and seed >= 0 else ""))
+
+
+def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BENCH["dataset"], *,
         labels: int = 1000, seed: int = 0, seeds: int = 1, model: str | None = None, device: str = "auto",
         split: str = "balanced", exclude_classes: Sequence[int] = (), options: Mapping[str, Any] | None = None,
         dataset_options: Mapping[str, Any] | None = None, registry: Registry | None = None,
@@ -65,6 +88,9 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
         out: str | os.PathLike | RecordStore | None = None, resume: bool = False,
         preset: str | None = None) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
+
+    ``strategies=None`` runs the default comparison, :data:`DEFAULT_BENCH`, with its scaled-down
+    schedules under ``options`` (what ``sslzoo bench`` runs without ``--strategy``).
 
     Each record is passed to ``on_record`` as soon as it is finished, so a later failure never
     loses it. ``progress(spec)`` may return a per-run progress callback. ``plan`` gets every
@@ -77,9 +103,14 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
     ``preset``: the protocol preset these runs belong to (stored in every record, part of the resume key).
     """
     registry = registry or default_registry()
+    if strategies is None:
+        strategies, options = DEFAULT_BENCH["strategies"], merge_options(DEFAULT_BENCH["options"], options or {})
     names = [strategies] if isinstance(strategies, str) else list(strategies)
-    if seeds < 1:
-        raise OptionError(f"--seeds must be at least 1, got {seeds}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise OptionError(f"strategy {twice[0]!r} is given twice; each strategy runs once per seed "
+                          f"(--seeds N runs more)")
+    check_seeds(seed, seeds)
     per_strategy = strategy_options(names, dict(options or {}), registry)
     specs = [RunSpec(strategy=name, dataset=dataset, labels=labels, seed=s, model=model, device=device,
                      split=split, exclude_classes=tuple(exclude_classes), options=per_strategy[name],
@@ -88,23 +119,37 @@ def run(strategies: str | Sequence[str] = DEFAULT_BENCH["strategies"], dataset: 
     # build every strategy (and check every option) before the first run starts
     built = [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]
     store = out if isinstance(out, RecordStore) or out is None else RecordStore(out)
-    if store is not None:
-        built = store.plan(built, resume=resume, registry=registry)
-    if plan is not None:
-        built = plan(built)
-    records = list(store.reused) if store is not None else []
-    for spec, strategy in built:
-        record = Run(spec, strategy, registry, progress(spec) if progress else None).execute()
+    with contextlib.ExitStack() as hold:
         if store is not None:
-            store.append(record)
-        records.append(record)
-        if on_record is not None:
-            on_record(record)
+            hold.enter_context(store.lock())  # one writer per directory, from the plan to the last record
+            built = store.plan(built, resume=resume, registry=registry)
+        if plan is not None:
+            built = plan(built)
+        records = list(store.reused) if store is not None else []
+        for spec, strategy in built:
+            record = Run(spec, strategy, registry, progress(spec) if progress else None).execute()
+            if store is not None:
+                store.append(record)
+            records.append(record)
+            if on_record is not None:
+                on_record(record)
     return records
 
 
+def _mean_of(values: Sequence[Any]) -> float | None:
+    """The mean, or None when any value is missing (records from before a field existed)."""
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        return None
+    return statistics.fmean(values)
+
+
 def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std of the final test accuracy per (strategy, dataset, starting labels), in first-seen order."""
+    """Mean ± std of the final test accuracy per (strategy, dataset, starting labels), in first-seen order.
+
+    ``pseudo_ids``: distinct pseudo-labeled ids at the end (None for records from before sslzoo
+    counted them); ``pseudo_draws``: pseudo-labels given, a per-step draw counted each time;
+    ``patience``: the test-set model selection the runs used (0: none).
+    """
     groups: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
     for rec in records:
         groups.setdefault((rec["strategy"], rec["dataset"], rec["labels"]), []).append(rec)
@@ -116,20 +161,28 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "accuracy_mean": statistics.fmean(accs),
             "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "labels": statistics.fmean(r["oracle_labels"] for r in recs),
-            "pseudo_labels": statistics.fmean(r["curve"][-1]["pseudo_labels"] for r in recs),
+            "pseudo_ids": _mean_of([r["curve"][-1].get("pseudo_ids") for r in recs]),
+            "pseudo_draws": statistics.fmean(r["curve"][-1]["pseudo_labels"] for r in recs),
+            "patience": max(selected_on_test(r) for r in recs),
             "wall_seconds": statistics.fmean(r["wall_seconds"] for r in recs),
         })
     return rows
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A plain-text table of :func:`summarize` rows."""
-    header = ("strategy", "dataset", "seeds", "test accuracy", "labels", "pseudo", "wall s")
-    body = [(r["strategy"], r["dataset"], str(r["seeds"]),
-             f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} %",
-             f"{r['labels']:.0f}", f"{r['pseudo_labels']:.0f}", f"{r['wall_seconds']:.1f}") for r in rows]
+    """A plain-text table of :func:`summarize` rows; a strategy selected on the test set is marked
+    ``*`` and explained under the table."""
+    header = ("strategy", "dataset", "seeds", "test accuracy", "labels", "pseudo-labeled ids", "pseudo-label draws",
+              "wall s")
+    body = [(r["strategy"] + ("*" if r["patience"] else ""), r["dataset"], str(r["seeds"]),
+             f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} %", f"{r['labels']:.0f}",
+             "—" if r["pseudo_ids"] is None else f"{r['pseudo_ids']:.0f}", f"{r['pseudo_draws']:.0f}",
+             f"{r['wall_seconds']:.1f}") for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    selected = [r["patience"] for r in rows if r["patience"]]
+    if selected:
+        lines += ["", f"* {selected_on_test_note(selected)}."]
     return "\n".join(lines)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +16,7 @@ import click
 from sslzoo import __version__, api
 from sslzoo.bench import DEFAULT_BENCH, format_table, run, strategy_options, summarize
 from sslzoo.engine import Progress, RunSpec
-from sslzoo.errors import SslzooError
+from sslzoo.errors import PluginWarning, SslzooError
 from sslzoo.options import parse_assignments
 from sslzoo.preset import options_for
 from sslzoo.registry import default_registry
@@ -23,22 +25,63 @@ from sslzoo.store import RecordStore
 
 
 class Group(click.Group):
-    """Turns library errors into a one-line message and exit code 1, never a traceback."""
+    """Turns library errors into a one-line message and exit code 1, never a traceback, and
+    sslzoo's warnings into one ``warning:`` line on stderr."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except SslzooError as exc:
-            raise click.ClickException(str(exc)) from None
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+
+            def one_line(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+                if issubclass(category, PluginWarning):
+                    click.echo(f"warning: {message}", err=True)
+                else:
+                    shown(message, category, *args, **kwargs)
+
+            warnings.showwarning = one_line
+            try:
+                return super().invoke(ctx)
+            except SslzooError as exc:
+                raise click.ClickException(str(exc)) from None
 
 
 def _dump(data: Any, target: str) -> None:
+    """``data`` as JSON on stdout (``-``) or in file ``target``, replaced whole (a crash while writing
+    leaves the previous version)."""
     text = json.dumps(data, indent=2)
     if target == "-":
         click.echo(text)
-    else:
-        with open(target, "w", encoding="utf-8") as handle:
+        return
+    temporary = f"{target}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise click.ClickException(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
+def _check_writable(target: str, flag: str) -> None:
+    """A file the command will write must be writable before any run starts."""
+    if os.path.isdir(target):
+        raise click.ClickException(f"{flag} {target}: is a directory; give a file name such as {target}/records.json")
+    parent = os.path.dirname(target) or "."
+    if not os.path.isdir(parent):
+        raise click.ClickException(f"{flag} {target}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(target) and not os.access(target, os.W_OK)):
+        raise click.ClickException(f"{flag} {target}: not writable")
+
+
+def _check_flags(options: Sequence[str], flags: dict[str, Any]) -> None:
+    """``--epochs N`` (and ``--budget``, ``--query-size``) with ``-o epochs=...`` is ambiguous: refuse it."""
+    given = parse_assignments(options)
+    for key, value in flags.items():
+        clash = [k for k in given if k.rpartition(".")[2] == key]
+        if value is not None and clash:
+            raise click.ClickException(f"--{key.replace('_', '-')} {value} and -o {clash[0]}={given[clash[0]]} "
+                                       f"both set {key}; give one of them")
 
 
 class _Overall:
@@ -154,6 +197,9 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
           config: str | None = None, scaled: bool = False, ci_size: bool = False,
           runs: list[tuple[int, list[str], str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
+    _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size})
+    if json_out not in (None, "-"):
+        _check_writable(json_out, "--json")
     if preset is not None or config is not None:
         return _bench_preset(click.get_current_context(), preset, config, "ci" if ci_size else
                              "scaled" if scaled else "full")
@@ -187,21 +233,22 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         if json_out not in (None, "-"):
             _dump(finished, json_out)  # every finished record is on disk before the next run starts
 
-    if not strategies and runs is None:  # the default comparison, with its options under the user's
-        strategies = DEFAULT_BENCH["strategies"]
-        opts = {**DEFAULT_BENCH["options"], **opts}
+    # no --strategy: None runs the default comparison (DEFAULT_BENCH), as sslzoo.run() does
+    groups = runs or [(labels, list(strategies) or None, None)]
     try:
-        groups = runs or [(labels, list(strategies), None)]
-        if len(groups) > 1:  # a preset's label counts: every -o key is checked against all its strategies
-            strategy_options(list(strategies), opts, default_registry())
-        for labels_, names, preset_name in groups:
-            if out_dir is not None and runs is not None and len(runs) > 1:  # one store per label count
-                store = RecordStore(os.path.join(out_dir, f"labels-{labels_}"))
-            run(names, dataset, labels=labels_, seed=seed, seeds=seeds,
-                model=model, device=device, split=split, exclude_classes=exclude_classes,
-                options=opts if names == list(strategies) else options_for(opts, names),
-                dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
-                out=store, resume=resume, preset=preset_name)
+        with contextlib.ExitStack() as hold:
+            if len(groups) > 1:  # a preset's label counts: every -o key is checked against all its strategies
+                strategy_options(list(strategies), opts, default_registry())
+                if out_dir is not None:  # one store per label count, under one locked directory
+                    hold.enter_context(RecordStore(out_dir).lock())
+            for labels_, names, preset_name in groups:
+                if out_dir is not None and len(groups) > 1:
+                    store = RecordStore(os.path.join(out_dir, f"labels-{labels_}"))
+                run(names, dataset, labels=labels_, seed=seed, seeds=seeds,
+                    model=model, device=device, split=split, exclude_classes=exclude_classes,
+                    options=opts if names is None or names == list(strategies) else options_for(opts, names),
+                    dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
+                    out=store, resume=resume, preset=preset_name)
     finally:
         if json_out == "-" and finished:
             _dump(finished, "-")

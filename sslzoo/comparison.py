@@ -18,8 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sslzoo.metrics import budget_auc as curve_budget_auc
 from sslzoo.errors import ResultsError
+from sslzoo.metrics import budget_auc as curve_budget_auc
+from sslzoo.metrics import budget_points, labels_to_reach
+from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
 
 MIN_TOLERANCE = 0.01
@@ -35,37 +37,38 @@ def _number(value: Any) -> float | None:
 
 
 def curve_points(record: Mapping[str, Any]) -> list[tuple[float, float]]:
-    """(oracle labels, test accuracy) at the end of each round, as the record's curve gives them;
-    where several rounds end at the same oracle labels (pseudo-labeling rounds), the last one."""
-    points: dict[float, float] = {}
-    for entry in record.get("curve") or []:
-        if not isinstance(entry, Mapping) or entry.get("epoch") not in (None, entry.get("epochs")):
-            continue  # a mid-round evaluation (``eval_every``) is not a point of the budget curve
-        labels, acc = _number(entry.get("labels")), _number(entry.get("test_accuracy"))
-        if labels is not None and acc is not None:
-            points.pop(labels, None)  # keep the order of the last occurrence
-            points[labels] = acc
-    return list(points.items())
+    """The record's budget curve: (oracle labels, test accuracy), one point per label count
+    (:func:`sslzoo.metrics.budget_points`)."""
+    return budget_points(record.get("curve") or [])
 
 
 def budget_auc(record: Mapping[str, Any]) -> float | None:
     """Area under test accuracy vs oracle labels, divided by the labels range (a mean accuracy over
-    the budget); the record's ``al_metrics.budget_auc`` when it has one. None for one-round runs."""
+    the budget), from the record's curve (:func:`sslzoo.metrics.budget_auc`); a record without a
+    curve gives its ``al_metrics.budget_auc``. None for one-round runs."""
+    if curve_points(record):
+        return curve_budget_auc(record["curve"])
     metrics = record.get("al_metrics")
-    if isinstance(metrics, Mapping) and _number(metrics.get("budget_auc")) is not None:
-        return float(metrics["budget_auc"])
-    points = [{"labels": x, "test_accuracy": y} for x, y in curve_points(record)]
-    return curve_budget_auc(points) if points else None
+    return _number(metrics.get("budget_auc")) if isinstance(metrics, Mapping) else None
 
 
 def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:
-    """The record's ``al_metrics.labels_to_accuracy`` as ``{target: labels or None (never reached)}``
-    (a plain number counts as target ``""``); empty when the record has none."""
+    """``{target: labels or None (never reached)}`` for the targets of the record's
+    ``al_metrics.labels_to_accuracy``, from its curve (:func:`sslzoo.metrics.labels_to_reach`); a
+    record without a curve gives the stored numbers (a plain number counts as target ``""``)."""
     metrics = record.get("al_metrics")
     value = metrics.get("labels_to_accuracy") if isinstance(metrics, Mapping) else None
-    if isinstance(value, Mapping):
-        return {str(k): _number(v) for k, v in value.items()}
-    return {"": _number(value)} if _number(value) is not None else {}
+    if not isinstance(value, Mapping):
+        return {"": _number(value)} if _number(value) is not None else {}
+    out: dict[str, float | None] = {}
+    for key, stored in value.items():
+        try:
+            target = float(key)
+        except ValueError:
+            target = None
+        out[str(key)] = (labels_to_reach(record["curve"], target) if target is not None and curve_points(record)
+                         else _number(stored))
+    return out
 
 
 @dataclass
@@ -179,6 +182,7 @@ class Row:
     delta: float | None
     tolerance: float | None
     verdict: str
+    patience: int = 0  # > 0: selected on the test set (see sslzoo.record.selected_on_test)
 
 
 @dataclass
@@ -275,8 +279,9 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
             verdict = REGRESSION if delta < -tol else IMPROVEMENT if delta > tol else SAME
         else:
             verdict = NEW if ns else MISSING
+        patience = max(selected_on_test(r) for g in (b, n) if g for r in g.records)
         rows.append(Row(strategy=key[0], dataset=key[1], preset=preset_of(first), family=first.get("family"),
-                        baseline=bs, new=ns, delta=delta, tolerance=tol, verdict=verdict))
+                        baseline=bs, new=ns, delta=delta, tolerance=tol, verdict=verdict, patience=patience))
     warnings = [*base_loaded.warnings, *new_loaded.warnings, *notes]
     return Comparison(rows=rows, tolerance=tolerance, baseline=base_name, new=new_name, warnings=warnings)
 
@@ -355,7 +360,7 @@ def _columns(cmp: Comparison, marks: Mapping[str, str]) -> tuple[list[str], list
     for r in cmp.rows:
         seeds = (r.new or r.baseline).n  # type: ignore[union-attr]
         dataset = r.dataset if r.preset is None else f"{r.dataset} ({r.preset})"
-        row = [r.strategy, dataset, str(seeds), _pct(r.baseline), _pct(r.new), _pt(r.delta),
+        row = [r.strategy + ("*" if r.patience else ""), dataset, str(seeds), _pct(r.baseline), _pct(r.new), _pt(r.delta),
                _pt(r.tolerance, signed=False), marks[r.verdict]]
         if al:
             row.append(_pair(r.baseline, r.new, "budget_auc", ".4f"))
@@ -401,7 +406,13 @@ def to_text(cmp: Comparison) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
     lines.append("")
     lines.append(f"{cmp.new} vs {cmp.baseline}: {_summary(cmp)}")
+    lines += [f"* {note}" for note in _selection_note(cmp)]
     return "\n".join(lines)
+
+
+def _selection_note(cmp: Comparison) -> list[str]:
+    patience = [r.patience for r in cmp.rows if r.patience]
+    return [selected_on_test_note(patience) + "."] if patience else []
 
 
 def _md_cell(text: str) -> str:
@@ -418,4 +429,5 @@ def to_markdown(cmp: Comparison) -> str:
     lines += ["| " + " | ".join(_md_cell(c) for c in b) + " |" for b in body]
     lines += ["", "Accuracy is the final test accuracy, mean ± std over seeds; Δ is new − baseline. "
                   "Pairs read baseline → new."]
+    lines += [f"\\* {note}" for note in _selection_note(cmp)]
     return "\n".join(lines)

@@ -362,7 +362,7 @@ class Run:
         pool = self.ledger.pool()
         sampler = PoolSampler(pool, ctx.generator)
         semi = self.strategy.unlabeled_batch_size() > 0
-        tally = Tally(self.device)
+        tally = Tally(self.device, self.ledger.source.numel())
         epochs = opts.epochs
         order = train_ids
         stopper = (EarlyStopping(opts.patience, self.x_test, self.y_test, model, opts.precision,
@@ -429,6 +429,7 @@ class Run:
                               f"selected ids")
         weights = self.strategy.weight(self.ctx, labels)
         tally.add(difficulty_buckets(labels.confidence), labels.targets == self.oracle.reveal(chosen))
+        tally.mark(chosen)
         return Batch(chosen, self.prefix.inputs(self.x, chosen), labels.targets, weights)
 
     def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
@@ -462,18 +463,22 @@ class Run:
     def _entry(self, rnd: int, epoch: int, step_tally: Tally | None) -> dict[str, Any]:
         """A curve entry after ``epoch`` epochs of round ``rnd``: labels, pseudo-labels, test accuracy.
 
-        Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels.
+        Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels:
+        ``pseudo_labels`` counts the pseudo-labels given (per step, every draw), ``pseudo_ids`` the
+        distinct ids that got one.
         """
         accuracy = inference.accuracy(self.model, self.x_test, self.y_test, precision=self.opts.precision)
         tally = step_tally
         if tally is None:
-            tally = Tally(self.device)
+            tally = Tally(self.device, self.ledger.source.numel())
             pseudo = self.ledger.pseudo()
             tally.add(self.ledger.bucket[pseudo], self.ledger.target[pseudo] == self.oracle.reveal(pseudo))
+            tally.mark(pseudo)
         self.pseudo_summary = tally.summary()
         return {"round": rnd, "epoch": epoch, "epochs": self.opts.epochs,
                 "labels": int(self.ledger.oracle().numel()),
                 "pseudo_labels": self.pseudo_summary["count"],
+                "pseudo_ids": self.pseudo_summary["ids"],
                 "pseudo_accuracy": self.pseudo_summary["accuracy"],
                 "test_accuracy": round_float(float(accuracy))}
 

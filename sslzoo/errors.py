@@ -40,6 +40,10 @@ class PluginError(SslzooError):
     """A plugin that fails to import, registers something invalid, or breaks a hook's contract."""
 
 
+class PluginWarning(UserWarning):
+    """A plugin setting that does nothing, such as an ``SSLZOO_LOAD_PLUGINS`` name no plugin has."""
+
+
 class OracleError(PluginError):
     """A strategy asked the oracle where it may not: outside a round-phase ``label`` call, for ids not
     passed to that call, or for more labels than the round's ``query_count``."""

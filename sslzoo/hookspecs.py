@@ -29,7 +29,7 @@ def register_datasets(register: Callable[[type], None]) -> None:
 
 @hookspec
 def register_models(register: Callable[..., None]) -> None:
-    """Register model builders: call ``register(name, build, description="")``.
+    """Register model builders: call ``register(name, build, summary="")``.
 
     ``build(input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module``.
     """

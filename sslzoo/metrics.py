@@ -1,35 +1,60 @@
-"""Label-efficiency metrics of a learning curve (test accuracy against oracle labels)."""
+"""Label-efficiency metrics of a learning curve (test accuracy against oracle labels).
+
+A curve's points are its ends of rounds, one per label count: where several rounds end at the
+same oracle labels (pseudo-labeling rounds after the budget, as in ``A>B``), the last of them,
+the model a user holds with that many labels. Both metrics read the same points:
+
+* labels to reach X: the first label count whose point reaches accuracy X. It is always a label
+  count the run reached, never an interpolation between two of them.
+* budget AUC: the trapezoid area under the points, divided by the label range.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 ACCURACY_TARGETS = (0.90, 0.95)
 
 
-def labels_to_reach(curve: Sequence[dict[str, Any]], target: float) -> int | None:
-    """The fewest oracle labels at which the curve's test accuracy reaches ``target`` (None: never)."""
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def budget_points(curve: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """(oracle labels, test accuracy) at the end of each round, one point per label count (the
+    last entry at that count), sorted by labels. Mid-round entries (``epoch`` < ``epochs``, from
+    ``eval_every``) and entries without finite numbers are not points."""
+    points: dict[float, float] = {}
     for entry in curve:
-        if entry["test_accuracy"] >= target:
-            return int(entry["labels"])
-    return None
+        if not isinstance(entry, Mapping) or entry.get("epoch") not in (None, entry.get("epochs")):
+            continue
+        labels, accuracy = _number(entry.get("labels")), _number(entry.get("test_accuracy"))
+        if labels is not None and accuracy is not None:
+            points[labels] = accuracy
+    return sorted(points.items())
 
 
-def budget_auc(curve: Sequence[dict[str, Any]]) -> float | None:
-    """Area under test accuracy vs labels (trapezoids), divided by the label range: in [0, 1].
+def labels_to_reach(curve: Sequence[Mapping[str, Any]], target: float) -> int | None:
+    """The first label count whose point (see :func:`budget_points`) has test accuracy >= ``target``
+    (None: never reached)."""
+    return next((int(labels) for labels, accuracy in budget_points(curve) if accuracy >= target), None)
 
-    None when the curve spans a single label count (no active learning happened).
-    """
-    points = sorted((e["labels"], e["test_accuracy"]) for e in curve)
-    span = points[-1][0] - points[0][0]
-    if span <= 0:
+
+def budget_auc(curve: Sequence[Mapping[str, Any]]) -> float | None:
+    """Area under test accuracy vs labels (trapezoids over :func:`budget_points`), divided by the
+    label range: in [0, 1]. None when the curve spans a single label count (no active learning)."""
+    points = budget_points(curve)
+    if len(points) < 2:
         return None
     area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
-    return round(area / span, 6)
+    return round(area / (points[-1][0] - points[0][0]), 6)
 
 
-def curve_metrics(curve: Sequence[dict[str, Any]], targets: Sequence[float] = ACCURACY_TARGETS) -> dict[str, Any]:
+def curve_metrics(curve: Sequence[Mapping[str, Any]], targets: Sequence[float] = ACCURACY_TARGETS) -> dict[str, Any]:
     """``labels_to_accuracy`` per target and ``budget_auc`` for a record."""
     return {"labels_to_accuracy": {f"{t:.2f}": labels_to_reach(curve, t) for t in targets},
             "budget_auc": budget_auc(curve)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -87,7 +88,8 @@ def _load_bundled(bundled_dir: Path) -> MnistTensors:
             except (OSError, EOFError) as exc:  # checksum passed, so only a broken SHA256SUMS gets here
                 raise DataError(f"cannot decompress MNIST file {path}: {exc}") from exc
             raw.append(out)
-        tensors = _read_idx(raw[0], raw[1], raw[2], raw[3], where=directory)
+        tensors = _read_idx(raw[0], raw[1], raw[2], raw[3], where=directory,
+                            names=tuple(str(p) for p in paths))  # type: ignore[arg-type]
 
     _CACHE[key] = tensors
     return tensors
@@ -111,35 +113,86 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_idx(train_x: Path, train_y: Path, test_x: Path, test_y: Path, where: Path) -> MnistTensors:
+#: (type byte, dimensions) of an IDX file of MNIST images and of MNIST labels.
+IMAGES, LABELS = (0x08, 3), (0x08, 1)
+NUM_CLASSES = 10
+
+
+def check_idx(path: Path, kind: tuple[int, int], name: str | None = None) -> int:
+    """Check that ``path`` is a whole uncompressed IDX file of MNIST images or labels (``kind``):
+    its header (magic number, 28x28 images) and its length; returns the number of items.
+    Errors name the file (``name`` when ``path`` is a temporary copy) and the problem."""
+    where = name or str(path)
+    what = "images" if kind == IMAGES else "labels"
+    dtype, ndim = kind
+    header = 4 + 4 * ndim
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(header)
+    except OSError as exc:
+        raise DataError(f"MNIST file {where}: cannot read: {exc.strerror or exc}") from None
+    if len(head) < header:
+        raise DataError(f"MNIST file {where} is truncated: {size} bytes, shorter than the {header}-byte header of "
+                        f"an IDX {what} file")
+    magic = int.from_bytes(head[:4], "big")
+    if head[:2] != b"\0\0" or head[2] != dtype or head[3] != ndim:
+        raise DataError(f"MNIST file {where} has a corrupted header: magic number {magic:#010x}, expected "
+                        f"{(dtype << 8) | ndim:#010x} for a file of {what}")
+    dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if kind == IMAGES and dims[1:] != [28, 28]:
+        raise DataError(f"MNIST file {where} has a corrupted header: images of {dims[1]}x{dims[2]} pixels, "
+                        f"expected 28x28")
+    expected = header + math.prod(dims)
+    if size < expected:
+        raise DataError(f"MNIST file {where} is truncated: {size} bytes, its header announces {dims[0]} {what} "
+                        f"({expected} bytes)")
+    if size > expected:
+        raise DataError(f"MNIST file {where} has {size - expected} bytes after the {dims[0]} {what} its header "
+                        f"announces; not an MNIST IDX file")
+    return dims[0]
+
+
+def _read_idx(train_x: Path, train_y: Path, test_x: Path, test_y: Path, where: Path,
+              names: tuple[str, str, str, str] | None = None) -> MnistTensors:
+    """Check and read the four IDX files (``names``: what to call them in errors) with torchvision's reader."""
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
+    paths = (train_x, train_y, test_x, test_y)
+    shown = names or tuple(str(p) for p in paths)
+    for images, labels, image_name, label_name in ((train_x, train_y, shown[0], shown[1]),
+                                                   (test_x, test_y, shown[2], shown[3])):
+        n_images, n_labels = check_idx(images, IMAGES, image_name), check_idx(labels, LABELS, label_name)
+        if n_images != n_labels:
+            raise DataError(f"MNIST files {image_name} and {label_name} disagree: {n_images} images, "
+                            f"{n_labels} labels")
     try:
-        x_train, y_train = read_image_file(str(train_x)), read_label_file(str(train_y))
-        x_test, y_test = read_image_file(str(test_x)), read_label_file(str(test_y))
+        tensors = (read_image_file(str(train_x)), read_label_file(str(train_y)),
+                   read_image_file(str(test_x)), read_label_file(str(test_y)))
     except (AssertionError, KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise DataError(f"MNIST files in {where} are not valid IDX files: {exc}") from exc
-    return _shape(x_train, y_train, x_test, y_test, where)
+        raise DataError(f"MNIST files in {where} are not valid IDX files: {type(exc).__name__}: {exc}") from exc
+    for labels, label_name in ((tensors[1], shown[1]), (tensors[3], shown[3])):
+        bad = torch.nonzero((labels < 0) | (labels >= NUM_CLASSES)).flatten()
+        if bad.numel():
+            i = int(bad[0])
+            more = f" and {bad.numel() - 1} more outside 0-{NUM_CLASSES - 1}" if bad.numel() > 1 else ""
+            raise DataError(f"MNIST file {label_name} has label {int(labels[i])} at index {i}{more}; MNIST labels "
+                            f"are the digits 0-{NUM_CLASSES - 1}")
+    return _shape(*tensors, where)
 
 
 def _load_torchvision_root(root: Path) -> MnistTensors:
-    from torchvision.datasets import MNIST
-
+    raw = root / "MNIST" / "raw"
+    names = tuple(name[: -len(".gz")] for name in FILES)
     layout = (
-        f"expected a torchvision root laid out as {root}/MNIST/raw/train-images-idx3-ubyte, "
-        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
+        f"expected a torchvision root laid out as {root}/MNIST/raw/{', '.join(names[:3])} and {names[3]} "
         "(uncompressed); sslzoo never downloads, leave data_dir unset to use the bundled copy"
     )
-    try:
-        train = MNIST(root=str(root), train=True, download=False)
-        test = MNIST(root=str(root), train=False, download=False)
-    except RuntimeError as exc:
-        if "not found" in str(exc).lower():
-            raise DataError(f"no MNIST found in {root}: {layout}") from exc
-        raise DataError(f"cannot read MNIST from {root}: {exc}; {layout}") from exc
-    except (OSError, AssertionError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"cannot read MNIST from {root}: {exc}; {layout}") from exc
-    return _shape(train.data, train.targets, test.data, test.targets, root)
+    missing = [name for name in names if not (raw / name).is_file()]
+    if missing:
+        raise DataError(f"no MNIST found in {root} (missing {', '.join(missing)}): {layout}")
+    paths = tuple(raw / name for name in names)
+    return _read_idx(*paths, where=root)  # type: ignore[misc]
 
 
 def _shape(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, where: Path) -> MnistTensors:

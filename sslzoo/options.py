@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from sslzoo.errors import OptionError
 
 T = TypeVar("T")
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what a tensor (and so the engine) can hold
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -111,12 +113,19 @@ def make_options(cls: type[T], given: Mapping[str, Any], owner: str) -> T:
             raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: "
                               f"expected {_describe(tp)}") from None
         meta = fields[key].metadata
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        numbers = [v for v in (value if isinstance(value, tuple) else (value,))
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: it must be a finite number")
+        if not isinstance(value, tuple) and numbers:
             low, high = meta.get("min"), meta.get("max")
             if (low is not None and value < low) or (high is not None and value > high):
                 bounds = f"between {low} and {high}" if low is not None and high is not None else (
                     f"at least {low}" if low is not None else f"at most {high}")
                 raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: it must be {bounds}")
+        if any(isinstance(v, int) and not INT_MIN <= v <= INT_MAX for v in numbers):
+            raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: it must fit in 64 bits "
+                              f"(between {INT_MIN} and {INT_MAX})")
         values[key] = value
     return cls(**values)
 

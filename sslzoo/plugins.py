@@ -7,17 +7,19 @@ the ``sslzoo`` entry-point group.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as metadata
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from sslzoo import hookspecs
-from sslzoo.errors import PluginError
+from sslzoo.errors import PluginError, PluginWarning
 
 ENTRY_POINT_GROUP = "sslzoo"
 LOAD_ENV = "SSLZOO_LOAD_PLUGINS"
@@ -112,9 +114,11 @@ def make_plugins(load: str | None | object = ..., extra: tuple[object, ...] = ()
 
     for module_name in DEFAULT_PLUGINS:
         plugins.add(importlib.import_module(module_name), module_name, "sslzoo", __version__)
+    installed: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
+        installed |= {ep.name} | ({dist} if dist else set())
         if wanted is not None and ep.name not in wanted and dist not in wanted:
             continue
         try:
@@ -124,6 +128,11 @@ def make_plugins(load: str | None | object = ..., extra: tuple[object, ...] = ()
                 f"plugin {ep.name!r} from distribution {dist or '?'} failed to import: "
                 f"{type(exc).__name__}: {exc}") from exc
         plugins.add(plugin, ep.name, dist, version)
+    for name in sorted((wanted or set()) - installed):
+        close = difflib.get_close_matches(name, sorted(installed), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else f"installed: {', '.join(sorted(installed)) or 'none'}"
+        warnings.warn(PluginWarning(f"{LOAD_ENV} names {name!r}, which is no installed plugin (entry-point or "
+                                    f"distribution name); {hint}"), stacklevel=2)
     for plugin in extra:
         plugins.add(plugin, getattr(plugin, "__name__", type(plugin).__name__))
     if os.environ.get(TRACE_ENV, "") not in ("", "0"):

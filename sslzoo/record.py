@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,3 +23,19 @@ def versions(plugins: list[PluginInfo]) -> dict[str, Any]:
 def round_float(value: float, digits: int = 6) -> float:
     """A float rounded for records (keeps JSON short, equal values stay equal)."""
     return round(float(value), digits)
+
+
+def selected_on_test(record: Mapping[str, Any]) -> int:
+    """The record's ``patience`` (0: none): its training kept the epoch with the best *test* accuracy,
+    a model selection on the test set that overstates what a held-out test set would show."""
+    options = record.get("options")
+    value = options.get("patience") if isinstance(options, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def selected_on_test_note(patience: Sequence[int]) -> str:
+    """One sentence for tables that mark test-selected rows."""
+    values = ", ".join(str(p) for p in sorted(set(patience)))
+    return (f"selected on the test set (patience={values}): training stopped after that many epochs without a "
+            f"better test accuracy and kept the best epoch's weights, so the accuracy overstates what a held-out "
+            f"test set would show")

@@ -30,6 +30,7 @@ from typing import Any
 
 from sslzoo.comparison import curve_points, group
 from sslzoo.errors import ResultsError
+from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.store import as_records
 
 Record = Mapping[str, Any]
@@ -103,18 +104,17 @@ def _interp(points: Sequence[tuple[float, float]], x: float) -> float | None:
 
 
 def labels_needed(xs: Sequence[float], ys: Sequence[float], target: float) -> tuple[float | None, str]:
-    """Labels at which the curve (xs, ys) first reaches ``target``, linearly interpolated.
+    """The first label count at which the curve (xs, ys) reaches ``target``: a count the curve has,
+    never interpolated (:func:`sslzoo.metrics.labels_to_reach`'s definition).
 
-    Returns (labels, how): how is "" (reached between two points), "<=" (already at the first
-    point) or ">" (never reached; labels is the largest count tried)."""
+    Returns (labels, how): how is "" (reached at that count), "<=" (already at the first point) or
+    ">" (never reached; labels is the largest count tried)."""
     if not xs:
         return None, ""
-    if ys[0] >= target:
-        return xs[0], "<="
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if y1 >= target > y0:
-            return x0 + (x1 - x0) * (target - y0) / (y1 - y0), ""
-    return xs[-1], ">"
+    at = next((i for i, y in enumerate(ys) if y >= target), None)
+    if at is None:
+        return xs[-1], ">"
+    return xs[at], "<=" if at == 0 else ""
 
 
 # -- the figures --------------------------------------------------------------------------------------
@@ -362,16 +362,22 @@ def _pct(values: Sequence[float]) -> str:
 
 
 def summary_rows(groups: Mapping[str, Sequence[Record]]) -> list[list[str]]:
+    """Per strategy: family, seeds, accuracy, labels, distinct pseudo-labeled ids ("—" for records
+    from before they were counted), pseudo-label draws, pseudo-label accuracy and wall time; a
+    strategy selected on the test set (``patience``) is marked ``*``."""
     rows = []
     for name, records in groups.items():
-        pseudo = [e.get("pseudo_labels") or 0 for r in records for e in (r.get("curve") or [])[-1:]]
-        pacc = [e["pseudo_accuracy"] for r in records for e in (r.get("curve") or [])[-1:]
-                if isinstance(e.get("pseudo_accuracy"), (int, float))]
+        last = [e for r in records for e in (r.get("curve") or [])[-1:]]
+        draws = [e.get("pseudo_labels") or 0 for e in last]
+        ids = [e.get("pseudo_ids") for e in last]
+        pacc = [e["pseudo_accuracy"] for e in last if isinstance(e.get("pseudo_accuracy"), (int, float))]
         walls = [r["wall_seconds"] for r in records if isinstance(r.get("wall_seconds"), (int, float))]
         labels = [r.get("oracle_labels", r.get("labels")) or 0 for r in records]
-        rows.append([name, str(records[0].get("family") or "—"), str(len(records)),
+        marked = "*" if any(selected_on_test(r) for r in records) else ""
+        rows.append([name + marked, str(records[0].get("family") or "—"), str(len(records)),
                      _pct([r["test_accuracy"] for r in records]), f"{_fmean(labels):.0f}",
-                     f"{_fmean(pseudo):.0f}" if pseudo else "0",
+                     f"{_fmean(ids):.0f}" if ids and all(isinstance(i, int) for i in ids) else "—",
+                     f"{_fmean(draws):.0f}" if draws else "0",
                      f"{100 * _fmean(pacc):.1f} %" if pacc else "—",
                      f"{_fmean(walls):.1f}" if walls else "—"])
     return rows
@@ -429,9 +435,12 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
         md += [f"## {title}", "",
                f"Initial labels: {first.get('labels', '—')}, model: {first.get('model', '—')}, "
                f"dataset options: `{json.dumps(first.get('dataset_options', {}))}`.", ""]
-        md += _table(["strategy", "family", "seeds", "test accuracy", "oracle labels", "pseudo-labels",
-                      "pseudo-label acc.", "wall s"], summary_rows(per), right_from=2)
+        md += _table(["strategy", "family", "seeds", "test accuracy", "oracle labels", "pseudo-labeled ids",
+                      "pseudo-label draws", "pseudo-label acc.", "wall s"], summary_rows(per), right_from=2)
         md.append("")
+        selected = [selected_on_test(r) for records in per.values() for r in records if selected_on_test(r)]
+        if selected:
+            md += [f"\\* {selected_on_test_note(selected)}.", ""]
 
         path = out / f"learning_curves_{slug}.png"
         learning_curves(per, colors, title, path, into)
@@ -440,7 +449,8 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
         eff = label_efficiency(per, reference)
         md += ["### Label efficiency", ""]
         if eff:
-            md.append(f"Labels `{reference}` needs (on its mean curve) to match each strategy's final accuracy.")
+            md.append(f"Labels `{reference}` needs to match each strategy's final accuracy: the first label count at "
+                      f"which its mean curve over seeds reaches it (a count it ran, not interpolated).")
             md.append("")
             md += _table(["strategy", "test accuracy", "labels", f"labels {reference} needs", "labels saved"],
                          [[e["strategy"], f"{100 * e['accuracy']:.2f} %", f"{e['labels']:.0f}",

@@ -18,6 +18,7 @@ initial labels, model, split) and the sslzoo version checked to match before any
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from sslzoo.errors import ResultsError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, a second writer is not refused
+    fcntl = None  # type: ignore[assignment]
 
 RECORDS_FILE = "records.jsonl"
 #: Keys every record must have to be compared, reported or resumed.
@@ -221,6 +227,30 @@ class RecordStore:
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the directory for this process: a second writer (``sslzoo bench --out`` on the same
+        directory) is refused at once instead of duplicating records. The lock is an advisory
+        ``flock`` on the directory itself, so the operating system releases it when the holder
+        ends, however it ends: a killed run never leaves a stale lock (POSIX systems)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory, os.O_RDONLY) if fcntl is not None else -1
+        except OSError as exc:
+            raise ResultsError(f"{self.directory}: cannot use as --out: {exc.strerror or exc}") from None
+        if fd < 0:  # pragma: no cover - no advisory locks here
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ResultsError(f"{self.directory}: another sslzoo bench is writing to this directory; "
+                                   f"wait until it ends (then --resume) or use another --out") from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def load(self) -> Loaded:
         """The stored records (none when the file does not exist yet)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -81,3 +82,29 @@ def test_strategies_json_lists_family_and_paper():
 def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "sslzoo", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "sslzoo" in result.stdout
+
+
+def test_bench_table_shows_distinct_pseudo_labeled_ids_and_draws_apart():
+    from sslzoo.bench import format_table, summarize
+
+    # 10 labels: one step an epoch; epochs 2..13 (after t1) each draw 99 of the 990 pool ids, and 10
+    # draws of 99 cover the pool: 12 · 99 = 1188 draws of 990 distinct ids
+    result = invoke("bench", "-s", "pseudo_label", "-s", "supervised", "--dataset", "moons", "--labels", "10",
+                    "--epochs", "13", "-o", "t1=1", "-o", "t2=2", "-o", "unlabeled_batch_size=99", "-q", "--json", "-")
+    records = json.loads(result.output)
+    assert (records[0]["curve"][-1]["pseudo_ids"], records[0]["curve"][-1]["pseudo_labels"]) == (990, 1188)
+    header, _, pseudo, supervised = [re.split(r"\s{2,}", line.strip())
+                                     for line in format_table(summarize(records)).splitlines()]
+    assert header[5:7] == ["pseudo-labeled ids", "pseudo-label draws"]
+    assert pseudo[5:7] == ["990", "1188"] and supervised[5:7] == ["0", "0"]
+    old = [{**r, "curve": [{k: v for k, v in e.items() if k != "pseudo_ids"} for e in r["curve"]]} for r in records]
+    row = format_table(summarize(old)).splitlines()[2]
+    assert re.split(r"\s{2,}", row)[5:7] == ["—", "1188"]  # records from before distinct ids were counted
+
+
+def test_test_set_selection_is_flagged_in_the_bench_table():
+    result = invoke("bench", "-s", "supervised", *FAST, "-o", "patience=1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[2].startswith("supervised* ")
+    assert lines[-1].startswith("* selected on the test set (patience=1)")

@@ -107,10 +107,12 @@ def test_active_learning_metrics_come_from_the_curve_or_the_record(records):
     points = [(e["labels"], e["test_accuracy"]) for e in al["curve"]]
     area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
     assert budget_auc(al) == pytest.approx(area / (points[-1][0] - points[0][0]))
-    assert budget_auc({**al, "al_metrics": {"budget_auc": 0.5, "labels_to_accuracy": {"0.8": 20}}}) == 0.5
-    # al_metrics as sslzoo.metrics.curve_metrics writes it: labels per accuracy target, None = never reached
-    base = [{**r, "al_metrics": {"labels_to_accuracy": {"0.80": 20, "0.90": None}}} for r in records]
-    new = [{**r, "al_metrics": {"labels_to_accuracy": {"0.80": 10 + 10 * r["seed"], "0.90": 30 if r["seed"] else None}}}
+    # a record without a curve: its al_metrics as sslzoo.metrics.curve_metrics writes them (labels per
+    # accuracy target, None = never reached)
+    assert budget_auc({**al, "curve": [], "al_metrics": {"budget_auc": 0.5, "labels_to_accuracy": {"0.8": 20}}}) == 0.5
+    base = [{**r, "curve": [], "al_metrics": {"labels_to_accuracy": {"0.80": 20, "0.90": None}}} for r in records]
+    new = [{**r, "curve": [], "al_metrics": {"labels_to_accuracy": {"0.80": 10 + 10 * r["seed"],
+                                                                    "0.90": 30 if r["seed"] else None}}}
            for r in records]
     result = compare(base, new)
     row = result.rows[0]
@@ -206,3 +208,17 @@ def test_the_same_seed_twice(tmp_path, baseline, records):
 def test_negative_tolerance(baseline):
     with pytest.raises(ResultsError, match="--tolerance must be a number >= 0"):
         compare(baseline, baseline, tolerance=-0.1)
+
+
+def test_test_set_selection_is_flagged_in_every_format(records):
+    selected = json.loads(json.dumps(records))
+    for r in selected:
+        if r["strategy"] == "supervised":
+            r["options"]["patience"] = 3
+    result = compare(selected, selected)
+    plain, md = result.render("plain"), result.render("md")
+    assert "supervised*" in plain and "random*" not in plain
+    assert plain.splitlines()[-1].startswith("* selected on the test set (patience=3)")
+    assert "| supervised* |" in md and md.splitlines()[-1].startswith("\\* selected on the test set (patience=3)")
+    assert [row["patience"] for row in json.loads(result.render("json"))["rows"]] == [3, 0]
+    assert "selected on the test set" not in compare(records, records).render("plain")

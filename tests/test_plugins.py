@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from sslzoo import hookimpl
 from sslzoo.cli import main
-from sslzoo.errors import PluginError
+from sslzoo.errors import PluginError, PluginWarning
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from sslzoo.strategy import Strategy
@@ -61,7 +61,8 @@ def test_empty_load_variable_hides_installed_plugins(fake_site, monkeypatch):
 def test_load_variable_selects_plugins_by_distribution_name(fake_site):
     install_fake_distribution(fake_site, "sslzoo-curious", "sslzoo_fake_curious", GOOD_PLUGIN)
     assert "curious" in Registry(make_plugins(load="sslzoo-curious")).strategies.names()
-    assert "curious" not in Registry(make_plugins(load="something-else")).strategies.names()
+    with pytest.warns(PluginWarning, match="'something-else', which is no installed plugin"):
+        assert "curious" not in Registry(make_plugins(load="something-else")).strategies.names()
 
 
 def test_misspelled_hookimpl_fails_loudly():

@@ -151,7 +151,9 @@ def test_each_step_labels_the_unlabeled_batch_with_the_models_argmax_weighted_by
     assert ramp[0] == 0.0 and ramp == sorted(ramp) and ramp[-1] == 3.0 and 0 < ramp[6] < 3
     assert strategy.round_selections == []  # a single round: nothing enters the ledger
     assert job.ledger.pseudo().numel() == 0
-    assert record["curve"][-1]["pseudo_labels"] == 16 * 100
+    assert record["curve"][-1]["pseudo_labels"] == 16 * 100  # draws: every step's batch counts
+    drawn = torch.cat([b["chosen"] for b in strategy.batches]).unique()
+    assert record["curve"][-1]["pseudo_ids"] == drawn.numel() < 16 * 100  # distinct pool ids
     assert 0.5 < record["curve"][-1]["pseudo_accuracy"] <= 1.0
 
 
@@ -167,6 +169,7 @@ def test_the_threshold_keeps_only_confident_pseudo_labels():
         kept += b["chosen"].numel()
     assert 0 < kept < 100 * len(strategy.batches)
     assert record["curve"][-1]["pseudo_labels"] == kept
+    assert record["curve"][-1]["pseudo_ids"] == torch.cat([b["chosen"] for b in strategy.batches]).unique().numel()
 
 
 def test_the_step_schedule_alternates_and_advances_t_every_labeled_every_batches():

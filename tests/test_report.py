@@ -67,7 +67,7 @@ def test_pseudo_label_buckets_are_drawn_when_records_carry_them(tmp_path, record
     assert "(pseudo_buckets_moons.png)" in written.markdown.read_text()
 
 
-def test_label_efficiency_reads_randoms_mean_curve(records):
+def test_label_efficiency_reads_the_first_label_count_of_randoms_mean_curve(records):
     rows = {row["strategy"]: row for row in label_efficiency(
         {name: [r for r in records if r["strategy"] == name] for name in ("random", "least_confidence")})}
     xs, ys, _ = mean_curve([r for r in records if r["strategy"] == "random"])
@@ -75,7 +75,7 @@ def test_label_efficiency_reads_randoms_mean_curve(records):
     lc = rows["least_confidence"]
     needed, how = labels_needed(xs, ys, lc["accuracy"])
     assert lc["reference_labels"] == needed and lc["bound"] == how
-    assert labels_needed([10, 20, 30], [0.6, 0.7, 0.9], 0.8) == (pytest.approx(25), "")
+    assert labels_needed([10, 20, 30], [0.6, 0.7, 0.9], 0.8) == (30, "")  # a count the curve has: never 25
     assert labels_needed([10, 20, 30], [0.6, 0.7, 0.9], 0.95) == (30, ">")
     assert labels_needed([10, 20, 30], [0.6, 0.7, 0.9], 0.5) == (10, "<=")
 
@@ -100,3 +100,12 @@ def test_report_bad_input_is_one_line(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps([{"name": "not a record"}]))
     result = CliRunner().invoke(main, ["report", str(tmp_path / "x.json"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "x.json[0]: not an sslzoo record" in result.output
+
+
+def test_test_set_selection_is_flagged_in_the_report(tmp_path, records):
+    for r in records:
+        if r["strategy"] == "supervised":
+            r["options"]["patience"] = 4
+    markdown = sslzoo.report(records, tmp_path).markdown.read_text()
+    assert "| supervised* | baseline |" in markdown and "| random | al |" in markdown
+    assert "\\* selected on the test set (patience=4): training stopped" in markdown

@@ -94,6 +94,7 @@ def test_each_termination_is_reachable_and_recorded(options, termination, rounds
     if termination == "pool_empty":
         assert job.ledger.pool().numel() == 0
         assert record["curve"][-1]["pseudo_labels"] == 1000 - MOONS_LABELS
+        assert record["curve"][-1]["pseudo_ids"] == 1000 - MOONS_LABELS  # given in rounds: once per id
 
 
 def test_sample_rate_takes_the_most_confident_fraction_and_confidence_weighting():

@@ -1,0 +1,92 @@
+"""The results page: computed verdicts, labels-to-error, and commands that reproduce the records."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+from sslzoo.cli import main
+from sslzoo.preset import get_preset
+from sslzoo.results import TOLERANCE_PT, accuracy_rows, labels_to_error_rows, verdict, write_results
+
+
+def test_a_verdict_holds_the_reference_to_two_standard_errors_or_the_tolerance():
+    # 90, 91, 92: mean 91, std 1, 2 standard errors 2/sqrt(3) = 1.15
+    assert verdict([90, 91, 92], 90.0, TOLERANCE_PT) == "reproduced: +1.00 pt (allowed ±1.15 pt)"
+    assert verdict([90, 91, 92], 89.5, TOLERANCE_PT) == "above (better): +1.50 pt (allowed ±1.15 pt)"
+    assert verdict([90, 91, 92], 92.5, TOLERANCE_PT) == "below (worse): -1.50 pt (allowed ±1.15 pt)"
+    # one seed, or seeds that agree exactly: the tolerance alone
+    assert verdict([90.0], 90.4, TOLERANCE_PT) == "reproduced: -0.40 pt (allowed ±0.50 pt)"
+    assert verdict([90.0, 90.0], 91.0, TOLERANCE_PT) == "below (worse): -1.00 pt (allowed ±0.50 pt)"
+    # an error: more is worse
+    assert verdict([5.0], 4.0, TOLERANCE_PT, higher_is_better=False) == "above (worse): +1.00 pt (allowed ±0.50 pt)"
+
+
+def _record(strategy: str, seed: int, accuracy: float, preset: str = "al-linear-mnist4000@400",
+            curve: list[tuple[int, float]] | None = None) -> dict:
+    points = curve or [(400, accuracy)]
+    return {"strategy": strategy, "seed": seed, "test_accuracy": accuracy, "preset": preset, "labels": points[0][0],
+            "oracle_labels": points[-1][0], "wall_seconds": 1.0, "family": "al",
+            "curve": [{"labels": n, "test_accuracy": a, "epoch": 1, "epochs": 1} for n, a in points]}
+
+
+def test_accuracy_rows_judge_each_reference_number_with_the_seeds_behind_it():
+    preset = get_preset("al-linear-mnist4000")
+    records = [_record("least_confidence", s, a, "al-linear-mnist4000@10", [(10, 0.38), (400, a)])
+               for s, a in ((0, 0.8950), (1, 0.8975), (2, 0.9000))]
+    records += [_record("supervised", s, 0.8375) for s in (0, 1, 2)]
+    rows = {row[0]: row for row in accuracy_rows(preset, records)}
+    assert rows["least_confidence"][1:] == ["10 → 400", "89.75 %", "89.75 ± 0.25 %",
+                                            "reproduced: +0.00 pt (allowed ±0.50 pt)", "0, 1, 2", "1.0"]
+    assert rows["supervised"][4] == "reproduced: +0.00 pt (allowed ±0.50 pt)"
+
+
+def test_labels_to_error_is_the_mean_over_seeds_of_the_first_label_count_reached():
+    preset = get_preset("gal2017-mnist")  # bald: 145 labels to 10 % error, 335 to 5 %
+    curves = {0: [(20, 0.5), (130, 0.89), (140, 0.90), (390, 0.93), (400, 0.94)],  # reaches 90 % at 140
+              1: [(20, 0.5), (140, 0.89), (150, 0.91), (390, 0.93), (400, 0.94)]}  # at 150 (never 145: no interpolation)
+    records = [_record("bald", s, c[-1][1], "gal2017-mnist", c) for s, c in curves.items()]
+    (row,) = labels_to_error_rows(preset, records)
+    assert row[:4] == ["bald", "145", "145 ± 7", "reproduced: +0 labels (allowed ±10 labels)"]
+    assert row[4:7] == ["335", "not reached by 400", "above (worse): beyond the curve's end"]
+    assert row[-1] == "0, 1"
+
+
+def test_the_page_shows_a_command_that_reproduces_its_records(tmp_path):
+    store = tmp_path / "results" / "moons-6"
+    ran = CliRunner().invoke(main, ["bench", "--preset", "moons-6", "--ci", "-s", "supervised", "--seeds", "2", "-q",
+                                    "--out", str(store)])
+    assert ran.exit_code == 0, ran.output
+    page = tmp_path / "docs" / "results.md"
+    write_results(tmp_path / "results", page)
+    text = page.read_text(encoding="utf-8")
+    section = text[text.index("## `moons-6`"):]
+    command = re.search(r"- command: `([^`]+)`", section).group(1)
+    assert command == f"sslzoo bench --preset moons-6 --ci -s supervised --seeds 2 --out {store.as_posix()}"
+    again = tmp_path / "again"
+    args = shlex.split(command)[1:-1] + [str(again), "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+
+    def accuracies(path):
+        return sorted((r["seed"], r["test_accuracy"]) for r in map(json.loads, path.read_text().splitlines()))
+
+    assert accuracies(again / "records.jsonl") == accuracies(store / "records.jsonl")
+    assert "**Verdicts** are computed from the records" in text
+    write_results(tmp_path / "results", page)  # its own page: rewritten
+    assert page.read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("name", ["moons-6"])
+def test_records_that_drift_from_the_preset_are_flagged_on_the_page(name, tmp_path):
+    store = tmp_path / "results" / name
+    ran = CliRunner().invoke(main, ["bench", "--preset", name, "--ci", "-s", "supervised", "-o", "lr=0.02", "-q",
+                                    "--out", str(store)])
+    assert ran.exit_code == 0, ran.output
+    write_results(tmp_path / "results", tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "**These records differ from what the preset runs now**: they ran with lr=0.02 (the preset now runs " \
+           "0.01) for supervised." in text

@@ -202,11 +202,13 @@ class Run:
         with self.oracle.open():
             start = self.oracle(initial)
         self.ledger.assign(start, torch.ones(initial.numel(), device=dev), 0)
+        self.initial_ids = initial
         self.initial_labels = initial.numel()
 
     def _fresh_model(self) -> None:
         self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
-        fit_features(self.model, self.x[self.ledger.train()])  # fitted layers see this round's training set
+        fitted_on = self.initial_ids if self.opts.fit_features == "initial_labels" else self.ledger.train()
+        fit_features(self.model, self.x[fitted_on])
         if self.x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, self.opts)

@@ -5,8 +5,12 @@ written by ``sslzoo bench --preset NAME [--scaled] --out RESULTS/NAME``) and wri
 the protocol, which variant was run (full, or scaled down and labeled as such) with the exact
 command, device, seeds and wall time, a table of the published reference beside our mean ± std
 over seeds, learning-curve figures for the active-learning presets, and the analysis written in
-``RESULTS/<preset>/analysis.md`` (committed beside the records). Nothing on the page is typed by
-hand: regenerate it with ``sslzoo results`` after new results are committed.
+``RESULTS/<preset>/analysis.md`` (committed beside the records). Records that carry an
+``implementation`` (the reference's own code run on sslzoo's split by a script under
+``benchmarks/``, e.g. ``scikit-learn``) may sit in any sub-directory ``RESULTS/<preset>/*/``: they
+are rows ``strategy (implementation)`` beside ours in the same table, with the ``command`` they
+carry. Nothing on the page is typed by hand: regenerate it with ``sslzoo results`` after new
+results are committed.
 """
 
 from __future__ import annotations
@@ -65,13 +69,23 @@ def _delta(ours: float, ref: float, n: int, higher_is_better: bool = True, unit:
     return f"{abs(diff):.2f}{unit} {word}{verdict}, {n} seed{'s' if n != 1 else ''}"
 
 
+def _by_strategy(records: Sequence[Record]) -> list[tuple[str, str, list[Record]]]:
+    """(strategy, row name, records) per strategy and implementation: each strategy's own rows first,
+    then its rows from other implementations (``strategy (implementation)``), in first-seen order."""
+    order = list(dict.fromkeys(str(r["strategy"]) for r in records))
+    groups = sorted(_by(records, "strategy", "implementation").items(),
+                    key=lambda kv: (order.index(kv[0][0]), kv[0][1] is not None))
+    return [(strategy, strategy if impl is None else f"{strategy} ({impl})", recs)
+            for (strategy, impl), recs in groups]
+
+
 def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
-    """One row per (label count, strategy): reference (a number, or one per label count), ours
-    (mean ± std over seeds), difference."""
+    """One row per (label count, strategy, implementation): reference (a number, or one per label
+    count), ours (mean ± std over seeds), difference."""
     ref = preset.reference.get("values", {})
     metric = preset.reference.get("metric", "test_accuracy")
     rows = []
-    for (strategy,), recs in _by(records, "strategy").items():
+    for strategy, name, recs in _by_strategy(records):
         for labels, group in sorted(_by(recs, "preset").items(), key=lambda kv: _labels_of(kv[1][0])):
             n_labels = _labels_of(group[0])
             accs = [float(r["test_accuracy"]) for r in group]
@@ -90,7 +104,7 @@ def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
                 ref_text = f"{value:.2f} %" if value is not None else "—"
                 delta = _delta(100 * statistics.fmean(accs), value, len(group)) if value is not None else "—"
             final = int(statistics.fmean(r.get("oracle_labels", n_labels) for r in group))
-            rows.append([strategy, f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
+            rows.append([name, f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
                          delta, str(len(group)), f"{statistics.fmean(walls):.1f}"])
     return rows
 
@@ -146,7 +160,9 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         md += [f"**Not run yet**: no records in `{store.as_posix()}/`. Run "
                f"`sslzoo bench --preset {preset.name} --scaled --out {store.as_posix()}`.", ""]
         return md
-    records = load(files).records
+    others = sorted(p for p in store.glob("*/records.jsonl") if not p.parent.name.startswith("labels-"))
+    every = load(files + others).records
+    records = [r for r in every if not r.get("implementation")]
     names = sorted({str(r.get("preset")) for r in records})
     sizes = sorted({n.partition("@")[0].partition(":")[2] or "full" for n in names})
     variant = preset.variant(sizes[0]) if len(sizes) == 1 and sizes[0] in ("scaled", "ci") else preset
@@ -166,7 +182,13 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     md += [f"- command: `{_command(names[0], store.as_posix())}`",
            f"- runs: {len(records)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}: "
            f"{', '.join(map(str, seeds))}), device: {', '.join(devices)}, total wall time: {wall:.0f} s, "
-           f"sslzoo {', '.join(versions)}", ""]
+           f"sslzoo {', '.join(versions)}"]
+    for (impl,), recs in _by([r for r in every if r.get("implementation")], "implementation").items():
+        library = sorted({str((r.get("versions") or {}).get(impl)) for r in recs})
+        md += [f"- {impl} {', '.join(library)}, on the same split: "
+               + ", ".join(f"`{c}`" for c in dict.fromkeys(str(r.get("command")) for r in recs))
+               + f" ({len(recs)} records, total wall time {sum(float(r.get('wall_seconds') or 0) for r in recs):.0f} s)"]
+    md.append("")
     metric = ref.get("metric", "test_accuracy")
     if metric == "labels_to_error":
         md += _table(["strategy", "reference labels to 10% error", "ours", "reference labels to 5% error", "ours",
@@ -174,7 +196,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     else:
         what = "test error" if metric == "test_error" else "test accuracy"
         md += _table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "ours vs reference",
-                      "seeds", "wall s / run"], accuracy_rows(preset, records))
+                      "seeds", "wall s / run"], accuracy_rows(preset, every))
         rows = start_rows(preset, records)
         if rows:
             md += ["", "At the start (first round, before any query):", ""]

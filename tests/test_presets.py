@@ -16,6 +16,7 @@ from sslzoo.preset import get_preset, list_presets, merge_options, validate
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = list_presets()
 EXPECTED = {"pl-cnn-mnist1000", "lee2013-mnist", "selftrain-mlp-mnist1000", "selftrain-logreg-mnist1000",
+            "selftrain-logreg-mnist1000-faithful",
             "al-linear-mnist4000", "gal2017-mnist", "moons-6", "mnist-missing-class", "mnist-tiny"}
 USER_FILE = """
 title = "my moons"
@@ -187,3 +188,26 @@ def test_the_results_page_is_up_to_date_with_the_committed_results(tmp_path, mon
         "docs/results.md is stale: run `sslzoo results` and commit it")
     for figure in written[1:]:
         assert (committed.parent / "results" / figure.name).is_file(), f"missing figure {figure.name}"
+
+
+def test_records_of_another_implementation_are_rows_beside_ours_with_their_command(tmp_path):
+    from sslzoo.results import section
+    from tests.tiny_records import moons_records, write_jsonl
+
+    name = "selftrain-logreg-mnist1000"
+    ours = moons_records("supervised")
+    for r in ours:
+        r["preset"] = name
+    theirs = moons_records("supervised")
+    for r, accuracy in zip(theirs, (0.9, 0.92)):
+        r.update(preset=name, implementation="scikit-learn", command="python benchmarks/ref.py --seeds 2",
+                 test_accuracy=accuracy, wall_seconds=10.0, versions={"scikit-learn": "9.9"})
+    write_jsonl(tmp_path / name / "records.jsonl", ours)
+    write_jsonl(tmp_path / name / "scikit-learn" / "records.jsonl", theirs)
+    md = section(get_preset(name), tmp_path, tmp_path, [])
+    rows = [line for line in md if line.startswith("| supervised")]
+    assert [row.split(" | ")[0] for row in rows] == ["| supervised", "| supervised (scikit-learn)"]
+    assert rows[1].split(" | ")[2:4] == ["90.86 %", "91.00 ± 1.41 %"]  # the reference beside theirs too
+    assert "- runs: 2 (2 seeds: 0, 1)" in "\n".join(md)  # ours only
+    assert any(line.startswith("- scikit-learn 9.9, on the same split: `python benchmarks/ref.py --seeds 2` "
+                               "(2 records, total wall time 20 s)") for line in md)

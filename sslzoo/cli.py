@@ -259,6 +259,11 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         click.echo("note: the unlabeled pool ran out before the budget was met", err=True)
 
 
+def _option_text(value: object) -> str:
+    """A preset's option value as ``-o`` text: a list is a comma list (``[0.4, 0.6]`` → ``0.4,0.6``)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size: str) -> None:
     """``bench --preset``/``--config``: the protocol's values under the flags given explicitly."""
     from click.core import ParameterSource
@@ -282,7 +287,7 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
         if params[key] is not None:
             user[key] = str(params.pop(key))
             params[key] = None
-    params["options"] = [f"{k}={v}" for k, v in merge_options(args["options"], user).items()]
+    params["options"] = [f"{k}={_option_text(v)}" for k, v in merge_options(args["options"], user).items()]
     params["dataset_options"] = [f"{k}={v}" for k, v in
                                  {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}.items()]
     if "labels" in given:  # --labels N: every strategy at N

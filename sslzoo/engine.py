@@ -272,11 +272,13 @@ class Run:
                                  self.spec.exclude_classes).to(dev)
         self.ledger.assign(self.oracle.labels(initial), torch.ones(initial.numel(), device=dev), 0)
         self.ledger.hold_out(held_out(arrays.y_train.numel(), self.spec.seed, self.spec.split, initial).to(dev))
+        self.initial_ids = initial
         self.initial_labels = initial.numel()
 
     def _fresh_model(self) -> None:
         self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
-        fit_features(self.model, self.x[self.ledger.train()])  # fitted layers see this round's training set
+        fitted_on = self.initial_ids if self.opts.fit_features == "initial_labels" else self.ledger.train()
+        fit_features(self.model, self.x[fitted_on])
         if self.x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, self.opts, int(self.ledger.train().numel()))

@@ -3,7 +3,9 @@
 A :class:`FittedFeatures` layer inside a model is fitted by the engine whenever it builds a fresh
 model (round 0, and every round with ``retrain="scratch"``) on that round's training inputs, the
 oracle-labeled and pseudo-labeled samples, never the test set or the rest of the pool: the
-same data a scikit-learn ``Pipeline.fit`` would see.
+same data a scikit-learn ``Pipeline.fit`` would see. With the training option
+``fit_features="initial_labels"`` it is fitted on the initial labeled set only, every round the
+same fit (a pipeline fitted once before self-training starts).
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ command that reproduces the records, device, seeds and wall time, a table of the
 reference beside our mean ± std over seeds with a computed verdict (:data:`VERDICT_RULE`),
 learning-curve figures for the active-learning presets, and the analysis written in
 ``RESULTS/<preset>/analysis.md`` (committed beside the records). Nothing on the page is typed by
-hand: regenerate it with ``sslzoo results`` after new results are committed. Only records of the
+hand: regenerate it with ``sslzoo results`` after new results are committed. Records that carry an
+``implementation`` (the reference's own code run on sslzoo's split by a script under
+``benchmarks/``, e.g. ``scikit-learn``) may sit in any sub-directory ``RESULTS/<preset>/*/``: they
+are rows ``strategy (implementation)`` beside ours in the same table, with the ``command`` they
+carry. Only records of the
 preset's own protocol are published (:func:`check_records`), and a page that ``sslzoo results``
 did not write is never overwritten.
 """
@@ -113,13 +117,23 @@ def _labels_of(record: Record) -> int:
     return int(name.rpartition("@")[2]) if "@" in name else int(record.get("labels") or 0)
 
 
+def _by_strategy(records: Sequence[Record]) -> list[tuple[str, str, list[Record]]]:
+    """(strategy, row name, records) per strategy and implementation: each strategy's own rows first,
+    then its rows from other implementations (``strategy (implementation)``), in first-seen order."""
+    order = list(dict.fromkeys(str(r["strategy"]) for r in records))
+    groups = sorted(_by(records, "strategy", "implementation").items(),
+                    key=lambda kv: (order.index(kv[0][0]), kv[0][1] is not None))
+    return [(strategy, strategy if impl is None else f"{strategy} ({impl})", recs)
+            for (strategy, impl), recs in groups]
+
+
 def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
-    """One row per (label count, strategy): reference (a number, or one per label count), ours
+    """One row per (label count, strategy, implementation): reference (a number, or one per label count), ours
     (mean ± std over seeds), the verdict, the seeds and the wall time."""
     ref = preset.reference.get("values", {})
     metric = preset.reference.get("metric", "test_accuracy")
     rows = []
-    for (strategy,), recs in _by(records, "strategy").items():
+    for strategy, name, recs in _by_strategy(records):
         for labels, group in sorted(_by(recs, "preset").items(), key=lambda kv: _labels_of(kv[1][0])):
             n_labels = _labels_of(group[0])
             accs = [float(r["test_accuracy"]) for r in group]
@@ -137,7 +151,7 @@ def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
                 ref_text = f"{value:.2f} %" if value is not None else "—"
                 judged = verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—"
             final = int(statistics.fmean(r.get("oracle_labels", n_labels) for r in group))
-            rows.append([strategy, f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
+            rows.append([name, f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
                          judged, _seeds(group), f"{statistics.fmean(walls):.1f}"])
     return rows
 
@@ -315,9 +329,12 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         md += [f"**Not run yet**: no records in `{store.as_posix()}/`. Run "
                f"`sslzoo bench --preset {preset.name} --scaled --out {store.as_posix()}`.", ""]
         return md
-    loaded = load(files)
-    records = loaded.records
-    drift = check_records(preset, records, loaded.origins)
+    others = sorted(p for p in store.glob("*/records.jsonl") if not p.parent.name.startswith("labels-"))
+    loaded = load(files + others)
+    every = loaded.records
+    ours = [i for i, r in enumerate(every) if not r.get("implementation")]
+    records = [every[i] for i in ours]
+    drift = check_records(preset, records, [loaded.origins[i] for i in ours])
     names = sorted({str(r.get("preset")) for r in records})
     sizes = sorted({n.partition("@")[0].partition(":")[2] or "full" for n in names})
     variant = preset.variant(sizes[0]) if len(sizes) == 1 and sizes[0] in ("scaled", "ci") else preset
@@ -341,7 +358,13 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     md += [f"- command{'s' if len(commands) > 1 else ''}: " + ", then ".join(f"`{c}`" for c in commands),
            f"- runs: {len(records)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}: "
            f"{', '.join(map(str, seeds))}), device: {', '.join(devices)}, total wall time: {wall:.0f} s, "
-           f"sslzoo {', '.join(versions)}", ""]
+           f"sslzoo {', '.join(versions)}"]
+    for (impl,), recs in _by([r for r in every if r.get("implementation")], "implementation").items():
+        library = sorted({str((r.get("versions") or {}).get(impl)) for r in recs})
+        md += [f"- {impl} {', '.join(library)}, on the same split: "
+               + ", ".join(f"`{c}`" for c in dict.fromkeys(str(r.get("command")) for r in recs))
+               + f" ({len(recs)} records, total wall time {sum(float(r.get('wall_seconds') or 0) for r in recs):.0f} s)"]
+    md.append("")
     metric = ref.get("metric", "test_accuracy")
     if metric == "labels_to_error":
         md += [LABELS_RULE, ""]
@@ -351,7 +374,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     else:
         what = "test error" if metric == "test_error" else "test accuracy"
         md += _table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "verdict",
-                      "seeds", "wall s / run"], accuracy_rows(preset, records))
+                      "seeds", "wall s / run"], accuracy_rows(preset, every))
         rows = start_rows(preset, records)
         if rows:
             md += ["", "At the start (first round, before any query):", ""]

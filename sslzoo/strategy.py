@@ -64,6 +64,9 @@ class TrainOptions:
                 "Hinton et al. 2012 that Lee 2013 trained with)"})
     retrain: Literal["scratch", "warm"] = field(
         default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
+    fit_features: Literal["training_set", "initial_labels"] = field(default="training_set", metadata={
+        "help": "fitted feature layers (e.g. the PCA of pca_poly_logreg) are fitted on each fresh model's training "
+                "set, or on the initial labeled set only"})
     eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})
     patience: int = field(default=0, metadata={
         "min": 0, "help": "stop a round's training after N epochs without a better test accuracy and keep the best "

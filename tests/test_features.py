@@ -61,3 +61,19 @@ def test_a_fitted_layer_nested_in_another_module_is_a_clear_error():
     model = nn.Sequential(nn.Sequential(PcaPolynomial(784, components=5)), nn.Linear(21, 10))
     with pytest.raises(TrainingError, match="must be direct layers of an nn.Sequential model"):
         fit_features(model, torch.rand(20, 1, 28, 28))
+
+
+def test_fit_features_initial_labels_fits_every_round_on_the_initial_labeled_set_only():
+    options = {"epochs": 1, "criterion": "k_best", "k_best": 200, "max_rounds": 2}
+    spec = RunSpec(strategy="self_training", dataset="mnist", labels=100, model="pca_poly_logreg", device="cpu",
+                   dataset_options={"n_train": 1000, "n_test": 200, "scale": "unit"})
+    means = {}
+    for fit_on in ("training_set", "initial_labels"):
+        job = Run(spec, create_strategy("self_training", fit_features=fit_on, **options))
+        job.execute()
+        assert job.ledger.pseudo().numel() == 400
+        means[fit_on] = job.model[0].mean
+        initial = F.normalize(job.x[job.ledger.oracle()].flatten(1), dim=1).mean(0)
+        trained = F.normalize(job.x[job.ledger.train()].flatten(1), dim=1).mean(0)
+        assert torch.allclose(job.model[0].mean, trained if fit_on == "training_set" else initial, atol=1e-6)
+    assert not torch.allclose(means["training_set"], means["initial_labels"], atol=1e-4)

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = list_presets()
 EXPECTED = {"pl-cnn-mnist1000", "lee2013-mnist", "selftrain-mlp-mnist1000", "selftrain-logreg-mnist1000",
             "al-linear-mnist4000", "al-linear-mnist4000-faithful", "gal2017-mnist", "moons-6", "mnist-missing-class",
-            "mnist-tiny", "pl-cnn-mnist1000-faithful"}
+            "mnist-tiny", "pl-cnn-mnist1000-faithful",
+            "selftrain-logreg-mnist1000-faithful"}
 USER_FILE = """
 title = "my moons"
 strategies = ["supervised", "pseudo_label"]
@@ -242,3 +243,26 @@ def test_the_reference_curve_is_shown_point_by_point_and_marks_where_each_run_pa
     assert rows["30"].count("◀") == 2 and rows["400"].endswith("| 89.75 | — | — | — |")
     variant_md = reference_curve(get_preset("al-linear-mnist4000-faithful"), tmp_path)
     assert variant_md[0].startswith("Point by point beside the reference: see [`al-linear-mnist4000`]")
+
+
+def test_records_of_another_implementation_are_rows_beside_ours_with_their_command(tmp_path):
+    from sslzoo.results import section
+    from tests.tiny_records import moons_records, write_jsonl
+
+    name = "selftrain-logreg-mnist1000"
+    ours = moons_records("supervised")
+    for r in ours:
+        r["preset"] = name
+    theirs = moons_records("supervised")
+    for r, accuracy in zip(theirs, (0.9, 0.92)):
+        r.update(preset=name, implementation="scikit-learn", command="python benchmarks/ref.py --seeds 2",
+                 test_accuracy=accuracy, wall_seconds=10.0, versions={"scikit-learn": "9.9"})
+    write_jsonl(tmp_path / name / "records.jsonl", ours)
+    write_jsonl(tmp_path / name / "scikit-learn" / "records.jsonl", theirs)
+    md = section(get_preset(name), tmp_path, tmp_path, [])
+    rows = [line for line in md if line.startswith("| supervised")]
+    assert [row.split(" | ")[0] for row in rows] == ["| supervised", "| supervised (scikit-learn)"]
+    assert rows[1].split(" | ")[2:4] == ["90.86 %", "91.00 ± 1.41 %"]  # the reference beside theirs too
+    assert "- runs: 2 (2 seeds: 0, 1)" in "\n".join(md)  # ours only
+    assert any(line.startswith("- scikit-learn 9.9, on the same split: `python benchmarks/ref.py --seeds 2` "
+                               "(2 records, total wall time 20 s)") for line in md)

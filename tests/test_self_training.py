@@ -235,3 +235,57 @@ def test_the_engine_trains_on_augmented_pseudo_labeled_mnist_images(augment):
     assert pseudo.numel() == 2 * 300 and oracle.numel() == 2 * 100 + 2 * 100  # round 0 and round 1
     assert not oracle.any()
     assert bool(pseudo.all()) if augment else not pseudo.any()
+
+
+def test_random_draws_new_pool_samples_each_round_whatever_their_confidence():
+    strategy = SpySelfTraining(criterion="random", sample_rate=0.1, max_rounds=4, epochs=20)
+    job, record = _moons_run(strategy)
+    first_pool = strategy.rounds[0]["pool"]
+    size = math.ceil(0.1 * first_pool.numel())
+    chosen = [rnd["chosen"] for rnd in strategy.rounds]
+    assert [c.numel() for c in chosen] == [size] * 4  # no band: every drawn sample is accepted
+    assert torch.cat(chosen).unique().numel() == 4 * size
+    # not the most confident: the first round takes samples less sure than some it leaves
+    confidence = strategy.rounds[0]["probs"].max(dim=1).values
+    taken = torch.isin(first_pool, chosen[0])
+    assert confidence[taken].min() < confidence[~taken].max()
+    assert record["termination"] == "max_rounds" and job.ledger.pseudo().numel() == 4 * size
+
+
+def test_random_with_a_reject_band_never_draws_a_rejected_sample_again():
+    band = (0.7, 0.95)
+    strategy = SpySelfTraining(criterion="random", sample_rate=0.2, reject_band=band, max_rounds=4, epochs=20)
+    job, _ = _moons_run(strategy)
+    size = math.ceil(0.2 * strategy.rounds[0]["pool"].numel())
+    drawn_before: set[int] = set()
+    rejected = 0
+    for rnd in strategy.rounds:
+        confidence = rnd["probs"].max(dim=1).values
+        taken = torch.isin(rnd["pool"], rnd["chosen"])
+        assert bool(((confidence[taken] < band[0]) | (confidence[taken] > band[1])).all())
+        # what a round took and what it drew but left are new draws; the left ones stay in the pool
+        ids = set(rnd["chosen"].tolist())
+        assert not ids & drawn_before
+        drawn_before |= ids
+        rejected += size - len(ids)
+    assert rejected > 0  # the band really dropped samples
+    assert job.ledger.pool().numel() == strategy.rounds[0]["pool"].numel() - len(drawn_before)
+
+
+def test_a_reject_band_also_filters_the_confident_criteria():
+    strategy = SpySelfTraining(criterion="sample_rate", sample_rate=0.5, reject_band=(0.0, 0.99), max_rounds=1,
+                               epochs=20)
+    _moons_run(strategy)
+    (rnd,) = strategy.rounds
+    confidence = rnd["probs"].max(dim=1).values
+    assert rnd["chosen"].numel() < math.ceil(0.5 * rnd["pool"].numel())
+    assert bool((confidence[torch.isin(rnd["pool"], rnd["chosen"])] > 0.99).all())
+
+
+@pytest.mark.parametrize("band", ["0.6,0.4", "0.4", "0.1,0.2,0.3", "-0.1,0.5", "0.5,1.5"])
+def test_a_reject_band_that_is_not_low_high_in_0_1_is_a_one_line_error(band):
+    from sslzoo.errors import OptionError
+
+    with pytest.raises(OptionError, match=rf"option reject_band=.* of strategy 'self_training' is not allowed: "
+                                          r"it must be LOW,HIGH with 0 <= LOW <= HIGH <= 1"):
+        SelfTraining(reject_band=band)

@@ -252,10 +252,10 @@ def test_records_of_another_implementation_are_rows_beside_ours_with_their_comma
     name = "selftrain-logreg-mnist1000"
     ours = moons_records("supervised")
     for r in ours:
-        r["preset"] = name
+        r.update(preset=name, labels=1000)
     theirs = moons_records("supervised")
     for r, accuracy in zip(theirs, (0.9, 0.92)):
-        r.update(preset=name, implementation="scikit-learn", command="python benchmarks/ref.py --seeds 2",
+        r.update(preset=name, labels=1000, implementation="scikit-learn", command="python benchmarks/ref.py --seeds 2",
                  test_accuracy=accuracy, wall_seconds=10.0, versions={"scikit-learn": "9.9"})
     write_jsonl(tmp_path / name / "records.jsonl", ours)
     write_jsonl(tmp_path / name / "scikit-learn" / "records.jsonl", theirs)

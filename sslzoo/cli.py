@@ -242,7 +242,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
                 if out_dir is not None:  # one store per label count, under one locked directory
                     hold.enter_context(RecordStore(out_dir).lock())
             for labels_, names, preset_name in groups:
-                if out_dir is not None and len(groups) > 1:
+                if out_dir is not None and preset_name is not None and "@" in preset_name:  # one of several counts
                     store = RecordStore(os.path.join(out_dir, f"labels-{labels_}"))
                 run(names, dataset, labels=labels_, seed=seed, seeds=seeds,
                     model=model, device=device, split=split, exclude_classes=exclude_classes,
@@ -290,10 +290,11 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
     params["options"] = [f"{k}={_option_text(v)}" for k, v in merge_options(args["options"], user).items()]
     params["dataset_options"] = [f"{k}={v}" for k, v in
                                  {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}.items()]
-    if "labels" in given:  # --labels N: every strategy at N
-        params["runs"] = [(params["labels"], args["strategies"], p.record_name())]
-    else:
-        params["runs"] = [(n, names, p.record_name(n)) for n, names in p.label_groups(args["strategies"])]
+    parts = [(n, names, p.record_name(n)) for n, names in p.label_groups(args["strategies"])]
+    if "labels" in given:  # --labels N: the protocol's part at N if it has one, else every strategy at N
+        parts = [part for part in parts if part[0] == params["labels"] and len(p.label_groups()) > 1] or \
+            [(params["labels"], args["strategies"], p.record_name())]
+    params["runs"] = parts
     params.update(preset=None, config=None, scaled=False, ci_size=False)
     if not params["quiet"]:
         where = f"preset {p.name}" + ("" if size == "full" else f" ({size}: {p.note})")

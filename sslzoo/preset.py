@@ -15,7 +15,7 @@ A preset mirrors ``sslzoo bench``'s arguments::
     exclude_classes = []
     [options]                          # -o KEY=VALUE; NAME.key scopes a key to one strategy
     [dataset_options]                  # -d KEY=VALUE
-    [reference]                        # the published numbers: citation, metric, values, notes
+    [reference]                        # the published numbers: citation, metric, values, best, notes
     [scaled]                           # overrides for a CPU-sized variant (``--scaled``); note = why
     [ci]                               # overrides on top of [scaled] for the test suite (``--ci``)
 

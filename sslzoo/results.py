@@ -81,18 +81,24 @@ def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: s
     records hold other seeds than it declares and ``-s`` where they hold only some of its strategies
     (one command per set of seeds; the later ones ``--resume`` into the same directory)."""
     size = "" if variant.size == "full" else f" --{variant.size}"
-    by_seeds: dict[tuple[int, ...], list[str]] = {}
-    for (strategy,), group in _by(records, "strategy").items():
-        by_seeds.setdefault(tuple(sorted({int(r["seed"]) for r in group})), []).append(strategy)
-    runs: list[tuple[list[str], int, int]] = []  # (strategies, first seed, seeds)
-    for seeds, strategies in by_seeds.items():
-        if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
-            runs.append((strategies, seeds[0], len(seeds)))
-        else:
-            runs += [(strategies, seed, 1) for seed in seeds]
+    counts = sorted({_labels_of(r) for r in records})
+    parts = [(None, records)] if counts == sorted(n for n, _ in variant.label_groups()) else \
+        [(n, [r for r in records if _labels_of(r) == n]) for n in counts]  # some label counts: --labels N each
+    runs: list[tuple[int | None, list[str], int, int]] = []  # (labels, strategies, first seed, seeds)
+    for labels, part in parts:
+        by_seeds: dict[tuple[int, ...], list[str]] = {}
+        for (strategy,), group in _by(part, "strategy").items():
+            by_seeds.setdefault(tuple(sorted({int(r["seed"]) for r in group})), []).append(strategy)
+        for seeds, strategies in by_seeds.items():
+            if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+                runs.append((labels, strategies, seeds[0], len(seeds)))
+            else:
+                runs += [(labels, strategies, seed, 1) for seed in seeds]
     commands = []
-    for strategies, first, count in runs:
-        flags = "" if set(strategies) == set(variant.strategies) else "".join(f" -s {s}" for s in strategies)
+    for labels, strategies, first, count in runs:
+        flags = "" if labels is None else f" --labels {labels}"
+        ran = [s for n, names in variant.label_groups() if labels in (None, n) for s in names]
+        flags += "" if set(strategies) == set(ran) else "".join(f" -s {s}" for s in strategies)
         flags += f" --seed {first}" if first != variant.seed else ""
         flags += f" --seeds {count}" if count != variant.seeds else ""
         flags += " --resume" if commands else ""
@@ -127,9 +133,25 @@ def _by_strategy(records: Sequence[Record]) -> list[tuple[str, str, list[Record]
             for (strategy, impl), recs in groups]
 
 
-def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
+def _variants(preset: Preset) -> list[Preset]:
+    """The presets that ``extends`` this one (its variants, shown beside it)."""
+    return [p for p in map(get_preset, list_presets()) if p.extends == preset.name]
+
+
+def _tagged(name: str, preset: Preset, base: Preset | None) -> str:
+    """A row name: the strategy, with the variant's name after its base's (``pseudo_label (faithful)``)."""
+    return name if base is None else f"{name} ({preset.name.removeprefix(base.name + '-')})"
+
+
+def _last_round(record: Record) -> list[Mapping[str, Any]]:
+    curve = record.get("curve") or []
+    return [e for e in curve if e.get("round") == curve[-1].get("round")] if curve else []
+
+
+def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None = None) -> list[list[str]]:
     """One row per (label count, strategy, implementation): reference (a number, or one per label count), ours
-    (mean ± std over seeds), the verdict, the seeds and the wall time."""
+    (mean ± std over seeds), the verdict, the seeds and the wall time; ``base``: the rows of a variant,
+    named after it, in its base's table."""
     ref = preset.reference.get("values", {})
     metric = preset.reference.get("metric", "test_accuracy")
     rows = []
@@ -151,8 +173,27 @@ def accuracy_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
                 ref_text = f"{value:.2f} %" if value is not None else "—"
                 judged = verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—"
             final = int(statistics.fmean(r.get("oracle_labels", n_labels) for r in group))
-            rows.append([name, f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
+            rows.append([_tagged(name, preset, base), f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
                          judged, _seeds(group), f"{statistics.fmean(walls):.1f}"])
+    return rows
+
+
+def best_rows(preset: Preset, records: Sequence[Record], base: Preset | None = None) -> list[list[str]]:
+    """The best evaluated epoch of each run's last round (chosen on the test set) beside ``reference.best``,
+    for the runs evaluated more than once in that round; the epoch per seed."""
+    best = preset.reference.get("best", {})
+    rows = []
+    for (strategy,), recs in _by(records, "strategy").items():
+        points = [_last_round(r) for r in sorted(recs, key=lambda r: int(r["seed"]))]
+        if not all(len(p) > 1 for p in points):
+            continue
+        tops = [max(p, key=lambda e: float(e["test_accuracy"])) for p in points]
+        accs = [float(e["test_accuracy"]) for e in tops]
+        value = best.get(strategy)
+        rows.append([_tagged(strategy, preset, base), str(recs[0].get("labels")),
+                     f"{value:.2f} %" if value is not None else "—", _pm(accs) + " %",
+                     verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—",
+                     ", ".join(str(e.get("epoch")) for e in tops), _seeds(recs)])
     return rows
 
 
@@ -232,7 +273,7 @@ def reference_curve(preset: Preset, results: Path) -> list[str]:
         return []
     if preset.extends and get_preset(preset.extends).reference.get("curve") == curves:
         return [f"Point by point beside the reference: see [`{preset.extends}`](#{preset.extends}).", ""]
-    variants = [preset] + [p for p in map(get_preset, list_presets()) if p.extends == preset.name]
+    variants = [preset, *_variants(preset)]
     md: list[str] = []
     for strategy, published in curves.items():
         ref = {int(n): float(v) for n, v in published.items()}
@@ -344,7 +385,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     versions = sorted({str((r.get("versions") or {}).get("sslzoo")) for r in records})
     if sizes != ["full"]:
         md += [f"**Scaled-down variant ({', '.join(sizes)})**, not the published protocol: "
-               f"{' '.join(variant.note.split())} The full protocol stays runnable (for a GPU) with "
+               f"{' '.join(variant.note.split())} The full protocol: "
                f"`sslzoo bench --preset {preset.name}`.", ""]
     patience = variant.options.get("patience")
     if patience:
@@ -373,8 +414,16 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
                      labels_to_error_rows(preset, records))
     else:
         what = "test error" if metric == "test_error" else "test accuracy"
+        beside = [(v, _records(results, v.name)) for v in _variants(preset)]
         md += _table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "verdict",
-                      "seeds", "wall s / run"], accuracy_rows(preset, every))
+                      "seeds", "wall s / run"],
+                     accuracy_rows(preset, every) + [row for v, recs in beside for row in accuracy_rows(v, recs, preset)])
+        rows = best_rows(preset, records) + [row for v, recs in beside for row in best_rows(v, recs, preset)]
+        if rows:
+            md += ["", "Best evaluated epoch of the same runs, chosen on the test set (the table above gives the "
+                   "final epoch):", ""]
+            md += _table(["strategy", "labels", "reference", "ours (mean ± std)", "verdict", "epoch per seed",
+                          "seeds"], rows)
         rows = start_rows(preset, records)
         if rows:
             md += ["", "At the start (first round, before any query):", ""]
@@ -428,10 +477,11 @@ def write_results(results: str | Path = "benchmarks/results", page: str | Path =
     md = ["# Reproducing published results", "",
           f"{MARKER} from benchmarks/results/ and sslzoo/presets/: do not edit -->", "",
           "Each section is one protocol preset (`sslzoo presets`), run with `sslzoo bench --preset NAME`. On the "
-          "2-core CPU these results were produced on, the long protocols ran in a scaled-down variant "
-          "(`--scaled`, labeled as such below); the full presets are unchanged and meant for a GPU. "
-          "Ours: mean ± std over seeds of the final test accuracy (the last round or epoch; a best epoch chosen "
-          "on the test set only where the published protocol itself did so, and that section says so).", "",
+          "2-core CPU these results were produced on, a section shows the full protocol, or a scaled-down variant "
+          "(`--scaled`, labeled as such, with what the full run costs) until the full run's records are in. "
+          "Ours: mean ± std over seeds of the final test accuracy (the last round or epoch). Where the runs were "
+          "evaluated during their last round, a second table gives their best evaluated epoch, chosen on the test "
+          "set, beside the reference's own best-epoch number.", "",
           VERDICT_RULE, ""]
     md += ["Presets: " + ", ".join(f"[`{n}`](#{n})" for n in list_presets()) + ".", ""]
     sections = [section(get_preset(name), results, page.parent, figures) for name in list_presets()]

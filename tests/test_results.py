@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from sslzoo.cli import main
 from sslzoo.preset import get_preset
-from sslzoo.results import TOLERANCE_PT, accuracy_rows, labels_to_error_rows, verdict, write_results
+from sslzoo.results import TOLERANCE_PT, accuracy_rows, best_rows, labels_to_error_rows, verdict, write_results
 
 
 def test_a_verdict_holds_the_reference_to_two_standard_errors_or_the_tolerance():
@@ -43,6 +43,36 @@ def test_accuracy_rows_judge_each_reference_number_with_the_seeds_behind_it():
     assert rows["least_confidence"][1:] == ["10 → 400", "89.75 %", "89.75 ± 0.25 %",
                                             "reproduced: +0.00 pt (allowed ±0.50 pt)", "0, 1, 2", "1.0"]
     assert rows["supervised"][4] == "reproduced: +0.00 pt (allowed ±0.50 pt)"
+
+
+def test_a_variants_rows_and_best_epochs_stand_beside_its_base_with_their_own_references():
+    base, faithful = get_preset("pl-cnn-mnist1000"), get_preset("pl-cnn-mnist1000-faithful")
+    assert faithful.extends == base.name
+    curves = {0: [0.97, 0.985, 0.98], 1: [0.975, 0.98, 0.984]}  # one round, evaluated at epochs 101, 102, 103
+    records = [{**_record("pseudo_label", s, c[-1], faithful.name), "labels": 1110, "oracle_labels": 1110,
+                "curve": [{"round": 0, "epoch": 101 + i, "labels": 1110, "test_accuracy": a} for i, a in enumerate(c)]}
+               for s, c in curves.items()]
+    records.append({**_record("supervised", 0, 0.95, faithful.name), "labels": 1110, "oracle_labels": 1110})
+    rows = {row[0]: row for row in accuracy_rows(faithful, records, base)}
+    assert rows["pseudo_label (faithful)"][2:4] == ["98.02 %", "98.20 ± 0.28 %"]  # the final epoch, its reference
+    (best,) = best_rows(faithful, records, base)  # supervised was evaluated once: no best-epoch row
+    assert best == ["pseudo_label (faithful)", "1110", "98.46 %", "98.45 ± 0.07 %",
+                    "reproduced: -0.01 pt (allowed ±0.50 pt)", "102, 103", "0, 1"]
+    assert best_rows(faithful, records)[0][0] == "pseudo_label"  # in its own section, untagged
+
+
+def test_one_label_count_of_a_preset_runs_as_that_part_of_it_and_the_page_says_so(tmp_path):
+    store = tmp_path / "results" / "mnist-tiny"
+    ran = CliRunner().invoke(main, ["bench", "--preset", "mnist-tiny", "--ci", "-s", "supervised", "--labels", "10",
+                                    "-q", "--out", str(store)])
+    assert ran.exit_code == 0, ran.output
+    (record,) = map(json.loads, (store / "labels-10" / "records.jsonl").read_text().splitlines())
+    assert record["preset"] == "mnist-tiny:ci@10" and record["labels"] == 10
+    write_results(tmp_path / "results", tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    section = text[text.index("## `mnist-tiny`"):]
+    command = re.search(r"- command: `([^`]+)`", section).group(1)
+    assert command == f"sslzoo bench --preset mnist-tiny --ci --labels 10 -s supervised --out {store.as_posix()}"
 
 
 def test_labels_to_error_is_the_mean_over_seeds_of_the_first_label_count_reached():

@@ -1,10 +1,18 @@
-"""sslzoo: a plugin-based zoo of label-efficient learning strategies on PyTorch."""
+"""sslzoo: a plugin-based zoo of label-efficient learning strategies on PyTorch.
+
+The public API is what this module exports (``__all__``), plus the plugin test kit
+:mod:`sslzoo.testing`. Plugins, the docs and the example plugin import only these; every other
+module path is internal and may change. ``scores`` is the module of uncertainty scores
+(``sslzoo.scores.bald(probs)``).
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from sslzoo.api import (  # noqa: E402
+from sslzoo import scores
+from sslzoo.active import ActiveOptions, ActiveStrategy, MCDropoutOptions, MCDropoutStrategy, UncertaintyStrategy
+from sslzoo.api import (
     create_dataset,
     create_model,
     create_strategy,
@@ -15,27 +23,57 @@ from sslzoo.api import (  # noqa: E402
     list_models,
     list_strategies,
 )
-from sslzoo.bench import run  # noqa: E402
-from sslzoo.comparison import compare  # noqa: E402
-from sslzoo.dataset import Arrays, Dataset  # noqa: E402
-from sslzoo.errors import (  # noqa: E402
+from sslzoo.bench import run
+from sslzoo.comparison import compare
+from sslzoo.context import Context
+from sslzoo.dataset import Arrays, Dataset
+from sslzoo.errors import (
     ChecksumError,
     DataError,
     OptionError,
     OracleError,
     PluginError,
+    PluginWarning,
+    PresetError,
     ResultsError,
     SslzooError,
     TrainingError,
     UnknownNameError,
 )
-from sslzoo.hookspecs import hookimpl  # noqa: E402
-from sslzoo.reporting import report  # noqa: E402
-from sslzoo.strategy import Batch, Labels, Strategy, TrainOptions  # noqa: E402
+from sslzoo.hookspecs import hookimpl
+from sslzoo.picking import top_k
+from sslzoo.plugins import make_plugins
+from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
+from sslzoo.registry import ModelSpec, Registry
+from sslzoo.reporting import report
+from sslzoo.strategy import (
+    ORACLE,
+    PSEUDO,
+    Batch,
+    EpochPlan,
+    Labels,
+    Strategy,
+    TrainOptions,
+    weighted_cross_entropy,
+)
 
 __all__ = [
-    "Arrays", "Batch", "ChecksumError", "DataError", "Dataset", "Labels", "OptionError", "OracleError",
-    "PluginError", "ResultsError", "SslzooError", "Strategy", "TrainOptions", "TrainingError", "UnknownNameError",
-    "__version__", "compare", "create_dataset", "create_model", "create_strategy", "get_dataset", "get_model",
-    "get_strategy", "hookimpl", "list_datasets", "list_models", "list_strategies", "report", "run",
+    # running and comparing
+    "run", "compare", "report",
+    "list_strategies", "get_strategy", "create_strategy",
+    "list_datasets", "get_dataset", "create_dataset",
+    "list_models", "get_model", "create_model",
+    # writing a strategy
+    "Strategy", "TrainOptions", "Context", "Labels", "Batch", "EpochPlan", "ORACLE", "PSEUDO",
+    "weighted_cross_entropy",
+    "ActiveStrategy", "ActiveOptions", "UncertaintyStrategy", "MCDropoutStrategy", "MCDropoutOptions",
+    "ArgmaxPseudoLabeler", "argmax_labels", "scores", "top_k",
+    # writing a dataset or a model
+    "Dataset", "Arrays", "ModelSpec",
+    # plugins
+    "hookimpl", "Registry", "make_plugins",
+    # errors and warnings
+    "SslzooError", "UnknownNameError", "OptionError", "PresetError", "DataError", "ChecksumError",
+    "PluginError", "OracleError", "TrainingError", "ResultsError", "PluginWarning",
+    "__version__",
 ]

@@ -46,6 +46,12 @@ TINY_OPTIONS: dict[str, Any] = {  # lr 0.1: three epochs make pseudo-labels conf
 }
 LEDGER_FIELDS = ("source", "target", "round", "confidence", "weight", "bucket")
 
+__all__ = [
+    "StrategyContract", "check_strategy", "tiny_run", "tiny_options", "only_plugins",
+    "check_record", "check_selection", "check_leak", "check_determinism", "leak_difference", "labels_permuted",
+    "permute_labels", "TinyRun", "SelectCall", "HookCall", "TINY_DATA", "TINY_LABELS", "TINY_SPLIT", "TINY_OPTIONS",
+]
+
 
 @dataclass
 class SelectCall:

@@ -273,7 +273,8 @@ def test_following_the_tutorial_literally_gives_a_working_plugin(tmp_path):
     script += [install if line == "pip install -e ." else line for line in commands[1:]]
     script.append('python -c "import sslzoo_example; print(\'imported from\', sslzoo_example.__file__)"')
     env = {k: v for k, v in os.environ.items() if k not in ("SSLZOO_LOAD_PLUGINS", "PYTEST_ADDOPTS")}
-    env.update(PYTHONPATH=str(site), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    # this checkout's sslzoo, whatever the environment has installed
+    env.update(PYTHONPATH=f"{site}{os.pathsep}{ROOT}", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
     done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     log = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"

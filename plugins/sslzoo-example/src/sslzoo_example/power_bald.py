@@ -19,16 +19,12 @@ Transactions on Machine Learning Research (TMLR). arXiv:2106.12059.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from sslzoo import scores
-from sslzoo.active import MCDropoutOptions, MCDropoutStrategy
-
-if TYPE_CHECKING:
-    from sslzoo.context import Context
+from sslzoo import Context, MCDropoutOptions, MCDropoutStrategy, scores
 
 KIRSCH_2023 = ("Kirsch, A., Farquhar, S., Atighehchian, P., Jesson, A., Branchaud-Charron, F. & Gal, Y. "
                "(2023). Stochastic Batch Acquisition: A Simple Baseline for Deep Active Learning. "

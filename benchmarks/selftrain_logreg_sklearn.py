@@ -38,7 +38,6 @@ import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +129,7 @@ def run_seed(protocol: Protocol, seed: int, jobs: int, data: Split, command: str
     curve: list[dict[str, Any]] = []
     records = []
     termination = "max_rounds"
+    model = classifier(seed, jobs)  # refitted every round; round 0's fit is what round 1 draws with
     for rnd in range(protocol.rounds + 1):
         if rnd > 0:
             drawn = undrawn[:chunk] if protocol.criterion == "random" else undrawn

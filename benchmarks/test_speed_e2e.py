@@ -23,9 +23,9 @@ import time
 from typing import Any
 
 import pytest
+import speedlib
 import torch
 
-import speedlib
 from sslzoo.api import create_strategy
 from sslzoo.engine import Run, RunSpec
 

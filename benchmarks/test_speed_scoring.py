@@ -51,15 +51,15 @@ import time
 from typing import Any
 
 import pytest
+import speedlib
 import torch
 import torch.nn.functional as F
 
-import speedlib
 from sslzoo import inference, models, scores
 from sslzoo.api import create_strategy
 from sslzoo.dropout import StochasticDropout
-from sslzoo.masks import KeepBits
 from sslzoo.engine import Run, RunSpec
+from sslzoo.masks import KeepBits
 
 SEED = 0
 THREADS = speedlib.configure_threads()
@@ -176,8 +176,9 @@ def test_mc_paths_across_models() -> None:
         if len(shape) == 3:
             model = model.to(memory_format=torch.channels_last)
         x, generator = torch.randn(k, *shape), torch.Generator().manual_seed(SEED)
-        ours = median_cpu(lambda: inference.mc_probabilities(model, x, torch.arange(k), passes, generator))
-        previous = median_cpu(lambda: torch_dropout_probabilities(model, x, passes))
+        ours = median_cpu(lambda m=model, x=x, k=k, t=passes, g=generator:
+                          inference.mc_probabilities(m, x, torch.arange(k), t, g))
+        previous = median_cpu(lambda m=model, x=x, t=passes: torch_dropout_probabilities(m, x, t))
         rows.append({"model": name, "candidates": k, "T": passes, "sslzoo_cpu_ms": round(ours * 1e3, 1),
                      "torch_dropout_cpu_ms": round(previous * 1e3, 1), "speed_up": round(previous / ours, 2)})
     RESULTS["paths"] = rows
@@ -359,7 +360,8 @@ def test_bald_agreement(trained) -> None:
              "spearman_sslzoo_vs_torch_dropout": round(spearman(ours, previous), 4),
              "spearman_sslzoo_vs_sslzoo_other_seed": round(spearman(ours, ours2), 4),
              "spearman_torch_dropout_vs_baal": round(spearman(previous, theirs), 4),
-             "mean_bald_sslzoo": round(float(ours.mean()), 5), "mean_bald_torch_dropout": round(float(previous.mean()), 5),
+             "mean_bald_sslzoo": round(float(ours.mean()), 5),
+             "mean_bald_torch_dropout": round(float(previous.mean()), 5),
              "mean_bald_baal": round(float(theirs.mean()), 5)}
     RESULTS["agreement"] = agree
     assert agree["spearman_sslzoo_vs_baal"] >= 0.9, agree

@@ -40,12 +40,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import speedlib
 import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-import speedlib
 from sslzoo import inference, models
 from sslzoo.api import create_strategy
 from sslzoo.engine import Run, RunSpec
@@ -105,7 +105,7 @@ def _write_results():
     yield
     runs, peak = RESULTS["runs"], RESULTS.get("matmul_flops")
     ratios: dict[str, float] = {}
-    for name, r in runs.items():
+    for r in runs.values():
         if peak and "flops_per_image" in r:
             r["achieved_flops"] = round(r["images_per_s"] * r["flops_per_image"])
             r["fraction_of_matmul_peak"] = round(r["achieved_flops"] / peak, 3)

@@ -189,7 +189,8 @@ def main() -> None:
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), metavar="FILE.toml",
               help="Run your own protocol file, in the preset format.")
 @click.option("--scaled", is_flag=True, help="With --preset/--config: the CPU-sized variant (its [scaled] table).")
-@click.option("--ci", "ci_size", is_flag=True, help="With --preset/--config: the CI-sized variant ([scaled] then [ci]).")
+@click.option("--ci", "ci_size", is_flag=True,
+              help="With --preset/--config: the CI-sized variant ([scaled] then [ci]).")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
@@ -288,8 +289,8 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
             user[key] = str(params.pop(key))
             params[key] = None
     params["options"] = [f"{k}={_option_text(v)}" for k, v in merge_options(args["options"], user).items()]
-    params["dataset_options"] = [f"{k}={v}" for k, v in
-                                 {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}.items()]
+    dataset_options = {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}
+    params["dataset_options"] = [f"{k}={v}" for k, v in dataset_options.items()]
     parts = [(n, names, p.record_name(n)) for n, names in p.label_groups(args["strategies"])]
     if "labels" in given:  # --labels N: the protocol's part at N if it has one, else every strategy at N
         parts = [part for part in parts if part[0] == params["labels"] and len(p.label_groups()) > 1] or \

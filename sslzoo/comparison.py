@@ -5,7 +5,8 @@ Both sides must hold the same seeds, so runs are compared seed by seed: the defa
 takes the seeds' spread into account as twice the standard error of the mean per-seed difference,
 ``2·stdev(new_s − baseline_s)/sqrt(n)``, and is never less than :data:`MIN_TOLERANCE` (one accuracy
 point). A change that moves every seed the same way is therefore caught even when the seeds
-themselves spread widely; a change that only reshuffles the randomness is not flagged. ``tolerance=T`` makes it exactly ``T`` (absolute
+themselves spread widely; a change that only reshuffles the randomness is not flagged.
+``tolerance=T`` makes it exactly ``T`` (absolute
 accuracy, 0.02 = 2 points).
 """
 
@@ -295,7 +296,8 @@ def _check_datasets(base: dict[GroupKey, _Group], new: dict[GroupKey, _Group], b
         if (dataset, preset) not in bw:
             have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in bw)
             raise ResultsError(f"{origin}: NEW has records on dataset {dataset!r} (preset {json.loads(preset)}), "
-                               f"but BASELINE ({base_name}) is on {have}; compare records of the same dataset and preset")
+                               f"but BASELINE ({base_name}) is on {have}; compare records of the same dataset and "
+                               f"preset")
     for (dataset, preset), origin in bw.items():
         if (dataset, preset) not in nw:
             have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in nw)
@@ -360,7 +362,8 @@ def _columns(cmp: Comparison, marks: Mapping[str, str]) -> tuple[list[str], list
     for r in cmp.rows:
         seeds = (r.new or r.baseline).n  # type: ignore[union-attr]
         dataset = r.dataset if r.preset is None else f"{r.dataset} ({r.preset})"
-        row = [r.strategy + ("*" if r.patience else ""), dataset, str(seeds), _pct(r.baseline), _pct(r.new), _pt(r.delta),
+        row = [r.strategy + ("*" if r.patience else ""), dataset, str(seeds), _pct(r.baseline), _pct(r.new),
+               _pt(r.delta),
                _pt(r.tolerance, signed=False), marks[r.verdict]]
         if al:
             row.append(_pair(r.baseline, r.new, "budget_auc", ".4f"))

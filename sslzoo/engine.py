@@ -29,10 +29,10 @@ from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
 from sslzoo.ledger import Ledger
+from sslzoo.metrics import curve_metrics
 from sslzoo.options import options_dict
 from sslzoo.oracle import Oracle, OracleHandle
 from sslzoo.prefix import SharedPrefix
-from sslzoo.metrics import curve_metrics
 from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry

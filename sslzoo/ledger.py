@@ -1,8 +1,9 @@
 """The ledger: which training ids are labeled, how, when and how surely.
 
 Labeling moves ids between index sets; it never copies data. Every id records its source
-(pool, oracle, pseudo, or held out of both the pool and training by the split), its label, the round it got it, its confidence, loss weight and, for
-a pseudo-label, its difficulty bucket (:mod:`sslzoo.quality`).
+(pool, oracle, pseudo, or held out of both the pool and training by the split), its label, the
+round it got it, its confidence, loss weight and, for a pseudo-label, its difficulty bucket
+(:mod:`sslzoo.quality`).
 """
 
 from __future__ import annotations

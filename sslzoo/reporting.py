@@ -280,8 +280,63 @@ def _classes(grid: Mapping[str, Any]) -> list[list[int]]:
     return [[int(c) for c in row] if isinstance(row, str) else [int(c) for c in row] for row in rows]
 
 
-def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path: Path, into: Report) -> bool:
+def boundary_panel(ax: Any, name: str, record: Record, palette: Sequence[str]) -> None:
+    """One strategy's panel: the final model's classes on the grid, with the labeled, queried and
+    pseudo-labeled points of the record's ``boundary`` entry."""
     from matplotlib.colors import ListedColormap
+
+    b = record["boundary"]
+    try:
+        grid = b["grid"]
+        classes = _classes(grid)
+        (x0, x1), (y0, y1) = grid["x"], grid["y"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultsError(f"strategy {name!r}: the record's boundary entry is malformed ({exc!r})") from None
+    k = max(2, max(max(r) for r in classes) + 1)
+    colors = [palette[i % len(palette)] for i in range(k)]
+    ax.imshow(classes, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", alpha=0.18,
+              cmap=ListedColormap(colors), vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+    ax.contour([x0 + (x1 - x0) * i / (len(classes[0]) - 1) for i in range(len(classes[0]))],
+               [y0 + (y1 - y0) * i / (len(classes) - 1) for i in range(len(classes))],
+               classes, levels=[c + 0.5 for c in range(k - 1)], colors="k", linewidths=0.8)
+
+    def pts(part: str) -> Mapping[str, Any]:
+        value = b.get(part) or {}
+        return value if isinstance(value, Mapping) else {}
+
+    def scatter(part: str, color_key: str, **style: Any) -> int:
+        p = pts(part)
+        xy = p.get("xy") or []
+        if not xy:
+            return 0
+        cs = [colors[int(c) % k] for c in p.get(color_key, [0] * len(xy))]
+        ax.scatter([q[0] for q in xy], [q[1] for q in xy], c=cs, **style)
+        return len(xy)
+
+    pool = pts("pool")
+    step_pseudo = (record.get("family") in ("ssl", "hybrid") and not pts("pseudo").get("xy")
+                   and any((e.get("pseudo_labels") or 0) > 0 for e in record.get("curve") or []))
+    if step_pseudo:  # pseudo-labels drawn per step: the pool points with the final model's argmax
+        scatter("pool", "pred", s=9, marker=".", alpha=0.8, label="pseudo-labels (final model, pool)")
+    elif pool.get("xy"):
+        ax.scatter([q[0] for q in pool["xy"]], [q[1] for q in pool["xy"]], s=4, c="0.55", alpha=0.6,
+                   label="unlabeled pool")
+    scatter("pseudo", "label", s=10, marker=".", alpha=0.9, label="pseudo-labeled")
+    wrong = [q for part in ("pseudo",) + (("pool",) if step_pseudo else ())
+             for q, ok in zip(pts(part).get("xy") or [], pts(part).get("correct") or []) if not ok]
+    if wrong:
+        ax.scatter([q[0] for q in wrong], [q[1] for q in wrong], s=16, marker="x", c="k", linewidths=0.8,
+                   label="wrong pseudo-label")
+    scatter("labeled", "label", s=60, marker="o", edgecolors="k", linewidths=1.2, label="labeled (start)")
+    scatter("queried", "label", s=90, marker="*", edgecolors="k", linewidths=0.8, label="queried")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(f"{name} (seed {record['seed']}): {100 * record['test_accuracy']:.1f} %", fontsize="medium")
+    ax.tick_params(labelsize="small")
+    ax.legend(fontsize="x-small", loc="lower left", framealpha=0.7)
+
+
+def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path: Path, into: Report) -> bool:
 
     panels = []
     for name, records in groups.items():
@@ -300,55 +355,7 @@ def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (name, record) in zip(axes.flat, panels):
-        b = record["boundary"]
-        try:
-            grid = b["grid"]
-            classes = _classes(grid)
-            (x0, x1), (y0, y1) = grid["x"], grid["y"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResultsError(f"strategy {name!r}: the record's boundary entry is malformed ({exc!r})") from None
-        k = max(2, max(max(r) for r in classes) + 1)
-        colors = [palette[i % len(palette)] for i in range(k)]
-        ax.imshow(classes, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", alpha=0.18,
-                  cmap=ListedColormap(colors), vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
-        ax.contour([x0 + (x1 - x0) * i / (len(classes[0]) - 1) for i in range(len(classes[0]))],
-                   [y0 + (y1 - y0) * i / (len(classes) - 1) for i in range(len(classes))],
-                   classes, levels=[c + 0.5 for c in range(k - 1)], colors="k", linewidths=0.8)
-
-        def pts(part: str) -> Mapping[str, Any]:
-            value = b.get(part) or {}
-            return value if isinstance(value, Mapping) else {}
-
-        def scatter(part: str, color_key: str, **style: Any) -> int:
-            p = pts(part)
-            xy = p.get("xy") or []
-            if not xy:
-                return 0
-            cs = [colors[int(c) % k] for c in p.get(color_key, [0] * len(xy))]
-            ax.scatter([q[0] for q in xy], [q[1] for q in xy], c=cs, **style)
-            return len(xy)
-
-        pool = pts("pool")
-        step_pseudo = (record.get("family") in ("ssl", "hybrid") and not pts("pseudo").get("xy")
-                       and any((e.get("pseudo_labels") or 0) > 0 for e in record.get("curve") or []))
-        if step_pseudo:  # pseudo-labels drawn per step: the pool points with the final model's argmax
-            scatter("pool", "pred", s=9, marker=".", alpha=0.8, label="pseudo-labels (final model, pool)")
-        elif pool.get("xy"):
-            ax.scatter([q[0] for q in pool["xy"]], [q[1] for q in pool["xy"]], s=4, c="0.55", alpha=0.6,
-                       label="unlabeled pool")
-        scatter("pseudo", "label", s=10, marker=".", alpha=0.9, label="pseudo-labeled")
-        wrong = [q for part in ("pseudo",) + (("pool",) if step_pseudo else ())
-                 for q, ok in zip(pts(part).get("xy") or [], pts(part).get("correct") or []) if not ok]
-        if wrong:
-            ax.scatter([q[0] for q in wrong], [q[1] for q in wrong], s=16, marker="x", c="k", linewidths=0.8,
-                       label="wrong pseudo-label")
-        scatter("labeled", "label", s=60, marker="o", edgecolors="k", linewidths=1.2, label="labeled (start)")
-        scatter("queried", "label", s=90, marker="*", edgecolors="k", linewidths=0.8, label="queried")
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_title(f"{name} (seed {record['seed']}): {100 * record['test_accuracy']:.1f} %", fontsize="medium")
-        ax.tick_params(labelsize="small")
-        ax.legend(fontsize="x-small", loc="lower left", framealpha=0.7)
+        boundary_panel(ax, name, record, palette)
     fig.suptitle(f"Decision boundaries: {title}")
     _save(fig, path, into)
     return True

@@ -107,7 +107,8 @@ def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: s
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
     return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
@@ -156,7 +157,7 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
     metric = preset.reference.get("metric", "test_accuracy")
     rows = []
     for strategy, name, recs in _by_strategy(records):
-        for labels, group in sorted(_by(recs, "preset").items(), key=lambda kv: _labels_of(kv[1][0])):
+        for group in sorted(_by(recs, "preset").values(), key=lambda g: _labels_of(g[0])):
             n_labels = _labels_of(group[0])
             accs = [float(r["test_accuracy"]) for r in group]
             walls = [float(r.get("wall_seconds") or 0) for r in group]
@@ -338,7 +339,8 @@ def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[s
                                f"{', '.join(map(str, counts)) if strategy in variant.strategies else '—'}); the "
                                f"results page publishes only runs of the preset's protocol")
         given = strategy_options(variant.strategies, variant.options, registry)[strategy]
-        spec = RunSpec(strategy=strategy, dataset=variant.dataset, labels=int(record["labels"]), seed=int(record["seed"]),
+        spec = RunSpec(strategy=strategy, dataset=variant.dataset, labels=int(record["labels"]),
+                       seed=int(record["seed"]),
                        model=variant.model, split=variant.split, exclude_classes=tuple(variant.exclude_classes),
                        options=given, dataset_options=dict(variant.dataset_options), preset=name)
         plan = planned_record(spec, create_strategy(strategy, registry, **given), registry)
@@ -404,7 +406,8 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         library = sorted({str((r.get("versions") or {}).get(impl)) for r in recs})
         md += [f"- {impl} {', '.join(library)}, on the same split: "
                + ", ".join(f"`{c}`" for c in dict.fromkeys(str(r.get("command")) for r in recs))
-               + f" ({len(recs)} records, total wall time {sum(float(r.get('wall_seconds') or 0) for r in recs):.0f} s)"]
+               + f" ({len(recs)} records, total wall time "
+                 f"{sum(float(r.get('wall_seconds') or 0) for r in recs):.0f} s)"]
     md.append("")
     metric = ref.get("metric", "test_accuracy")
     if metric == "labels_to_error":

@@ -115,7 +115,8 @@ def _mnist_root(root: Path, labels: bytes = bytes(range(10)) * 2) -> Path:
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split, n in (("train", 20), ("t10k", 10)):
-        (raw / f"{split}-images-idx3-ubyte").write_bytes(_idx(3, [n, 28, 28], bytes(range(256)) * 3 * n + bytes(16 * n)))
+        pixels = bytes(range(256)) * 3 * n + bytes(16 * n)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(_idx(3, [n, 28, 28], pixels))
         (raw / f"{split}-labels-idx1-ubyte").write_bytes(_idx(1, [n], labels[:n]))
     return raw
 

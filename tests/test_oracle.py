@@ -54,7 +54,8 @@ def test_label_may_ask_for_query_count_of_its_own_ids():
 
 @pytest.mark.parametrize(("label", "error", "message"), [
     (lambda self, ctx, ids: ctx.oracle(ids[:4]),
-     OracleError, r"'over_asking' .*, round 1: label asked the oracle for 4 labels; its query_count allows 3 this round"),
+     OracleError,
+     r"'over_asking' .*, round 1: label asked the oracle for 4 labels; its query_count allows 3 this round"),
     (lambda self, ctx, ids: ctx.oracle(torch.cat([ids[:1], ids[:1] + 1000])),
      OracleError, r"'foreign_ids' .*, round 1: label asked the oracle about ids that were not passed to this label "
                   r"call \(1 of them, e\.g\. id \d+\); it may ask only about the ids it is labeling"),

@@ -239,7 +239,8 @@ def test_the_reference_curve_is_shown_point_by_point_and_marks_where_each_run_pa
     header = next(line for line in md if line.startswith("| labels"))
     assert header == "| labels | reference | clean s0 | clean s1 | faithful s0 |"
     rows = {line.split(" | ")[0].strip("| "): line for line in md if line.startswith("| ") and line[2].isdigit()}
-    assert rows["20"] == f"| 20 | {published[20]:.2f} | {published[20]:.2f} | **{published[20] - 1:.2f}** ◀ | {published[20]:.2f} |"
+    ref = f"{published[20]:.2f}"
+    assert rows["20"] == f"| 20 | {ref} | {ref} | **{published[20] - 1:.2f}** ◀ | {ref} |"
     assert rows["30"].count("◀") == 2 and rows["400"].endswith("| 89.75 | — | — | — |")
     variant_md = reference_curve(get_preset("al-linear-mnist4000-faithful"), tmp_path)
     assert variant_md[0].startswith("Point by point beside the reference: see [`al-linear-mnist4000`]")

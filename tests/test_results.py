@@ -78,7 +78,7 @@ def test_one_label_count_of_a_preset_runs_as_that_part_of_it_and_the_page_says_s
 def test_labels_to_error_is_the_mean_over_seeds_of_the_first_label_count_reached():
     preset = get_preset("gal2017-mnist")  # bald: 145 labels to 10 % error, 335 to 5 %
     curves = {0: [(20, 0.5), (130, 0.89), (140, 0.90), (390, 0.93), (400, 0.94)],  # reaches 90 % at 140
-              1: [(20, 0.5), (140, 0.89), (150, 0.91), (390, 0.93), (400, 0.94)]}  # at 150 (never 145: no interpolation)
+              1: [(20, 0.5), (140, 0.89), (150, 0.91), (390, 0.93), (400, 0.94)]}  # at 150, never 145
     records = [_record("bald", s, c[-1][1], "gal2017-mnist", c) for s, c in curves.items()]
     (row,) = labels_to_error_rows(preset, records)
     assert row[:4] == ["bald", "145", "145 ± 7", "reproduced: +0 labels (allowed ±10 labels)"]

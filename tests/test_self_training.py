@@ -286,6 +286,6 @@ def test_a_reject_band_also_filters_the_confident_criteria():
 def test_a_reject_band_that_is_not_low_high_in_0_1_is_a_one_line_error(band):
     from sslzoo.errors import OptionError
 
-    with pytest.raises(OptionError, match=rf"option reject_band=.* of strategy 'self_training' is not allowed: "
+    with pytest.raises(OptionError, match=r"option reject_band=.* of strategy 'self_training' is not allowed: "
                                           r"it must be LOW,HIGH with 0 <= LOW <= HIGH <= 1"):
         SelfTraining(reject_band=band)

@@ -18,7 +18,7 @@ TINY = {
 SEEDS = 2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _records(strategies: tuple[str, ...], seeds: int) -> str:
     import sslzoo
 

@@ -36,8 +36,8 @@ import torch
 from sslzoo.augment import random_affine
 from sslzoo.default_plugins.pseudo_label import LEE_2013
 from sslzoo.errors import OptionError
-from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
 from sslzoo.hookspecs import hookimpl
+from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
 from sslzoo.strategy import PSEUDO, Batch, Labels, TrainOptions
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -14,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslzoo.engine import Run
+from sslzoo.engine import Learner
+from sslzoo.inference import Precision
 from sslzoo.prefix import SharedPrefix
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,10 +70,10 @@ def matmul_flops(n: int = 2048, repeats: int = 8, device: str = "cpu", dtype: to
     return 2 * n ** 3 / best
 
 
-def unshare_prefix(run: Run) -> None:
-    """Call after ``Run._fresh_model``: the run's pseudo-label forward then runs the whole model
-    instead of sharing the training forward's prefix (the engine before that was added)."""
-    run.prefix = run.ctx.prefix = SharedPrefix(nn.Identity(), run.opts.precision)
+def unshare_prefix(learner: Learner, precision: Precision) -> Learner:
+    """``learner`` whose pseudo-label forward runs the whole model instead of sharing the training
+    forward's prefix (the engine before that was added)."""
+    return dataclasses.replace(learner, prefix=SharedPrefix(nn.Identity(), precision))
 
 
 def torchvision_mnist_root(tmp: Path) -> Path:

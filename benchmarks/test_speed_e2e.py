@@ -18,6 +18,7 @@ The configurations are inline (they do not read the presets). Results:
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from typing import Any
@@ -27,7 +28,7 @@ import speedlib
 import torch
 
 from sslzoo.api import create_strategy
-from sslzoo.engine import Run, RunSpec
+from sslzoo.engine import Learner, Run, RunSpec
 
 THREADS = speedlib.configure_threads()
 RESULTS: dict[str, Any] = {"threads": THREADS, "runs": {}}
@@ -61,11 +62,12 @@ def plain_optimizer(model: torch.nn.Module, opts: Any) -> torch.optim.Optimizer:
 class PlainRun(Run):
     """The engine with the speed options off: for-each optimizer, NCHW weights, no shared prefix."""
 
-    def _fresh_model(self) -> None:
-        super()._fresh_model()
-        self.model = self.ctx.model = self.model.to(memory_format=torch.contiguous_format)
-        self.optimizer = plain_optimizer(self.model, self.opts)
-        speedlib.unshare_prefix(self)
+    def fresh_learner(self) -> Learner:
+        learner = super().fresh_learner()
+        model = learner.model.to(memory_format=torch.contiguous_format)
+        optimizer = plain_optimizer(model, self.training)
+        return speedlib.unshare_prefix(dataclasses.replace(learner, model=model, optimizer=optimizer),
+                                       self.training.precision)
 
 
 def execute(config: dict[str, Any], seed: int = 0, cls: type[Run] = Run) -> dict[str, Any]:

@@ -293,7 +293,7 @@ def test_mc_suffix_parts(suffix, monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def trained():
     run, strat = trained_run()
-    return run, strat, run.ledger.pool()
+    return run, strat, run.data.ledger.pool()
 
 
 def baal_bald(model: torch.nn.Module, x: torch.Tensor, passes: int, seed: int) -> torch.Tensor:
@@ -316,7 +316,7 @@ def sslzoo_bald(run: Run, strat: Any, ids: torch.Tensor, passes: int, seed: int)
 
 def plain_model(run: Run) -> torch.nn.Module:
     """The same weights as a user's model would hold them (NCHW), for baal."""
-    return copy.deepcopy(run.model).to(memory_format=torch.contiguous_format).eval()
+    return copy.deepcopy(run.learner.model).to(memory_format=torch.contiguous_format).eval()
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -333,15 +333,16 @@ def test_sslzoo_bald_speed(benchmark, trained) -> None:
 
 def test_torch_dropout_bald_speed(benchmark, trained) -> None:
     run, _, pool = trained
-    x = run.x[pool[:SPEED_POOL]]
-    wall, cpu = timed(benchmark, torch_dropout_bald, (run.model, x, SPEED_T, SEED), (run.model, x[:256], SPEED_T, SEED))
+    x = run.data.x[pool[:SPEED_POOL]]
+    model = run.learner.model
+    wall, cpu = timed(benchmark, torch_dropout_bald, (model, x, SPEED_T, SEED), (model, x[:256], SPEED_T, SEED))
     record("torch-dropout-bald-T20", wall, cpu, pool=SPEED_POOL, T=SPEED_T, images_per_s=round(SPEED_POOL / wall, 1))
 
 
 def test_baal_bald_speed(benchmark, trained) -> None:
     pytest.importorskip("baal")
     run, _, pool = trained
-    x = run.x[pool[:SPEED_POOL]].contiguous()
+    x = run.data.x[pool[:SPEED_POOL]].contiguous()
     model = plain_model(run)
     wall, cpu = timed(benchmark, baal_bald, (model, x, SPEED_T, SEED), (model, x[:256], SPEED_T, SEED))
     record("baal-bald-T20", wall, cpu, pool=SPEED_POOL, T=SPEED_T, batch_size=BAAL_BATCH,
@@ -354,8 +355,8 @@ def test_bald_agreement(trained) -> None:
     ids = pool[:AGREE_POOL]
     ours = sslzoo_bald(run, strat, ids, AGREE_T, SEED)
     ours2 = sslzoo_bald(run, strat, ids, AGREE_T, SEED + 1)
-    previous = torch_dropout_bald(run.model, run.x[ids], AGREE_T, SEED)
-    theirs = baal_bald(plain_model(run), run.x[ids].contiguous(), AGREE_T, SEED)
+    previous = torch_dropout_bald(run.learner.model, run.data.x[ids], AGREE_T, SEED)
+    theirs = baal_bald(plain_model(run), run.data.x[ids].contiguous(), AGREE_T, SEED)
     agree = {"pool": AGREE_POOL, "T": AGREE_T, "spearman_sslzoo_vs_baal": round(spearman(ours, theirs), 4),
              "spearman_sslzoo_vs_torch_dropout": round(spearman(ours, previous), 4),
              "spearman_sslzoo_vs_sslzoo_other_seed": round(spearman(ours, ours2), 4),
@@ -370,7 +371,7 @@ def test_bald_agreement(trained) -> None:
 def test_sslzoo_entropy_speed(benchmark, trained) -> None:
     run, _, _ = trained
     strat = create_strategy("entropy", epochs=2, batch_size=32, lr=1e-3, optimizer="adam")
-    ids = torch.arange(run.x.shape[0])
+    ids = torch.arange(run.data.x.shape[0])
     wall, cpu = timed(benchmark, strat.score, (run.ctx, ids), (run.ctx, ids[:256]))
     record("sslzoo-entropy", wall, cpu, pool=ids.numel(), images_per_s=round(ids.numel() / wall, 1))
 
@@ -381,7 +382,7 @@ sys.path.insert(0, {bench!r})
 torch.set_num_threads({threads})
 from test_speed_scoring import trained_run, sslzoo_bald
 run, strat = trained_run()
-ids = torch.arange(run.x.shape[0])
+ids = torch.arange(run.data.x.shape[0])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 scores = sslzoo_bald(run, strat, ids, 100, 0)

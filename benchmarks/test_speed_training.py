@@ -35,6 +35,7 @@ times, profiles and the ratios go to ``benchmarks/results/speed_training.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sslzoo import inference, models
 from sslzoo.api import create_strategy
-from sslzoo.engine import Run, RunSpec
+from sslzoo.engine import Learner, Run, RunSpec
 from sslzoo.strategy import Batch
 
 SEED = 0
@@ -80,11 +81,12 @@ def flops_per_image(model_name: str, batch: int) -> float:
 class PlainRun(Run):
     """The engine loop with its speed options off (for-each Adam, NCHW weights, no shared prefix)."""
 
-    def _fresh_model(self) -> None:
-        super()._fresh_model()
-        self.model = self.ctx.model = self.model.to(memory_format=torch.contiguous_format)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.opts.lr, foreach=True)
-        speedlib.unshare_prefix(self)
+    def fresh_learner(self) -> Learner:
+        learner = super().fresh_learner()
+        model = learner.model.to(memory_format=torch.contiguous_format)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.training.lr, foreach=True)
+        return speedlib.unshare_prefix(dataclasses.replace(learner, model=model, optimizer=optimizer),
+                                       self.training.precision)
 
 
 def engine_run(model: str, batch: int, images: int, cls: type[Run] = Run) -> Run:
@@ -224,12 +226,12 @@ def pl_run(strategy: str, options: dict[str, Any], cls: type[Run] = Run) -> Run:
 def engine_step(precision: str) -> Callable[[], torch.Tensor]:
     """The engine's training step on 256 pool images with (random) pseudo-labels and no labeled part."""
     run = pl_run("pseudo_label", {**PL_EPOCH, "precision": precision})
-    run._fresh_model()
-    run.model.train()
-    ids = run.ledger.pool()[:STEP_BATCH]
+    run.learner = run.fresh_learner()
+    run.learner.model.train()
+    ids = run.data.ledger.pool()[:STEP_BATCH]
     none = ids[:0]
-    labeled = Batch(none, run.x[none], run.ledger.target[none], run.ledger.weight[none])
-    unlabeled = Batch(ids, run.x[ids], torch.randint(0, 10, (STEP_BATCH,)), torch.ones(STEP_BATCH))
+    labeled = Batch(none, run.data.x[none], run.data.ledger.target[none], run.data.ledger.weight[none])
+    unlabeled = Batch(ids, run.data.x[ids], torch.randint(0, 10, (STEP_BATCH,)), torch.ones(STEP_BATCH))
     return lambda: run._step(labeled, unlabeled)
 
 
@@ -265,9 +267,8 @@ def test_engine_step(benchmark, precision: str) -> None:
 class UnsharedRun(Run):
     """The engine without the shared prefix: the pseudo-label forward runs the whole model."""
 
-    def _fresh_model(self) -> None:
-        super()._fresh_model()
-        speedlib.unshare_prefix(self)
+    def fresh_learner(self) -> Learner:
+        return speedlib.unshare_prefix(super().fresh_learner(), self.training.precision)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -285,7 +286,8 @@ def test_pseudo_label_epoch(benchmark, variant: str, cls: type[Run], precision: 
     epoch = benchmark.stats.stats.median
     warmup = pl_run("supervised", {**SGD, "epochs": 1, "precision": precision})
     warmup_epoch = timed(lambda: warmup.train_round(0))
-    evaluation = timed(lambda: inference.accuracy(run.model, run.x_test, run.y_test, precision=precision))
+    data = run.data
+    evaluation = timed(lambda: inference.accuracy(run.learner.model, data.x_test, data.y_test, precision=precision))
     seconds = (PROTOCOL["warmup_epochs"] * warmup_epoch + PROTOCOL["pl_epochs"] * epoch
                + PROTOCOL["evaluations"] * evaluation)
     RESULTS["pl_epochs"][variant] = {

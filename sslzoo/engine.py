@@ -1,9 +1,17 @@
 """The engine: one readable loop that runs any strategy on any dataset and model.
 
-    seed → data on the device → model → for each round:
-        select/label on the pool → move ids between the ledger's index sets
-        train: for each step: labeled batch (+ unlabeled batch: select → label → weight) → loss → step
+    seed → data on the device → for each round:
+        (after round 0) stop? → select/label on the pool → move ids between the ledger's index sets
+        a fresh model when due → train: for each step:
+            labeled batch (+ unlabeled batch: select → label → weight) → loss → optimizer step
         evaluate on the test set → append an entry to the run's curve
+    → the record
+
+:meth:`Run.execute` is that loop, top to bottom. The run's state is made in two places: the data
+(:class:`RunData`: inputs on the device, the hidden truth, the ledger) and the strategy's
+:class:`~sslzoo.context.Context` once, by :meth:`Run.setup`; the model with its optimizer
+(:class:`Learner`) by :meth:`Run.fresh_learner` at round 0 and, with ``retrain=scratch``, every
+round. Everything else is passed and returned.
 
 Data lives on the device as tensors; batches are ``randperm`` slices, never a DataLoader.
 Nothing in the step loop synchronises with the device: a non-finite loss is detected on the
@@ -12,18 +20,17 @@ device and reported once per epoch with the strategy, round, epoch and step.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from sslzoo import inference
-from sslzoo.adam import AdamEpsilonHat, AdamWEpsilonHat
+from sslzoo.boundary import decision_boundary
 from sslzoo.context import Context
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError, PluginError, TrainingError
@@ -37,12 +44,11 @@ from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import held_out, initial_labels
-from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy, TrainOptions
-
-FALLBACK_TRAINING = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9,
-                     "weight_decay": 0.0}
+from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy
+from sslzoo.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 
 Progress = Callable[[dict[str, Any]], None]
+Record = dict[str, Any]
 
 
 @dataclass
@@ -73,71 +79,11 @@ def resolve_device(name: str) -> torch.device:
     raise OptionError(f"--device {name!r} is not allowed: use auto, cpu, cuda or cuda:N")
 
 
-def resolve_training(strategy: Strategy, dataset: Dataset) -> None:
-    """Fill the strategy's training options left at ``None`` from the dataset's defaults."""
-    defaults = {**FALLBACK_TRAINING, **dataset.train_defaults}
-    fills = {f.name: defaults[f.name] for f in dataclasses.fields(TrainOptions)
-             if getattr(strategy.options, f.name) is None and f.name in defaults}
-    strategy.options = dataclasses.replace(strategy.options, **fills)
-
-
-def check_training(opts: TrainOptions, where: str) -> None:
-    """Training options that cannot work together fail before any training."""
-    for name in ("momentum_start", "momentum_dampening"):
-        if getattr(opts, name) not in (None, False) and opts.optimizer != "sgd":
-            raise OptionError(f"option {name}={getattr(opts, name)} of {where} needs optimizer=sgd "
-                              f"(momentum is an SGD option), got optimizer={opts.optimizer}")
-    if opts.momentum_start is not None and opts.momentum_epochs < 1:
-        raise OptionError(f"option momentum_start={opts.momentum_start} of {where} needs momentum_epochs of at "
-                          f"least 1 (the epochs over which the momentum rises to {opts.momentum})")
-
-
-def hidden_dense_weights(model: nn.Module) -> list[nn.Parameter]:
-    """The weights (not biases) of every ``nn.Linear`` but the last one, in module order."""
-    dense = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return [m.weight for m in dense[:-1]]
-
-
-def make_optimizer(model: nn.Module, opts: TrainOptions, n_train: int) -> torch.optim.Optimizer:
-    """The optimizer named by ``opts.optimizer`` with its learning rate and L2 penalty.
-
-    The penalty is ``weight_decay`` (divided by ``n_train``, the number of training samples, with
-    ``weight_decay_scale="1/n"``) on every parameter, or with ``weight_decay_on="hidden_dense"``
-    only on the weights of the dense layers before the output layer.
-    """
-    params = list(model.parameters())
-    decay = opts.weight_decay / max(1, n_train) if opts.weight_decay_scale == "1/n" else opts.weight_decay
-    if opts.weight_decay_on == "hidden_dense":
-        penalised = {id(p) for p in hidden_dense_weights(model)}
-        groups = [{"params": [p for p in params if id(p) in penalised], "weight_decay": decay},
-                  {"params": [p for p in params if id(p) not in penalised], "weight_decay": 0.0}]
-    else:
-        groups = [{"params": params, "weight_decay": decay}]
-    groups = [g for g in groups if g["params"]]
-    # The fused kernels (CPU and CUDA) update all parameters in one pass: same algorithm, fewer launches.
-    fast = {"fused": True} if params and all(p.device.type in ("cpu", "cuda") for p in params) else {}
-    if opts.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=opts.lr, momentum=opts.momentum, **fast)
-    hat = opts.adam_epsilon == "hat"
-    if opts.optimizer == "adamw":
-        return (AdamWEpsilonHat if hat else torch.optim.AdamW)(groups, lr=opts.lr, **fast)
-    return (AdamEpsilonHat if hat else torch.optim.Adam)(groups, lr=opts.lr, **fast)
-
-
-def schedule_epoch(optimizer: torch.optim.Optimizer, opts: TrainOptions, epoch: int) -> None:
-    """Set the learning rate (``lr`` × ``lr_decay`` ** ``epoch``) and, for SGD with
-    ``momentum_start``, the momentum (linear from ``momentum_start`` to ``momentum`` over
-    ``momentum_epochs`` epochs, then ``momentum``) of the coming epoch (0-based); with
-    ``momentum_dampening`` the dampening follows the momentum (velocity = p·velocity + (1 - p)·grad)."""
-    lr = opts.lr * opts.lr_decay ** epoch
-    momentum = opts.momentum
-    if opts.momentum_start is not None and epoch < opts.momentum_epochs:
-        momentum = opts.momentum_start + (opts.momentum - opts.momentum_start) * epoch / opts.momentum_epochs
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        if "momentum" in group:
-            group["momentum"] = momentum
-            group["dampening"] = momentum if opts.momentum_dampening else 0.0
+def record_options(strategy: Strategy, training: Training) -> dict[str, Any]:
+    """The strategy's options as its record reports them, the training options as the run uses them
+    (a ``None`` left for the dataset's default is the value it got)."""
+    used = vars(training)
+    return {key: used.get(key, value) for key, value in strategy.resolved_options().items()}
 
 
 class PoolSampler:
@@ -212,37 +158,58 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: Oracl
         raise PluginError(f"{where}: label changed {changed} of the oracle's answers")
 
 
-class EarlyStopping:
-    """``patience``: stop after ``patience`` epochs without a better test accuracy, then restore the
-    weights of the best epoch (model selection on the test set, as some published protocols do).
+@dataclass
+class RunData:
+    """A run's data on its device: the normalized training and test inputs, the test labels, the
+    hidden training labels (the oracle) and the ledger of which training ids hold which label."""
 
-    An epoch is better only if its accuracy is strictly higher than the best so far; every better
-    epoch restarts the count. With ``start`` (``patience_start``) the model's weights before the
-    first epoch are the first candidate (epoch 0): a round that never beats them restores them.
-    """
+    x: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    oracle: Oracle
+    ledger: Ledger
+    initial_ids: torch.Tensor  # the starting labels
 
-    def __init__(self, patience: int, x_test: torch.Tensor, y_test: torch.Tensor, model: nn.Module,
-                 precision: inference.Precision = "auto", start: bool = False) -> None:
-        self.patience, self.x_test, self.y_test, self.precision = patience, x_test, y_test, precision
-        self.best, self.best_epoch, self.best_state = -1.0, 0, None
-        if start:
-            self.stop(model, 0)
 
-    def stop(self, model: nn.Module, epoch: int) -> bool:
-        """After ``epoch`` epochs: keep the weights if the test accuracy is a new best; True to stop."""
-        accuracy = float(inference.accuracy(model, self.x_test, self.y_test, precision=self.precision))
-        if accuracy > self.best:
-            self.best, self.best_epoch = accuracy, epoch
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return epoch - self.best_epoch >= self.patience
+def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
+    """The dataset on ``device``, with the starting labels of ``spec`` in the ledger (round 0) and the
+    ids the split holds out marked."""
+    arrays = dataset.load(spec.seed)
+    oracle = Oracle(arrays.y_train.to(device))  # the truth stays here: the context never holds it
+    ledger = Ledger(arrays.y_train.numel(), device)
+    initial = initial_labels(arrays.y_train, spec.labels, spec.seed, spec.split, spec.exclude_classes).to(device)
+    ledger.assign(oracle.labels(initial), torch.ones(initial.numel(), device=device), 0)
+    ledger.hold_out(held_out(arrays.y_train.numel(), spec.seed, spec.split, initial).to(device))
+    return RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
+                   y_test=arrays.y_test.to(device), oracle=oracle, ledger=ledger, initial_ids=initial)
 
-    def restore(self, model: nn.Module) -> None:
-        if self.best_state is not None:
-            model.load_state_dict(self.best_state)
+
+@dataclass
+class Learner:
+    """The model being trained and what goes with it: its optimizer, how its logits score the
+    classes (``softmax`` or ``sigmoid``) and the layers a pseudo-labeling step's two forward passes
+    share (:mod:`sslzoo.prefix`)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    activation: str
+    prefix: SharedPrefix
+
+
+class Fit(NamedTuple):
+    """What a round's training returns: the step phase's pseudo-label tally (None: the round had no
+    step phase) and, with ``patience``, the epoch whose weights were kept."""
+
+    tally: Tally | None
+    best_epoch: int | None
 
 
 class Run:
-    """One strategy × dataset × seed: state, the round loop and the record."""
+    """One strategy × dataset × seed: the round loop and its record.
+
+    Building a run resolves and checks everything (dataset, model, device, training options) and
+    loads nothing; the strategy's own options are left as given. :meth:`execute` runs it.
+    """
 
     def __init__(self, spec: RunSpec, strategy: Strategy, registry: Registry | None = None,
                  progress: Progress | None = None) -> None:
@@ -253,87 +220,51 @@ class Run:
         self.model_name = spec.model or self.dataset.default_model
         self.model_spec = self.registry.models.get(self.model_name).obj
         self.device = resolve_device(spec.device)
-        resolve_training(strategy, self.dataset)
-        self.opts: TrainOptions = strategy.options
-        check_training(self.opts, f"strategy {strategy.name!r}")
+        self.training = resolve_training(strategy.options, self.dataset.train_defaults, f"strategy {strategy.name!r}")
+        self.options = record_options(strategy, self.training)
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
 
-    # -- set-up ----------------------------------------------------------------------------
-    def _load(self) -> None:
-        arrays = self.dataset.load(self.spec.seed)
-        dev = self.device
-        self.x = self.dataset.normalize(arrays.x_train.to(dev))
-        self.x_test = self.dataset.normalize(arrays.x_test.to(dev))
-        self.y_test = arrays.y_test.to(dev)
-        self.oracle = Oracle(arrays.y_train.to(dev))  # the truth stays here: the context never holds it
-        self.ledger = Ledger(arrays.y_train.numel(), dev)
-        initial = initial_labels(arrays.y_train, self.spec.labels, self.spec.seed, self.spec.split,
-                                 self.spec.exclude_classes).to(dev)
-        self.ledger.assign(self.oracle.labels(initial), torch.ones(initial.numel(), device=dev), 0)
-        self.ledger.hold_out(held_out(arrays.y_train.numel(), self.spec.seed, self.spec.split, initial).to(dev))
-        self.initial_ids = initial
-        self.initial_labels = initial.numel()
-
-    def _fresh_model(self) -> None:
-        self.model = self.model_spec.build(tuple(self.x.shape[1:]), self.dataset.num_classes).to(self.device)
-        fitted_on = self.initial_ids if self.opts.fit_features == "initial_labels" else self.ledger.train()
-        fit_features(self.model, self.x[fitted_on])
-        if self.x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, self.opts, int(self.ledger.train().numel()))
-        self.activation = inference.output_activation(self.model)
-        self.ctx.model = self.model
-        self.prefix = self.ctx.prefix = SharedPrefix(self.model, self.opts.precision)
-
-    # -- the loop --------------------------------------------------------------------------
-    def setup(self) -> None:
-        """Seed, load the data onto the device and build the context (the first part of :meth:`execute`)."""
-        torch.manual_seed(self.spec.seed)
-        self._load()
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.spec.seed)
-        self.ctx = Context(model=nn.Identity(), x=self.x, ledger=self.ledger, generator=generator,
-                           num_classes=self.dataset.num_classes, seed=self.spec.seed, epochs=self.opts.epochs,
-                           precision=self.opts.precision)
-        self.ctx._where = self.where
-
-    def train_round(self, rnd: int, curve: list[dict[str, Any]] | None = None) -> Tally | None:
-        """Round ``rnd``'s training: a fresh model when due (round 0, or ``retrain="scratch"``), then
-        ``epochs`` epochs (see :meth:`_train`). Public so that a benchmark can time training alone."""
-        self.ctx.round, self.ctx.phase = rnd, "round"
-        if rnd == 0 or self.opts.retrain == "scratch":
-            self._fresh_model()
-        return self._train(rnd, [] if curve is None else curve)
-
-    def execute(self) -> dict[str, Any]:
+    # -- the loop, top to bottom -----------------------------------------------------------
+    def execute(self) -> Record:
+        """Run the rounds until the strategy stops, and return the record."""
         started = time.perf_counter()
         self.setup()
         self.strategy.check(self.ctx)  # options that cannot work here fail before any training
         run_info = self._run_info()
         self.registry.notify("run_started", run=run_info)
         curve: list[dict[str, Any]] = []
-        termination = "single_round"
-        for rnd in range(1_000_000):
-            self.ctx.round, self.ctx.phase = rnd, "round"
-            if rnd > 0:
-                reason = self.strategy.stop(self.ctx) or self._acquire(rnd)
-                if reason:
-                    termination = reason
-                    break
-            step_tally = self.train_round(rnd, curve)
-            entry = self._entry(rnd, self.opts.epochs, step_tally)
-            if self.opts.patience:
-                entry["best_epoch"] = self.best_epoch  # the epoch whose weights were kept
+        rnd, termination = 0, None
+        while termination is None:
+            fit = self.train_round(rnd, curve)
+            entry, pseudo = self.evaluate(rnd, self.training.epochs, fit.tally)
+            if fit.best_epoch is not None:
+                entry["best_epoch"] = fit.best_epoch  # the epoch whose weights were kept
             curve.append(entry)
             self.registry.notify("round_ended", run=run_info, entry=entry)
-        record = self._record(curve, termination, time.perf_counter() - started)
+            rnd += 1
+            self.ctx.round, self.ctx.phase = rnd, "round"
+            termination = self.strategy.stop(self.ctx) or self.acquire(rnd)
+        record = self._record(curve, pseudo, termination, time.perf_counter() - started)
         self.registry.notify("run_ended", record=record)
         return record
 
-    def _acquire(self, rnd: int) -> str | None:
-        """One round's select → label → weight on the pool; a reason to stop, or None."""
-        pool = self.ledger.pool()
+    def setup(self) -> None:
+        """Seed, load the data onto the device and build the context: the run's state (the first part
+        of :meth:`execute`; public so that a benchmark can time training alone)."""
+        torch.manual_seed(self.spec.seed)
+        self.data = load_data(self.dataset, self.spec, self.device)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.spec.seed)
+        self.ctx = Context(model=nn.Identity(), x=self.data.x, ledger=self.data.ledger, generator=generator,
+                           num_classes=self.dataset.num_classes, seed=self.spec.seed, epochs=self.training.epochs,
+                           precision=self.training.precision)
+        self.ctx._where = self.where
+
+    def acquire(self, rnd: int) -> str | None:
+        """Round ``rnd``'s select → label → weight on the pool; a reason to stop, or None."""
+        ledger = self.data.ledger
+        pool = ledger.pool()
         if pool.numel() == 0:
             return "pool_empty"
         where = f"{self.where}, round {rnd}"
@@ -342,79 +273,102 @@ class Run:
         check_selection(where, chosen, pool)
         if chosen.numel() == 0:
             return "nothing_selected"
-        oracle = self.oracle.handle(chosen, expected, where)
+        oracle = self.data.oracle.handle(chosen, expected, where)
         with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
             labels = self.strategy.label(self.ctx, chosen)
-        check_labels(where, labels, chosen, oracle, expected, self.oracle)
-        self.ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
+        check_labels(where, labels, chosen, oracle, expected, self.data.oracle)
+        ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
         return None
 
-    def _train(self, rnd: int, curve: list[dict[str, Any]]) -> Tally | None:
-        """Train for ``epochs`` epochs; returns the step phase's pseudo-label tally (None: no step phase).
+    def fresh_learner(self) -> Learner:
+        """An untrained model on the device (its fitted feature layers fitted), with its optimizer."""
+        x, ledger = self.data.x, self.data.ledger
+        model = self.model_spec.build(tuple(x.shape[1:]), self.dataset.num_classes).to(self.device)
+        fitted_on = self.data.initial_ids if self.training.fit_features == "initial_labels" else ledger.train()
+        fit_features(model, x[fitted_on])
+        if x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
+            model = model.to(memory_format=torch.channels_last)
+        return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
+                       activation=inference.output_activation(model),
+                       prefix=SharedPrefix(model, self.training.precision))
 
-        Each epoch follows the strategy's ``epoch_plan`` (see :func:`epoch_steps`); every labeled
-        pass starts from a fresh shuffle of the labeled set. With ``eval_every`` N, a mid-round
-        entry (``epoch`` < ``epochs``) joins ``curve`` every N epochs. With ``patience`` N, training
-        stops after N epochs without a better test accuracy and the best weights are restored (with
-        ``patience_start`` the weights the round started from are the first candidate).
+    def train_round(self, rnd: int, curve: list[dict[str, Any]] | None = None) -> Fit:
+        """Round ``rnd``'s training: a fresh learner when due (round 0, or ``retrain="scratch"``), then
+        ``epochs`` epochs, each following the strategy's ``epoch_plan`` (see :func:`epoch_steps`).
+
+        With ``eval_every`` N, a mid-round entry (``epoch`` < ``epochs``) joins ``curve`` every N
+        epochs. With ``patience`` N, training stops after N epochs without a better test accuracy and
+        the best weights are restored (with ``patience_start`` the weights the round started from are
+        the first candidate). Public so that a benchmark can time training alone.
         """
-        ctx, opts, model = self.ctx, self.opts, self.model
-        train_ids = self.ledger.train()
-        n, bs = train_ids.numel(), opts.batch_size
-        pool = self.ledger.pool()
-        sampler = PoolSampler(pool, ctx.generator)
+        ctx, training, data = self.ctx, self.training, self.data
+        curve = [] if curve is None else curve
+        ctx.round, ctx.phase = rnd, "round"
+        if rnd == 0 or training.retrain == "scratch":
+            self.learner = self.fresh_learner()
+            ctx.model, ctx.prefix = self.learner.model, self.learner.prefix
+        model = self.learner.model
+        train_ids = data.ledger.train()
+        sampler = PoolSampler(data.ledger.pool(), ctx.generator)
         semi = self.strategy.unlabeled_batch_size() > 0
-        tally = Tally(self.device, self.ledger.source.numel())
-        epochs = opts.epochs
-        order = train_ids
-        stopper = (EarlyStopping(opts.patience, self.x_test, self.y_test, model, opts.precision,
-                                 opts.patience_start) if opts.patience else None)
-        last_batch = math.ceil(n / bs) - 1
+        tally = Tally(self.device, data.ledger.source.numel())
+        stopper = (EarlyStopping(training.patience, data.x_test, data.y_test, model, training.precision,
+                                 training.patience_start) if training.patience else None)
         ctx.unlabeled_batches = ctx.labeled_passes = 0
-        for epoch in range(epochs):
-            schedule_epoch(self.optimizer, opts, epoch)
+        for epoch in range(training.epochs):
+            schedule_epoch(self.learner.optimizer, training, epoch)
             model.train()
             ctx.epoch, ctx.step_in_epoch = epoch, 0
             plan = self.strategy.epoch_plan(ctx)
             semi = semi or plan.unlabeled_batch_size > 0
-            schedule = epoch_steps(n, bs, pool.numel(), plan)
-            steps = ctx.steps_per_epoch = len(schedule)
-            bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
-            bad_selection = torch.zeros((), dtype=torch.bool, device=self.device)
-            loss_sum = torch.zeros((), device=self.device)
-            for s, (b, draws_unlabeled) in enumerate(schedule):
-                ctx.phase, ctx.step_in_epoch = "step", s
-                if b == 0:  # a labeled pass starts
-                    order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
-                ids = order[b * bs:(b + 1) * bs] if b >= 0 else train_ids[:0]
-                labeled = Batch(ids, self.x[ids], self.ledger.target[ids], self.ledger.weight[ids])
-                unlabeled = None
-                if draws_unlabeled:
-                    ctx.unlabeled_batches += 1
-                    candidates = sampler.draw(plan.unlabeled_batch_size)
-                    if b < 0:  # a step on the unlabeled batch alone: its prediction may share the prefix
-                        self.prefix.arm(self.x, candidates)
-                    unlabeled = self._unlabeled_batch(candidates, tally, bad_selection)
-                loss = self._step(labeled, unlabeled)
-                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
-                loss_sum += loss.detach()
-                ctx.step += 1
-                ctx.labeled_passes += b == last_batch
-            self._check_finite(rnd, epoch, steps, bad_step)
-            if bool(bad_selection):
-                raise PluginError(f"{self.where}: in the step phase, select returned duplicate ids or ids "
-                                  f"that are not in the unlabeled batch (round {rnd}, epoch {epoch + 1})")
+            loss = self._epoch(rnd, epoch, plan, train_ids, sampler, tally)
             if self.progress is not None:
-                self.progress({"round": rnd, "epoch": epoch + 1, "epochs": epochs,
-                               "loss": float(loss_sum) / max(1, steps), "labels": n})
-            if opts.eval_every and (epoch + 1) % opts.eval_every == 0 and epoch + 1 < epochs:
-                curve.append(self._entry(rnd, epoch + 1, tally if semi else None))
+                self.progress({"round": rnd, "epoch": epoch + 1, "epochs": training.epochs, "loss": loss,
+                               "labels": train_ids.numel()})
+            if training.eval_every and (epoch + 1) % training.eval_every == 0 and epoch + 1 < training.epochs:
+                curve.append(self.evaluate(rnd, epoch + 1, tally if semi else None)[0])
             if stopper is not None and stopper.stop(model, epoch + 1):
                 break
         if stopper is not None:
             stopper.restore(model)
-            self.best_epoch = stopper.best_epoch
-        return tally if semi else None
+        return Fit(tally if semi else None, stopper.best_epoch if stopper is not None else None)
+
+    def _epoch(self, rnd: int, epoch: int, plan: EpochPlan, train_ids: torch.Tensor, sampler: PoolSampler,
+               tally: Tally) -> float:
+        """One epoch's optimizer steps over ``train_ids`` (and pool batches from ``sampler``); returns the
+        mean loss (the epoch's one host sync)."""
+        ctx, data, bs = self.ctx, self.data, self.training.batch_size
+        n = train_ids.numel()
+        last_batch = math.ceil(n / bs) - 1
+        schedule = epoch_steps(n, bs, sampler.pool.numel(), plan)
+        steps = ctx.steps_per_epoch = len(schedule)
+        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        bad_selection = torch.zeros((), dtype=torch.bool, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        order = train_ids
+        for s, (b, draws_unlabeled) in enumerate(schedule):
+            ctx.phase, ctx.step_in_epoch = "step", s
+            if b == 0:  # a labeled pass starts
+                order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
+            ids = order[b * bs:(b + 1) * bs] if b >= 0 else train_ids[:0]
+            labeled = Batch(ids, data.x[ids], data.ledger.target[ids], data.ledger.weight[ids])
+            unlabeled = None
+            if draws_unlabeled:
+                ctx.unlabeled_batches += 1
+                candidates = sampler.draw(plan.unlabeled_batch_size)
+                if b < 0:  # a step on the unlabeled batch alone: its prediction may share the prefix
+                    self.learner.prefix.arm(data.x, candidates)
+                unlabeled = self._unlabeled_batch(candidates, tally, bad_selection)
+            loss = self._step(labeled, unlabeled)
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
+            loss_sum += loss.detach()
+            ctx.step += 1
+            ctx.labeled_passes += b == last_batch
+        self._check_finite(rnd, epoch, steps, bad_step)
+        if bool(bad_selection):
+            raise PluginError(f"{self.where}: in the step phase, select returned duplicate ids or ids "
+                              f"that are not in the unlabeled batch (round {rnd}, epoch {epoch + 1})")
+        return float(loss_sum) / max(1, steps)
 
     def _unlabeled_batch(self, candidates: torch.Tensor, tally: Tally, bad: torch.Tensor) -> Batch:
         """The step phase: select among an unlabeled batch, label it, weigh it, tally its quality.
@@ -430,28 +384,29 @@ class Run:
             raise PluginError(f"{self.where}: in the step phase, label must return labels for exactly the "
                               f"selected ids")
         weights = self.strategy.weight(self.ctx, labels)
-        tally.add(difficulty_buckets(labels.confidence), labels.targets == self.oracle.reveal(chosen))
+        tally.add(difficulty_buckets(labels.confidence), labels.targets == self.data.oracle.reveal(chosen))
         tally.mark(chosen)
-        return Batch(chosen, self.prefix.inputs(self.x, chosen), labels.targets, weights)
+        return Batch(chosen, self.learner.prefix.inputs(self.data.x, chosen), labels.targets, weights)
 
     def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
         """One optimizer step on the labeled (and unlabeled) batch, in one forward pass (which starts
         from the pseudo-label forward's shared prefix when the step trains on that batch alone)."""
+        learner = self.learner
         labeled = self.strategy.transform(self.ctx, labeled)
         if unlabeled is not None:
             unlabeled = self.strategy.transform(self.ctx, unlabeled)
         alone = unlabeled.x if unlabeled is not None and labeled.ids.numel() == 0 else None
-        with inference.autocast(self.device, self.opts.precision):
-            logits = self.prefix.logits(alone)
+        with inference.autocast(self.device, self.training.precision):
+            logits = learner.prefix.logits(alone)
             if logits is None:
-                logits = self.model(labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x]))
-            labeled.logits, labeled.activation = logits[:labeled.ids.numel()], self.activation
+                logits = learner.model(labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x]))
+            labeled.logits, labeled.activation = logits[:labeled.ids.numel()], learner.activation
             if unlabeled is not None:
-                unlabeled.logits, unlabeled.activation = logits[labeled.ids.numel():], self.activation
+                unlabeled.logits, unlabeled.activation = logits[labeled.ids.numel():], learner.activation
             loss = self.strategy.loss(self.ctx, labeled, unlabeled)
-        self.optimizer.zero_grad(set_to_none=True)
+        learner.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        learner.optimizer.step()
         return loss
 
     def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
@@ -462,111 +417,61 @@ class Run:
                                 f"of that epoch); try a lower learning rate")
 
     # -- reporting -------------------------------------------------------------------------
-    def _entry(self, rnd: int, epoch: int, step_tally: Tally | None) -> dict[str, Any]:
-        """A curve entry after ``epoch`` epochs of round ``rnd``: labels, pseudo-labels, test accuracy.
+    def evaluate(self, rnd: int, epoch: int, step_tally: Tally | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The curve entry after ``epoch`` epochs of round ``rnd`` (labels, pseudo-labels, test accuracy)
+        and the pseudo-label summary it reports.
 
         Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels:
         ``pseudo_labels`` counts the pseudo-labels given (per step, every draw), ``pseudo_ids`` the
         distinct ids that got one.
         """
-        accuracy = inference.accuracy(self.model, self.x_test, self.y_test, precision=self.opts.precision)
+        data, ledger = self.data, self.data.ledger
+        accuracy = inference.accuracy(self.learner.model, data.x_test, data.y_test, precision=self.training.precision)
         tally = step_tally
         if tally is None:
-            tally = Tally(self.device, self.ledger.source.numel())
-            pseudo = self.ledger.pseudo()
-            tally.add(self.ledger.bucket[pseudo], self.ledger.target[pseudo] == self.oracle.reveal(pseudo))
+            tally = Tally(self.device, ledger.source.numel())
+            pseudo = ledger.pseudo()
+            tally.add(ledger.bucket[pseudo], ledger.target[pseudo] == data.oracle.reveal(pseudo))
             tally.mark(pseudo)
-        self.pseudo_summary = tally.summary()
-        return {"round": rnd, "epoch": epoch, "epochs": self.opts.epochs,
-                "labels": int(self.ledger.oracle().numel()),
-                "pseudo_labels": self.pseudo_summary["count"],
-                "pseudo_ids": self.pseudo_summary["ids"],
-                "pseudo_accuracy": self.pseudo_summary["accuracy"],
-                "test_accuracy": round_float(float(accuracy))}
+        summary = tally.summary()
+        entry = {"round": rnd, "epoch": epoch, "epochs": self.training.epochs,
+                 "labels": int(ledger.oracle().numel()),
+                 "pseudo_labels": summary["count"],
+                 "pseudo_ids": summary["ids"],
+                 "pseudo_accuracy": summary["accuracy"],
+                 "test_accuracy": round_float(float(accuracy))}
+        return entry, summary
 
     def _run_info(self) -> dict[str, Any]:
         return {"strategy": self.strategy.name, "dataset": self.spec.dataset, "model": self.model_name,
-                "seed": self.spec.seed, "options": self.strategy.resolved_options(),
-                "device": str(self.device)}
+                "seed": self.spec.seed, "options": dict(self.options), "device": str(self.device)}
 
-    def _record(self, curve: list[dict[str, Any]], termination: str, wall: float) -> dict[str, Any]:
+    def _record(self, curve: list[dict[str, Any]], pseudo: dict[str, Any], termination: str,
+                wall: float) -> Record:
         plugins = [self.registry.strategies.get(part.name).plugin for part in self.strategy.parts()]
         record = {
             "strategy": self.strategy.name,
             "family": self.strategy.family,
-            "options": self.strategy.resolved_options(),
+            "options": self.options,
             "dataset": self.spec.dataset,
             "preset": self.spec.preset,
             "dataset_options": options_dict(self.dataset.options),
             "model": self.model_name,
             "seed": self.spec.seed,
             "split": {"how": self.spec.split, "exclude_classes": list(self.spec.exclude_classes)},
-            "labels": self.initial_labels,
+            "labels": int(self.data.initial_ids.numel()),
             "oracle_labels": curve[-1]["labels"],
             "test_accuracy": curve[-1]["test_accuracy"],
             "termination": termination,
             "curve": curve,
-            "pseudo": self.pseudo_summary,
+            "pseudo": pseudo,
             "al_metrics": curve_metrics([e for e in curve if e["epoch"] == e["epochs"]]),
             "wall_seconds": round_float(wall, 3),
             "device": str(self.device),
             "versions": versions(plugins),
         }
-        boundary = decision_boundary(self)
+        boundary = decision_boundary(self.learner.model, self.data.x, self.data.ledger, self.data.oracle.reveal,
+                                     self.dataset.num_classes, self.training.precision)
         if boundary is not None:
             record["boundary"] = boundary
         return record
-
-
-# -- the decision boundary of 2-D datasets (drawn by ``sslzoo report``) ---------------------------------
-BOUNDARY_GRID = 60  # grid points per axis
-BOUNDARY_POOL_POINTS = 400  # unlabeled points kept (evenly spaced ids) to show the data and the pseudo-labels
-
-
-def decision_boundary(run: Run) -> dict[str, Any] | None:
-    """For 2-D inputs only: the final model's class on a grid over the training data, and the
-    training points that were labeled at the start, queried from the oracle, pseudo-labeled, or
-    left in the pool (a subsample, with the model's class, i.e. the pseudo-label it would get).
-
-    Coordinates are the model's inputs (after the dataset's ``normalize``), rounded to 3 decimals;
-    ``classes`` holds one string of digits per grid row (bottom row first) when there are at most
-    10 classes, else lists of ints. ``correct`` flags compare with the hidden truth.
-    """
-    x = run.x
-    if x.dim() != 2 or x.shape[1] != 2 or x.shape[0] == 0:
-        return None
-    lo, hi = x.min(dim=0).values, x.max(dim=0).values
-    pad = 0.1 * (hi - lo) + 1e-3
-    lo, hi = lo - pad, hi + pad
-    n = BOUNDARY_GRID
-    gy, gx = torch.meshgrid(torch.linspace(float(lo[1]), float(hi[1]), n, device=x.device),
-                            torch.linspace(float(lo[0]), float(hi[0]), n, device=x.device), indexing="ij")
-    grid = torch.stack([gx.flatten(), gy.flatten()], dim=1)
-    precision = run.opts.precision
-    classes = inference.probabilities(run.model, grid, torch.arange(n * n, device=x.device),
-                                      precision=precision).argmax(dim=1)
-    rows = classes.view(n, n).tolist()
-    ledger, truth = run.ledger, run.oracle.reveal
-
-    def points(ids: torch.Tensor, **extra: torch.Tensor) -> dict[str, list]:
-        out: dict[str, list] = {"ids": ids.tolist(), "xy": [[round(a, 3), round(b, 3)] for a, b in x[ids].tolist()]}
-        out.update({key: value.tolist() for key, value in extra.items()})
-        return out
-
-    oracle = ledger.oracle()
-    first = ledger.round[oracle] <= 0
-    pseudo = ledger.pseudo()
-    pool = ledger.pool()
-    pool = pool[torch.linspace(0, pool.numel() - 1, min(pool.numel(), BOUNDARY_POOL_POINTS),
-                               device=x.device).long()] if pool.numel() else pool
-    pool_pred = (inference.probabilities(run.model, x, pool, precision=precision).argmax(dim=1) if pool.numel()
-                 else pool.new_zeros(0))
-    return {
-        "grid": {"x": [round(float(lo[0]), 4), round(float(hi[0]), 4)],
-                 "y": [round(float(lo[1]), 4), round(float(hi[1]), 4)], "size": n,
-                 "classes": ["".join(map(str, r)) for r in rows] if run.dataset.num_classes <= 10 else rows},
-        "labeled": points(oracle[first], label=ledger.target[oracle[first]]),
-        "queried": points(oracle[~first], label=ledger.target[oracle[~first]], round=ledger.round[oracle[~first]]),
-        "pseudo": points(pseudo, label=ledger.target[pseudo], correct=ledger.target[pseudo] == truth(pseudo)),
-        "pool": points(pool, pred=pool_pred, correct=pool_pred == truth(pool)),
-    }

@@ -7,7 +7,7 @@ one torn last line (a crash inside the write itself), which readers report and i
 next writer cuts off before appending.
 
 Records are also read from anything ``sslzoo`` writes: a ``.jsonl`` file, a ``.json`` file holding
-one record or an array of them (``sslzoo bench --json PATH``), or a directory of such files.
+one record or an array of them (``sslzoo bench --json-out PATH``), or a directory of such files.
 Everything that cannot be read is a :class:`~sslzoo.errors.ResultsError` naming the file (and line)
 and what is wrong.
 
@@ -376,11 +376,11 @@ def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], versio
                     if canonical(setup[k]) != canonical(want[k])]
             raise ResultsError(f"{where}: this record was run with other settings: {'; '.join(diff)}; "
                                f"use another --out directory or the same settings")
-        plan = by_strategy.get(record["strategy"])
-        if plan is not None and canonical(record.get("options", {})) != canonical(plan.get("options", {})):
+        same = by_strategy.get(record["strategy"])
+        if same is not None and canonical(record.get("options", {})) != canonical(same.get("options", {})):
             raise ResultsError(f"{where}: strategy {record['strategy']!r} was run with other options: "
-                               f"{_describe_options(record.get('options', {}), plan.get('options', {}))} "
-                               f"(this run: {_describe_options(plan.get('options', {}), record.get('options', {}))}); "
+                               f"{_describe_options(record.get('options', {}), same.get('options', {}))} "
+                               f"(this run: {_describe_options(same.get('options', {}), record.get('options', {}))}); "
                                f"use another --out directory or the same options")
         key = resume_key(record)
         if key in seen:
@@ -415,8 +415,7 @@ def planned_record(spec: Any, strategy: Any, registry: Any = None) -> Record:
         "dataset": spec.dataset,
         "preset": getattr(spec, "preset", None),
         "seed": spec.seed,
-        "options": (run.strategy.resolved_options() if hasattr(run.strategy, "resolved_options")
-                    else options_dict(run.strategy.options)),
+        "options": run.options,
         "dataset_options": options_dict(run.dataset.options),
         "labels": spec.labels,
         "model": run.model_name,

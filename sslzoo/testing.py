@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 import torch
 
 from sslzoo.api import create_strategy, option_names
-from sslzoo.dataset import Dataset
+from sslzoo.context import Context
+from sslzoo.dataset import Arrays, Dataset
 from sslzoo.engine import Run, RunSpec
 from sslzoo.plugins import LOAD_ENV
 from sslzoo.registry import Registry, default_registry, reset_default_registry
@@ -135,14 +136,14 @@ def _spy(strategy: Strategy, result: TinyRun) -> None:
     def record(hook: str, ctx: Any, *returned: Any) -> None:
         result.calls.append(HookCall(hook, ctx.phase, ctx.round, ctx.step, tuple(map(_copy, returned))))
 
-    def spy_select(ctx, candidates):  # type: ignore[no-untyped-def]
+    def spy_select(ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
         chosen = select(ctx, candidates)
         if ctx.phase == "round":
             result.selects.append(SelectCall(ctx.round, candidates.clone(), _copy(chosen)))
         record("select", ctx, chosen)
         return chosen
 
-    def spy_label(ctx, ids):  # type: ignore[no-untyped-def]
+    def spy_label(ctx: Context, ids: torch.Tensor) -> Labels:
         labels = label(ctx, ids)
         if isinstance(labels, Labels):
             record("label", ctx, labels.ids, labels.targets, labels.confidence, labels.source)
@@ -150,12 +151,13 @@ def _spy(strategy: Strategy, result: TinyRun) -> None:
             record("label", ctx, labels)
         return labels
 
-    def spy_weight(ctx, labels):  # type: ignore[no-untyped-def]
+    def spy_weight(ctx: Context, labels: Labels) -> torch.Tensor:
         weights = weight(ctx, labels)
         record("weight", ctx, weights)
         return weights
 
-    strategy.select, strategy.label, strategy.weight = spy_select, spy_label, spy_weight  # type: ignore[method-assign]
+    # instance attributes shadow the methods
+    vars(strategy).update(select=spy_select, label=spy_label, weight=spy_weight)
 
 
 def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overrides: Any) -> TinyRun:
@@ -218,7 +220,7 @@ def labels_permuted(dataset: type[Dataset], ids: torch.Tensor) -> Iterator[None]
     own = dataset.__dict__.get("load")
     original = dataset.load
 
-    def load(self: Dataset, seed: int):  # type: ignore[no-untyped-def]
+    def load(self: Dataset, seed: int) -> Arrays:
         arrays = original(self, seed)
         return dataclasses.replace(arrays, y_train=permute_labels(arrays.y_train, ids))
 
@@ -244,11 +246,11 @@ def leak_difference(first: TinyRun, second: TinyRun) -> str | None:
     if len(first.calls) != len(second.calls):
         return f"its hooks were called {len(first.calls)} times, then {len(second.calls)} times"
     for name in LEDGER_FIELDS:
-        a, b = getattr(first.job.ledger, name), getattr(second.job.ledger, name)
+        a, b = getattr(first.job.data.ledger, name), getattr(second.job.data.ledger, name)
         if not torch.equal(a, b):
             ids = torch.nonzero(a != b).flatten()
             return f"the ledger's {name} differs at {ids.numel()} ids (e.g. id {int(ids[0])})"
-    weights, again = first.job.model.state_dict(), second.job.model.state_dict()
+    weights, again = first.job.learner.model.state_dict(), second.job.learner.model.state_dict()
     for key, value in weights.items():
         if key not in again or not _equal(value, again[key]):
             return f"the trained model differs ({key})"
@@ -269,7 +271,7 @@ def check_leak(run: TinyRun) -> TinyRun:
     answered in ``run``) permuted; it must select, label and weigh exactly as before. A strategy that
     errors in the second run fails too. Returns the second run."""
     name, job = run.record["strategy"], run.job
-    hidden = torch.nonzero(job.ledger.source.cpu() != ORACLE).flatten()
+    hidden = torch.nonzero(job.data.ledger.source.cpu() != ORACLE).flatten()
     try:
         with labels_permuted(type(job.dataset), hidden):
             again = tiny_run(name, run.record["seed"], job.registry, **job.spec.options)

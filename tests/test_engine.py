@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 import pytest
@@ -12,7 +13,8 @@ from sslzoo.engine import Run, RunSpec
 from sslzoo.errors import DataError, OptionError, TrainingError
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
-from sslzoo.strategy import Strategy
+from sslzoo.strategy import Strategy, TrainOptions
+from sslzoo.training import Training
 
 MOONS = {"labels": 20, "options": {"epochs": 100}}
 
@@ -75,10 +77,10 @@ def test_initial_labels_are_oracle_labels_of_round_zero():
     spec = RunSpec("supervised", "moons", labels=8, options={})
     job = Run(spec, Registry(make_plugins(load="")).strategies.get("supervised").obj(epochs=1))
     job.execute()
-    labeled = job.ledger.oracle()
+    labeled = job.data.ledger.oracle()
     assert labeled.numel() == 8
-    assert (job.ledger.round[labeled] == 0).all()
-    assert job.ledger.pool().numel() == 1000 - 8
+    assert (job.data.ledger.round[labeled] == 0).all()
+    assert job.data.ledger.pool().numel() == 1000 - 8
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
@@ -97,13 +99,14 @@ def test_class_balanced_request_that_cannot_be_met_names_the_class():
         run("supervised", "moons", labels=1001, dataset_options={"n_train": 1001}, options={"epochs": 1})
 
 
+@pytest.mark.slow
 def test_left_out_class_is_absent_from_the_initial_labels():
     spec = RunSpec("supervised", "mnist", labels=90, exclude_classes=(7,))
     job = Run(spec, Registry(make_plugins(load="")).strategies.get("supervised").obj(epochs=1))
     job.execute()
-    ids = job.ledger.oracle()
+    ids = job.data.ledger.oracle()
     assert ids.numel() == 90
-    assert not (job.oracle.reveal(ids) == 7).any()
+    assert not (job.data.oracle.reveal(ids) == 7).any()
 
 
 def test_patience_stops_early_and_keeps_the_best_test_accuracy():
@@ -144,3 +147,20 @@ def test_patience_start_lets_a_round_keep_the_weights_it_started_from():
     kept_start = [(a, b) for a, b in zip(curve, curve[1:]) if b["best_epoch"] == 0]
     assert kept_start and all(b["test_accuracy"] == a["test_accuracy"] for a, b in kept_start)
     assert any(e["best_epoch"] >= 1 for e in curve[1:])
+
+
+def test_a_run_leaves_the_strategy_options_as_given_and_records_the_training_it_used():
+    strategy = Registry(make_plugins(load="")).strategies.get("supervised").obj(lr=0.05)
+    given = dataclasses.asdict(strategy.options)
+    job = Run(RunSpec("supervised", "moons", labels=8), strategy)
+    assert dataclasses.asdict(strategy.options) == given and given["epochs"] is None  # "the dataset's default"
+    moons = job.dataset.train_defaults
+    assert job.training.epochs == moons["epochs"] and job.training.lr == 0.05
+    assert job.options == {**given, "epochs": moons["epochs"], "batch_size": moons["batch_size"],
+                           "optimizer": moons["optimizer"], "momentum": job.training.momentum,
+                           "weight_decay": job.training.weight_decay}
+    assert None not in (job.training.momentum, job.training.weight_decay)
+
+
+def test_the_training_a_run_uses_has_every_training_option():
+    assert [f.name for f in dataclasses.fields(Training)] == [f.name for f in dataclasses.fields(TrainOptions)]

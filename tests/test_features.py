@@ -46,10 +46,10 @@ def test_the_engine_fits_the_features_on_the_training_set_only():
                    options={"epochs": 1}, dataset_options={"n_train": 1000, "n_test": 200, "scale": "unit"})
     job = Run(spec, create_strategy("supervised", epochs=1))
     job.execute()
-    train = job.x[job.ledger.train()]
-    assert job.ledger.train().numel() == 100
+    train = job.data.x[job.data.ledger.train()]
+    assert job.data.ledger.train().numel() == 100
     expected = F.normalize(train.flatten(1), dim=1).mean(0)
-    assert torch.allclose(job.model[0].mean, expected, atol=1e-6)
+    assert torch.allclose(job.learner.model[0].mean, expected, atol=1e-6)
 
 
 def test_too_few_training_samples_for_the_pca_is_a_clear_error():
@@ -71,9 +71,9 @@ def test_fit_features_initial_labels_fits_every_round_on_the_initial_labeled_set
     for fit_on in ("training_set", "initial_labels"):
         job = Run(spec, create_strategy("self_training", fit_features=fit_on, **options))
         job.execute()
-        assert job.ledger.pseudo().numel() == 400
-        means[fit_on] = job.model[0].mean
-        initial = F.normalize(job.x[job.ledger.oracle()].flatten(1), dim=1).mean(0)
-        trained = F.normalize(job.x[job.ledger.train()].flatten(1), dim=1).mean(0)
-        assert torch.allclose(job.model[0].mean, trained if fit_on == "training_set" else initial, atol=1e-6)
+        assert job.data.ledger.pseudo().numel() == 400
+        means[fit_on] = job.learner.model[0].mean
+        initial = F.normalize(job.data.x[job.data.ledger.oracle()].flatten(1), dim=1).mean(0)
+        trained = F.normalize(job.data.x[job.data.ledger.train()].flatten(1), dim=1).mean(0)
+        assert torch.allclose(job.learner.model[0].mean, trained if fit_on == "training_set" else initial, atol=1e-6)
     assert not torch.allclose(means["training_set"], means["initial_labels"], atol=1e-4)

@@ -3,13 +3,15 @@ the first mode-dependent one once, for the pseudo-labels and the loss, with the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 from sslzoo import models
 from sslzoo.default_plugins.pseudo_label import PseudoLabel
-from sslzoo.engine import Run, RunSpec
+from sslzoo.engine import Learner, Run, RunSpec
 from sslzoo.prefix import SharedPrefix, mode_free_layers
 from sslzoo.strategy import Batch
 
@@ -99,9 +101,8 @@ def test_an_input_changed_in_place_after_the_prediction_is_not_shared():
 class UnsharedRun(Run):
     """The engine with no shared prefix: two separate forward passes per pseudo-labeling step."""
 
-    def _fresh_model(self) -> None:
-        super()._fresh_model()
-        self.prefix = self.ctx.prefix = SharedPrefix(nn.Identity(), self.opts.precision)
+    def fresh_learner(self) -> Learner:
+        return dataclasses.replace(super().fresh_learner(), prefix=SharedPrefix(nn.Identity(), self.training.precision))
 
 
 class Shifted(PseudoLabel):
@@ -116,18 +117,20 @@ def _first_conv_calls(run_class: type[Run], strategy: PseudoLabel, precision: st
                    dataset_options={"n_train": 612, "n_test": 200})
     run = run_class(spec, strategy)
     calls = []
-    original = run._fresh_model
+    original = run.fresh_learner
 
-    def counted() -> None:
-        original()
-        run.model[0].register_forward_hook(lambda *_: calls.append(1))
+    def counted() -> Learner:
+        learner = original()
+        learner.model[0].register_forward_hook(lambda *_: calls.append(1))
+        return learner
 
-    run._fresh_model = counted
+    run.fresh_learner = counted
     record = run.execute()
     record.pop("wall_seconds")
     return record, len(calls)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_sharing_the_prefix_gives_the_same_records_with_one_convolution_pass_less_per_step(precision, one_thread):
     # 100 labels, a pool of 512: 1 warm-up epoch (4 labeled steps of 32), then 2 epochs of 4

@@ -146,11 +146,11 @@ def test_each_step_labels_the_unlabeled_batch_with_the_models_argmax_weighted_by
         assert (b["labels"].source == PSEUDO).all()
         assert torch.equal(b["weights"], torch.ones(100))  # alpha(t) is in the loss, not in the weights
         assert b["alpha"] == pytest.approx(alpha(b["progress"], 2, 4, 3.0), abs=1e-4)
-        assert not torch.isin(b["candidates"], job.ledger.oracle()).any()
+        assert not torch.isin(b["candidates"], job.data.ledger.oracle()).any()
     ramp = [round(b["alpha"], 4) for b in strategy.batches]
     assert ramp[0] == 0.0 and ramp == sorted(ramp) and ramp[-1] == 3.0 and 0 < ramp[6] < 3
     assert strategy.round_selections == []  # a single round: nothing enters the ledger
-    assert job.ledger.pseudo().numel() == 0
+    assert job.data.ledger.pseudo().numel() == 0
     assert record["curve"][-1]["pseudo_labels"] == 16 * 100  # draws: every step's batch counts
     drawn = torch.cat([b["chosen"] for b in strategy.batches]).unique()
     assert record["curve"][-1]["pseudo_ids"] == drawn.numel() < 16 * 100  # distinct pool ids
@@ -216,6 +216,7 @@ MNIST_EPOCHS = 50
 PL_OPTIONS = {"epochs": MNIST_EPOCHS, "t1": 10, "t2": 30, "alpha_f": 3.0, "unlabeled_batch_size": 128}
 
 
+@pytest.mark.slow
 def test_pseudo_label_beats_supervised_on_mnist_with_1000_labels(one_thread):
     started = time.perf_counter()
     accuracy = {}

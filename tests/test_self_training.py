@@ -60,19 +60,19 @@ def test_a_round_accepts_exactly_the_pool_samples_at_or_above_the_threshold():
         # the ledger froze that round's argmax and confidence
         taken = torch.isin(rnd["pool"], rnd["chosen"])
         ids = rnd["pool"][taken]
-        assert torch.equal(job.ledger.target[ids], argmax[taken])
-        assert torch.allclose(job.ledger.confidence[ids], confidence[taken])
-        assert (job.ledger.round[ids] == rnd["round"]).all()
+        assert torch.equal(job.data.ledger.target[ids], argmax[taken])
+        assert torch.allclose(job.data.ledger.confidence[ids], confidence[taken])
+        assert (job.data.ledger.round[ids] == rnd["round"]).all()
         accepted_total += ids.numel()
-    pseudo = job.ledger.pseudo()
+    pseudo = job.data.ledger.pseudo()
     assert pseudo.numel() == accepted_total > 0
-    assert (job.ledger.source[pseudo] == PSEUDO).all()
-    assert bool((job.ledger.confidence[pseudo] >= 0.8).all())
-    assert (job.ledger.weight[pseudo] == 1).all()
+    assert (job.data.ledger.source[pseudo] == PSEUDO).all()
+    assert bool((job.data.ledger.confidence[pseudo] >= 0.8).all())
+    assert (job.data.ledger.weight[pseudo] == 1).all()
     # the first round's confident argmax labels are nearly all right, and the rest mostly:
     # labels that are not the argmax (or not frozen from the round that accepted them) fail this
     first = strategy.rounds[0]["chosen"]
-    assert (job.ledger.target[first] == job.oracle.reveal(first)).float().mean() >= 0.95
+    assert (job.data.ledger.target[first] == job.data.oracle.reveal(first)).float().mean() >= 0.95
     assert record["curve"][-1]["pseudo_accuracy"] >= 0.8
     assert record["oracle_labels"] == MOONS_LABELS  # self-training never asks the oracle
 
@@ -87,12 +87,12 @@ def test_each_termination_is_reachable_and_recorded(options, termination, rounds
     assert record["termination"] == termination
     assert len(record["curve"]) == rounds
     if termination == "max_rounds":
-        assert job.ledger.pseudo().numel() == 2 * 5
-        assert sorted(set(job.ledger.round[job.ledger.pseudo()].tolist())) == [1, 2]
+        assert job.data.ledger.pseudo().numel() == 2 * 5
+        assert sorted(set(job.data.ledger.round[job.data.ledger.pseudo()].tolist())) == [1, 2]
     if termination == "nothing_selected":
-        assert job.ledger.pseudo().numel() == 0
+        assert job.data.ledger.pseudo().numel() == 0
     if termination == "pool_empty":
-        assert job.ledger.pool().numel() == 0
+        assert job.data.ledger.pool().numel() == 0
         assert record["curve"][-1]["pseudo_labels"] == 1000 - MOONS_LABELS
         assert record["curve"][-1]["pseudo_ids"] == 1000 - MOONS_LABELS  # given in rounds: once per id
 
@@ -107,8 +107,8 @@ def test_sample_rate_takes_the_most_confident_fraction_and_confidence_weighting(
     confidence = rnd["probs"].max(dim=1).values
     taken = torch.isin(rnd["pool"], rnd["chosen"])
     assert confidence[taken].min() >= confidence[~taken].max()
-    pseudo = job.ledger.pseudo()
-    assert torch.equal(job.ledger.weight[pseudo], job.ledger.confidence[pseudo])
+    pseudo = job.data.ledger.pseudo()
+    assert torch.equal(job.data.ledger.weight[pseudo], job.data.ledger.confidence[pseudo])
     assert record["termination"] == "max_rounds"
 
 
@@ -224,13 +224,14 @@ class LossSpy(SelfTraining):
         return super().loss(ctx, labeled, unlabeled)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("augment", [False, True])
 def test_the_engine_trains_on_augmented_pseudo_labeled_mnist_images(augment):
     registry = Registry(make_plugins(load="", extra=(SubsetPlugin(),)))
     strategy = LossSpy(augment=augment, criterion="k_best", k_best=300, max_rounds=1, epochs=2)
     job = Run(RunSpec("self_training", "mnist_subset", labels=100, seed=0, device="cpu"), strategy, registry)
     record = job.execute()
-    assert record["termination"] == "max_rounds" and job.ledger.pseudo().numel() == 300
+    assert record["termination"] == "max_rounds" and job.data.ledger.pseudo().numel() == 300
     pseudo, oracle = torch.cat(strategy.moved["pseudo"]), torch.cat(strategy.moved["oracle"])
     assert pseudo.numel() == 2 * 300 and oracle.numel() == 2 * 100 + 2 * 100  # round 0 and round 1
     assert not oracle.any()
@@ -249,7 +250,7 @@ def test_random_draws_new_pool_samples_each_round_whatever_their_confidence():
     confidence = strategy.rounds[0]["probs"].max(dim=1).values
     taken = torch.isin(first_pool, chosen[0])
     assert confidence[taken].min() < confidence[~taken].max()
-    assert record["termination"] == "max_rounds" and job.ledger.pseudo().numel() == 4 * size
+    assert record["termination"] == "max_rounds" and job.data.ledger.pseudo().numel() == 4 * size
 
 
 def test_random_with_a_reject_band_never_draws_a_rejected_sample_again():
@@ -269,7 +270,7 @@ def test_random_with_a_reject_band_never_draws_a_rejected_sample_again():
         drawn_before |= ids
         rejected += size - len(ids)
     assert rejected > 0  # the band really dropped samples
-    assert job.ledger.pool().numel() == strategy.rounds[0]["pool"].numel() - len(drawn_before)
+    assert job.data.ledger.pool().numel() == strategy.rounds[0]["pool"].numel() - len(drawn_before)
 
 
 def test_a_reject_band_also_filters_the_confident_criteria():

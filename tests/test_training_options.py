@@ -8,14 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from sslzoo import create_dataset, create_model, create_strategy, run
-from sslzoo.engine import Run, RunSpec, make_optimizer, schedule_epoch
+from sslzoo.engine import Run, RunSpec
 from sslzoo.errors import OptionError
 from sslzoo.strategy import HELD_OUT, Batch, TrainOptions, weighted_cross_entropy
+from sslzoo.training import Training, make_optimizer, resolve_training, schedule_epoch
 
 
-def _options(**given) -> TrainOptions:
+def _options(**given) -> Training:
     base = {"epochs": 1, "batch_size": 8, "lr": 1.5, "optimizer": "sgd", "momentum": 0.99, "weight_decay": 0.0}
-    return TrainOptions(**{**base, **given})
+    return resolve_training(TrainOptions(**{**base, **given}), {}, "strategy 'test'")
 
 
 def test_lr_decays_each_epoch_and_momentum_rises_linearly_to_its_final_value():
@@ -86,7 +87,7 @@ def test_lee_mlp_declares_sigmoid_outputs_and_the_engine_trains_it_with_them():
     job = Run(RunSpec("supervised", "mnist", labels=100, model="lee_mlp", options={"epochs": 2},
                       dataset_options={"n_train": 1000, "n_test": 200}), create_strategy("supervised", epochs=2))
     record = job.execute()
-    assert job.activation == "sigmoid" and record["test_accuracy"] > 0.5
+    assert job.learner.activation == "sigmoid" and record["test_accuracy"] > 0.5
 
 
 def test_the_gal2017_split_holds_ids_out_of_the_pool_and_training():
@@ -94,9 +95,9 @@ def test_the_gal2017_split_holds_ids_out_of_the_pool_and_training():
     job = Run(RunSpec("random", "mnist", labels=20, split="gal2017", seed=0, model="linear", options=options,
                       dataset_options={"n_train": 3000, "n_test": 200}), create_strategy("random", **options))
     job.execute()
-    held = (job.ledger.source == HELD_OUT).nonzero().flatten()
+    held = (job.data.ledger.source == HELD_OUT).nonzero().flatten()
     assert held.numel() == 3000 - 2000 - 20
-    assert job.ledger.pool().numel() == 2000 - 20 and not torch.isin(held, job.ledger.train()).any()
+    assert job.data.ledger.pool().numel() == 2000 - 20 and not torch.isin(held, job.data.ledger.train()).any()
 
 
 

@@ -19,7 +19,6 @@ Hybrid strategies compose these: subclass a strategy here and override ``label``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -135,7 +134,7 @@ class ActiveStrategy(Strategy, ABC):
 class UncertaintyStrategy(ActiveStrategy):
     """Scores one deterministic forward pass (dropout off) with ``uncertainty(probs (N, C))``."""
 
-    uncertainty: ClassVar[Callable[[Tensor], Tensor]]
+    uncertainty: ClassVar[staticmethod[[Tensor], Tensor]]
 
     def score(self, ctx: Context, ids: Tensor) -> Tensor:
         return type(self).uncertainty(ctx.predict(ids))
@@ -150,7 +149,7 @@ class MCDropoutStrategy(ActiveStrategy):
 
     Options: ClassVar[type] = MCDropoutOptions
     options: MCDropoutOptions
-    uncertainty: ClassVar[Callable[[Tensor], Tensor]]
+    uncertainty: ClassVar[staticmethod[[Tensor], Tensor]]
 
     def score(self, ctx: Context, ids: Tensor) -> Tensor:
         passes = self.options.passes

@@ -92,7 +92,7 @@ def _reach(records: Sequence[Mapping[str, Any]]) -> dict[str, Reach]:
     targets = sorted({t for p in per for t in p}, key=lambda t: (len(t), t))
     out = {}
     for target in targets:
-        got = [p[target] for p in per if p.get(target) is not None]
+        got = [value for p in per if (value := p.get(target)) is not None]
         out[target] = Reach(statistics.fmean(got) if got else None, len(got), len(records))
     return out
 

@@ -53,13 +53,9 @@ class Composite(Strategy):
         self._queried = torch.empty(0, dtype=torch.long)
 
     @property
-    def options(self) -> Any:  # type: ignore[override]
+    def options(self) -> Any:
         """The training options (A's) — what the engine trains with."""
         return self.active.options
-
-    @options.setter
-    def options(self, value: Any) -> None:
-        self.active.options = value
 
     def parts(self) -> tuple[Strategy, ...]:
         return (self.active, self.pseudo)

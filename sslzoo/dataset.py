@@ -41,7 +41,7 @@ class Dataset(ABC):
     Options: ClassVar[type] = NoOptions
 
     def __init__(self, **options: Any) -> None:
-        self.options = make_options(self.Options, options, f"dataset {self.name!r}")
+        self.options: Any = make_options(self.Options, options, f"dataset {self.name!r}")
 
     @abstractmethod
     def load(self, seed: int) -> Arrays:

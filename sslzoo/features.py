@@ -33,6 +33,11 @@ class PcaPolynomial(FittedFeatures):
     features ``1, z_i, z_i z_j (i <= j)`` (scikit-learn's ``PolynomialFeatures(2)``):
     ``1 + k + k(k+1)/2`` outputs, 1326 for k = 50."""
 
+    mean: torch.Tensor  # buffers (register_buffer)
+    axes: torch.Tensor
+    rows: torch.Tensor
+    cols: torch.Tensor
+
     def __init__(self, in_features: int, components: int = 50) -> None:
         super().__init__()
         self.components = components
@@ -75,13 +80,13 @@ def fit_features(model: nn.Module, x: torch.Tensor) -> None:
     nested = sum(isinstance(m, FittedFeatures) for m in model.modules())
     if nested == 0:
         return
-    fitted = [i for i, layer in enumerate(model) if isinstance(layer, FittedFeatures)] \
-        if isinstance(model, nn.Sequential) else []
+    layers = list(model) if isinstance(model, nn.Sequential) else []
+    fitted = [i for i, layer in enumerate(layers) if isinstance(layer, FittedFeatures)]
     if len(fitted) != nested:
         raise TrainingError(f"fitted feature layers must be direct layers of an nn.Sequential model; "
                             f"{type(model).__name__} holds one elsewhere")
     with torch.no_grad():
-        for layer in list(model)[:fitted[-1] + 1]:
+        for layer in layers[:fitted[-1] + 1]:
             if isinstance(layer, FittedFeatures):
                 layer.fit(x)
             x = layer(x)

@@ -26,7 +26,7 @@ DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaD
                  nn.FeatureAlphaDropout)
 CHUNK = 4096
 CHANNEL_DROPOUTS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
-MAX_POOL_RANKS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
+MAX_POOL_RANKS: dict[type[nn.Module], int] = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
 SPATIAL_LAYERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
                   nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
                   nn.modules.batchnorm._NormBase)
@@ -116,10 +116,11 @@ def sequential_layers(model: nn.Module) -> list[nn.Module] | None:
     """The layers of ``model`` if its forward pass is exactly ``nn.Sequential``'s (each layer applied
     to the previous one's output), else None: a subclass with its own ``forward``, ``__iter__`` or
     call, or hooks on the container (its own or global), computes something else."""
+    if not isinstance(model, nn.Sequential):
+        return None
     cls = type(model)
-    if (not isinstance(model, nn.Sequential) or cls.forward is not nn.Sequential.forward
-            or cls.__iter__ is not nn.Sequential.__iter__ or cls.__call__ is not nn.Module.__call__
-            or cls._call_impl is not nn.Module._call_impl):
+    if (cls.forward is not nn.Sequential.forward or cls.__iter__ is not nn.Sequential.__iter__
+            or cls.__call__ is not nn.Module.__call__ or cls._call_impl is not nn.Module._call_impl):
         return None
     hooks = (model._forward_hooks, model._forward_pre_hooks, module_hooks._global_forward_hooks,
              module_hooks._global_forward_pre_hooks)

@@ -11,6 +11,7 @@ import hashlib
 import math
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -88,8 +89,7 @@ def _load_bundled(bundled_dir: Path) -> MnistTensors:
             except (OSError, EOFError) as exc:  # checksum passed, so only a broken SHA256SUMS gets here
                 raise DataError(f"cannot decompress MNIST file {path}: {exc}") from exc
             raw.append(out)
-        tensors = _read_idx(raw[0], raw[1], raw[2], raw[3], where=directory,
-                            names=tuple(str(p) for p in paths))  # type: ignore[arg-type]
+        tensors = _read_idx(raw, where=directory, names=[str(p) for p in paths])
 
     _CACHE[key] = tensors
     return tensors
@@ -153,13 +153,13 @@ def check_idx(path: Path, kind: tuple[int, int], name: str | None = None) -> int
     return dims[0]
 
 
-def _read_idx(train_x: Path, train_y: Path, test_x: Path, test_y: Path, where: Path,
-              names: tuple[str, str, str, str] | None = None) -> MnistTensors:
-    """Check and read the four IDX files (``names``: what to call them in errors) with torchvision's reader."""
+def _read_idx(paths: Sequence[Path], where: Path, names: Sequence[str] | None = None) -> MnistTensors:
+    """Check and read the four IDX files (training images and labels, test images and labels;
+    ``names``: what to call them in errors) with torchvision's reader."""
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
-    paths = (train_x, train_y, test_x, test_y)
-    shown = names or tuple(str(p) for p in paths)
+    train_x, train_y, test_x, test_y = paths
+    shown = names or [str(p) for p in paths]
     for images, labels, image_name, label_name in ((train_x, train_y, shown[0], shown[1]),
                                                    (test_x, test_y, shown[2], shown[3])):
         n_images, n_labels = check_idx(images, IMAGES, image_name), check_idx(labels, LABELS, label_name)
@@ -191,8 +191,7 @@ def _load_torchvision_root(root: Path) -> MnistTensors:
     missing = [name for name in names if not (raw / name).is_file()]
     if missing:
         raise DataError(f"no MNIST found in {root} (missing {', '.join(missing)}): {layout}")
-    paths = tuple(raw / name for name in names)
-    return _read_idx(*paths, where=root)  # type: ignore[misc]
+    return _read_idx([raw / name for name in names], where=root)
 
 
 def _shape(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, where: Path) -> MnistTensors:

@@ -57,10 +57,10 @@ def linear(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
 
 def linear_zero(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Softmax regression with zero-initialised weights and bias (a deterministic start)."""
-    model = linear(input_shape, num_classes)
-    nn.init.zeros_(model[1].weight)
-    nn.init.zeros_(model[1].bias)
-    return model
+    layer = nn.Linear(math.prod(input_shape), num_classes)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return nn.Sequential(nn.Flatten(), layer)
 
 
 def pca_poly_logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
@@ -77,7 +77,7 @@ def lee_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     binary cross-entropies)."""
     model = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 5000), nn.ReLU(), nn.Dropout(0.5),
                           nn.Linear(5000, num_classes))
-    model.output_activation = "sigmoid"
+    model.output_activation = "sigmoid"  # type: ignore[assignment]  # torch types module attributes as tensors or modules
     return model
 
 

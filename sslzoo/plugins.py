@@ -13,7 +13,9 @@ import importlib.metadata as metadata
 import os
 import sys
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any
 
 import pluggy
@@ -62,11 +64,12 @@ def _wanted(env: str | None) -> set[str] | None:
 
 
 def _trace(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: list, kwargs: dict) -> None:
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         for impl in impls:
             print(f"sslzoo: hook {hook_name} -> plugin {impl.plugin_name}", file=sys.stderr)
 
-    def after(outcome: Any, hook_name: str, impls: list, kwargs: dict) -> None:
+    def after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
         pass
 
     pm.add_hookcall_monitoring(before, after)
@@ -100,13 +103,13 @@ class Plugins:
         return list(self.info.values())
 
 
-def make_plugins(load: str | None | object = ..., extra: tuple[object, ...] = ()) -> Plugins:
+def make_plugins(load: str | None | EllipsisType = ..., extra: tuple[object, ...] = ()) -> Plugins:
     """A fresh plugin manager with the built-ins, the selected entry points and ``extra`` plugins.
 
     ``load`` follows ``SSLZOO_LOAD_PLUGINS`` when not given: unset loads every installed plugin,
     an empty string none, a comma list only those (entry-point or distribution names).
     """
-    wanted = _wanted(os.environ.get(LOAD_ENV) if load is ... else load)  # type: ignore[arg-type]
+    wanted = _wanted(os.environ.get(LOAD_ENV) if isinstance(load, EllipsisType) else load)
     manager = pluggy.PluginManager("sslzoo")
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager)

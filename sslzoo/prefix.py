@@ -44,7 +44,7 @@ class SharedPrefix:
 
     def __init__(self, model: nn.Module, precision: Precision) -> None:
         n = mode_free_layers(model)
-        layers = list(model) if n else []  # plain Sequentials of the layers: slicing a subclass makes a subclass
+        layers = (sequential_layers(model) or []) if n else []  # plain Sequentials: slicing a subclass makes one
         self.prefix: nn.Module | None = nn.Sequential(*layers[:n]) if n else None  # None: nothing to share
         self.rest: nn.Module = nn.Sequential(*layers[n:]) if n else model
         self.precision = precision

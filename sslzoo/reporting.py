@@ -493,5 +493,5 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
     if into.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in into.notes] + [""]
     into.markdown.write_text("\n".join(md), encoding="utf-8")
-    into.label_efficiency = [e for e in (label_efficiency(per, reference) for per in by_dataset.values()) for e in e]
+    into.label_efficiency = [row for per in by_dataset.values() for row in label_efficiency(per, reference)]
     return into

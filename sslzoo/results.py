@@ -94,7 +94,7 @@ def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: s
                 runs.append((labels, strategies, seeds[0], len(seeds)))
             else:
                 runs += [(labels, strategies, seed, 1) for seed in seeds]
-    commands = []
+    commands: list[str] = []
     for labels, strategies, first, count in runs:
         flags = "" if labels is None else f" --labels {labels}"
         ran = [s for n, names in variant.label_groups() if labels in (None, n) for s in names]
@@ -174,8 +174,9 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
                 ref_text = f"{value:.2f} %" if value is not None else "—"
                 judged = verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—"
             final = int(statistics.fmean(r.get("oracle_labels", n_labels) for r in group))
-            rows.append([_tagged(name, preset, base), f"{n_labels}" + (f" → {final}" if final != n_labels else ""), ref_text, text,
-                         judged, _seeds(group), f"{statistics.fmean(walls):.1f}"])
+            labels = f"{n_labels}" + (f" → {final}" if final != n_labels else "")
+            rows.append([_tagged(name, preset, base), labels, ref_text, text, judged, _seeds(group),
+                         f"{statistics.fmean(walls):.1f}"])
     return rows
 
 
@@ -256,7 +257,7 @@ def labels_to_error_rows(preset: Preset, records: Sequence[Record]) -> list[list
 def _records(results: Path, name: str) -> list[Record]:
     store = results / name
     files = sorted(store.glob("records.jsonl")) + sorted(store.glob("labels-*/records.jsonl"))
-    return load(files).records if files else []
+    return list(load(files).records) if files else []
 
 
 def _round_points(record: Record) -> dict[int, float]:
@@ -420,7 +421,8 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         beside = [(v, _records(results, v.name)) for v in _variants(preset)]
         md += _table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "verdict",
                       "seeds", "wall s / run"],
-                     accuracy_rows(preset, every) + [row for v, recs in beside for row in accuracy_rows(v, recs, preset)])
+                     accuracy_rows(preset, every)
+                     + [row for v, recs in beside for row in accuracy_rows(v, recs, preset)])
         rows = best_rows(preset, records) + [row for v, recs in beside for row in best_rows(v, recs, preset)]
         if rows:
             md += ["", "Best evaluated epoch of the same runs, chosen on the test set (the table above gives the "

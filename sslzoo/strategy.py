@@ -177,7 +177,7 @@ class Strategy:
     Options: ClassVar[type] = TrainOptions
 
     def __init__(self, **options: Any) -> None:
-        self.options = make_options(self.Options, options, f"strategy {self.name!r}")
+        self.options: Any = make_options(self.Options, options, f"strategy {self.name!r}")
 
     # -- round control -------------------------------------------------------------------
     def check(self, ctx: Context) -> None:

@@ -102,8 +102,13 @@ class _Overall:
         if self.index == 1:
             self.first_started = self.run_started
 
+    def position(self) -> str:
+        """``[i/n]``: the run under way, of how many."""
+        return f"[{self.index}/{self.total}]" if self.total else ""
+
     def label(self) -> str:
-        text = f"[{self.index}/{self.total}]" if self.total else ""
+        """``[i/n] ETA ...``: the run under way and the time the bench has left, from the finished runs."""
+        text = self.position()
         done = self.index - 1
         if done > 0:
             per_run = (self.run_started - self.first_started) / done
@@ -118,15 +123,19 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _tqdm_progress(quiet: bool, overall: _Overall | None = None) -> Callable[[RunSpec], Progress | None]:
-    """A progress bar per run on stderr: epochs of the current round, with the loss; with
-    ``overall``, the description also says which run of how many and the ETA of the bench."""
+def _on_terminal() -> bool:
+    """Whether stderr is a terminal (progress bars) rather than a log or a file (a line per run)."""
+    return sys.stderr.isatty()
+
+
+def _progress_bars(overall: _Overall, show: bool) -> Callable[[RunSpec], Progress | None]:
+    """Per run, with ``show``, a progress bar on stderr: epochs of the current round with the loss,
+    which run of how many and the ETA of the bench. Every run counts in ``overall``."""
     from tqdm import tqdm
 
     def make(spec: RunSpec) -> Progress | None:
-        if overall is not None:
-            overall.start()
-        if quiet:
+        overall.start()
+        if not show:
             return None
         bars: list[Any] = []  # created on the first epoch, so a run that fails early prints no bar
 
@@ -136,14 +145,21 @@ def _tqdm_progress(quiet: bool, overall: _Overall | None = None) -> Callable[[Ru
             bar = bars[0]
             if info["epoch"] == 1:
                 bar.reset(total=info["epochs"])
-            where = f"{overall.label()} " if overall is not None else ""
-            bar.set_description(f"{where}{spec.strategy} seed {spec.seed} round {info['round']}", refresh=False)
+            bar.set_description(f"{overall.label()} {spec.strategy} seed {spec.seed} round {info['round']}",
+                                refresh=False)
             bar.set_postfix(loss=f"{info['loss']:.3f}", labels=info["labels"])
             bar.update(1)
 
         return update
 
     return make
+
+
+def _finished_line(record: dict[str, Any], overall: _Overall) -> str:
+    """One line for a finished run, where no progress bar is drawn (stderr is not a terminal)."""
+    return (f"{overall.position()} {record['strategy']} seed {record['seed']}: "
+            f"{100 * record['test_accuracy']:.2f} % test accuracy, {record['oracle_labels']} oracle labels, "
+            f"{record['wall_seconds']:.1f} s").lstrip()
 
 
 @click.group(cls=Group)
@@ -177,13 +193,16 @@ def main() -> None:
               help="Dataset option, e.g. -d noise=0.2 for moons.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="A torchvision root holding MNIST/raw/ instead of the bundled files.")
-@click.option("--json", "json_out", default=None, metavar="PATH|-",
-              help="Write the records as a JSON array to PATH, or to stdout with '-' instead of the table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON array instead of the table.")
+@click.option("--json-out", "json_out", default=None, metavar="PATH",
+              help="Also write the records as a JSON array to PATH, rewritten as each run finishes.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Append each finished record to DIR/records.jsonl at once (crash-safe).")
 @click.option("--resume", is_flag=True,
               help="With --out: skip the runs whose records are already in DIR, run the rest.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress on stderr (without it: a progress bar per run on a terminal, one line per "
+                   "finished run elsewhere).")
 @click.option("--preset", default=None, metavar="NAME",
               help="Run a published protocol (see `sslzoo presets`); explicit flags override its values.")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), metavar="FILE.toml",
@@ -194,13 +213,13 @@ def main() -> None:
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
-          json_out: str | None, out_dir: str | None, resume: bool, quiet: bool, preset: str | None = None,
-          config: str | None = None, scaled: bool = False, ci_size: bool = False,
-          runs: list[tuple[int, list[str], str | None]] | None = None) -> None:
+          as_json: bool, json_out: str | None, out_dir: str | None, resume: bool, quiet: bool,
+          preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
+          runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size})
-    if json_out not in (None, "-"):
-        _check_writable(json_out, "--json")
+    if json_out is not None:
+        _check_writable(json_out, "--json-out")
     if preset is not None or config is not None:
         return _bench_preset(click.get_current_context(), preset, config, "ci" if ci_size else
                              "scaled" if scaled else "full")
@@ -218,6 +237,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     finished: list[dict[str, Any]] = []
     store = RecordStore(out_dir) if out_dir is not None else None
     overall = _Overall()
+    on_terminal = _on_terminal()
 
     def plan(built: list[Any]) -> list[Any]:
         if store is not None:
@@ -231,8 +251,10 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
 
     def keep(record: dict[str, Any]) -> None:
         finished.append(record)
-        if json_out not in (None, "-"):
+        if json_out is not None:
             _dump(finished, json_out)  # every finished record is on disk before the next run starts
+        if not quiet and not on_terminal:  # a log gets one line per run, not a progress bar's frames
+            click.echo(_finished_line(record, overall), err=True)
 
     # no --strategy: None runs the default comparison (DEFAULT_BENCH), as sslzoo.run() does
     groups = runs or [(labels, list(strategies) or None, None)]
@@ -248,10 +270,11 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
                 run(names, dataset, labels=labels_, seed=seed, seeds=seeds,
                     model=model, device=device, split=split, exclude_classes=exclude_classes,
                     options=opts if names is None or names == list(strategies) else options_for(opts, names),
-                    dataset_options=dopts, progress=_tqdm_progress(quiet, overall), on_record=keep, plan=plan,
+                    dataset_options=dopts, progress=_progress_bars(overall, show=not quiet and on_terminal),
+                    on_record=keep, plan=plan,
                     out=store, resume=resume, preset=preset_name)
     finally:
-        if json_out == "-" and finished:
+        if as_json and finished:
             _dump(finished, "-")
         elif finished:
             click.echo(format_table(summarize(finished)))
@@ -273,7 +296,11 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
 
     if name is not None and config is not None:
         raise click.UsageError("give --preset NAME or --config FILE, not both")
-    p = get_preset(name) if name is not None else load_file(config)
+    if name is not None:
+        p = get_preset(name)
+    else:
+        assert config is not None  # bench calls this with --preset or --config
+        p = load_file(config)
     validate(p)  # a bad value in the file names the file before anything runs
     p = p.variant(size)
     given = {key for key in ctx.params if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}

@@ -56,9 +56,9 @@ def one_line_error(result, fragment: str) -> None:
 
 @pytest.fixture
 def existing(tmp_path):
-    """A store holding a finished run's record and a --json file from an earlier bench."""
+    """A store holding a finished run's record and a --json-out file from an earlier bench."""
     store, json_file = tmp_path / "store", tmp_path / "earlier.json"
-    first = invoke("bench", "-s", "supervised", *FAST, "--out", str(store), "--json", str(json_file))
+    first = invoke("bench", "-s", "supervised", *FAST, "--out", str(store), "--json-out", str(json_file))
     assert first.exit_code == 0, first.output
     return store, json_file, (store / "records.jsonl").read_bytes(), json_file.read_bytes()
 
@@ -82,7 +82,7 @@ def existing(tmp_path):
 def test_bad_input_is_refused_before_any_run_and_nothing_is_lost(args, fragment, existing, observer):
     store, json_file, records, earlier = existing
     flags = [a for a in FAST if a not in ("--epochs", "2")] if "--epochs" in args else FAST
-    result = invoke("bench", *args, *flags, "--out", str(store), "--resume", "--json", str(json_file))
+    result = invoke("bench", *args, *flags, "--out", str(store), "--resume", "--json-out", str(json_file))
     one_line_error(result, fragment)
     assert observer.started == []
     assert (store / "records.jsonl").read_bytes() == records and json_file.read_bytes() == earlier
@@ -93,14 +93,14 @@ def test_bad_input_is_refused_before_any_run_and_nothing_is_lost(args, fragment,
     ("", "is a directory; give a file name such as"),
 ])
 def test_an_unwritable_json_path_is_refused_before_any_run(target, fragment, tmp_path, observer):
-    result = invoke("bench", "-s", "supervised", *FAST, "--json", str(tmp_path / target))
+    result = invoke("bench", "-s", "supervised", *FAST, "--json-out", str(tmp_path / target))
     one_line_error(result, fragment.format(tmp=tmp_path))
     assert observer.started == []
 
 
 def test_json_records_are_replaced_whole_after_each_run(tmp_path):
     out = tmp_path / "records.json"
-    result = invoke("bench", "-s", "supervised", "--seeds", "2", *FAST, "--json", str(out))
+    result = invoke("bench", "-s", "supervised", "--seeds", "2", *FAST, "--json-out", str(out))
     assert result.exit_code == 0, result.output
     assert [r["seed"] for r in json.loads(out.read_text())] == [0, 1]
     assert [p.name for p in tmp_path.iterdir()] == ["records.json"]  # no temporary file left

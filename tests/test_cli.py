@@ -50,18 +50,65 @@ def test_bench_prints_a_table_with_mean_and_std_over_seeds():
     assert row.split()[:3] == ["supervised", "moons", "2"] and "±" in row
 
 
-def test_bench_json_dash_writes_records_to_stdout():
-    result = invoke("bench", "-s", "supervised", "--seeds", "2", "--json", "-", *FAST)
-    records = json.loads(result.output)
+def test_bench_json_prints_the_records_instead_of_the_table():
+    result = invoke("bench", "-s", "supervised", "--seeds", "2", "--json", *FAST)
+    records = json.loads(result.stdout)
     assert [r["seed"] for r in records] == [0, 1]
     assert all(r["options"]["epochs"] == 2 for r in records)
+
+
+def _commands(group=main):
+    for name, command in group.commands.items():
+        yield from _commands(command) if hasattr(command, "commands") else [(name, command)]
+
+
+def test_json_is_a_flag_with_one_meaning_on_every_command():
+    """``--json``: JSON on stdout instead of the table, on every command that has it; a file is
+    ``--json-out PATH`` (bench)."""
+    with_json = {name: next(p for p in command.params if "--json" in p.opts)
+                 for name, command in _commands() if any("--json" in p.opts for p in command.params)}
+    assert {"bench", "compare", "report", "strategies", "datasets", "models", "plugins", "presets"} <= set(with_json)
+    assert all(option.is_flag for option in with_json.values()), [n for n, o in with_json.items() if not o.is_flag]
+    result = invoke("bench", "-s", "supervised", *FAST, "--json", "records.json")
+    assert result.exit_code == 2 and "unexpected extra argument (records.json)" in result.output
+
+
+BENCH = ["bench", "-s", "supervised", "--seeds", "2", "--dataset", "moons", "--labels", "10", "--epochs", "3"]
+
+
+def test_progress_off_a_terminal_is_one_line_per_finished_run():
+    result = CliRunner().invoke(main, BENCH)  # stderr is not a terminal here (a CI log, a file)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [re.sub(r"[\d.]+ s$", "S", line) for line in lines] == [
+        f"[{i}/2] supervised seed {i - 1}: {100 * r:.2f} % test accuracy, 10 oracle labels, S"
+        for i, r in enumerate(_accuracies(), start=1)]
+    assert "\r" not in result.stderr
+
+
+def _accuracies() -> list[float]:
+    records = json.loads(CliRunner().invoke(main, [*BENCH, "--json", "-q"]).stdout)
+    return [r["test_accuracy"] for r in records]
+
+
+def test_quiet_prints_nothing_on_stderr():
+    result = CliRunner().invoke(main, [*BENCH, "-q"])
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_progress_on_a_terminal_is_a_bar_per_run_and_no_lines(monkeypatch):
+    monkeypatch.setattr("sslzoo.cli._on_terminal", lambda: True)
+    result = CliRunner().invoke(main, BENCH)
+    assert result.exit_code == 0, result.output
+    assert "\r" in result.stderr and "supervised seed 1 round 0" in result.stderr
+    assert "test accuracy" not in result.stderr
 
 
 def test_finished_records_survive_a_later_failing_run(tmp_path):
     reset_default_registry(Registry(make_plugins(load="", extra=(TestPlugin(),))))
     out = tmp_path / "records.json"
     result = invoke("bench", "-s", "supervised", "-s", "nan_at_step", "--dataset", "moons", "--labels", "200",
-                    "--epochs", "2", "-o", "batch_size=16", "--json", str(out), "-q")
+                    "--epochs", "2", "-o", "batch_size=16", "--json-out", str(out), "-q")
     assert result.exit_code == 1
     assert "not finite" in result.output
     kept = json.loads(out.read_text())
@@ -91,7 +138,7 @@ def test_bench_table_shows_distinct_pseudo_labeled_ids_and_draws_apart():
     # 10 labels: one step an epoch; epochs 2..13 (after t1) each draw 99 of the 990 pool ids, and 10
     # draws of 99 cover the pool: 12 · 99 = 1188 draws of 990 distinct ids
     result = invoke("bench", "-s", "pseudo_label", "-s", "supervised", "--dataset", "moons", "--labels", "10",
-                    "--epochs", "13", "-o", "t1=1", "-o", "t2=2", "-o", "unlabeled_batch_size=99", "-q", "--json", "-")
+                    "--epochs", "13", "-o", "t1=1", "-o", "t2=2", "-o", "unlabeled_batch_size=99", "-q", "--json")
     records = json.loads(result.output)
     assert (records[0]["curve"][-1]["pseudo_ids"], records[0]["curve"][-1]["pseudo_labels"]) == (990, 1188)
     header, _, pseudo, supervised = [re.split(r"\s{2,}", line.strip())

@@ -18,7 +18,7 @@ from sslzoo.testing import tiny_run
 
 def test_composition_queries_the_oracle_and_pseudo_labels_the_rest():
     result = tiny_run("least_confidence+self_training", criterion="k_best", k_best=20, epochs=20)
-    ledger = result.job.ledger
+    ledger = result.job.data.ledger
     record = result.record
     assert record["strategy"] == "least_confidence+self_training" and record["family"] == "hybrid"
     assert record["oracle_labels"] == 25  # the budget, met by least_confidence's queries
@@ -33,7 +33,7 @@ def test_composition_queries_the_oracle_and_pseudo_labels_the_rest():
 
 def test_sequence_queries_until_the_budget_then_only_pseudo_labels():
     result = tiny_run("least_confidence>self_training", criterion="k_best", k_best=7, max_rounds=3, epochs=5)
-    ledger, record = result.job.ledger, result.record
+    ledger, record = result.job.data.ledger, result.record
     assert record["strategy"] == "least_confidence>self_training" and record["family"] == "hybrid"
     assert record["oracle_labels"] == 25 and record["termination"] == "max_rounds"
     queried_rounds = sorted(set(ledger.round[(ledger.source == ORACLE) & (ledger.round > 0)].tolist()))
@@ -73,7 +73,7 @@ def test_bad_compositions_are_clear_errors(name, error, fragment):
 def test_composition_runs_from_the_command_line():
     result = CliRunner().invoke(main, ["bench", "-s", "margin+pseudo_label", "--dataset", "moons", "--labels", "10",
                                        "--epochs", "2", "--query-size", "5", "--budget", "15", "-o", "t1=0",
-                                       "-o", "t2=1", "--json", "-", "-q"])
+                                       "-o", "t2=1", "--json", "-q"])
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.output)
     assert record["strategy"] == "margin+pseudo_label" and record["oracle_labels"] == 15

@@ -60,7 +60,7 @@ def test_strategies_lists_power_bald_with_its_distribution(monkeypatch):
 def test_bench_runs_power_bald_next_to_a_built_in(monkeypatch, load):
     monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", load)
     result = CliRunner().invoke(main, ["bench", "--strategy", "power_bald", "-s", "bald", "-o", "power_bald.beta=2",
-                                       *TINY_BENCH, "--json", "-"])
+                                       *TINY_BENCH, "--json"])
     assert result.exit_code == 0, result.output
     records = {r["strategy"]: r for r in json.loads(result.stdout)}
     power = records["power_bald"]

@@ -93,7 +93,7 @@ def run_ended(record):
 """
 
 AL_BENCH = ["-s", "margin", "--dataset", "moons", "--labels", "10", "-d", "n_train=100", "-d", "n_test=100",
-            "--epochs", "2", "--query-size", "5", "--budget", "20", "--quiet", "--json", "-"]
+            "--epochs", "2", "--query-size", "5", "--budget", "20", "--quiet", "--json"]
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_a_plugin_adds_a_dataset_and_a_model_that_bench_runs_on(site, monkeypatc
 
     result = invoke("bench", "-s", "supervised", "-s", "bald", "--dataset", "blobs", "--labels", "6",
                     "-d", "n_train=150", "-d", "spread=0.4", "--budget", "12", "--query-size", "3", "-o", "passes=4",
-                    "--quiet", "--json", "-")
+                    "--quiet", "--json")
     records = json.loads(result.stdout)
     assert [r["strategy"] for r in records] == ["supervised", "bald"]
     for record in records:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sslzoo import run
+
+pytestmark = pytest.mark.slow
 
 
 def test_supervised_cnn_with_1000_balanced_labels_reaches_94_percent():

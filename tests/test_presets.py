@@ -114,7 +114,7 @@ def test_unknown_preset_is_an_unknown_name_error():
 def test_config_runs_a_user_file_and_records_carry_its_name(tmp_path):
     path = tmp_path / "my-moons.toml"
     path.write_text(USER_FILE, encoding="utf-8")
-    recs = records_of(CliRunner().invoke(main, ["bench", "--config", str(path), "--json", "-", "-q"]))
+    recs = records_of(CliRunner().invoke(main, ["bench", "--config", str(path), "--json", "-q"]))
     assert [(r["strategy"], r["seed"], r["preset"]) for r in recs] == [
         ("supervised", 0, "my-moons"), ("supervised", 1, "my-moons"),
         ("pseudo_label", 0, "my-moons"), ("pseudo_label", 1, "my-moons")]
@@ -126,7 +126,7 @@ def test_explicit_flags_override_the_preset(tmp_path):
     path.write_text(USER_FILE.replace('epochs = 3', 'epochs = 3\n"pseudo_label.epochs" = 4'), encoding="utf-8")
     recs = records_of(CliRunner().invoke(main, [
         "bench", "--config", str(path), "-s", "pseudo_label", "--seeds", "1", "--seed", "5", "--labels", "8",
-        "--epochs", "2", "-o", "pseudo_label.t2=1.5", "-d", "noise=0.2", "--json", "-", "-q"]))
+        "--epochs", "2", "-o", "pseudo_label.t2=1.5", "-d", "noise=0.2", "--json", "-q"]))
     (r,) = recs
     assert (r["strategy"], r["seed"], r["labels"]) == ("pseudo_label", 5, 8)
     assert r["options"]["epochs"] == 2  # --epochs beats the file's NAME.epochs too
@@ -139,7 +139,7 @@ def test_labels_for_runs_those_strategies_at_their_own_label_counts(tmp_path):
     path.write_text(USER_FILE.replace("seeds = 2", "seeds = 1\nlabels_for = { supervised = [6, 30] }"),
                     encoding="utf-8")
     recs = records_of(CliRunner().invoke(main, ["bench", "--config", str(path), "--out", str(tmp_path / "out"),
-                                                "--json", "-", "-q"]))
+                                                "--json", "-q"]))
     assert [(r["strategy"], r["labels"], r["preset"]) for r in recs] == [
         ("supervised", 6, "mixed@6"), ("pseudo_label", 6, "mixed@6"), ("supervised", 30, "mixed@30")]
     assert (tmp_path / "out" / "labels-30" / "records.jsonl").read_text().count("\n") == 1
@@ -154,21 +154,22 @@ def test_merge_options_plain_keys_replace_scoped_ones():
 
 def test_plain_bench_records_have_no_preset():
     recs = records_of(CliRunner().invoke(main, [
-        "bench", "-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "--json", "-", "-q"]))
+        "bench", "-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "--json", "-q"]))
     assert recs[0]["preset"] is None
 
 
 def test_several_label_counts_run_one_bench_each_and_say_so_in_the_preset():
     recs = records_of(CliRunner().invoke(main, ["bench", "--preset", "mnist-tiny", "--ci", "-s", "supervised",
-                                                                "--json", "-", "-q"]))
+                                                                "--json", "-q"]))
     assert [(r["labels"], r["preset"]) for r in recs] == [(10, "mnist-tiny:ci@10"), (20, "mnist-tiny:ci@20")]
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if get_preset(name).dataset == "mnist"
+                                  else name for name in PRESETS])
 def test_the_ci_sized_version_of_each_preset_runs(name, tmp_path):
     preset = get_preset(name).variant("ci")
     result = CliRunner().invoke(main, ["bench", "--preset", name, "--ci", "--out", str(tmp_path),
-                                                       "--json", "-", "-q"])
+                                                       "--json", "-q"])
     recs = records_of(result)
     groups = preset.label_groups()
     assert len(recs) == sum(len(names) for _, names in groups) * preset.seeds

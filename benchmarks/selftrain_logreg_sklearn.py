@@ -49,8 +49,8 @@ from sklearn.preprocessing import Normalizer, PolynomialFeatures
 
 import sslzoo
 from sslzoo.mnist import load_mnist
+from sslzoo.results import RecordStore
 from sslzoo.split import initial_labels
-from sslzoo.store import RecordStore
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/selftrain_logreg_sklearn.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     protocol = PROTOCOLS[args.protocol]
     store = RecordStore(args.out)
-    done = {(r["strategy"], r["seed"]) for r in store.records()} if args.resume and store.exists() else set()
+    done = {(r["strategy"], r["seed"]) for r in store.load().records} if args.resume else set()
     for seed in range(args.seed, args.seed + args.seeds):
         if ("self_training", seed) in done:
             continue

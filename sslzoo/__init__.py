@@ -24,7 +24,6 @@ from sslzoo.api import (
     list_strategies,
 )
 from sslzoo.bench import run
-from sslzoo.comparison import compare
 from sslzoo.context import Context
 from sslzoo.dataset import Arrays, Dataset
 from sslzoo.errors import (
@@ -45,7 +44,8 @@ from sslzoo.picking import top_k
 from sslzoo.plugins import make_plugins
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
 from sslzoo.registry import ModelSpec, Registry
-from sslzoo.reporting import report
+from sslzoo.results.comparison import compare
+from sslzoo.results.reporting import report
 from sslzoo.strategy import (
     ORACLE,
     PSEUDO,

@@ -15,7 +15,8 @@ from sslzoo.errors import OptionError
 from sslzoo.preset import merge_options
 from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.registry import Registry, default_registry
-from sslzoo.store import RecordStore
+from sslzoo.results.formatting import by_keys, group_by, mean_std, plus_minus, text_table
+from sslzoo.results.store import RecordStore
 
 #: What ``sslzoo bench`` runs with no ``--strategy``: supervised vs pseudo-labeling vs self-training
 #: vs uncertainty active learning on the bundled MNIST, sized for a few minutes on 2 CPU cores
@@ -96,7 +97,7 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
     loses it. ``progress(spec)`` may return a per-run progress callback. ``plan`` gets every
     (spec, built strategy) pair before the first run and returns those to run.
 
-    ``out``: a directory (or :class:`~sslzoo.store.RecordStore`) where each finished record is
+    ``out``: a directory (or :class:`~sslzoo.results.store.RecordStore`) where each finished record is
     appended to ``records.jsonl`` at once; with ``resume`` the runs already stored there are not run
     again and their records are returned first.
 
@@ -150,16 +151,13 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     counted them); ``pseudo_draws``: pseudo-labels given, a per-step draw counted each time;
     ``patience``: the test-set model selection the runs used (0: none).
     """
-    groups: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
-    for rec in records:
-        groups.setdefault((rec["strategy"], rec["dataset"], rec["labels"]), []).append(rec)
     rows = []
-    for (strategy, dataset, _), recs in groups.items():
-        accs = [r["test_accuracy"] for r in recs]
+    for (strategy, dataset, _), recs in group_by(records, by_keys("strategy", "dataset", "labels")).items():
+        mean, std = mean_std([r["test_accuracy"] for r in recs])
         rows.append({
             "strategy": strategy, "dataset": dataset, "seeds": len(recs),
-            "accuracy_mean": statistics.fmean(accs),
-            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "accuracy_mean": mean,
+            "accuracy_std": std,
             "labels": statistics.fmean(r["oracle_labels"] for r in recs),
             "pseudo_ids": _mean_of([r["curve"][-1].get("pseudo_ids") for r in recs]),
             "pseudo_draws": statistics.fmean(r["curve"][-1]["pseudo_labels"] for r in recs),
@@ -175,13 +173,10 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     header = ("strategy", "dataset", "seeds", "test accuracy", "labels", "pseudo-labeled ids", "pseudo-label draws",
               "wall s")
     body = [(r["strategy"] + ("*" if r["patience"] else ""), r["dataset"], str(r["seeds"]),
-             f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} %", f"{r['labels']:.0f}",
+             plus_minus(100 * r["accuracy_mean"], 100 * r["accuracy_std"]) + " %", f"{r['labels']:.0f}",
              "—" if r["pseudo_ids"] is None else f"{r['pseudo_ids']:.0f}", f"{r['pseudo_draws']:.0f}",
              f"{r['wall_seconds']:.1f}") for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    lines = text_table(header, body)
     selected = [r["patience"] for r in rows if r["patience"]]
     if selected:
         lines += ["", f"* {selected_on_test_note(selected)}."]

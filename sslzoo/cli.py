@@ -20,8 +20,9 @@ from sslzoo.errors import PluginWarning, SslzooError
 from sslzoo.options import parse_assignments
 from sslzoo.preset import options_for
 from sslzoo.registry import default_registry
+from sslzoo.results.formatting import text_table
+from sslzoo.results.store import RecordStore
 from sslzoo.split import SPLITS
-from sslzoo.store import RecordStore
 
 
 class Group(click.Group):
@@ -360,7 +361,7 @@ def presets(as_json: bool) -> None:
 def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json: bool, output: str | None) -> None:
     """Compare NEW records with BASELINE records (files or directories): per strategy and dataset,
     mean ± std over seeds, the delta and a verdict. Exit code 1 when any strategy regressed."""
-    from sslzoo.comparison import compare as compare_records
+    from sslzoo.results.comparison import compare as compare_records
 
     result = compare_records(baseline, new, tolerance=tolerance)
     for warning in result.warnings:
@@ -387,7 +388,7 @@ def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json:
 def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) -> None:
     """Write a markdown summary and PNG figures (learning curves, pseudo-labeling, decision
     boundaries, label efficiency) of RESULTS (record files or directories) into --out DIR."""
-    from sslzoo.reporting import report as write_report
+    from sslzoo.results.reporting import report as write_report
 
     written = write_report(list(results), out_dir, reference=reference)
     if as_json:
@@ -417,10 +418,8 @@ def _listing(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) 
     if as_json:
         _dump(rows, "-")
         return
-    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in columns]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
-    for r in rows:
-        click.echo("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for line in text_table(columns, [[str(r.get(c, "")) for c in columns] for r in rows], rule=False):
+        click.echo(line)
 
 
 def _plugin_of(table: Any, name: str) -> str:

@@ -18,7 +18,8 @@ from typing import Any
 ACCURACY_TARGETS = (0.90, 0.95)
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -32,7 +33,7 @@ def budget_points(curve: Sequence[Mapping[str, Any]]) -> list[tuple[float, float
     for entry in curve:
         if not isinstance(entry, Mapping) or entry.get("epoch") not in (None, entry.get("epochs")):
             continue
-        labels, accuracy = _number(entry.get("labels")), _number(entry.get("test_accuracy"))
+        labels, accuracy = finite_number(entry.get("labels")), finite_number(entry.get("test_accuracy"))
         if labels is not None and accuracy is not None:
             points[labels] = accuracy
     return sorted(points.items())

@@ -167,7 +167,7 @@ def test_a_broken_mnist_file_is_named_with_its_problem_before_any_run(corrupt, f
 
 # -- the store lock ----------------------------------------------------------------------------------
 HOLD = """import sys, time
-from sslzoo.store import RecordStore
+from sslzoo.results.store import RecordStore
 with RecordStore(sys.argv[1]).lock():
     print("locked", flush=True)
     time.sleep(120)
@@ -191,7 +191,7 @@ def test_a_second_writer_on_one_out_directory_is_refused_and_a_killed_ones_lock_
 
 
 def test_a_preset_with_several_label_counts_locks_its_whole_out_directory(tmp_path):
-    from sslzoo.store import RecordStore
+    from sslzoo.results.store import RecordStore
 
     with RecordStore(tmp_path).lock():
         result = invoke("bench", "--preset", "mnist-tiny", "--ci", "-q", "--out", str(tmp_path))

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli import main
-from sslzoo.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points
 from sslzoo.errors import ResultsError
+from sslzoo.results.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points
 from tests.tiny_records import moons_records, write_jsonl
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 import sslzoo
 from sslzoo.cli import main
 from sslzoo.errors import ResultsError
-from sslzoo.reporting import alpha_schedule, label_efficiency, labels_needed, mean_curve
+from sslzoo.results.reporting import alpha_schedule, label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
 from tests.tiny_records import moons_records, write_jsonl
 
 
@@ -54,12 +54,15 @@ def test_report_on_real_records_writes_pngs_and_markdown_that_links_them(tmp_pat
     assert "labels random needs" in markdown  # the label-efficiency table
 
 
-def test_pseudo_label_buckets_are_drawn_when_records_carry_them(tmp_path, records):
+def test_pseudo_label_buckets_are_drawn_from_the_records_pseudo_label_tally(tmp_path, records):
     for r in records:
         if r["strategy"] == "pseudo_label":
-            r["pseudo"] = {"buckets": [{"bucket": "easy", "accuracy": 0.95, "count": 100},
-                                       {"bucket": "medium", "accuracy": 0.8, "count": 50},
-                                       {"bucket": "hard", "accuracy": 0.55 + 0.1 * r["seed"], "count": 20}]}
+            r["pseudo"]["buckets"] = {"easy": {"count": 100, "accuracy": 0.95},
+                                      "medium": {"count": 50, "accuracy": 0.8},
+                                      "hard": {"count": 20, "accuracy": 0.55 + 0.1 * r["seed"]}}
+    last = records[-1]
+    assert pseudo_buckets_of(last) == [("easy", 0.95), ("medium", 0.8), ("hard", 0.55 + 0.1 * last["seed"])]
+    assert pseudo_buckets_of({**last, "pseudo": {"buckets": {"easy": {"count": 0, "accuracy": None}}}}) == []
     written = sslzoo.report(records, tmp_path)
     path = tmp_path / "pseudo_buckets_moons.png"
     assert path in written.figures

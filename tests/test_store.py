@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from sslzoo.cli import main
 from sslzoo.errors import ResultsError
-from sslzoo.store import RECORDS_FILE, RecordStore, check_resumable, load, resume_key
+from sslzoo.results.store import RECORDS_FILE, RecordStore, check_resumable, load, resume_key
 from tests.tiny_records import moons_records, write_jsonl
 
 BENCH = ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10", "--epochs", "3", "--device", "cpu", "-q"]

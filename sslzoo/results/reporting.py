@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslzoo.comparison import curve_points, group
+from sslzoo.default_plugins.pseudo_label import alpha
 from sslzoo.errors import ResultsError
 from sslzoo.record import selected_on_test, selected_on_test_note
-from sslzoo.store import as_records
+from sslzoo.results.comparison import curve_points, group
+from sslzoo.results.formatting import markdown_table, mean_std, percent
+from sslzoo.results.store import as_records
 
 Record = Mapping[str, Any]
 DPI = 110
@@ -85,13 +87,9 @@ def mean_curve(records: Sequence[Record]) -> tuple[list[float], list[float], lis
     range; outside it a seed does not count (so the band never extrapolates)."""
     curves = [sorted(curve_points(r)) for r in records]
     curves = [c for c in curves if c]
-    xs = sorted({x for c in curves for x, _ in c})
-    means, stds = [], []
-    for x in xs:
-        values = [v for c in curves if (v := _interp(c, x)) is not None]
-        means.append(_fmean(values))
-        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
-    return xs, means, stds
+    xs = sorted({x for c in curves for x, _ in c})  # each reached by at least one seed
+    stats = [mean_std([v for c in curves if (v := _interp(c, x)) is not None]) for x in xs]
+    return xs, [mean for mean, _ in stats], [std for _, std in stats]
 
 
 def _interp(points: Sequence[tuple[float, float]], x: float) -> float | None:
@@ -166,23 +164,19 @@ def alpha_schedule(options: Mapping[str, Any], epochs: float) -> tuple[list[floa
     if not all(isinstance(v, (int, float)) for v in (t1, t2, alpha_f)):
         return None
     xs = sorted({0.0, float(epochs), *(t for t in (float(t1), float(t2)) if 0 <= t <= epochs)})
-
-    def alpha(t: float) -> float:
-        return 0.0 if t < t1 else float(alpha_f) if t >= t2 or t2 == t1 else (t - t1) / (t2 - t1) * alpha_f
-
-    return xs, [alpha(x) for x in xs]
+    return xs, [alpha(x, t1, t2, alpha_f) for x in xs]
 
 
-def epoch_points(record: Record) -> list[tuple[float, float, float | None]]:
-    """(epoch, test accuracy, alpha or None) along the run: every curve entry, placed at the epochs
-    trained so far (entries with an ``epoch`` key are mid-round evaluations of that round)."""
+def epoch_points(record: Record) -> list[tuple[float, float]]:
+    """(epoch, test accuracy) along the run: every curve entry, placed at the epochs trained so far
+    (entries with an ``epoch`` before ``epochs`` are mid-round evaluations of that round)."""
     points, done = [], 0.0
     for entry in record.get("curve") or []:
         if not isinstance(entry, Mapping) or entry.get("test_accuracy") is None:
             continue
         epochs = float(entry.get("epochs") or 0)
         at = done + float(entry["epoch"]) if entry.get("epoch") is not None else done + epochs
-        points.append((at, float(entry["test_accuracy"]), entry.get("alpha")))
+        points.append((at, float(entry["test_accuracy"])))
         if entry.get("epoch") is None or entry.get("epoch") == entry.get("epochs"):
             done += epochs
     return points
@@ -201,14 +195,13 @@ def pseudo_schedule(name: str, records: Sequence[Record], color: Any, title: str
     ax.set_ylabel("test accuracy")
     ax.grid(True, alpha=0.3)
     twin = ax.twinx()
-    recorded = [(p[0], float(p[2])) for p in per_seed[0] if p[2] is not None]
-    schedule = ((sorted(x for x, _ in recorded), [a for _, a in sorted(recorded)]) if recorded
-                else alpha_schedule(records[0].get("options") or {}, max(xs) if xs else 0.0))
+    schedule = alpha_schedule(records[0].get("options") or {}, max(xs) if xs else 0.0)
     if schedule is not None:
         twin.plot(*schedule, color="black", linestyle="--", linewidth=1.2, label="alpha(t)")
     else:
-        into.notes.append(f"{name}: alpha(t) is not drawn (schedule={_option(records[0]['options'], 'schedule')!r} "
-                          f"depends on the pool size and the record carries no alpha values)")
+        schedule_name = _option(records[0]["options"], "schedule")
+        into.notes.append(f"{name}: alpha(t) is not drawn (with schedule={schedule_name!r} t counts unlabeled "
+                          f"batches, which depend on the pool size)")
     twin.set_ylabel("alpha(t)")
     twin.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
@@ -217,31 +210,11 @@ def pseudo_schedule(name: str, records: Sequence[Record], color: Any, title: str
     _save(fig, path, into)
 
 
-def pseudo_buckets_of(record: Record) -> list[tuple[str, float, float | None]]:
-    """(bucket, pseudo-label accuracy, count) from the record's ``pseudo`` entry, whatever shape it has:
-    ``{"buckets": [{"bucket"|"name"|"label": ..., "accuracy": ..., "count"|"n": ...}]}`` or
-    ``{"buckets": {name: accuracy or {"accuracy": ..., "count": ...}}}`` (``buckets`` may be omitted)."""
-    pseudo = record.get("pseudo")
-    if not isinstance(pseudo, Mapping):
-        return []
-    buckets = pseudo.get("buckets", pseudo.get("by_difficulty", pseudo))
-    rows: list[tuple[str, float, float | None]] = []
-    if isinstance(buckets, Mapping):
-        items = [(str(k), v) for k, v in buckets.items()]
-    elif isinstance(buckets, Sequence) and not isinstance(buckets, str):
-        items = []
-        for i, b in enumerate(buckets):
-            if isinstance(b, Mapping):
-                name = next((b[k] for k in ("bucket", "name", "label", "range", "difficulty") if k in b), i)
-                items.append((str(name), b))
-    else:
-        return []
-    for name, value in items:
-        acc = value.get("accuracy") if isinstance(value, Mapping) else value
-        count = (value.get("count", value.get("n")) if isinstance(value, Mapping) else None)
-        if isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc):
-            rows.append((name, float(acc), float(count) if isinstance(count, (int, float)) else None))
-    return rows
+def pseudo_buckets_of(record: Record) -> list[tuple[str, float]]:
+    """(bucket, pseudo-label accuracy) of each difficulty bucket of the record's pseudo-label tally
+    (``pseudo.buckets``: name → ``{"count", "accuracy"}``), for the buckets that got any."""
+    buckets = (record.get("pseudo") or {}).get("buckets") or {}
+    return [(str(name), float(b["accuracy"])) for name, b in buckets.items() if b.get("accuracy") is not None]
 
 
 def pseudo_buckets(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, Any], title: str,
@@ -250,7 +223,7 @@ def pseudo_buckets(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, 
     order: list[str] = []
     for name, records in groups.items():
         for record in records:
-            for bucket, acc, _ in pseudo_buckets_of(record):
+            for bucket, acc in pseudo_buckets_of(record):
                 data.setdefault(name, {}).setdefault(bucket, []).append(acc)
                 if bucket not in order:
                     order.append(bucket)
@@ -261,9 +234,9 @@ def pseudo_buckets(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, 
     width = 0.8 / len(data)
     for i, (name, per_bucket) in enumerate(data.items()):
         xs = [j + (i - (len(data) - 1) / 2) * width for j, b in enumerate(order) if b in per_bucket]
-        means = [_fmean(per_bucket[b]) for b in order if b in per_bucket]
-        errs = [statistics.stdev(per_bucket[b]) if len(per_bucket[b]) > 1 else 0.0 for b in order if b in per_bucket]
-        ax.bar(xs, means, width=width, yerr=errs, capsize=3, color=colors[name], label=name)
+        stats = [mean_std(per_bucket[b]) for b in order if b in per_bucket]
+        ax.bar(xs, [mean for mean, _ in stats], width=width, yerr=[std for _, std in stats], capsize=3,
+               color=colors[name], label=name)
     ax.set_xticks(range(len(order)), order)
     ax.set_xlabel("difficulty bucket")
     ax.set_ylabel("pseudo-label accuracy")
@@ -362,12 +335,6 @@ def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path
 
 
 # -- tables -------------------------------------------------------------------------------------------
-def _pct(values: Sequence[float]) -> str:
-    mean = _fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.2f} ± {100 * std:.2f} %"
-
-
 def summary_rows(groups: Mapping[str, Sequence[Record]]) -> list[list[str]]:
     """Per strategy: family, seeds, accuracy, labels, distinct pseudo-labeled ids ("—" for records
     from before they were counted), pseudo-label draws, pseudo-label accuracy and wall time; a
@@ -382,7 +349,7 @@ def summary_rows(groups: Mapping[str, Sequence[Record]]) -> list[list[str]]:
         labels = [r.get("oracle_labels", r.get("labels")) or 0 for r in records]
         marked = "*" if any(selected_on_test(r) for r in records) else ""
         rows.append([name + marked, str(records[0].get("family") or "—"), str(len(records)),
-                     _pct([r["test_accuracy"] for r in records]), f"{_fmean(labels):.0f}",
+                     percent([r["test_accuracy"] for r in records]), f"{_fmean(labels):.0f}",
                      f"{_fmean(ids):.0f}" if ids and all(isinstance(i, int) for i in ids) else "—",
                      f"{_fmean(draws):.0f}" if draws else "0",
                      f"{100 * _fmean(pacc):.1f} %" if pacc else "—",
@@ -405,13 +372,6 @@ def label_efficiency(groups: Mapping[str, Sequence[Record]], reference: str = RE
                      "reference_labels": needed, "reached": how != ">", "bound": how,
                      "saving": needed / labels if needed is not None and labels > 0 and how != ">" else None})
     return rows
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 2) -> list[str]:
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"]
-    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return out
 
 
 # -- the report ---------------------------------------------------------------------------------------
@@ -442,8 +402,8 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
         md += [f"## {title}", "",
                f"Initial labels: {first.get('labels', '—')}, model: {first.get('model', '—')}, "
                f"dataset options: `{json.dumps(first.get('dataset_options', {}))}`.", ""]
-        md += _table(["strategy", "family", "seeds", "test accuracy", "oracle labels", "pseudo-labeled ids",
-                      "pseudo-label draws", "pseudo-label acc.", "wall s"], summary_rows(per), right_from=2)
+        md += markdown_table(["strategy", "family", "seeds", "test accuracy", "oracle labels", "pseudo-labeled ids",
+                              "pseudo-label draws", "pseudo-label acc.", "wall s"], summary_rows(per), left=2)
         md.append("")
         selected = [selected_on_test(r) for records in per.values() for r in records if selected_on_test(r)]
         if selected:
@@ -459,11 +419,11 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
             md.append(f"Labels `{reference}` needs to match each strategy's final accuracy: the first label count at "
                       f"which its mean curve over seeds reaches it (a count it ran, not interpolated).")
             md.append("")
-            md += _table(["strategy", "test accuracy", "labels", f"labels {reference} needs", "labels saved"],
-                         [[e["strategy"], f"{100 * e['accuracy']:.2f} %", f"{e['labels']:.0f}",
-                           f"{e['bound']} {e['reference_labels']:.0f}".strip() if e["reference_labels"] is not None
-                           else "—",
-                           f"{e['saving']:.2f}×" if e["saving"] is not None else "not reached"] for e in eff])
+            rows = [[e["strategy"], f"{100 * e['accuracy']:.2f} %", f"{e['labels']:.0f}",
+                     f"{e['bound']} {e['reference_labels']:.0f}".strip() if e["reference_labels"] is not None else "—",
+                     f"{e['saving']:.2f}×" if e["saving"] is not None else "not reached"] for e in eff]
+            md += markdown_table(["strategy", "test accuracy", "labels", f"labels {reference} needs", "labels saved"],
+                                 rows, left=2)
         else:
             md.append(f"No `{reference}` records on this dataset: run `-s {reference}` with the same budget to "
                       f"see how many labels each strategy saves.")

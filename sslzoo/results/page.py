@@ -27,7 +27,8 @@ from typing import Any
 from sslzoo.errors import ResultsError
 from sslzoo.metrics import budget_points
 from sslzoo.preset import SIZES, Preset, get_preset, list_presets
-from sslzoo.store import load
+from sslzoo.results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus
+from sslzoo.results.store import load
 
 Record = Mapping[str, Any]
 FIGURES = "results"  # figures go to <page dir>/results/
@@ -48,15 +49,6 @@ LABELS_RULE = (
     "averaged over the seeds; `sslzoo compare` and the records' `al_metrics` use the same definition.")
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def _pm(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
-    mean, std = _mean_std([scale * v for v in values])
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def _seeds(records: Sequence[Record]) -> str:
     return ", ".join(str(s) for s in sorted({int(r["seed"]) for r in records}))
 
@@ -65,7 +57,7 @@ def verdict(ours: Sequence[float], reference: float, floor: float, unit: str = "
             higher_is_better: bool = True, digits: int = 2) -> str:
     """*reproduced*, *above* or *below*: the reference against ours (one value per seed) ± the larger
     of 2 standard errors of the mean and ``floor``, with the difference and the allowance."""
-    mean, std = _mean_std(ours)
+    mean, std = mean_std(ours)
     allowed = max(2 * std / math.sqrt(len(ours)), floor)
     diff = mean - reference
     if abs(diff) <= allowed:
@@ -86,10 +78,9 @@ def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: s
         [(n, [r for r in records if _labels_of(r) == n]) for n in counts]  # some label counts: --labels N each
     runs: list[tuple[int | None, list[str], int, int]] = []  # (labels, strategies, first seed, seeds)
     for labels, part in parts:
-        by_seeds: dict[tuple[int, ...], list[str]] = {}
-        for (strategy,), group in _by(part, "strategy").items():
-            by_seeds.setdefault(tuple(sorted({int(r["seed"]) for r in group})), []).append(strategy)
-        for seeds, strategies in by_seeds.items():
+        seeds_of = {strategy: tuple(sorted({int(r["seed"]) for r in group}))
+                    for (strategy,), group in group_by(part, by_keys("strategy")).items()}
+        for seeds, strategies in group_by(seeds_of, seeds_of.__getitem__).items():
             if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
                 runs.append((labels, strategies, seeds[0], len(seeds)))
             else:
@@ -106,19 +97,6 @@ def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: s
     return commands
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-    return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-
-
-def _by(records: Sequence[Record], *keys: str) -> dict[tuple, list[Record]]:
-    groups: dict[tuple, list[Record]] = {}
-    for r in records:
-        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
-    return groups
-
-
 def _labels_of(record: Record) -> int:
     name = str(record.get("preset") or "")
     return int(name.rpartition("@")[2]) if "@" in name else int(record.get("labels") or 0)
@@ -128,7 +106,7 @@ def _by_strategy(records: Sequence[Record]) -> list[tuple[str, str, list[Record]
     """(strategy, row name, records) per strategy and implementation: each strategy's own rows first,
     then its rows from other implementations (``strategy (implementation)``), in first-seen order."""
     order = list(dict.fromkeys(str(r["strategy"]) for r in records))
-    groups = sorted(_by(records, "strategy", "implementation").items(),
+    groups = sorted(group_by(records, by_keys("strategy", "implementation")).items(),
                     key=lambda kv: (order.index(kv[0][0]), kv[0][1] is not None))
     return [(strategy, strategy if impl is None else f"{strategy} ({impl})", recs)
             for (strategy, impl), recs in groups]
@@ -157,7 +135,7 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
     metric = preset.reference.get("metric", "test_accuracy")
     rows = []
     for strategy, name, recs in _by_strategy(records):
-        for group in sorted(_by(recs, "preset").values(), key=lambda g: _labels_of(g[0])):
+        for group in sorted(group_by(recs, by_keys("preset")).values(), key=lambda g: _labels_of(g[0])):
             n_labels = _labels_of(group[0])
             accs = [float(r["test_accuracy"]) for r in group]
             walls = [float(r.get("wall_seconds") or 0) for r in group]
@@ -166,11 +144,11 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
                 value = value.get(str(n_labels))
             if metric == "test_error":
                 ours = [100 * (1 - a) for a in accs]
-                text = _pm(ours, 1.0) + " % error"
+                text = plus_minus(*mean_std(ours)) + " % error"
                 ref_text = f"{value:.2f} % error" if value is not None else "—"
                 judged = verdict(ours, value, TOLERANCE_PT, higher_is_better=False) if value is not None else "—"
             else:
-                text = _pm(accs) + " %"
+                text = percent(accs)
                 ref_text = f"{value:.2f} %" if value is not None else "—"
                 judged = verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—"
             final = int(statistics.fmean(r.get("oracle_labels", n_labels) for r in group))
@@ -185,7 +163,7 @@ def best_rows(preset: Preset, records: Sequence[Record], base: Preset | None = N
     for the runs evaluated more than once in that round; the epoch per seed."""
     best = preset.reference.get("best", {})
     rows = []
-    for (strategy,), recs in _by(records, "strategy").items():
+    for (strategy,), recs in group_by(records, by_keys("strategy")).items():
         points = [_last_round(r) for r in sorted(recs, key=lambda r: int(r["seed"]))]
         if not all(len(p) > 1 for p in points):
             continue
@@ -193,7 +171,7 @@ def best_rows(preset: Preset, records: Sequence[Record], base: Preset | None = N
         accs = [float(e["test_accuracy"]) for e in tops]
         value = best.get(strategy)
         rows.append([_tagged(strategy, preset, base), str(recs[0].get("labels")),
-                     f"{value:.2f} %" if value is not None else "—", _pm(accs) + " %",
+                     f"{value:.2f} %" if value is not None else "—", percent(accs),
                      verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—",
                      ", ".join(str(e.get("epoch")) for e in tops), _seeds(recs)])
     return rows
@@ -203,11 +181,11 @@ def start_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
     """Active learning: accuracy at the first round (the starting labels) beside ``reference.start``."""
     start = preset.reference.get("start", {})
     rows = []
-    for (strategy,), recs in _by(records, "strategy").items():
+    for (strategy,), recs in group_by(records, by_keys("strategy")).items():
         if strategy not in start:
             continue
         accs = [float(r["curve"][0]["test_accuracy"]) for r in recs]
-        rows.append([strategy, str(recs[0].get("labels")), f"{start[strategy]:.2f} %", _pm(accs) + " %",
+        rows.append([strategy, str(recs[0].get("labels")), f"{start[strategy]:.2f} %", percent(accs),
                      verdict([100 * a for a in accs], start[strategy], TOLERANCE_PT), _seeds(recs)])
     return rows
 
@@ -232,7 +210,8 @@ def _labels_cell(records: Sequence[Record], error: str, reference: float | None)
         step = max((p[-1][0] - p[0][0] for p in ends if p), default=0.0)
         return ours, ("above (worse): beyond the curve's end" if reference + step <= last else
                       f"— (the curve ends at {last:.0f})")
-    ours = f"{statistics.fmean(reached):.0f}" + (f" ± {statistics.stdev(reached):.0f}" if len(reached) > 1 else "")
+    mean, std = mean_std(reached)
+    ours = plus_minus(mean, std, digits=0) if len(reached) > 1 else f"{mean:.0f}"
     if reference is None:
         return ours, "—"
     return ours, verdict(reached, reference, statistics.fmean(steps), unit=" labels", higher_is_better=False, digits=0)
@@ -242,7 +221,7 @@ def labels_to_error_rows(preset: Preset, records: Sequence[Record]) -> list[list
     """Gal et al.: labels needed to reach each test error (:data:`LABELS_RULE`) beside the reference."""
     ref = preset.reference.get("values", {})
     rows = []
-    for (strategy,), recs in _by(records, "strategy").items():
+    for (strategy,), recs in group_by(records, by_keys("strategy")).items():
         cells = []
         for error in ("10", "5"):
             value = ref.get(strategy, {}).get(error)
@@ -250,7 +229,7 @@ def labels_to_error_rows(preset: Preset, records: Sequence[Record]) -> list[list
             cells += [str(value) if value is not None else "—", ours, judged]
         final = [float(r["test_accuracy"]) for r in recs]
         rows.append([strategy, *cells, f"{int(statistics.fmean(r['oracle_labels'] for r in recs))}",
-                     _pm(final) + " %", _seeds(recs)])
+                     percent(final), _seeds(recs)])
     return rows
 
 
@@ -307,7 +286,7 @@ def reference_curve(preset: Preset, results: Path) -> list[str]:
             for h, points in columns)
         md += [f"`{strategy}` point by point (test accuracy %, by labels; ◀ marks where a run first parts from "
                f"the reference): {summary}.", ""]
-        md += _table(["labels", "reference", *(h for h, _ in columns)], rows) + [""]
+        md += markdown_table(["labels", "reference", *(h for h, _ in columns)], rows) + [""]
     return md
 
 
@@ -319,7 +298,7 @@ def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[s
     from sslzoo.bench import strategy_options
     from sslzoo.engine import RunSpec
     from sslzoo.registry import default_registry
-    from sslzoo.store import canonical, planned_record
+    from sslzoo.results.store import canonical, planned_record
 
     registry = default_registry()
     drift: dict[tuple[str, str, str], list[str]] = {}  # (key, ran, runs now) -> strategies
@@ -403,7 +382,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
            f"- runs: {len(records)} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}: "
            f"{', '.join(map(str, seeds))}), device: {', '.join(devices)}, total wall time: {wall:.0f} s, "
            f"sslzoo {', '.join(versions)}"]
-    for (impl,), recs in _by([r for r in every if r.get("implementation")], "implementation").items():
+    for (impl,), recs in group_by([r for r in every if r.get("implementation")], by_keys("implementation")).items():
         library = sorted({str((r.get("versions") or {}).get(impl)) for r in recs})
         md += [f"- {impl} {', '.join(library)}, on the same split: "
                + ", ".join(f"`{c}`" for c in dict.fromkeys(str(r.get("command")) for r in recs))
@@ -413,32 +392,32 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     metric = ref.get("metric", "test_accuracy")
     if metric == "labels_to_error":
         md += [LABELS_RULE, ""]
-        md += _table(["strategy", "reference labels to 10% error", "ours", "verdict", "reference labels to 5% error",
-                      "ours", "verdict", "final labels", "final test accuracy", "seeds"],
-                     labels_to_error_rows(preset, records))
+        md += markdown_table(["strategy", "reference labels to 10% error", "ours", "verdict",
+                              "reference labels to 5% error", "ours", "verdict", "final labels", "final test accuracy",
+                              "seeds"], labels_to_error_rows(preset, records))
     else:
         what = "test error" if metric == "test_error" else "test accuracy"
         beside = [(v, _records(results, v.name)) for v in _variants(preset)]
-        md += _table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "verdict",
-                      "seeds", "wall s / run"],
-                     accuracy_rows(preset, every)
-                     + [row for v, recs in beside for row in accuracy_rows(v, recs, preset)])
+        md += markdown_table(["strategy", "labels", f"reference {what}", "ours (mean ± std)", "verdict", "seeds",
+                              "wall s / run"],
+                             accuracy_rows(preset, every)
+                             + [row for v, recs in beside for row in accuracy_rows(v, recs, preset)])
         rows = best_rows(preset, records) + [row for v, recs in beside for row in best_rows(v, recs, preset)]
         if rows:
             md += ["", "Best evaluated epoch of the same runs, chosen on the test set (the table above gives the "
                    "final epoch):", ""]
-            md += _table(["strategy", "labels", "reference", "ours (mean ± std)", "verdict", "epoch per seed",
-                          "seeds"], rows)
+            md += markdown_table(["strategy", "labels", "reference", "ours (mean ± std)", "verdict",
+                                  "epoch per seed", "seeds"], rows)
         rows = start_rows(preset, records)
         if rows:
             md += ["", "At the start (first round, before any query):", ""]
-            md += _table(["strategy", "labels", "reference", "ours", "verdict", "seeds"], rows)
+            md += markdown_table(["strategy", "labels", "reference", "ours", "verdict", "seeds"], rows)
     md.append("")
     md += reference_curve(preset, results)
     if _is_al(records):
-        from sslzoo.reporting import Report, _colors, learning_curves
+        from sslzoo.results.reporting import Report, _colors, learning_curves
 
-        groups = {s: recs for (s,), recs in _by(records, "strategy").items()
+        groups = {s: recs for (s,), recs in group_by(records, by_keys("strategy")).items()
                   if recs[0].get("family") in ("al", "hybrid")}  # the budget curves, not fixed-label baselines
         path = page_dir / FIGURES / f"learning_curves_{preset.name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -496,11 +475,3 @@ def write_results(results: str | Path = "benchmarks/results", page: str | Path =
     page.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
     return [page, *figures]
 
-
-def main() -> None:  # pragma: no cover - python -m sslzoo.results
-    for path in write_results():
-        print(path)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -6,8 +6,7 @@ takes the seeds' spread into account as twice the standard error of the mean per
 ``2·stdev(new_s − baseline_s)/sqrt(n)``, and is never less than :data:`MIN_TOLERANCE` (one accuracy
 point). A change that moves every seed the same way is therefore caught even when the seeds
 themselves spread widely; a change that only reshuffles the randomness is not flagged.
-``tolerance=T`` makes it exactly ``T`` (absolute
-accuracy, 0.02 = 2 points).
+``tolerance=T`` makes it exactly ``T`` (absolute accuracy, 0.02 = 2 points).
 """
 
 from __future__ import annotations
@@ -15,15 +14,17 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sslzoo.errors import ResultsError
 from sslzoo.metrics import budget_auc as curve_budget_auc
-from sslzoo.metrics import budget_points, labels_to_reach
+from sslzoo.metrics import budget_points, finite_number, labels_to_reach
 from sslzoo.record import selected_on_test, selected_on_test_note
-from sslzoo.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
+from sslzoo.results.formatting import group_by, markdown_table, mean_std, plus_minus, text_table
+from sslzoo.results.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
 
 MIN_TOLERANCE = 0.01
 REGRESSION, IMPROVEMENT, SAME, NEW, MISSING = "regression", "improvement", "same", "new", "missing"
@@ -31,12 +32,6 @@ FORMATS = ("plain", "md", "json")
 
 
 # -- per-record metrics -------------------------------------------------------------------------------
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def curve_points(record: Mapping[str, Any]) -> list[tuple[float, float]]:
     """The record's budget curve: (oracle labels, test accuracy), one point per label count
     (:func:`sslzoo.metrics.budget_points`)."""
@@ -50,7 +45,7 @@ def budget_auc(record: Mapping[str, Any]) -> float | None:
     if curve_points(record):
         return curve_budget_auc(record["curve"])
     metrics = record.get("al_metrics")
-    return _number(metrics.get("budget_auc")) if isinstance(metrics, Mapping) else None
+    return finite_number(metrics.get("budget_auc")) if isinstance(metrics, Mapping) else None
 
 
 def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:
@@ -60,7 +55,7 @@ def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:
     metrics = record.get("al_metrics")
     value = metrics.get("labels_to_accuracy") if isinstance(metrics, Mapping) else None
     if not isinstance(value, Mapping):
-        return {"": _number(value)} if _number(value) is not None else {}
+        return {"": finite_number(value)} if finite_number(value) is not None else {}
     out: dict[str, float | None] = {}
     for key, stored in value.items():
         try:
@@ -68,7 +63,7 @@ def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:
         except ValueError:
             target = None
         out[str(key)] = (labels_to_reach(record["curve"], target) if target is not None and curve_points(record)
-                         else _number(stored))
+                         else finite_number(stored))
     return out
 
 
@@ -121,13 +116,13 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def stats(records: Sequence[Mapping[str, Any]]) -> Stats:
-    accs = [float(r["test_accuracy"]) for r in records]
+    mean, std = mean_std([float(r["test_accuracy"]) for r in records])
     return Stats(
         seeds=sorted(int(r["seed"]) for r in records),
-        accuracy_mean=statistics.fmean(accs),
-        accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        labels=statistics.fmean(_number(r.get("oracle_labels", r.get("labels"))) or 0.0 for r in records),
-        wall_seconds=_mean([_number(r.get("wall_seconds")) for r in records]),
+        accuracy_mean=mean,
+        accuracy_std=std,
+        labels=statistics.fmean(finite_number(r.get("oracle_labels", r.get("labels"))) or 0.0 for r in records),
+        wall_seconds=_mean([finite_number(r.get("wall_seconds")) for r in records]),
         budget_auc=_mean([budget_auc(r) for r in records]),
         labels_to_accuracy=_reach(records),
     )
@@ -153,21 +148,24 @@ def _where(origin: str) -> str:
 
 def group(loaded: Loaded, side: str) -> dict[GroupKey, _Group]:
     """Records by (strategy, dataset, preset); a seed twice, or a mixed setup, is an error."""
-    groups: dict[GroupKey, _Group] = {}
-    for record, origin in zip(loaded.records, loaded.origins):
-        key = (record["strategy"], record["dataset"], canonical(preset_of(record)))
-        g = groups.setdefault(key, _Group())
-        for other, other_origin in zip(g.records, g.origins):
-            if other["seed"] == record["seed"]:
-                raise ResultsError(f"{origin}: {side} has seed {record['seed']} of strategy {record['strategy']!r} "
-                                   f"on {record['dataset']!r} twice (also at {other_origin}); remove the duplicate")
-            for k in SETUP_KEYS:
-                if k in record and k in other and canonical(record[k]) != canonical(other[k]):
-                    raise ResultsError(f"{origin}: {side} mixes runs of strategy {record['strategy']!r} on "
-                                       f"{record['dataset']!r} with {k} {record[k]!r} and {other[k]!r} "
-                                       f"(at {other_origin})")
-        g.records.append(record)
-        g.origins.append(origin)
+    def key(pair: tuple[Mapping[str, Any], str]) -> GroupKey:
+        record = pair[0]
+        return record["strategy"], record["dataset"], canonical(preset_of(record))
+
+    groups = {}
+    for k, pairs in group_by(zip(loaded.records, loaded.origins), key).items():
+        for i, (record, origin) in enumerate(pairs):
+            for other, other_origin in pairs[:i]:
+                if other["seed"] == record["seed"]:
+                    raise ResultsError(f"{origin}: {side} has seed {record['seed']} of strategy "
+                                       f"{record['strategy']!r} on {record['dataset']!r} twice (also at "
+                                       f"{other_origin}); remove the duplicate")
+                for setup in SETUP_KEYS:
+                    if setup in record and setup in other and canonical(record[setup]) != canonical(other[setup]):
+                        raise ResultsError(f"{origin}: {side} mixes runs of strategy {record['strategy']!r} on "
+                                           f"{record['dataset']!r} with {setup} {record[setup]!r} and "
+                                           f"{other[setup]!r} (at {other_origin})")
+        groups[k] = _Group([record for record, _ in pairs], [origin for _, origin in pairs])
     return groups
 
 
@@ -213,11 +211,9 @@ class Comparison:
                 if row[side] is not None:
                     row[side]["n"] = len(row[side]["seeds"])
             rows.append(row)
-        counts: dict[str, int] = {}
-        for r in self.rows:
-            counts[r.verdict] = counts.get(r.verdict, 0) + 1
+        verdicts = dict(Counter(r.verdict for r in self.rows))
         return {"baseline": self.baseline, "new": self.new, "tolerance": self.tolerance,
-                "min_tolerance": MIN_TOLERANCE, "verdicts": counts, "regressions": len(self.regressions),
+                "min_tolerance": MIN_TOLERANCE, "verdicts": verdicts, "regressions": len(self.regressions),
                 "exit_code": self.exit_code, "warnings": self.warnings, "rows": rows}
 
     def render(self, fmt: str = "plain") -> str:
@@ -254,7 +250,7 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
     dataset or preset, other settings (labels, model, split, dataset options) for the same
     strategy, or different seeds on the two sides.
     """
-    if tolerance is not None and (_number(tolerance) is None or tolerance < 0):
+    if tolerance is not None and (finite_number(tolerance) is None or tolerance < 0):
         raise ResultsError(f"--tolerance must be a number >= 0 (absolute accuracy, 0.02 = 2 points), got {tolerance!r}")
     base_loaded, new_loaded = as_records(baseline, "BASELINE"), as_records(new, "NEW")
     base_name = _label(baseline, base_loaded, "BASELINE")
@@ -265,20 +261,22 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
     notes: list[str] = []
     for key in list(base_groups) + [k for k in new_groups if k not in base_groups]:
         b, n = base_groups.get(key), new_groups.get(key)
+        first = next(g for g in (b, n) if g is not None).records[0]
+        bs: Stats | None
+        ns: Stats | None
+        delta = tol = None
         if b is not None and n is not None:
             _check_same_runs(b, n)
             changed = _changed_options(b.records[0].get("options") or {}, n.records[0].get("options") or {})
             if changed:
                 notes.append(f"strategy {key[0]!r} on {key[1]!r} ran with other options: {changed}")
-        first = (b or n).records[0]  # type: ignore[union-attr]
-        bs = stats(b.records) if b else None
-        ns = stats(n.records) if n else None
-        delta = tol = None
-        if bs and ns:
+            bs, ns = stats(b.records), stats(n.records)
             delta = ns.accuracy_mean - bs.accuracy_mean
-            tol = float(tolerance) if tolerance is not None else default_tolerance(b.records, n.records)  # type: ignore[union-attr]
+            tol = float(tolerance) if tolerance is not None else default_tolerance(b.records, n.records)
             verdict = REGRESSION if delta < -tol else IMPROVEMENT if delta > tol else SAME
         else:
+            bs = stats(b.records) if b is not None else None
+            ns = stats(n.records) if n is not None else None
             verdict = NEW if ns else MISSING
         patience = max(selected_on_test(r) for g in (b, n) if g for r in g.records)
         rows.append(Row(strategy=key[0], dataset=key[1], preset=preset_of(first), family=first.get("family"),
@@ -292,17 +290,14 @@ def _check_datasets(base: dict[GroupKey, _Group], new: dict[GroupKey, _Group], b
         return {(k[1], k[2]): _where(g.origins[0]) for k, g in groups.items()}
 
     bw, nw = where(base), where(new)
-    for (dataset, preset), origin in nw.items():
-        if (dataset, preset) not in bw:
-            have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in bw)
-            raise ResultsError(f"{origin}: NEW has records on dataset {dataset!r} (preset {json.loads(preset)}), "
-                               f"but BASELINE ({base_name}) is on {have}; compare records of the same dataset and "
-                               f"preset")
-    for (dataset, preset), origin in bw.items():
-        if (dataset, preset) not in nw:
-            have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in nw)
-            raise ResultsError(f"{origin}: BASELINE has records on dataset {dataset!r} (preset {json.loads(preset)}), "
-                               f"but NEW ({new_name}) is on {have}; compare records of the same dataset and preset")
+    sides = (("NEW", nw, "BASELINE", bw, base_name), ("BASELINE", bw, "NEW", nw, new_name))
+    for side, mine, other, theirs, name in sides:
+        for (dataset, preset), origin in mine.items():
+            if (dataset, preset) not in theirs:
+                have = ", ".join(f"{d} (preset {json.loads(p)})" for d, p in theirs)
+                raise ResultsError(f"{origin}: {side} has records on dataset {dataset!r} (preset "
+                                   f"{json.loads(preset)}), but {other} ({name}) is on {have}; compare records of "
+                                   f"the same dataset and preset")
 
 
 def _changed_options(base: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -329,7 +324,7 @@ def _check_same_runs(base: _Group, new: _Group) -> None:
 def _pct(stats_: Stats | None) -> str:
     if stats_ is None:
         return "—"
-    return f"{100 * stats_.accuracy_mean:.2f} ± {100 * stats_.accuracy_std:.2f} %"
+    return plus_minus(100 * stats_.accuracy_mean, 100 * stats_.accuracy_std) + " %"
 
 
 def _pt(value: float | None, signed: bool = True) -> str:
@@ -360,7 +355,7 @@ def _columns(cmp: Comparison, marks: Mapping[str, str]) -> tuple[list[str], list
     header += ["labels", "wall s"]
     body = []
     for r in cmp.rows:
-        seeds = (r.new or r.baseline).n  # type: ignore[union-attr]
+        seeds = next(side for side in (r.new, r.baseline) if side is not None).n
         dataset = r.dataset if r.preset is None else f"{r.dataset} ({r.preset})"
         row = [r.strategy + ("*" if r.patience else ""), dataset, str(seeds), _pct(r.baseline), _pct(r.new),
                _pt(r.delta),
@@ -385,9 +380,7 @@ def _target(target: str) -> str:
 
 
 def _summary(cmp: Comparison) -> str:
-    counts: dict[str, int] = {}
-    for r in cmp.rows:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    counts = Counter(r.verdict for r in cmp.rows)
     order = (REGRESSION, IMPROVEMENT, SAME, NEW, MISSING)
     parts = [f"{counts[v]} {v}{'s' if counts[v] > 1 and v in (REGRESSION, IMPROVEMENT) else ''}"
              for v in order if counts.get(v)]
@@ -402,11 +395,7 @@ MD_MARKS = {REGRESSION: "❌ regression", IMPROVEMENT: "⬆️ improvement", SAM
 
 
 def to_text(cmp: Comparison) -> str:
-    header, body = _columns(cmp, TEXT_MARKS)
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
+    lines = text_table(*_columns(cmp, TEXT_MARKS))
     lines.append("")
     lines.append(f"{cmp.new} vs {cmp.baseline}: {_summary(cmp)}")
     lines += [f"* {note}" for note in _selection_note(cmp)]
@@ -423,13 +412,10 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(cmp: Comparison) -> str:
-    header, body = _columns(cmp, MD_MARKS)
     title = "❌ accuracy regression" if cmp.regressions else "✅ no accuracy regression"
     lines = [f"### sslzoo compare: {title}", "",
-             f"`{_md_cell(cmp.new)}` vs baseline `{_md_cell(cmp.baseline)}`: {_summary(cmp)}.", "",
-             "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in b) + " |" for b in body]
+             f"`{_md_cell(cmp.new)}` vs baseline `{_md_cell(cmp.baseline)}`: {_summary(cmp)}.", ""]
+    lines += markdown_table(*_columns(cmp, MD_MARKS), left=2)
     lines += ["", "Accuracy is the final test accuracy, mean ± std over seeds; Δ is new − baseline. "
                   "Pairs read baseline → new."]
     lines += [f"\\* {note}" for note in _selection_note(cmp)]

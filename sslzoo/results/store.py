@@ -175,11 +175,6 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike], *, allow_empty:
     return loaded
 
 
-def read_records(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Record]:
-    """The records in ``paths`` (files or directories); see :func:`load`."""
-    return load(paths).records
-
-
 def as_records(source: Any, name: str = "records") -> Loaded:
     """Records given directly (a record or a sequence of them) or as paths to read."""
     if isinstance(source, (str, os.PathLike)):
@@ -225,9 +220,6 @@ class RecordStore:
         self.reused: list[Record] = []  # stored records a resumed bench did not run again
         self.notes: list[str] = []  # warnings found while reading the store
 
-    def exists(self) -> bool:
-        return self.path.exists()
-
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the directory for this process: a second writer (``sslzoo bench --out`` on the same
@@ -258,9 +250,6 @@ class RecordStore:
         if self.path.exists():
             read_jsonl(self.path, loaded)
         return loaded
-
-    def records(self) -> list[Record]:
-        return self.load().records
 
     def _cut_torn_tail(self) -> None:
         """Drop an incomplete last line (a crash inside a write) so the next line starts cleanly."""
@@ -390,14 +379,6 @@ def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], versio
         if key in keys:
             reuse.append(record)
     return reuse
-
-
-def iter_groups(records: Iterable[Mapping[str, Any]], *keys: str) -> Iterator[tuple[tuple, list[Mapping[str, Any]]]]:
-    """Records grouped by the values of ``keys``, groups in first-seen order."""
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for record in records:
-        groups.setdefault(tuple(record.get(k) for k in keys), []).append(record)
-    yield from groups.items()
 
 
 def planned_record(spec: Any, strategy: Any, registry: Any = None) -> Record:

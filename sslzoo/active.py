@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -64,12 +64,19 @@ class MCDropoutOptions(ActiveOptions):
 class ActiveStrategy(Strategy, ABC):
     """Base of the active learners: query the top ``query_size`` pool ids by :meth:`score`.
 
-    Subclasses set ``name``, ``paper``, ``summary`` and override :meth:`score`.
+    Subclasses set ``name``, ``paper``, ``summary`` and define :meth:`score` (abstract), or, to
+    choose a round's batch as a whole rather than id by id, override :meth:`select` instead: then
+    ``score`` need not be defined.
     """
 
     family = "al"
     Options: ClassVar[type] = ActiveOptions
     options: ActiveOptions
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.select is not ActiveStrategy.select and getattr(cls.score, "__isabstractmethod__", False):
+            cls.score = _no_score  # type: ignore[method-assign]  # select chooses the batch: score is not abstract
 
     # -- budget ---------------------------------------------------------------------------
     @staticmethod
@@ -129,6 +136,11 @@ class ActiveStrategy(Strategy, ABC):
             return candidates[:0]
         ids = self.candidates(ctx, candidates, k)
         return self.pick(ctx, self.score(ctx, ids), ids, k)
+
+
+def _no_score(self: ActiveStrategy, ctx: Context, ids: Tensor) -> Tensor:
+    """A strategy whose own ``select`` chooses the batch scores no id."""
+    raise NotImplementedError(f"strategy {self.name!r} chooses its batch in select and defines no score")
 
 
 class UncertaintyStrategy(ActiveStrategy):

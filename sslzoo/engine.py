@@ -125,16 +125,30 @@ def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -
     return steps
 
 
+SHOWN_IDS = 5
+"""How many offending ids an error message lists."""
+
+
+def some_ids(ids: torch.Tensor) -> str:
+    """``"3 of them: 4, 17, 52"``, naming at most ``SHOWN_IDS`` of the ids, for error messages."""
+    shown = ", ".join(str(i) for i in ids[:SHOWN_IDS].tolist())
+    return f"{ids.numel()} of them: {shown}" + (", ..." if ids.numel() > SHOWN_IDS else "")
+
+
 def check_selection(where: str, chosen: torch.Tensor, candidates: torch.Tensor) -> None:
-    """A selection must be unique global ids taken from the candidates."""
+    """A selection must be unique global ids taken from the candidates; an error names up to
+    ``SHOWN_IDS`` offending ids."""
     if not isinstance(chosen, torch.Tensor) or chosen.dim() != 1 or chosen.dtype != torch.long:
         got = (f"a tensor of shape {tuple(chosen.shape)} and dtype {chosen.dtype}"
                if isinstance(chosen, torch.Tensor) else type(chosen).__name__)
         raise PluginError(f"{where}: select must return a 1-D int64 tensor of global ids, got {got}")
-    if chosen.unique().numel() != chosen.numel():
-        raise PluginError(f"{where}: select returned duplicate ids")
-    if not torch.isin(chosen, candidates).all():
-        raise PluginError(f"{where}: select returned ids that are not in the unlabeled pool")
+    values, counts = chosen.unique(return_counts=True)
+    if (counts > 1).any():
+        raise PluginError(f"{where}: select returned duplicate ids ({some_ids(values[counts > 1])})")
+    outside = chosen[~torch.isin(chosen, candidates)]
+    if outside.numel():
+        raise PluginError(f"{where}: select returned ids that are not in the unlabeled pool ({some_ids(outside)}); "
+                          f"select returns global dataset ids taken from its candidates, never positions in them")
 
 
 def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: OracleHandle, expected_queries: int,

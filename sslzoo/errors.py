@@ -41,7 +41,8 @@ class PluginError(SslzooError):
 
 
 class PluginWarning(UserWarning):
-    """A plugin setting that does nothing, such as an ``SSLZOO_LOAD_PLUGINS`` name no plugin has."""
+    """A plugin setting that does nothing, such as an ``SSLZOO_LOAD_PLUGINS`` name no plugin has, or a
+    loaded plugin that registers nothing and observes nothing."""
 
 
 class OracleError(PluginError):

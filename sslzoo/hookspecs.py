@@ -51,3 +51,8 @@ def round_ended(run: dict[str, Any], entry: dict[str, Any]) -> None:
 @hookspec
 def run_ended(record: dict[str, Any]) -> None:
     """Observe a finished run: ``record`` is its complete result record."""
+
+
+HOOK_NAMES = tuple(name for name, spec in list(globals().items()) if hasattr(spec, "sslzoo_spec"))
+"""Every hook's name, in the order above."""
+REGISTRATION_HOOKS = tuple(name for name in HOOK_NAMES if name.startswith("register_"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -10,9 +11,10 @@ from typing import Any, Generic, TypeVar
 from torch import nn
 
 from sslzoo.dataset import Dataset
-from sslzoo.errors import PluginError, UnknownNameError
+from sslzoo.errors import PluginError, PluginWarning, UnknownNameError
+from sslzoo.hookspecs import HOOK_NAMES, REGISTRATION_HOOKS
 from sslzoo.plugins import PluginInfo, Plugins, make_plugins
-from sslzoo.strategy import FAMILIES, Strategy
+from sslzoo.strategy import FAMILIES, Strategy, unfinished
 
 T = TypeVar("T")
 
@@ -69,9 +71,11 @@ class Registry:
         self.strategies: Table[type[Strategy]] = Table("strategy")
         self.datasets: Table[type[Dataset]] = Table("dataset")
         self.models: Table[ModelSpec] = Table("model")
+        self.registered: dict[str, int] = {}  # plugin name → names it registered
         self._collect("register_strategies", self._strategy)
         self._collect("register_datasets", self._dataset)
         self._collect("register_models", self._model)
+        self._warn_idle()
 
     def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
         """Call hook ``hook_name`` plugin by plugin, so that a failure names its plugin and distribution."""
@@ -97,17 +101,41 @@ class Registry:
         def kwargs(info: PluginInfo) -> dict[str, Any]:
             def register(*args: Any, **kw: Any) -> None:
                 add(info, *args, **kw)
+                self.registered[info.name] = self.registered.get(info.name, 0) + 1
 
             return {"register": register}
 
         self.call_each(hook_name, kwargs)
 
+    def _warn_idle(self) -> None:
+        """A loaded plugin that registers nothing and observes nothing is a warning naming it: most
+        often its hook functions lack ``@sslzoo.hookimpl``, and its strategies would be silently missing."""
+        for info in self.plugins.list():
+            if self.registered.get(info.name) or set(info.hooks) - set(REGISTRATION_HOOKS):
+                continue
+            plugin = self.plugins.manager.get_plugin(info.name)
+            unmarked = [h for h in HOOK_NAMES if h not in info.hooks and callable(getattr(plugin, h, None))]
+            if unmarked:
+                why = (f"its {', '.join(unmarked)} {'is' if len(unmarked) == 1 else 'are'} not marked with "
+                       f"@sslzoo.hookimpl")
+            elif info.hooks:
+                why = f"its {', '.join(info.hooks)} never calls register()"
+            else:
+                why = "it implements no sslzoo hook (mark each hook function with @sslzoo.hookimpl)"
+            warnings.warn(PluginWarning(f"plugin {info.label()} registers nothing: {why}"), stacklevel=3)
+
     def _strategy(self, plugin: PluginInfo, cls: Any) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise PluginError(f"plugin {plugin.label()} registered {cls!r}, which is not a Strategy subclass")
+        if not cls.family:
+            raise PluginError(f"plugin {plugin.label()}: strategy {cls.name!r} declares no family; set the class "
+                              f"attribute family to one of {', '.join(FAMILIES)}")
         if cls.family not in FAMILIES:
             raise PluginError(f"plugin {plugin.label()}: strategy {cls.name!r} has family {cls.family!r}; "
                               f"allowed: {', '.join(FAMILIES)}")
+        missing = unfinished(cls)
+        if missing:
+            raise PluginError(f"plugin {plugin.label()}: strategy {cls.name!r} cannot run: {missing}")
         self.strategies.add(cls.name, cls, plugin)
 
     def _dataset(self, plugin: PluginInfo, cls: Any) -> None:

@@ -16,6 +16,7 @@ every sample weighs 1, and the loss is the cross-entropy on the labeled batch.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
@@ -165,13 +166,14 @@ def weighted_cross_entropy(batch: Batch) -> torch.Tensor:
 class Strategy:
     """Base class of every strategy; subclasses override only the hooks that differ.
 
-    Class attributes: ``name`` (registry key), ``family`` (one of ``FAMILIES``), ``paper`` (the
-    citation it implements), ``summary`` (one line) and ``Options`` (a dataclass whose defaults are
-    the paper's hyper-parameters; subclass :class:`TrainOptions`).
+    Class attributes: ``name`` (registry key), ``family`` (one of ``FAMILIES``; required: a class
+    that neither sets one nor inherits one from a base such as ``ActiveStrategy`` is refused at
+    registration), ``paper`` (the citation it implements), ``summary`` (one line) and ``Options``
+    (a dataclass whose defaults are the paper's hyper-parameters; subclass :class:`TrainOptions`).
     """
 
     name: ClassVar[str] = ""
-    family: ClassVar[str] = "baseline"
+    family: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Options: ClassVar[type] = TrainOptions
@@ -246,3 +248,14 @@ class Strategy:
 
         return {"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
                 "options": describe_options(cls.Options)}
+
+
+def unfinished(cls: type[Strategy]) -> str | None:
+    """Why strategy class ``cls`` cannot be instantiated, or None: the abstract methods it has yet to
+    define, and the base class that declares them."""
+    if not inspect.isabstract(cls):
+        return None
+    missing = sorted(cls.__abstractmethods__)  # type: ignore[attr-defined]
+    owner = next(base for base in cls.__mro__[1:]
+                 if any(getattr(vars(base).get(m), "__isabstractmethod__", False) for m in missing))
+    return f"class {cls.__qualname__} does not define {', '.join(missing)} (abstract in {owner.__qualname__})"

@@ -7,14 +7,17 @@ error message can name the distribution as a user installed it.
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli import main
-from sslzoo.errors import PluginError
+from sslzoo.errors import PluginError, PluginWarning
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from tests.plugin_helpers import install_fake_distribution
@@ -91,6 +94,7 @@ def test_registering_something_that_is_not_a_strategy_class(install, registered,
     install("sslzoo-not-a-class", f"""
 class Mine(Strategy):
     name = "mine"
+    family = "baseline"
 
 @sslzoo.hookimpl
 def register_strategies(register):
@@ -119,10 +123,92 @@ def register_strategies(register):
         Registry(make_plugins())
 
 
+def test_registering_a_strategy_without_a_family(install):
+    install("sslzoo-no-family", """
+class Mine(Strategy):
+    name = "mine"
+
+@sslzoo.hookimpl
+def register_strategies(register):
+    register(Mine)
+""")
+    assert fails_on_the_command_line("strategies") == (
+        "Error: plugin sslzoo-no-family (distribution sslzoo-no-family): strategy 'mine' declares no family; set "
+        "the class attribute family to one of baseline, ssl, al, hybrid")
+
+
+def test_every_built_in_and_example_strategy_declares_its_family():
+    from sslzoo.default_plugins.supervised import Supervised
+    from sslzoo_example import PowerBald
+
+    assert "family" in vars(Supervised) and PowerBald.family == "al"
+    for entry in Registry(make_plugins(load="")).strategies.entries.values():
+        declared = next(vars(cls)["family"] for cls in entry.obj.__mro__ if "family" in vars(cls))
+        assert declared in ("baseline", "ssl", "al", "hybrid") and declared == entry.obj.family, entry.name
+
+
+def test_registering_an_active_strategy_with_nothing_to_choose_by(install):
+    install("sslzoo-unscored", """
+class Mine(ActiveStrategy):
+    name = "mine"
+
+@sslzoo.hookimpl
+def register_strategies(register):
+    register(Mine)
+""")
+    assert fails_on_the_command_line("strategies") == (
+        "Error: plugin sslzoo-unscored (distribution sslzoo-unscored): strategy 'mine' cannot run: class Mine "
+        "does not define score (abstract in ActiveStrategy)")
+
+
+def test_a_plugin_that_registers_nothing_is_a_warning_naming_it(tmp_path, monkeypatch):
+    """The console block of docs/plugins/index.md, exactly: the hook is not marked, so the strategy
+    is missing, and the warning says why at every command."""
+    install_fake_distribution(tmp_path, "sslzoo-kcenter", "sslzoo_kcenter", HEADER + """
+class KCenter(ActiveStrategy):
+    name = "kcenter"
+
+    def select(self, ctx, candidates):
+        return candidates[:0]
+
+def register_strategies(register):
+    register(KCenter)
+""", entry_point="sslzoo_kcenter")
+    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-kcenter")
+    try:
+        text = (Path(__file__).parent.parent / "docs" / "plugins" / "index.md").read_text(encoding="utf-8")
+        (shown,) = re.findall(r"^\$ (sslzoo bench -s kcenter .*)\n((?:[^$`].*\n)+)", text, re.M)
+        result = CliRunner().invoke(main, shlex.split(shown[0])[1:])
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr == shown[1]
+        with pytest.warns(PluginWarning, match="plugin sslzoo_kcenter .* registers nothing"):
+            Registry(make_plugins())
+    finally:
+        sys.modules.pop("sslzoo_kcenter", None)
+
+
+@pytest.mark.parametrize(("source", "why"), [
+    ("@sslzoo.hookimpl\ndef register_strategies(register):\n    pass", "its register_strategies never calls register()"),
+    ("TITLE = 'no hook at all'", "it implements no sslzoo hook (mark each hook function with @sslzoo.hookimpl)"),
+])
+def test_other_plugins_that_register_nothing_are_warnings_too(install, source, why):
+    install("sslzoo-idle", source)
+    with pytest.warns(PluginWarning) as caught:
+        Registry(make_plugins())
+    assert [str(w.message) for w in caught] == [f"plugin sslzoo-idle (distribution sslzoo-idle) registers nothing: {why}"]
+
+
+def test_an_observer_plugin_registers_nothing_without_a_warning(install, recwarn):
+    install("sslzoo-observer", "@sslzoo.hookimpl\ndef run_ended(record):\n    pass")
+    Registry(make_plugins())
+    assert not [w for w in recwarn if issubclass(w.category, PluginWarning)]
+
+
 @pytest.mark.parametrize(("kind", "source", "owner"), [
     ("strategy", """
 class Bald(Strategy):
     name = "bald"
+    family = "al"
 
 @sslzoo.hookimpl
 def register_strategies(register):
@@ -159,6 +245,7 @@ def test_two_third_party_plugins_with_the_same_strategy_name(install):
     source = """
 class Twin(Strategy):
     name = "twin"
+    family = "baseline"
 
 @sslzoo.hookimpl
 def register_strategies(register):
@@ -261,6 +348,19 @@ def test_select_that_breaks_the_contract_stops_the_first_round(install, chosen, 
                            "(distribution sslzoo-bad-select)), round 1: ")
     assert fragment in line
     assert sys.modules[module].CALLS == [1]  # the first round that selects; no record was written
+
+
+@pytest.mark.parametrize(("chosen", "message"), [
+    ("torch.arange(10**6, 10**6 + 7)", r"select returned ids that are not in the unlabeled pool \(7 of them: 1000000, "
+     r"1000001, 1000002, 1000003, 1000004, \.\.\.\); select returns global dataset ids taken from its candidates, "
+     r"never positions in them"),
+    ("torch.cat([candidates[3:5]] * 5)", r"select returned duplicate ids \(2 of them: \d, \d\)"),
+])
+def test_a_bad_selection_names_the_round_and_up_to_five_offending_ids(install, chosen, message):
+    install("sslzoo-bad-select", BAD_SELECT.format(chosen=chosen))
+    line = fails_on_the_command_line("bench", "-s", "bad_select", *TINY_BENCH)
+    assert re.fullmatch(r"Error: strategy 'bad_select' \(plugin sslzoo-bad-select \(distribution sslzoo-bad-select\)\), "
+                        r"round 1: " + message, line), line
 
 
 def test_step_phase_select_that_returns_labeled_ids_is_an_error(install):

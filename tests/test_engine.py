@@ -51,6 +51,7 @@ def test_record_carries_what_reproduces_it():
 
 class NanAtStep(Strategy):
     name = "nan_at_step"
+    family = "baseline"
 
     def loss(self, ctx, labeled, unlabeled):
         value = super().loss(ctx, labeled, unlabeled)

@@ -78,6 +78,7 @@ def test_misspelled_hookimpl_fails_loudly():
 def test_duplicate_strategy_name_names_both_plugins():
     class Again(Strategy):
         name = "supervised"
+        family = "baseline"
 
     class Clash:
         @hookimpl

@@ -53,8 +53,9 @@ class Dataset(ABC):
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        """Name, summary, classes and default model, for listings."""
+        """Name, summary, classes, default model, training defaults and options, for listings."""
         from sslzoo.options import describe_options
 
         return {"name": cls.name, "summary": cls.summary, "num_classes": cls.num_classes,
-                "default_model": cls.default_model, "options": describe_options(cls.Options)}
+                "default_model": cls.default_model, "train_defaults": dict(cls.train_defaults),
+                "options": describe_options(cls.Options)}

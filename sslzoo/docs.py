@@ -57,18 +57,6 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _bounds(cls: type, name: str) -> str:
-    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}[name]
-    low, high = meta.get("min"), meta.get("max")
-    if low is not None and high is not None:
-        return f", {low} to {high}"
-    if low is not None:
-        return f", ≥ {low}"
-    if high is not None:
-        return f", ≤ {high}"
-    return ""
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -79,8 +67,7 @@ def options_table(cls: type, skip: Collection[str] = ()) -> list[str]:
     for option in describe_options(cls):
         if option["name"] in skip:
             continue
-        allowed = option["allowed"] + _bounds(cls, option["name"])
-        rows.append(f"| `{option['name']}` | `{_value(option['default'])}` | {_cell(allowed)} | "
+        rows.append(f"| `{option['name']}` | `{_value(option['default'])}` | {_cell(option['allowed'])} | "
                     f"{_cell(option['help'])} |")
     return rows
 

@@ -120,9 +120,7 @@ def make_options(cls: type[T], given: Mapping[str, Any], owner: str) -> T:
         if not isinstance(value, tuple) and numbers:
             low, high = meta.get("min"), meta.get("max")
             if (low is not None and value < low) or (high is not None and value > high):
-                bounds = f"between {low} and {high}" if low is not None and high is not None else (
-                    f"at least {low}" if low is not None else f"at most {high}")
-                raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: it must be {bounds}")
+                raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: it must be {_bounds(meta)}")
         if any(isinstance(v, int) and not INT_MIN <= v <= INT_MAX for v in numbers):
             raise OptionError(f"option {key}={raw!r} of {owner} is not allowed: it must fit in 64 bits "
                               f"(between {INT_MIN} and {INT_MAX})")
@@ -135,12 +133,27 @@ def options_dict(options: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()}
 
 
+def _bounds(meta: Mapping[str, Any]) -> str:
+    """A field's ``min``/``max`` metadata in the words of the errors: ``"at least 1"``, ``"between 0
+    and 1"``, ``"at most 5"``, or ``""`` when it has neither."""
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    if low is not None:
+        return f"at least {low}"
+    if high is not None:
+        return f"at most {high}"
+    return ""
+
+
 def describe_options(cls: type) -> list[dict[str, Any]]:
-    """Each option's name, default and allowed values, for listings and docs."""
+    """Each option's name, default, allowed values (type, choices and bounds: ``"an integer, at least
+    1"``, ``"one of 'sgd', 'adam'"``) and help, for listings and docs."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else None
         out.append({"name": f.name, "default": list(default) if isinstance(default, tuple) else default,
-                    "allowed": _describe(hints[f.name]), "help": f.metadata.get("help", "")})
+                    "allowed": ", ".join(filter(None, (_describe(hints[f.name]), _bounds(f.metadata)))),
+                    "help": f.metadata.get("help", "")})
     return out

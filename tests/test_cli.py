@@ -10,6 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from sslzoo import get_dataset
 from sslzoo.cli import main
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry, reset_default_registry
@@ -125,6 +126,24 @@ def test_strategies_json_lists_family_and_paper():
     rows = {r["name"]: r for r in json.loads(invoke("strategies", "--json").output)}
     assert rows["supervised"]["family"] == "baseline"
     assert all("paper" in r and "options" in r for r in rows.values())
+
+
+def test_datasets_json_lists_each_datasets_training_defaults():
+    rows = {r["name"]: r for r in json.loads(invoke("datasets", "--json").output)}
+    for name, row in rows.items():
+        assert row["train_defaults"] == get_dataset(name).train_defaults
+    assert rows["mnist"]["train_defaults"]["epochs"] == 30
+    assert {"epochs", "lr", "batch_size", "optimizer"} <= set(rows["moons"]["train_defaults"])
+
+
+def test_strategies_json_spells_out_each_options_type_choices_and_bounds():
+    (row,) = json.loads(invoke("strategies", "--json", "bald").output)
+    allowed = {option["name"]: option["allowed"] for option in row["options"]}
+    assert allowed["query_size"] == "an integer, at least 1"
+    assert allowed["passes"] == "an integer, between 1 and 10000"
+    assert allowed["budget"] == "an integer or none, at least 1"
+    assert allowed["optimizer"] == "one of 'sgd', 'adam', 'adamw' or none"
+    assert allowed["retrain"] == "one of 'scratch', 'warm'"
 
 
 def test_module_entry_point_runs():

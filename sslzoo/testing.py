@@ -21,6 +21,7 @@ built-ins and the named distributions only), for a plugin's ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -56,11 +57,16 @@ __all__ = [
 
 @dataclass
 class SelectCall:
-    """One round-phase ``select``: what it was offered and what it returned."""
+    """One round-phase ``select``: what it was offered and what it returned; and what a copy of the
+    strategy returned, in the same state and with the same randomness, when offered the same
+    candidates in another order (``shuffled``, ``shuffled_chosen``; ``shuffled_error`` if it raised)."""
 
     round: int
     candidates: torch.Tensor
     chosen: torch.Tensor
+    shuffled: torch.Tensor | None = None
+    shuffled_chosen: torch.Tensor | None = None
+    shuffled_error: str | None = None
 
 
 @dataclass
@@ -124,9 +130,39 @@ def only_plugins(load: str = "") -> Iterator[None]:
 
 
 def tiny_options(name: str, registry: Registry | None = None, **overrides: Any) -> dict[str, Any]:
-    """The tiny-run options that strategy ``name`` has, with ``overrides``."""
+    """The tiny-run options (``TINY_OPTIONS``) that strategy ``name`` has, then ``overrides``, all of
+    them: an option the strategy does not have is its ``OptionError`` when the run starts."""
     accepted = option_names(name, registry)
-    return {k: v for k, v in {**TINY_OPTIONS, **overrides}.items() if k in accepted}
+    return {**{k: v for k, v in TINY_OPTIONS.items() if k in accepted}, **overrides}
+
+
+SHUFFLE_SEED = 20_240_601
+"""Seeds the order in which a copy of the strategy is offered the candidates (plus the round)."""
+
+
+def _shuffled_select(strategy: Strategy, ctx: Any, candidates: torch.Tensor) -> SelectCall:
+    """What a copy of ``strategy`` selects from ``candidates`` offered in another order, with the
+    run's randomness as it is now (restored afterwards, so the run itself does not change)."""
+    call = SelectCall(ctx.round, candidates.clone(), candidates[:0])
+    if candidates.numel() < 2:
+        return call
+    try:
+        twin = copy.deepcopy(strategy)
+    except Exception:  # a strategy that holds what cannot be copied is not probed
+        return call
+    for hook in ("select", "label", "weight"):  # the spies: the twin runs its own hooks
+        twin.__dict__.pop(hook, None)
+    order = torch.randperm(candidates.numel(), generator=torch.Generator().manual_seed(SHUFFLE_SEED + ctx.round))
+    call.shuffled = candidates[order.to(candidates.device)]
+    generator, global_rng = ctx.generator.get_state(), torch.get_rng_state()
+    try:
+        call.shuffled_chosen = _copy(twin.select(ctx, call.shuffled))
+    except Exception as exc:
+        call.shuffled_error = f"{type(exc).__name__}: {exc}"
+    finally:
+        ctx.generator.set_state(generator)
+        torch.set_rng_state(global_rng)
+    return call
 
 
 def _spy(strategy: Strategy, result: TinyRun) -> None:
@@ -137,9 +173,11 @@ def _spy(strategy: Strategy, result: TinyRun) -> None:
         result.calls.append(HookCall(hook, ctx.phase, ctx.round, ctx.step, tuple(map(_copy, returned))))
 
     def spy_select(ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
+        probe = _shuffled_select(strategy, ctx, candidates) if ctx.phase == "round" else None
         chosen = select(ctx, candidates)
-        if ctx.phase == "round":
-            result.selects.append(SelectCall(ctx.round, candidates.clone(), _copy(chosen)))
+        if probe is not None:
+            probe.chosen = _copy(chosen)
+            result.selects.append(probe)
         record("select", ctx, chosen)
         return chosen
 
@@ -161,7 +199,12 @@ def _spy(strategy: Strategy, result: TinyRun) -> None:
 
 
 def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overrides: Any) -> TinyRun:
-    """Run ``name`` on a tiny two-moons problem, spying on its ``select``, ``label`` and ``weight``."""
+    """Run ``name`` on a tiny two-moons problem, spying on its ``select``, ``label`` and ``weight``.
+
+    ``overrides`` are strategy options, on top of the tiny ones (:func:`tiny_options`). Each
+    round-phase ``select`` is also asked of a copy of the strategy with the candidates shuffled
+    (:class:`SelectCall`), for :func:`check_selection`.
+    """
     registry = registry or default_registry()
     options = tiny_options(name, registry, **overrides)
     strategy = create_strategy(name, registry, **options)
@@ -185,13 +228,35 @@ def check_record(run: TinyRun) -> None:
     assert isinstance(record["termination"], str) and record["termination"]
 
 
+def _positions(call: SelectCall) -> bool:
+    """Whether ``call`` looks like a ``select`` that returns positions in its candidates, not ids:
+    offered the candidates in another order it returned other ids, yet read as positions into the
+    candidates each was offered, both selections point at the same samples."""
+    chosen, other, shuffled, n = call.chosen, call.shuffled_chosen, call.shuffled, call.candidates.numel()
+    if other is None or shuffled is None or chosen.dim() != 1 or other.dim() != 1 or chosen.numel() == 0:
+        return False
+    if set(chosen.tolist()) == set(other.tolist()):
+        return False
+    if not all(0 <= int(p) < n for p in torch.cat([chosen, other]).tolist()):
+        return False
+    return set(call.candidates[chosen].tolist()) == set(shuffled[other].tolist())
+
+
 def check_selection(run: TinyRun) -> None:
-    """Round-phase ``select`` returns unique global ids from the pool; the budget holds."""
+    """Round-phase ``select`` returns unique global ids from the pool, not positions among its
+    candidates (a copy offered them shuffled must not point at the same samples by position);
+    the budget holds."""
     for call in run.selects:
         chosen = call.chosen
         assert chosen.dtype == torch.long and chosen.dim() == 1, f"round {call.round}: not 1-D int64 ids"
         assert chosen.unique().numel() == chosen.numel(), f"round {call.round}: duplicate ids"
         assert torch.isin(chosen, call.candidates).all(), f"round {call.round}: ids outside the pool"
+        assert call.shuffled_error is None, (f"round {call.round}: select failed when offered the same candidates "
+                                             f"in another order: {call.shuffled_error}")
+        assert not _positions(call), (
+            f"round {call.round}: select returns positions in its candidates, not global ids: offered the same "
+            f"candidates in another order it returned other ids, which as positions point at the same samples "
+            f"(return candidates[positions])")
     budget = run.record["options"].get("budget")
     if budget is not None:
         assert run.record["oracle_labels"] <= budget, "more oracle labels than the budget"
@@ -285,39 +350,45 @@ def check_leak(run: TinyRun) -> TinyRun:
 
 
 def check_determinism(run: TinyRun, registry: Registry | None = None) -> None:
-    """A second run with the same seed gives the same record, wall time aside."""
-    again = tiny_run(run.record["strategy"], seed=run.record["seed"], registry=registry).record
+    """A second run with the same seed, options and registry (``run``'s, unless ``registry`` is
+    given) gives the same record, wall time aside."""
+    registry = registry or run.job.registry
+    again = tiny_run(run.record["strategy"], run.record["seed"], registry, **run.job.spec.options).record
     first = {k: v for k, v in run.record.items() if k != "wall_seconds"}
-    assert first == {k: v for k, v in again.items() if k != "wall_seconds"}, \
-        "two runs with the same seed gave different records"
+    second = {k: v for k, v in again.items() if k != "wall_seconds"}
+    differ = sorted(k for k in first.keys() | second.keys() if first.get(k) != second.get(k))
+    assert not differ, f"two runs with the same seed and options gave different records (they differ in {', '.join(differ)})"
 
 
-def check_strategy(name: str, registry: Registry | None = None) -> None:
-    """Run the whole contract on strategy ``name``; raises AssertionError on the first breach."""
-    run = tiny_run(name, registry=registry)
+def check_strategy(name: str, registry: Registry | None = None, **options: Any) -> None:
+    """Run the whole contract on strategy ``name`` with strategy ``options`` (on top of the tiny
+    ones); raises AssertionError on the first breach."""
+    run = tiny_run(name, registry=registry, **options)
     check_record(run)
     check_selection(run)
     check_leak(run)
-    check_determinism(run, registry)
+    check_determinism(run)
 
 
 class StrategyContract:
-    """Subclass as ``TestSomething`` and set ``strategy``: pytest then runs the contract on it."""
+    """Subclass as ``TestSomething`` and set ``strategy`` (and ``options``, strategy options on top of
+    the tiny ones): pytest then runs the contract on it."""
 
     strategy: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
 
-    def _name(self) -> str:
+    def _run(self) -> TinyRun:
         assert self.strategy, "set the class attribute strategy to the registered name"
-        return self.strategy
+        return tiny_run(self.strategy, **self.options)
 
     def test_tiny_run_gives_a_valid_record(self) -> None:
-        check_record(tiny_run(self._name()))
+        check_record(self._run())
 
     def test_select_returns_unique_pool_ids_within_budget(self) -> None:
-        check_selection(tiny_run(self._name()))
+        check_selection(self._run())
 
     def test_hidden_labels_do_not_leak(self) -> None:
-        check_leak(tiny_run(self._name()))
+        check_leak(self._run())
 
     def test_same_seed_gives_the_same_record(self) -> None:
-        check_determinism(tiny_run(self._name()))
+        check_determinism(self._run())

@@ -22,16 +22,20 @@ import re
 import subprocess
 import sys
 import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 import sslzoo
 from sslzoo import docs
+from sslzoo.options import describe_options, make_options
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from sslzoo.strategy import TrainOptions
+from tests.plugin_helpers import registry_with
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -146,6 +150,77 @@ def test_every_python_block_of_the_plugin_guide_compiles():
         for block in fenced_blocks(path.read_text(encoding="utf-8")):
             if block.lang == "python" and not block.body.rstrip().endswith(":"):
                 compile(block.body, f"{path.name}:{block.line}", "exec")
+
+
+def part(text: str, heading: str) -> str:
+    """The text of section ``heading`` (a level-2 or level-3 heading's title) up to the next heading."""
+    match = re.search(rf"^#{{2,3}} {re.escape(heading)}\n(.*?)(?=^#{{2,3}} |\Z)", text, re.S | re.M)
+    assert match, f"no section {heading!r}"
+    return match.group(1)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the first markdown table in ``text``, cells stripped and unescaped."""
+    lines = [line for line in text.splitlines() if line.startswith("|")][2:]
+    return [[cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+
+
+def test_every_option_annotation_in_the_hook_reference_shows_the_allowed_values_it_says():
+    rows = table_rows(part(HOOKS_MD, "Strategy options"))
+    assert len(rows) >= 8
+    for annotation, metadata, allowed in rows:
+        cls = dataclasses.make_dataclass("Options", [("x", eval(annotation.strip("`"), {"Literal": typing.Literal}),
+                                                      dataclasses.field(default=None, metadata=eval(metadata.strip("`"))))])
+        assert describe_options(cls)[0]["allowed"] == allowed, annotation
+
+
+def test_a_choice_option_refuses_what_the_hook_reference_says():
+    section = part(HOOKS_MD, "Strategy options")
+    (block,) = [b for b in fenced_blocks(section) if b.lang == "python"]
+    namespace: dict = {}
+    exec(compile(block.body, "hooks.md", "exec", dont_inherit=True), namespace)
+    options = namespace["KCenterOptions"]
+    assert make_options(options, {"space": "inputs", "query_size": "3"}, "strategy 'kcenter'").space == "inputs"
+    with pytest.raises(sslzoo.OptionError) as info:
+        make_options(options, {"space": "pixels"}, "strategy 'kcenter'")
+    assert f"`{info.value}`" in " ".join(section.split())
+
+
+def test_the_hook_reference_lists_every_score_and_the_pickers_exact_signature():
+    section = part(HOOKS_MD, "Scores and pickers")
+    listed = [row[0].strip("`") for row in table_rows(section)]
+    assert sorted(listed) == sorted(sslzoo.scores.__all__)
+    (block,) = [b for b in fenced_blocks(section) if b.lang == "python"]
+    documented = ast.parse(block.body + "    pass\n").body[0]
+    assert f"def top_k({ast.unparse(documented.args)}) -> {ast.unparse(documented.returns)}:" == \
+        signatures(ROOT / "sslzoo" / "picking.py")["top_k"]
+    assert sslzoo.top_k is sslzoo.picking.top_k
+
+
+def test_the_hook_references_own_model_pass_is_the_cookbooks():
+    (block,) = [b for b in fenced_blocks(part(HOOKS_MD, "The model")) if b.lang == "python"]
+    function = block.body.split("\n\n\n", 1)[1]  # the function, without its imports
+    assert function in cookbook_files()["kcenter.py"]
+
+
+def test_an_active_strategy_needs_a_score_unless_it_selects_itself():
+    class Neither(sslzoo.ActiveStrategy):
+        name = "neither"
+
+    class Selects(sslzoo.ActiveStrategy):
+        name = "selects"
+
+        def select(self, ctx, candidates):
+            return candidates[:0]
+
+    with pytest.raises(TypeError, match="Can't instantiate abstract class"):
+        Neither()
+    with pytest.raises(sslzoo.PluginError, match="strategy 'neither' cannot run: class "
+                                                 ".*Neither does not define score \\(abstract in ActiveStrategy\\)"):
+        registry_with(Neither)
+    assert Selects().family == "al"
+    with pytest.raises(NotImplementedError, match="'selects' chooses its batch in select"):
+        Selects().score(None, torch.arange(3))
 
 
 def test_the_testing_guide_example_without_installing_passes():
@@ -281,6 +356,51 @@ def test_following_the_tutorial_literally_gives_a_working_plugin(tmp_path):
     assert done.returncode == 0, log
     assert re.search(r"^sslzoo_example\s+sslzoo-example\s+0\.1\.0\s+register_strategies$", done.stdout, re.M), log
     assert '"name": "power_bald"' in done.stdout and '"name": "beta"' in done.stdout, log
+    assert '"allowed": "a number, at least 0.0"' in done.stdout, log  # "its default and allowed values"
     assert re.search(r"^power_bald\s+moons\s+1\s", done.stdout, re.M), log
     assert re.search(r"^\d+ passed", done.stdout, re.M) and " failed" not in done.stdout, log
     assert f"imported from {site}" in done.stdout, log
+
+
+# -- the cookbook ----------------------------------------------------------------------------------
+
+COOKBOOK = (DOCS / "plugins" / "cookbook.md").read_text(encoding="utf-8")
+RECIPES = {"ratio_of_confidence": "score", "kcenter": "select", "entropy_minimization": "loss"}
+"""Each recipe's module, and the one strategy hook that makes it what it is."""
+
+
+def cookbook_files() -> dict[str, str]:
+    files = {block.file: block.body for block in fenced_blocks(COOKBOOK) if block.file}
+    assert len(files) == sum(1 for block in fenced_blocks(COOKBOOK) if block.file), "a file is written twice"
+    return files
+
+
+def test_the_cookbook_holds_three_recipes_each_with_its_tests():
+    assert sorted(cookbook_files()) == sorted(f for m in RECIPES for f in (f"{m}.py", f"test_{m}.py"))
+
+
+@pytest.mark.parametrize("module", RECIPES)
+def test_the_cookbook_recipe_runs_as_written(module, tmp_path, monkeypatch):
+    """The recipe's module, loaded as a plugin, registers a strategy whose own hook is the recipe's
+    point (a score, a select or a loss); its test module, as written, passes."""
+    files = cookbook_files()
+    for name in (f"{module}.py", f"test_{module}.py"):
+        (tmp_path / name).write_text(files[name], encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        plugin = importlib.import_module(module)
+        registry = Registry(make_plugins(load="", extra=(plugin,)))
+        (name,) = [n for n, e in registry.strategies.entries.items() if e.plugin.name == module]
+        cls = registry.strategies.get(name).obj
+        own = {hook for hook in ("score", "pick", "select", "label", "weight", "loss")
+               if getattr(vars(cls).get(hook), "__module__", None) == module}
+        assert own == {RECIPES[module]} | ({"select"} if RECIPES[module] == "loss" else set()), own
+        sslzoo.registry.reset_default_registry(registry)
+        tests = importlib.import_module(f"test_{module}")
+        ran = [name for name, test in vars(tests).items() if name.startswith("test_") and callable(test)]
+        assert ran
+        for test in ran:
+            getattr(tests, test)()
+    finally:
+        for name in (module, f"test_{module}"):
+            sys.modules.pop(name, None)

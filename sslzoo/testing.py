@@ -357,7 +357,8 @@ def check_determinism(run: TinyRun, registry: Registry | None = None) -> None:
     first = {k: v for k, v in run.record.items() if k != "wall_seconds"}
     second = {k: v for k, v in again.items() if k != "wall_seconds"}
     differ = sorted(k for k in first.keys() | second.keys() if first.get(k) != second.get(k))
-    assert not differ, f"two runs with the same seed and options gave different records (they differ in {', '.join(differ)})"
+    assert not differ, (f"two runs with the same seed and options gave different records (they differ in "
+                        f"{', '.join(differ)})")
 
 
 def check_strategy(name: str, registry: Registry | None = None, **options: Any) -> None:

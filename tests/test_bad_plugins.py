@@ -188,14 +188,16 @@ def register_strategies(register):
 
 
 @pytest.mark.parametrize(("source", "why"), [
-    ("@sslzoo.hookimpl\ndef register_strategies(register):\n    pass", "its register_strategies never calls register()"),
+    ("@sslzoo.hookimpl\ndef register_strategies(register):\n    pass",
+     "its register_strategies never calls register()"),
     ("TITLE = 'no hook at all'", "it implements no sslzoo hook (mark each hook function with @sslzoo.hookimpl)"),
 ])
 def test_other_plugins_that_register_nothing_are_warnings_too(install, source, why):
     install("sslzoo-idle", source)
     with pytest.warns(PluginWarning) as caught:
         Registry(make_plugins())
-    assert [str(w.message) for w in caught] == [f"plugin sslzoo-idle (distribution sslzoo-idle) registers nothing: {why}"]
+    assert [str(w.message) for w in caught] == [
+        f"plugin sslzoo-idle (distribution sslzoo-idle) registers nothing: {why}"]
 
 
 def test_an_observer_plugin_registers_nothing_without_a_warning(install, recwarn):
@@ -359,8 +361,8 @@ def test_select_that_breaks_the_contract_stops_the_first_round(install, chosen, 
 def test_a_bad_selection_names_the_round_and_up_to_five_offending_ids(install, chosen, message):
     install("sslzoo-bad-select", BAD_SELECT.format(chosen=chosen))
     line = fails_on_the_command_line("bench", "-s", "bad_select", *TINY_BENCH)
-    assert re.fullmatch(r"Error: strategy 'bad_select' \(plugin sslzoo-bad-select \(distribution sslzoo-bad-select\)\), "
-                        r"round 1: " + message, line), line
+    owner = r"strategy 'bad_select' \(plugin sslzoo-bad-select \(distribution sslzoo-bad-select\)\)"
+    assert re.fullmatch(rf"Error: {owner}, round 1: " + message, line), line
 
 
 def test_step_phase_select_that_returns_labeled_ids_is_an_error(install):

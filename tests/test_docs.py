@@ -169,8 +169,9 @@ def test_every_option_annotation_in_the_hook_reference_shows_the_allowed_values_
     rows = table_rows(part(HOOKS_MD, "Strategy options"))
     assert len(rows) >= 8
     for annotation, metadata, allowed in rows:
-        cls = dataclasses.make_dataclass("Options", [("x", eval(annotation.strip("`"), {"Literal": typing.Literal}),
-                                                      dataclasses.field(default=None, metadata=eval(metadata.strip("`"))))])
+        annotated = eval(annotation.strip("`"), {"Literal": typing.Literal})
+        option = dataclasses.field(default=None, metadata=eval(metadata.strip("`")))
+        cls = dataclasses.make_dataclass("Options", [("x", annotated, option)])
         assert describe_options(cls)[0]["allowed"] == allowed, annotation
 
 

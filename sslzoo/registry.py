@@ -71,7 +71,7 @@ class Registry:
         self.strategies: Table[type[Strategy]] = Table("strategy")
         self.datasets: Table[type[Dataset]] = Table("dataset")
         self.models: Table[ModelSpec] = Table("model")
-        self.registered: dict[str, int] = {}  # plugin name → names it registered
+        self._registered: dict[str, int] = {}  # plugin name → names it registered
         self._collect("register_strategies", self._strategy)
         self._collect("register_datasets", self._dataset)
         self._collect("register_models", self._model)
@@ -101,7 +101,7 @@ class Registry:
         def kwargs(info: PluginInfo) -> dict[str, Any]:
             def register(*args: Any, **kw: Any) -> None:
                 add(info, *args, **kw)
-                self.registered[info.name] = self.registered.get(info.name, 0) + 1
+                self._registered[info.name] = self._registered.get(info.name, 0) + 1
 
             return {"register": register}
 
@@ -111,7 +111,7 @@ class Registry:
         """A loaded plugin that registers nothing and observes nothing is a warning naming it: most
         often its hook functions lack ``@sslzoo.hookimpl``, and its strategies would be silently missing."""
         for info in self.plugins.list():
-            if self.registered.get(info.name) or set(info.hooks) - set(REGISTRATION_HOOKS):
+            if self._registered.get(info.name) or set(info.hooks) - set(REGISTRATION_HOOKS):
                 continue
             plugin = self.plugins.manager.get_plugin(info.name)
             unmarked = [h for h in HOOK_NAMES if h not in info.hooks and callable(getattr(plugin, h, None))]

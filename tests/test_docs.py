@@ -35,6 +35,7 @@ from sslzoo.options import describe_options, make_options
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from sslzoo.strategy import TrainOptions
+from sslzoo.testing import check_strategy
 from tests.plugin_helpers import registry_with
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -405,3 +406,18 @@ def test_the_cookbook_recipe_runs_as_written(module, tmp_path, monkeypatch):
     finally:
         for name in (module, f"test_{module}"):
             sys.modules.pop(name, None)
+
+
+def test_the_slip_the_cookbook_warns_of_is_caught_by_the_contract(tmp_path, monkeypatch):
+    """k-center returning its positions in the pool instead of ids fails the contract, as the page says."""
+    right = "return pool[torch.tensor(chosen, dtype=torch.long, device=pool.device)]"
+    source = cookbook_files()["kcenter.py"]
+    assert right in source
+    (tmp_path / "kcenter_slip.py").write_text(source.replace(right, "return torch.tensor(chosen)"), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        registry = Registry(make_plugins(load="", extra=(importlib.import_module("kcenter_slip"),)))
+        with pytest.raises(AssertionError, match="round 1: select returns positions in its candidates, not global ids"):
+            check_strategy("kcenter", registry)
+    finally:
+        sys.modules.pop("kcenter_slip", None)

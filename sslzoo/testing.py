@@ -140,7 +140,7 @@ SHUFFLE_SEED = 20_240_601
 """Seeds the order in which a copy of the strategy is offered the candidates (plus the round)."""
 
 
-def _shuffled_select(strategy: Strategy, ctx: Any, candidates: torch.Tensor) -> SelectCall:
+def _shuffled_select(strategy: Strategy, ctx: Context, candidates: torch.Tensor) -> SelectCall:
     """What a copy of ``strategy`` selects from ``candidates`` offered in another order, with the
     run's randomness as it is now (restored afterwards, so the run itself does not change)."""
     call = SelectCall(ctx.round, candidates.clone(), candidates[:0])
@@ -151,7 +151,7 @@ def _shuffled_select(strategy: Strategy, ctx: Any, candidates: torch.Tensor) -> 
     except Exception:  # a strategy that holds what cannot be copied is not probed
         return call
     for hook in ("select", "label", "weight"):  # the spies: the twin runs its own hooks
-        twin.__dict__.pop(hook, None)
+        vars(twin).pop(hook, None)
     order = torch.randperm(candidates.numel(), generator=torch.Generator().manual_seed(SHUFFLE_SEED + ctx.round))
     call.shuffled = candidates[order.to(candidates.device)]
     generator, global_rng = ctx.generator.get_state(), torch.get_rng_state()

@@ -10,7 +10,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sslzoo import inference
+from sslzoo import embedding, inference
+from sslzoo.embedding import GradientEmbedding
 from sslzoo.inference import Precision
 from sslzoo.ledger import Ledger
 from sslzoo.oracle import CALL_RETURNED, IN_STEP_PHASE, OUTSIDE_LABEL, OracleHandle
@@ -105,7 +106,23 @@ class Context:
         mode = "inference" if self.phase == "round" else "no_grad"
         return inference.probabilities(self.model, self.x, ids, grad_free=mode, precision=self.precision)
 
-    def predict_mc(self, ids: torch.Tensor, passes: int) -> torch.Tensor:
+    def predict_mc(self, ids: torch.Tensor, passes: int, consistent: bool = False) -> torch.Tensor:
         """Class probabilities (k, C, T) of ``passes`` MC-dropout forward passes for ``ids`` (every
-        dropout stochastic, masks from the run's generator)."""
-        return inference.mc_probabilities(self.model, self.x, ids, passes, self.generator, precision=self.precision)
+        dropout stochastic, masks from the run's generator). ``consistent``: pass t uses the same
+        dropout masks for every id (one sampled set of weights per pass, as joint predictions over
+        several ids need, e.g. BatchBALD); otherwise every id draws its own masks."""
+        return inference.mc_probabilities(self.model, self.x, ids, passes, self.generator, precision=self.precision,
+                                          consistent=consistent)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Embeddings (k, D) of ``ids``: the input of the model's embedding layer (its last
+        ``nn.Linear``, or the module its ``embedding_layer`` attribute names; see
+        :mod:`sslzoo.embedding`), dropout off, no gradient, float32 on the device."""
+        mode = "inference" if self.phase == "round" else "no_grad"
+        return embedding.embeddings(self.model, self.x, ids, grad_free=mode, precision=self.precision)
+
+    def gradient_embedding(self, ids: torch.Tensor) -> GradientEmbedding:
+        """Per-id gradients of the loss w.r.t. the embedding layer's weight for the predicted labels
+        (BADGE's gradient embedding), in closed form and factored: ``outer(a[i], h[i])`` with ``a``
+        (k, C) and ``h`` (k, D) = :meth:`embed`; see :class:`sslzoo.embedding.GradientEmbedding`."""
+        return embedding.gradient_embeddings(self.model, self.x, ids, precision=self.precision)

@@ -74,6 +74,9 @@ class StochasticDropout(TorchFunctionMode):
         self.tables: dict[tuple[float, float, torch.dtype], Tensor] = {}
         self.buffers: dict[tuple[int, torch.dtype], Tensor] = {}  # masks, reused call after call
 
+    def block(self, first_pass: int, passes_in_block: int) -> None:
+        """The next forward pass computes these passes of a block (independent masks: nothing to do)."""
+
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
@@ -124,6 +127,45 @@ class StochasticDropout(TorchFunctionMode):
         if not feature and x.dim() in (4, 5) and not x.is_contiguous() and _channels_last(x):
             return flat.as_strided(x.shape, x.stride())  # the masks in x's memory order
         return flat.view(shape)
+
+
+class ConsistentDropout(StochasticDropout):
+    """While active, every dropout call is stochastic with *consistent* masks: pass t applies the
+    same mask to every sample, so that each pass computes the model with one sampled set of
+    weights (Gal & Ghahramani 2016's dropout as a weight distribution; BatchBALD's joint
+    predictions over several samples need it: Kirsch et al. 2019, consistent MC dropout).
+
+    The forward passes are run in blocks (:func:`sslzoo.inference.mc_passes`): a block stacks
+    ``passes_in_block`` passes of ``b`` samples, pass-major, and :meth:`block` announces it. The
+    k-th dropout call of a forward pass draws its masks for all ``passes`` passes at its first
+    use (from the generator, as :class:`StochasticDropout` draws) and reuses them for every later
+    block. Alpha dropout is not supported.
+    """
+
+    def __init__(self, generator: torch.Generator, passes: int) -> None:
+        super().__init__(generator)
+        self.passes = passes
+        self.masks: list[Tensor] = []  # per dropout call of a forward pass: (passes, *sample shape)
+        self.slot = 0
+        self.window = (0, 1)
+
+    def block(self, first_pass: int, passes_in_block: int) -> None:
+        """The next forward pass computes passes ``first_pass, ..., first_pass + passes_in_block - 1``."""
+        self.window = (first_pass, passes_in_block)
+        self.slot = 0
+
+    def dropout(self, x: Tensor, p: float, call: DropoutCall, inplace: bool) -> Tensor:
+        if call.alpha:
+            raise ValueError("consistent MC-dropout supports dropout that zeroes and rescales, not alpha dropout")
+        first, tau = self.window
+        if self.slot == len(self.masks):
+            ones = torch.ones((self.passes, *x.shape[1:]), dtype=x.dtype, device=x.device)
+            self.masks.append(super().dropout(ones, p, call, inplace=True))
+        mask = self.masks[self.slot][first:first + tau].unsqueeze(1)  # (tau, 1, *sample shape)
+        self.slot += 1
+        grouped = x.unflatten(0, (tau, x.shape[0] // tau))
+        out = grouped.mul_(mask) if inplace else grouped * mask
+        return x if inplace else out.flatten(0, 1)
 
 
 def _channels_last(x: Tensor) -> bool:

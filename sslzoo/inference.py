@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.modules import module as module_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sslzoo.dropout import StochasticDropout
+from sslzoo.dropout import ConsistentDropout, StochasticDropout
 from sslzoo.errors import OptionError, TrainingError
 
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
@@ -193,9 +193,12 @@ def mc_rows(per_sample: int, device: torch.device) -> int:
 
 
 def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passes: int,
-                     generator: torch.Generator, precision: Precision = "auto") -> torch.Tensor:
+                     generator: torch.Generator, precision: Precision = "auto",
+                     consistent: bool = False) -> torch.Tensor:
     """Softmax outputs (k, C, T) of ``passes`` stochastic forward passes with every dropout on,
-    masks drawn from ``generator`` (:class:`sslzoo.dropout.StochasticDropout`).
+    masks drawn from ``generator`` (:class:`sslzoo.dropout.StochasticDropout`), or with
+    ``consistent`` the same masks for every sample in a pass
+    (:class:`sslzoo.dropout.ConsistentDropout`).
 
     The samples go in blocks of ``MC_ELEMENTS`` activations at the first random layer (at most
     ``CHUNK`` samples). The deterministic prefix (:func:`split_at_dropout`) runs once per sample,
@@ -215,7 +218,7 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, passe
         block_rows, sub = mc_rows(widths[-1], x.device), mc_rows(max(widths), x.device)
         rows = min(CHUNK, block_rows)
         contiguous = not any(isinstance(m, SPATIAL_LAYERS) for layer in rest for m in layer.modules())
-        stochastic = StochasticDropout(generator)
+        stochastic = ConsistentDropout(generator, passes) if consistent else StochasticDropout(generator)
         for start in range(0, ids.numel(), rows):
             block = ids[start:start + rows]
             watch = SeededOps()
@@ -250,6 +253,7 @@ def mc_passes(layers: list[nn.Module], h: torch.Tensor, passes: int, stochastic:
         for t0 in range(0, passes, together):
             tau = min(together, passes - t0)
             inp = block if tau == 1 else block.expand(tau, *block.shape).reshape(tau * b, *block.shape[1:])
+            stochastic.block(t0, tau)
             with stochastic:
                 logits = run_layers(layers, inp).float()
             # softmax over the classes as the first dimension: torch's kernel over a short last

@@ -339,3 +339,42 @@ def test_mc_probabilities_are_reproducible_under_the_runs_generator():
     b = inference.mc_probabilities(model, x, ids, 5, generator(8))
     c = inference.mc_probabilities(model, x, ids, 5, generator(9))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# -- consistent masks: one set of weights per pass --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gal_cnn", "cnn", "mlp", "moons_mlp"])
+def test_consistent_passes_give_every_sample_the_same_masks_in_a_pass(name, monkeypatch):
+    model, x = builtin(name)
+    monkeypatch.setattr(inference, "MC_ELEMENTS", 2 * x[0].numel())  # many blocks: the masks hold across them
+    same = x[:1].expand(9, *x.shape[1:]).contiguous()
+    probs = inference.mc_probabilities(model, same, torch.arange(9), 6, generator(4), consistent=True)
+    assert (probs - probs[:1]).abs().max() < 1e-5  # every sample in a pass: the same weights
+    assert probs[0].std(dim=1).mean() > 1e-4  # the passes differ
+    independent = inference.mc_probabilities(model, same, torch.arange(9), 6, generator(4))
+    assert (independent - independent[:1]).abs().max() > 1e-3
+
+
+def test_consistent_passes_are_the_model_under_one_mask_per_pass():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 4))
+    x = torch.randn(10, 3)
+    probs = inference.mc_probabilities(model, x, torch.arange(10), 5, generator(2), consistent=True)
+    with torch.no_grad(), StochasticDropout(generator(2)):  # the same first draw: the 5 passes' masks
+        masks = F.dropout(torch.ones(5, 8), 0.5, True)
+    with torch.no_grad():
+        hidden = torch.relu(model[0](x))
+        expected = torch.stack([torch.softmax(model[3](hidden * masks[t]), dim=1) for t in range(5)], dim=2)
+    torch.testing.assert_close(probs, expected)
+
+
+def test_consistent_passes_are_reproducible_and_keep_the_dropout_rate():
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.25))
+    seen = []
+    model[1].register_forward_hook(lambda m, args, out: seen.append(out.detach().clone()))
+    x = torch.ones(3, 2000)
+    a = inference.mc_probabilities(model, x, torch.arange(3), 40, generator(5), consistent=True)
+    kept = torch.cat(seen[1:])  # after the split probe: every pass's outputs
+    assert torch.equal(a, inference.mc_probabilities(model, x, torch.arange(3), 40, generator(5), consistent=True))
+    assert within_binomial(float((kept > 0).sum()) / 3, 40 * 2000, 0.75)

@@ -9,7 +9,9 @@ oracle (the hidden ground truth in a benchmark) and retrains, until the labeled 
   subclasses override only it. :class:`UncertaintyStrategy` scores one deterministic pass
   (``ctx.predict``) with a function of :mod:`sslzoo.scores`; :class:`MCDropoutStrategy` scores
   ``passes`` MC-dropout passes (``ctx.predict_mc``), chunked to bound memory.
-* Picking is :func:`sslzoo.picking.top_k` (random tie-break, global ids).
+* Picking is :func:`sslzoo.picking.top_k` (random tie-break, global ids). A
+  :class:`BatchStrategy` chooses its queries jointly instead (:meth:`BatchStrategy.choose`: a
+  diverse or jointly informative batch), with no per-id score.
 * Labels come from the oracle (the default ``label`` hook), each with weight 1, and the loss is
   the cross-entropy on the labeled set (the default ``loss``).
 
@@ -169,3 +171,25 @@ class MCDropoutStrategy(ActiveStrategy):
         fn = type(self).uncertainty
         out = [fn(ctx.predict_mc(ids[start:start + chunk], passes)) for start in range(0, ids.numel(), chunk)]
         return torch.cat(out) if out else torch.empty(0, device=ids.device)
+
+
+class BatchStrategy(ActiveStrategy):
+    """Base of the batch-aware active learners: the ``query_count`` queries of a round are chosen
+    together from the candidates by :meth:`choose` (diverse in an embedding, or jointly
+    informative), not as the top k of a per-id score. Subclasses override :meth:`choose`."""
+
+    @abstractmethod
+    def choose(self, ctx: Context, ids: Tensor, k: int) -> Tensor:
+        """``k`` of the candidate global ``ids``, chosen together (1-D int64, unique, on the device)."""
+
+    def score(self, ctx: Context, ids: Tensor) -> Tensor:
+        raise TypeError(f"strategy {self.name!r} chooses its queries together (choose), it has no per-id score")
+
+    def select(self, ctx: Context, candidates: Tensor) -> Tensor:
+        """In the round phase, :meth:`choose` ``query_count`` ids of :meth:`candidates` (global ids)."""
+        if ctx.phase != "round":
+            return candidates[:0]
+        k = self.query_count(ctx, candidates.numel())
+        if k == 0:
+            return candidates[:0]
+        return self.choose(ctx, self.candidates(ctx, candidates, k), k)

@@ -33,6 +33,10 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.supervised",
     "sslzoo.default_plugins.uncertainty",
     "sslzoo.default_plugins.mc_dropout",
+    "sslzoo.default_plugins.coreset",
+    "sslzoo.default_plugins.badge",
+    "sslzoo.default_plugins.batchbald",
+    "sslzoo.default_plugins.typiclust",
     "sslzoo.default_plugins.pseudo_label",
     "sslzoo.default_plugins.self_training",
 )

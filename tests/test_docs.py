@@ -105,6 +105,7 @@ DOCUMENTED = [
     ("", signatures(ROOT / "sslzoo" / "hookspecs.py")),
     ("", signatures(ROOT / "sslzoo" / "strategy.py", "Strategy")),
     ("ActiveStrategy.", signatures(ROOT / "sslzoo" / "active.py", "ActiveStrategy")),
+    ("BatchStrategy.", signatures(ROOT / "sslzoo" / "active.py", "BatchStrategy")),
     ("Dataset.", signatures(ROOT / "sslzoo" / "dataset.py", "Dataset")),
 ]
 

@@ -32,8 +32,13 @@ from torch import Tensor
 
 __all__ = ["batchbald", "conditional_entropies", "joint_entropies"]
 
-ELEMENTS = 2**22
-"""Joint probabilities (configurations × classes × candidates) held at once (32 MB in float64)."""
+ELEMENTS = 2**18
+"""Joint probabilities (configurations × classes × candidates) held at once: 1 MB in float32, near
+the cache (the whole step is memory- and log-bound: 4× fewer in a chunk ran 1.8× slower, 16× more
+1.4× slower on one CPU core)."""
+
+TINY = 1e-30
+"""Probabilities are clamped to at least this before their log (``0 · log 0 = 0`` within 1e-28 nats)."""
 
 
 def conditional_entropies(p: Tensor) -> Tensor:
@@ -48,13 +53,15 @@ def joint_entropies(joint: Tensor, p_flat: Tensor, classes: int, weights: Tensor
     sampling estimate of sampled configurations."""
     m, k = joint.shape
     n = p_flat.shape[1] // classes
-    out = torch.empty(n, dtype=joint.dtype, device=joint.device)
+    out = torch.empty(n, dtype=torch.float64, device=joint.device)
+    if weights is None:
+        weights = torch.ones(m, dtype=joint.dtype, device=joint.device)
     rows = max(1, ELEMENTS // (m * classes))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        probs = joint @ p_flat[:, start * classes:stop * classes] / k  # (M, b·C): P(batch = ŷ_m, y_b = c)
-        nats = torch.special.xlogy(probs, probs)
-        per_class = nats.sum(0) if weights is None else weights @ nats
+        probs = torch.mm(joint, p_flat[:, start * classes:stop * classes]).div_(k)  # (M, b·C): P(ŷ_m, y_b = c)
+        nats = probs.clamp_min(TINY).log_().mul_(probs)
+        per_class = (weights @ nats).double()  # a matrix-vector product: 6x faster than a float64 column sum
         out[start:stop] = -per_class.view(stop - start, classes).sum(1)
     return out
 
@@ -71,17 +78,19 @@ def sampled_joint(p_batch: Tensor, samples: int, generator: torch.Generator | No
 
 
 def batchbald(probs: Tensor, k: int, samples: int = 100_000, generator: torch.Generator | None = None,
-              dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+              dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
     """The BatchBALD batch of ``k`` candidates: (positions in ``probs``, the batch's joint mutual
-    information after each addition). ``probs``: (N, C, K) class probabilities of K consistent
-    MC-dropout passes (sslzoo's layout); computed in ``dtype`` on ``probs``' device. Ties go to
-    the first candidate."""
-    p = probs.to(dtype).permute(0, 2, 1).contiguous()  # (N, K, C)
+    information after each addition, float64). ``probs``: (N, C, K) class probabilities of K
+    consistent MC-dropout passes (sslzoo's layout). The joint probabilities of the batch and their
+    sampled configurations are computed in float64, the candidates' joint entropies in ``dtype``
+    (float32: 4× faster logs on the CPU than float64) summed in float64; all on ``probs``'
+    device. Ties go to the first candidate."""
+    p = probs.double().permute(0, 2, 1).contiguous()  # (N, K, C)
     n, passes, classes = p.shape
     k = max(0, min(int(k), n))
-    p_flat = p.permute(1, 0, 2).reshape(passes, n * classes)
+    p_flat = p.permute(1, 0, 2).reshape(passes, n * classes).to(dtype)
     conditional = conditional_entropies(p)
-    joint = torch.ones(1, passes, dtype=dtype, device=p.device)
+    joint = torch.ones(1, passes, dtype=torch.float64, device=p.device)
     chosen: list[int] = []
     best: list[Tensor] = []
     taken = torch.zeros(n, dtype=torch.bool, device=p.device)
@@ -94,11 +103,12 @@ def batchbald(probs: Tensor, k: int, samples: int = 100_000, generator: torch.Ge
             else:
                 joint = sampled_joint(p[chosen], samples, generator)
                 weights = 1.0 / (joint.mean(1) * joint.shape[0])
-        scores = joint_entropies(joint, p_flat, classes, weights) - conditional - conditional[taken].sum()
+        scores = joint_entropies(joint.to(dtype), p_flat, classes, None if weights is None else weights.to(dtype))
+        scores = scores - conditional - conditional[taken].sum()
         scores[taken] = -torch.inf
         top = scores.argmax()
         best.append(scores[top])
         chosen.append(int(top))
         taken[top] = True
     positions = torch.tensor(chosen, dtype=torch.long, device=p.device)
-    return positions, torch.stack(best) if best else torch.empty(0, dtype=dtype, device=p.device)
+    return positions, torch.stack(best) if best else torch.empty(0, dtype=torch.float64, device=p.device)

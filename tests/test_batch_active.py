@@ -33,20 +33,28 @@ def enumerated_mutual_information(probs: torch.Tensor, batch: list[int]) -> floa
 
 def test_batchbald_of_one_is_bald():
     probs = mc_probs(50, 4, 8, seed=0)
-    positions, mi = batchbald(probs, 1)
+    positions, mi = batchbald(probs, 1, dtype=torch.float64)
     assert int(positions[0]) == int(scores.bald(probs).argmax())
     assert float(mi[0]) == pytest.approx(float(scores.bald(probs).max()), abs=1e-12)
 
 
 def test_exact_joint_mutual_information_matches_enumeration_and_the_greedy_choice():
     probs = mc_probs(12, 3, 6, seed=1)
-    positions, mi = batchbald(probs, 4, samples=10**6)  # 3^3 configurations: exact throughout
+    positions, mi = batchbald(probs, 4, samples=10**6, dtype=torch.float64)  # 3^3 configurations: exact
     batch = positions.tolist()
     for i in range(4):
         assert float(mi[i]) == pytest.approx(enumerated_mutual_information(probs, batch[:i + 1]), abs=1e-10)
         best = max((enumerated_mutual_information(probs, batch[:i] + [j]), j) for j in range(12) if j not in batch[:i])
         assert best[1] == batch[i]
     assert len(set(batch)) == 4
+
+
+def test_float32_joint_entropies_choose_the_float64_batch():
+    probs = mc_probs(300, 10, 20, seed=10)
+    single = batchbald(probs, 5, samples=100_000)
+    double = batchbald(probs, 5, samples=100_000, dtype=torch.float64)
+    assert torch.equal(single[0], double[0])
+    torch.testing.assert_close(single[1], double[1], rtol=0, atol=1e-5)
 
 
 def test_sampled_joint_entropy_estimates_the_exact_one():

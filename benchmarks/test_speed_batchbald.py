@@ -20,7 +20,8 @@ and the wall time of both in one run.
   configurations; target ≤ 1e-4) and over the whole batch.
 
 Every time is the median of ``SSLZOO_BENCH_ROUNDS`` (default 3) calls, wall clock and process CPU,
-after a warm-up call on 200 candidates. Results: ``benchmarks/results/speed_batchbald.json``.
+after a warm-up call on 200 candidates; the agreement compares the batches of the timed calls (the
+same seed each call). Results: ``benchmarks/results/speed_batchbald.json``.
 ``batchbald-redux`` is in the optional ``bench`` extra (``pip install sslzoo[bench]``); without
 it the peer cases are skipped. Intra-op threads: ``SSLZOO_BENCH_THREADS`` (default 1), the same
 for both sides.
@@ -47,6 +48,7 @@ THREADS = speedlib.configure_threads()
 CANDIDATES, PASSES, BATCH, SAMPLES = 2000, 20, 10, 1000
 EXACT_PICKS = 4  # picks 0..3 see at most 10^3 configurations of the batch before them: exact
 ROUNDS = int(os.environ.get("SSLZOO_BENCH_ROUNDS", "3"))
+BATCHES: dict[str, tuple[list[int], list[float]]] = {}  # each side's batch and joint MI, from its timed calls
 RESULTS: dict[str, Any] = {"threads": THREADS, "rounds": ROUNDS, "candidates": CANDIDATES, "T": PASSES,
                            "acquisition_size": BATCH, "joint_samples": SAMPLES, "runs": {}}
 
@@ -88,13 +90,13 @@ def redux(p: torch.Tensor, seed: int = SEED) -> tuple[list[int], list[float]]:
     return batch.indices, batch.scores
 
 
-def timed(benchmark, fn, p: torch.Tensor) -> tuple[float, float]:
+def timed(benchmark, name: str, fn, p: torch.Tensor) -> tuple[float, float]:
     fn(p[:200])
     walls, cpus = [], []
 
     def one() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
-        fn(p)
+        BATCHES[name] = fn(p)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
 
@@ -103,19 +105,20 @@ def timed(benchmark, fn, p: torch.Tensor) -> tuple[float, float]:
 
 
 def test_sslzoo_batchbald_speed(benchmark, probs) -> None:
-    wall, cpu = timed(benchmark, ours, probs)
+    wall, cpu = timed(benchmark, "sslzoo", ours, probs)
     RESULTS["runs"]["sslzoo-batchbald"] = {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3)}
 
 
 def test_batchbald_redux_speed(benchmark, probs) -> None:
     pytest.importorskip("batchbald_redux")
-    wall, cpu = timed(benchmark, redux, probs)
+    wall, cpu = timed(benchmark, "redux", redux, probs)
     RESULTS["runs"]["batchbald-redux"] = {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3)}
 
 
 def test_same_batch_as_batchbald_redux(probs) -> None:
     pytest.importorskip("batchbald_redux")
-    (mine, my_mi), (theirs, their_mi) = ours(probs), redux(probs)
+    (mine, my_mi) = BATCHES["sslzoo"] if "sslzoo" in BATCHES else ours(probs)
+    (theirs, their_mi) = BATCHES["redux"] if "redux" in BATCHES else redux(probs)
     gaps = [abs(a - b) for a, b in zip(my_mi, their_mi)]
     RESULTS["agreement"] = {"sslzoo_batch": mine, "redux_batch": theirs, "same_batch": mine == theirs,
                             "joint_mi_sslzoo": [round(v, 6) for v in my_mi],

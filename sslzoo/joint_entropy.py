@@ -33,9 +33,9 @@ from torch import Tensor
 __all__ = ["batchbald", "conditional_entropies", "joint_entropies"]
 
 ELEMENTS = 2**18
-"""Joint probabilities (configurations × classes × candidates) held at once: 1 MB in float32, near
-the cache (the whole step is memory- and log-bound: 4× fewer in a chunk ran 1.8× slower, 16× more
-1.4× slower on one CPU core)."""
+"""Joint probabilities (candidates' classes × configurations) held at once: 1 MB in float32, about
+the cache (the step is bound by memory and by the logs; 8x more ran 15% slower at 10,000
+configurations and 15% faster at 100,000 on one CPU core)."""
 
 TINY = 1e-30
 """Probabilities are clamped to at least this before their log (``0 · log 0 = 0`` within 1e-28 nats)."""
@@ -46,23 +46,23 @@ def conditional_entropies(p: Tensor) -> Tensor:
     return -torch.special.xlogy(p, p).sum(dim=(1, 2)) / p.shape[1]
 
 
-def joint_entropies(joint: Tensor, p_flat: Tensor, classes: int, weights: Tensor | None = None) -> Tensor:
+def joint_entropies(joint: Tensor, p_rows: Tensor, classes: int, weights: Tensor | None = None) -> Tensor:
     """``H[batch, y_b]`` for every candidate b: ``joint`` (M, K) holds ``Π_i p_ik(ŷ_mi)`` for the
-    batch's M configurations, ``p_flat`` (K, N·C) the candidates' probabilities. Exact (the sum
-    over all configurations) without ``weights``; with them (M,: ``1 / (q_m M)``) the importance
-    sampling estimate of sampled configurations."""
+    batch's M configurations, ``p_rows`` (N·C, K) the candidates' probabilities (row ``b·C + c``:
+    ``p_bk(c)`` over the K samples). Exact (the sum over all configurations) without ``weights``;
+    with them (M,: ``1 / (q_m M)``) the importance sampling estimate of sampled configurations."""
     m, k = joint.shape
-    n = p_flat.shape[1] // classes
+    n = p_rows.shape[0] // classes
     out = torch.empty(n, dtype=torch.float64, device=joint.device)
     if weights is None:
         weights = torch.ones(m, dtype=joint.dtype, device=joint.device)
+    columns = joint.t().contiguous()  # (K, M): the products below write long rows
     rows = max(1, ELEMENTS // (m * classes))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        probs = torch.mm(joint, p_flat[:, start * classes:stop * classes]).div_(k)  # (M, b·C): P(ŷ_m, y_b = c)
-        nats = probs.clamp_min(TINY).log_().mul_(probs)
-        per_class = (weights @ nats).double()  # a matrix-vector product: 6x faster than a float64 column sum
-        out[start:stop] = -per_class.view(stop - start, classes).sum(1)
+        probs = torch.mm(p_rows[start * classes:stop * classes], columns).div_(k)  # (b·C, M): P(y_b = c, ŷ_m)
+        nats = probs.clamp_min_(TINY).log().mul_(probs)
+        out[start:stop] = -(nats @ weights).double().view(stop - start, classes).sum(1)
     return out
 
 
@@ -88,7 +88,7 @@ def batchbald(probs: Tensor, k: int, samples: int = 100_000, generator: torch.Ge
     p = probs.double().permute(0, 2, 1).contiguous()  # (N, K, C)
     n, passes, classes = p.shape
     k = max(0, min(int(k), n))
-    p_flat = p.permute(1, 0, 2).reshape(passes, n * classes).to(dtype)
+    p_rows = p.permute(0, 2, 1).reshape(n * classes, passes).to(dtype)
     conditional = conditional_entropies(p)
     joint = torch.ones(1, passes, dtype=torch.float64, device=p.device)
     chosen: list[int] = []
@@ -103,7 +103,7 @@ def batchbald(probs: Tensor, k: int, samples: int = 100_000, generator: torch.Ge
             else:
                 joint = sampled_joint(p[chosen], samples, generator)
                 weights = 1.0 / (joint.mean(1) * joint.shape[0])
-        scores = joint_entropies(joint.to(dtype), p_flat, classes, None if weights is None else weights.to(dtype))
+        scores = joint_entropies(joint.to(dtype), p_rows, classes, None if weights is None else weights.to(dtype))
         scores = scores - conditional - conditional[taken].sum()
         scores[taken] = -torch.inf
         top = scores.argmax()

@@ -60,7 +60,7 @@ def test_float32_joint_entropies_choose_the_float64_batch():
 def test_sampled_joint_entropy_estimates_the_exact_one():
     probs = mc_probs(5, 6, 10, seed=2, sharpness=1.0)
     p = probs.permute(0, 2, 1).contiguous()
-    batch, candidates = p[:4], p[4:].permute(1, 0, 2).reshape(10, -1)
+    batch, candidates = p[:4], p[4:].permute(0, 2, 1).reshape(-1, 10)
     exact = torch.ones(1, 10, dtype=torch.float64)
     for item in batch:
         exact = (exact.t().unsqueeze(2) * item.unsqueeze(1)).reshape(10, -1).t()
@@ -77,9 +77,9 @@ def test_batchbald_spreads_a_batch_that_bald_fills_with_copies():
     copies = torch.cat([probs[top:top + 1].expand(10, -1, -1), probs])  # 10 copies of BALD's favourite first
     bald_batch = scores.bald(copies).topk(5).indices
     assert set(bald_batch.tolist()) <= set(range(11)) | {10 + top}  # copies only
-    positions, mi = batchbald(copies, 5, samples=1000)  # beyond 10^3 configurations: sampled
+    positions, mi = batchbald(copies, 5, samples=1000, generator=torch.Generator().manual_seed(0))
     assert sum(int(i) < 10 or int(i) == 10 + top for i in positions) == 1
-    assert (mi[1:] >= mi[:-1] - 1e-9).all()  # mutual information never falls when the batch grows
+    assert (mi[1:4] >= mi[:3] - 1e-5).all()  # exact (≤ 10^3 configurations): never falls as the batch grows
 
 
 def test_batchbald_draws_from_the_generator_it_is_given():

@@ -2,7 +2,8 @@
 the same MC-dropout probabilities: the batch each selects, their joint mutual information estimates,
 and the wall time of both in one run.
 
-    python -m pytest benchmarks/test_speed_batchbald.py --benchmark-json benchmarks/results/speed_batchbald_benchmark.json
+    python -m pytest benchmarks/test_speed_batchbald.py \
+        --benchmark-json benchmarks/results/speed_batchbald_benchmark.json
 
 * probabilities: ``gal_cnn`` trained 10 epochs on 20 balanced MNIST labels (seed 0, the batch
   preset's start), then T=20 consistent MC-dropout passes (``ctx.predict_mc(..., consistent=True)``)
@@ -36,9 +37,9 @@ import time
 from typing import Any
 
 import pytest
+import speedlib
 import torch
 
-import speedlib
 from sslzoo.api import create_strategy
 from sslzoo.engine import Run, RunSpec
 from sslzoo.joint_entropy import batchbald
@@ -59,7 +60,8 @@ def _save():
     runs = RESULTS["runs"]
     if "sslzoo-batchbald" in runs and "batchbald-redux" in runs:
         for key in ("seconds", "cpu_seconds"):
-            RESULTS[f"speed_up_over_redux_{key}"] = round(runs["batchbald-redux"][key] / runs["sslzoo-batchbald"][key], 2)
+            ratio = runs["batchbald-redux"][key] / runs["sslzoo-batchbald"][key]
+            RESULTS[f"speed_up_over_redux_{key}"] = round(ratio, 2)
     speedlib.save("speed_batchbald", RESULTS)
     print("\n", json.dumps(RESULTS, indent=1))
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from sslzoo import scores
-from sslzoo.active import ActiveOptions, ActiveStrategy, MCDropoutOptions, MCDropoutStrategy, UncertaintyStrategy
+from sslzoo.active import (
+    ActiveOptions,
+    ActiveStrategy,
+    BatchStrategy,
+    MCDropoutOptions,
+    MCDropoutStrategy,
+    UncertaintyStrategy,
+)
 from sslzoo.api import (
     create_dataset,
     create_model,
@@ -26,6 +33,7 @@ from sslzoo.api import (
 from sslzoo.bench import run
 from sslzoo.context import Context
 from sslzoo.dataset import Arrays, Dataset
+from sslzoo.embedding import GradientEmbedding
 from sslzoo.errors import (
     ChecksumError,
     DataError,
@@ -67,6 +75,7 @@ __all__ = [
     "Strategy", "TrainOptions", "Context", "Labels", "Batch", "EpochPlan", "ORACLE", "PSEUDO",
     "weighted_cross_entropy",
     "ActiveStrategy", "ActiveOptions", "UncertaintyStrategy", "MCDropoutStrategy", "MCDropoutOptions",
+    "BatchStrategy", "GradientEmbedding",
     "ArgmaxPseudoLabeler", "argmax_labels", "scores", "top_k",
     # writing a dataset or a model
     "Dataset", "Arrays", "ModelSpec",

@@ -101,7 +101,8 @@ def brute_kcenter(x: torch.Tensor, centers: torch.Tensor, k: int) -> list[int]:
 
 def test_kcenter_greedy_is_farthest_first_without_a_candidates_matrix(monkeypatch):
     g = torch.Generator().manual_seed(5)
-    x, centers = torch.randn(300, 6, generator=g, dtype=torch.float64), torch.randn(7, 6, generator=g, dtype=torch.float64)
+    x = torch.randn(300, 6, generator=g, dtype=torch.float64)
+    centers = torch.randn(7, 6, generator=g, dtype=torch.float64)
     monkeypatch.setattr("sslzoo.diversity.ELEMENTS", 600)  # 2 centers a chunk: chunking changes nothing
     assert kcenter_greedy(x, centers, 12).tolist() == brute_kcenter(x, centers, 12)
     torch.testing.assert_close(min_sq_distances(x, centers), torch.cdist(x, centers).square().min(1).values)

@@ -64,7 +64,8 @@ def per_sample_weight_gradients(model: nn.Module, x: torch.Tensor, layer: nn.Lin
         logits = model(x[i:i + 1])
         target = logits.argmax(1)
         if sigmoid:
-            loss = F.binary_cross_entropy_with_logits(logits, F.one_hot(target, logits.shape[1]).float(), reduction="sum")
+            onehot = F.one_hot(target, logits.shape[1]).float()
+            loss = F.binary_cross_entropy_with_logits(logits, onehot, reduction="sum")
         else:
             loss = F.cross_entropy(logits, target)
         loss.backward()

@@ -129,15 +129,18 @@ class ActiveStrategy(Strategy, ABC):
         """``k`` of ``ids`` given their ``scores``: the top k, ties broken at random."""
         return top_k(scores, ids, k, ctx.generator)
 
+    def choose(self, ctx: Context, ids: Tensor, k: int) -> Tensor:
+        """``k`` of the candidate global ``ids``: :meth:`pick` by :meth:`score`."""
+        return self.pick(ctx, self.score(ctx, ids), ids, k)
+
     def select(self, ctx: Context, candidates: Tensor) -> Tensor:
-        """In the round phase, :meth:`pick` ``query_count`` pool ids by :meth:`score` (global ids)."""
+        """In the round phase, :meth:`choose` ``query_count`` ids of :meth:`candidates` (global ids)."""
         if ctx.phase != "round":
             return candidates[:0]
         k = self.query_count(ctx, candidates.numel())
         if k == 0:
             return candidates[:0]
-        ids = self.candidates(ctx, candidates, k)
-        return self.pick(ctx, self.score(ctx, ids), ids, k)
+        return self.choose(ctx, self.candidates(ctx, candidates, k), k)
 
 
 def _no_score(self: ActiveStrategy, ctx: Context, ids: Tensor) -> Tensor:
@@ -176,7 +179,8 @@ class MCDropoutStrategy(ActiveStrategy):
 class BatchStrategy(ActiveStrategy):
     """Base of the batch-aware active learners: the ``query_count`` queries of a round are chosen
     together from the candidates by :meth:`choose` (diverse in an embedding, or jointly
-    informative), not as the top k of a per-id score. Subclasses override :meth:`choose`."""
+    informative), not as the top k of a per-id score. Subclasses override :meth:`choose`;
+    :meth:`ActiveStrategy.select` calls it."""
 
     @abstractmethod
     def choose(self, ctx: Context, ids: Tensor, k: int) -> Tensor:
@@ -184,12 +188,3 @@ class BatchStrategy(ActiveStrategy):
 
     def score(self, ctx: Context, ids: Tensor) -> Tensor:
         raise TypeError(f"strategy {self.name!r} chooses its queries together (choose), it has no per-id score")
-
-    def select(self, ctx: Context, candidates: Tensor) -> Tensor:
-        """In the round phase, :meth:`choose` ``query_count`` ids of :meth:`candidates` (global ids)."""
-        if ctx.phase != "round":
-            return candidates[:0]
-        k = self.query_count(ctx, candidates.numel())
-        if k == 0:
-            return candidates[:0]
-        return self.choose(ctx, self.candidates(ctx, candidates, k), k)

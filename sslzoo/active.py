@@ -67,8 +67,8 @@ class ActiveStrategy(Strategy, ABC):
     """Base of the active learners: query the top ``query_size`` pool ids by :meth:`score`.
 
     Subclasses set ``name``, ``paper``, ``summary`` and define :meth:`score` (abstract), or, to
-    choose a round's batch as a whole rather than id by id, override :meth:`select` instead: then
-    ``score`` need not be defined.
+    choose a round's batch as a whole rather than id by id, override :meth:`choose` (as
+    :class:`BatchStrategy` does) or :meth:`select` instead: then ``score`` need not be defined.
     """
 
     family = "al"
@@ -77,8 +77,9 @@ class ActiveStrategy(Strategy, ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.select is not ActiveStrategy.select and getattr(cls.score, "__isabstractmethod__", False):
-            cls.score = _no_score  # type: ignore[method-assign]  # select chooses the batch: score is not abstract
+        chooses = cls.select is not ActiveStrategy.select or cls.choose is not ActiveStrategy.choose
+        if chooses and getattr(cls.score, "__isabstractmethod__", False):
+            cls.score = _no_score  # type: ignore[method-assign]  # select/choose picks the batch: score is not abstract
 
     # -- budget ---------------------------------------------------------------------------
     @staticmethod
@@ -144,8 +145,8 @@ class ActiveStrategy(Strategy, ABC):
 
 
 def _no_score(self: ActiveStrategy, ctx: Context, ids: Tensor) -> Tensor:
-    """A strategy whose own ``select`` chooses the batch scores no id."""
-    raise NotImplementedError(f"strategy {self.name!r} chooses its batch in select and defines no score")
+    """A strategy whose own ``select`` or ``choose`` chooses the batch scores no id."""
+    raise NotImplementedError(f"strategy {self.name!r} chooses its batch in select or choose and defines no score")
 
 
 class UncertaintyStrategy(ActiveStrategy):
@@ -185,6 +186,3 @@ class BatchStrategy(ActiveStrategy):
     @abstractmethod
     def choose(self, ctx: Context, ids: Tensor, k: int) -> Tensor:
         """``k`` of the candidate global ``ids``, chosen together (1-D int64, unique, on the device)."""
-
-    def score(self, ctx: Context, ids: Tensor) -> Tensor:
-        raise TypeError(f"strategy {self.name!r} chooses its queries together (choose), it has no per-id score")

@@ -31,6 +31,7 @@ import torch
 
 import sslzoo
 from sslzoo import docs
+from sslzoo.embedding import embeddings
 from sslzoo.options import describe_options, make_options
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
@@ -200,10 +201,16 @@ def test_the_hook_reference_lists_every_score_and_the_pickers_exact_signature():
     assert sslzoo.top_k is sslzoo.picking.top_k
 
 
-def test_the_hook_references_own_model_pass_is_the_cookbooks():
+def test_the_hook_references_own_model_pass_gives_what_ctx_embed_gives():
     (block,) = [b for b in fenced_blocks(part(HOOKS_MD, "The model")) if b.lang == "python"]
-    function = block.body.split("\n\n\n", 1)[1]  # the function, without its imports
-    assert function in cookbook_files()["kcenter.py"]
+    namespace: dict = {}
+    exec(block.body, namespace)
+    torch.manual_seed(0)
+    model = sslzoo.create_model("cnn", (1, 28, 28), 10).train()
+    ctx = types.SimpleNamespace(model=model, x=torch.randn(6, 1, 28, 28))
+    ids = torch.arange(6)
+    torch.testing.assert_close(namespace["features"](ctx, ids), embeddings(model, ctx.x, ids))
+    assert model.training
 
 
 def test_an_active_strategy_needs_a_score_unless_it_selects_itself():
@@ -419,6 +426,6 @@ def test_the_slip_the_cookbook_warns_of_is_caught_by_the_contract(tmp_path, monk
     try:
         registry = Registry(make_plugins(load="", extra=(importlib.import_module("kcenter_slip"),)))
         with pytest.raises(AssertionError, match="round 1: select returns positions in its candidates, not global ids"):
-            check_strategy("kcenter", registry)
+            check_strategy("kcenter_cover", registry)
     finally:
         sys.modules.pop("kcenter_slip", None)

@@ -164,27 +164,27 @@ def register_strategies(register):
 def test_a_plugin_that_registers_nothing_is_a_warning_naming_it(tmp_path, monkeypatch):
     """The console block of docs/plugins/index.md, exactly: the hook is not marked, so the strategy
     is missing, and the warning says why at every command."""
-    install_fake_distribution(tmp_path, "sslzoo-kcenter", "sslzoo_kcenter", HEADER + """
-class KCenter(ActiveStrategy):
-    name = "kcenter"
+    install_fake_distribution(tmp_path, "sslzoo-farthest", "sslzoo_farthest", HEADER + """
+class FarthestFirst(ActiveStrategy):
+    name = "farthest_first"
 
     def select(self, ctx, candidates):
         return candidates[:0]
 
 def register_strategies(register):
-    register(KCenter)
-""", entry_point="sslzoo_kcenter")
-    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-kcenter")
+    register(FarthestFirst)
+""", entry_point="sslzoo_farthest")
+    monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-farthest")
     try:
         text = (Path(__file__).parent.parent / "docs" / "plugins" / "index.md").read_text(encoding="utf-8")
-        (shown,) = re.findall(r"^\$ (sslzoo bench -s kcenter .*)\n((?:[^$`].*\n)+)", text, re.M)
+        (shown,) = re.findall(r"^\$ (sslzoo bench -s farthest_first .*)\n((?:[^$`].*\n)+)", text, re.M)
         result = CliRunner().invoke(main, shlex.split(shown[0])[1:])
         assert result.exit_code == 1 and result.stdout == ""
         assert result.stderr == shown[1]
-        with pytest.warns(PluginWarning, match="plugin sslzoo_kcenter .* registers nothing"):
+        with pytest.warns(PluginWarning, match="plugin sslzoo_farthest .* registers nothing"):
             Registry(make_plugins())
     finally:
-        sys.modules.pop("sslzoo_kcenter", None)
+        sys.modules.pop("sslzoo_farthest", None)
 
 
 @pytest.mark.parametrize(("source", "why"), [

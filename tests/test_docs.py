@@ -186,7 +186,7 @@ def test_a_choice_option_refuses_what_the_hook_reference_says():
     options = namespace["KCenterOptions"]
     assert make_options(options, {"space": "inputs", "query_size": "3"}, "strategy 'kcenter'").space == "inputs"
     with pytest.raises(sslzoo.OptionError) as info:
-        make_options(options, {"space": "pixels"}, "strategy 'kcenter'")
+        make_options(options, {"space": "pixels"}, "strategy 'kcenter_cover'")
     assert f"`{info.value}`" in " ".join(section.split())
 
 

@@ -204,6 +204,19 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return out
 
 
+def _check_reference(where: str, reference: Mapping[str, Any], strategies: list[str]) -> None:
+    """``[reference.values]`` and ``[reference.best]``: per strategy of the preset, a number or a table
+    of numbers (one per label count or error level)."""
+    for table in ("values", "best"):
+        for strategy, value in reference.get(table, {}).items():
+            numbers = value.values() if isinstance(value, Mapping) else [value]
+            if strategy not in strategies:
+                raise PresetError(f"{where}: reference.{table} names {strategy!r}, not in strategies")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                raise PresetError(f"{where}: reference.{table}.{strategy} must be a number or a table of numbers, "
+                                  f"got {value!r}")
+
+
 def load_file(path: str | Path, name: str | None = None) -> Preset:
     """Read and check one preset file; errors name the file and the problem."""
     path = Path(path)
@@ -220,6 +233,7 @@ def load_file(path: str | Path, name: str | None = None) -> Preset:
         unknown = sorted(set(table.get("labels_for", {})) - set(table.get("strategies", strategies)))
         if unknown:
             raise PresetError(f"{where}{size}: labels_for names {', '.join(unknown)}, not in strategies")
+    _check_reference(where, data.get("reference", {}), strategies)
     values = {k: v for k, v in data.items() if k not in ("labels", "labels_for")}
     return Preset(name=name or path.stem, path=path, labels=_counts(data["labels"]),
                   labels_for={k: _counts(v) for k, v in data.get("labels_for", {}).items()}, **values)

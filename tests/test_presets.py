@@ -94,6 +94,8 @@ def test_bad_preset_requests_are_one_line_errors(args, fragment):
      "labels_for names entropy, not in strategies"),
     (USER_FILE.replace("seeds = 2", "seeds = 2\nlabels_for = { supervised = [0] }"),
      "labels_for.supervised must be"),
+    (USER_FILE + '\n[reference.best]\nsupervised = "high"\n', "reference.best.supervised must be a number"),
+    (USER_FILE + '\n[reference.values]\nentropy = 90.0\n', "reference.values names 'entropy', not in strategies"),
 ])
 def test_a_bad_toml_file_names_the_file_and_the_problem(tmp_path, text, fragment):
     path = tmp_path / "mine.toml"

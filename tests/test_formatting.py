@@ -24,6 +24,12 @@ def test_mean_and_std_over_seeds_with_one_seed_having_no_spread():
     assert plus_minus(145.0, 12.4, digits=0) == "145 ± 12"
 
 
+def test_one_seed_shows_its_value_without_a_spread():
+    assert percent([0.981]) == "98.10 %"
+    assert plus_minus(98.1, 0.0, count=1) == "98.10"
+    assert percent([0.9, 0.9]) == "90.00 ± 0.00 %"
+
+
 def test_a_plain_table_pads_columns_and_leaves_no_trailing_spaces():
     lines = text_table(["name", "acc"], [["supervised", "95.96 %"], ["bald", "97 %"]])
     assert lines == ["name        acc", "----------  -------", "supervised  95.96 %", "bald        97 %"]

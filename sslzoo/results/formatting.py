@@ -29,15 +29,18 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def plus_minus(mean: float, std: float, digits: int = 2) -> str:
-    """``mean ± std`` with ``digits`` decimals."""
+def plus_minus(mean: float, std: float, digits: int = 2, count: int = 2) -> str:
+    """``mean ± std`` with ``digits`` decimals; the mean alone when it is of ``count`` = 1 value
+    (a single seed has no spread to show)."""
+    if count == 1:
+        return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def percent(values: Sequence[float]) -> str:
-    """Accuracies (fractions) over seeds as ``mean ± std %`` in points: ``95.96 ± 0.12 %``."""
+    """Accuracies (fractions) over seeds as ``mean ± std %`` in points: ``95.96 ± 0.12 %`` (``95.96 %`` for one)."""
     mean, std = mean_std(values)
-    return plus_minus(100 * mean, 100 * std) + " %"
+    return plus_minus(100 * mean, 100 * std, count=len(values)) + " %"
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], rule: bool = True) -> list[str]:

@@ -144,7 +144,7 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
                 value = value.get(str(n_labels))
             if metric == "test_error":
                 ours = [100 * (1 - a) for a in accs]
-                text = plus_minus(*mean_std(ours)) + " % error"
+                text = plus_minus(*mean_std(ours), count=len(ours)) + " % error"
                 ref_text = f"{value:.2f} % error" if value is not None else "—"
                 judged = verdict(ours, value, TOLERANCE_PT, higher_is_better=False) if value is not None else "—"
             else:

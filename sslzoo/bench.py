@@ -173,7 +173,8 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     header = ("strategy", "dataset", "seeds", "test accuracy", "labels", "pseudo-labeled ids", "pseudo-label draws",
               "wall s")
     body = [(r["strategy"] + ("*" if r["patience"] else ""), r["dataset"], str(r["seeds"]),
-             plus_minus(100 * r["accuracy_mean"], 100 * r["accuracy_std"], count=r["seeds"]) + " %", f"{r['labels']:.0f}",
+             plus_minus(100 * r["accuracy_mean"], 100 * r["accuracy_std"], count=r["seeds"]) + " %",
+             f"{r['labels']:.0f}",
              "—" if r["pseudo_ids"] is None else f"{r['pseudo_ids']:.0f}", f"{r['pseudo_draws']:.0f}",
              f"{r['wall_seconds']:.1f}") for r in rows]
     lines = text_table(header, body)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sslzoo.api import create_strategy, option_names
+from sslzoo.dataset import resolve_dataset
 from sslzoo.engine import Progress, Run, RunSpec
 from sslzoo.errors import OptionError
 from sslzoo.preset import merge_options
@@ -90,6 +91,9 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
         preset: str | None = None) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
 
+    ``dataset`` is a registered dataset's name, or a path to the user's data (a folder of images,
+    a ``.npz`` or ``.csv`` file: :func:`~sslzoo.dataset.resolve_dataset`).
+
     ``strategies=None`` runs the default comparison, :data:`DEFAULT_BENCH`, with its scaled-down
     schedules under ``options`` (what ``sslzoo bench`` runs without ``--strategy``).
 
@@ -104,6 +108,7 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
     ``preset``: the protocol preset these runs belong to (stored in every record, part of the resume key).
     """
     registry = registry or default_registry()
+    dataset, dataset_options = resolve_dataset(dataset, dataset_options, registry)
     if strategies is None:
         strategies, options = DEFAULT_BENCH["strategies"], merge_options(DEFAULT_BENCH["options"], options or {})
     names = [strategies] if isinstance(strategies, str) else list(strategies)

@@ -173,7 +173,8 @@ def main() -> None:
 @click.option("--strategy", "-s", "strategies", multiple=True,
               help="Strategy to run (repeat to compare). Default: supervised, pseudo_label, self_training "
                    "and entropy with scaled-down schedules.")
-@click.option("--dataset", default=DEFAULT_BENCH["dataset"], show_default=True, help="Dataset name.")
+@click.option("--dataset", default=DEFAULT_BENCH["dataset"], show_default=True,
+              help="Dataset name, or your data: a folder of images (one folder per class), a .npz or .csv file.")
 @click.option("--labels", type=int, default=DEFAULT_BENCH["labels"], show_default=True,
               help="Initially labeled samples.")
 @click.option("--seed", type=int, default=DEFAULT_BENCH["seed"], show_default=True, help="First seed.")
@@ -193,7 +194,8 @@ def main() -> None:
 @click.option("--dataset-option", "-d", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Dataset option, e.g. -d noise=0.2 for moons.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
-              help="A torchvision root holding MNIST/raw/ instead of the bundled files.")
+              help="A torchvision root: MNIST/raw/ (instead of the bundled files), FashionMNIST/raw/, KMNIST/raw/ "
+                   "or cifar-10-batches-py/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON array instead of the table.")
 @click.option("--json-out", "json_out", default=None, metavar="PATH",
               help="Also write the records as a JSON array to PATH, rewritten as each run finishes.")
@@ -443,6 +445,8 @@ def datasets(as_json: bool) -> None:
     """List the registered datasets."""
     table = default_registry().datasets
     rows = [{**api.get_dataset(n).describe(), "plugin": _plugin_of(table, n)} for n in api.list_datasets()]
+    if not as_json:  # classes read from the files
+        rows = [{**r, "num_classes": r["num_classes"] or "from files"} for r in rows]
     _listing(rows, as_json, ("name", "num_classes", "default_model", "plugin", "summary"))
 
 

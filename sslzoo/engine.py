@@ -32,8 +32,8 @@ from torch import nn
 from sslzoo import inference
 from sslzoo.boundary import decision_boundary
 from sslzoo.context import Context
-from sslzoo.dataset import Dataset
-from sslzoo.errors import OptionError, PluginError, TrainingError
+from sslzoo.dataset import UNLABELED, Arrays, Dataset
+from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
 from sslzoo.ledger import Ledger
 from sslzoo.metrics import curve_metrics
@@ -175,7 +175,8 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: Oracl
 @dataclass
 class RunData:
     """A run's data on its device: the normalized training and test inputs, the test labels, the
-    hidden training labels (the oracle) and the ledger of which training ids hold which label."""
+    hidden training labels (the oracle), the ledger of which training ids hold which label, the
+    class names and how many training samples have no label (left out of the run)."""
 
     x: torch.Tensor
     x_test: torch.Tensor
@@ -183,19 +184,54 @@ class RunData:
     oracle: Oracle
     ledger: Ledger
     initial_ids: torch.Tensor  # the starting labels
+    classes: list[str]
+    unlabeled: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def check_arrays(arrays: Arrays, dataset: str, num_classes: int) -> None:
+    """A dataset's tensors must pair each sample with one label, a class index in ``[0, num_classes)``
+    or ``-1`` (no label), and hold training samples; a DataError names the dataset otherwise."""
+    if num_classes < 1:
+        raise DataError(f"dataset {dataset!r} names no classes: set num_classes or return Arrays with classes")
+    for part, x, y in (("training", arrays.x_train, arrays.y_train), ("test", arrays.x_test, arrays.y_test)):
+        if y.dim() != 1 or x.shape[:1] != y.shape or y.dtype != torch.int64:
+            raise DataError(f"dataset {dataset!r}: {part} inputs {tuple(x.shape)} and labels {tuple(y.shape)} "
+                            f"{y.dtype}; expected one int64 label per sample")
+        bad = y[(y < UNLABELED) | (y >= num_classes)]
+        if bad.numel():
+            raise DataError(f"dataset {dataset!r}: a {part} label is {int(bad[0])}, outside its classes "
+                            f"0-{num_classes - 1} (or -1: no label)")
+    if arrays.y_train.numel() == 0:
+        raise DataError(f"dataset {dataset!r} has no training samples")
 
 
 def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
     """The dataset on ``device``, with the starting labels of ``spec`` in the ledger (round 0) and the
-    ids the split holds out marked."""
+    ids the split holds out marked. A benchmark simulates the labeler with the dataset's labels: the
+    test split must be labeled, and training samples without a label are held out of the run."""
     arrays = dataset.load(spec.seed)
+    classes = arrays.class_names(dataset.num_classes)
+    check_arrays(arrays, spec.dataset, len(classes))
+    if not arrays.has_test_labels():
+        how = f": {dataset.test_help}" if dataset.test_help else ""
+        why = "its test samples have no labels" if arrays.y_test.numel() else "it has no test split"
+        raise DataError(f"dataset {spec.dataset!r} has no labeled test split ({why}), and a benchmark measures "
+                        f"accuracy on one; give it one{how}")
+    known = (arrays.y_train >= 0).nonzero().flatten()
     oracle = Oracle(arrays.y_train.to(device))  # the truth stays here: the context never holds it
     ledger = Ledger(arrays.y_train.numel(), device)
-    initial = initial_labels(arrays.y_train, spec.labels, spec.seed, spec.split, spec.exclude_classes).to(device)
-    ledger.assign(oracle.labels(initial), torch.ones(initial.numel(), device=device), 0)
-    ledger.hold_out(held_out(arrays.y_train.numel(), spec.seed, spec.split, initial).to(device))
+    initial = known[initial_labels(arrays.y_train[known], spec.labels, spec.seed, spec.split, spec.exclude_classes)]
+    ledger.assign(oracle.labels(initial.to(device)), torch.ones(initial.numel(), device=device), 0)
+    left_out = held_out(known.numel(), spec.seed, spec.split, torch.searchsorted(known, initial))
+    unknown = (arrays.y_train < 0).nonzero().flatten()
+    ledger.hold_out(torch.cat([known[left_out], unknown]).to(device))
     return RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
-                   y_test=arrays.y_test.to(device), oracle=oracle, ledger=ledger, initial_ids=initial)
+                   y_test=arrays.y_test.to(device), oracle=oracle, ledger=ledger, initial_ids=initial.to(device),
+                   classes=classes, unlabeled=unknown.numel())
 
 
 @dataclass
@@ -271,7 +307,7 @@ class Run:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.spec.seed)
         self.ctx = Context(model=nn.Identity(), x=self.data.x, ledger=self.data.ledger, generator=generator,
-                           num_classes=self.dataset.num_classes, seed=self.spec.seed, epochs=self.training.epochs,
+                           num_classes=self.data.num_classes, seed=self.spec.seed, epochs=self.training.epochs,
                            precision=self.training.precision)
         self.ctx._where = self.where
 
@@ -297,14 +333,31 @@ class Run:
     def fresh_learner(self) -> Learner:
         """An untrained model on the device (its fitted feature layers fitted), with its optimizer."""
         x, ledger = self.data.x, self.data.ledger
-        model = self.model_spec.build(tuple(x.shape[1:]), self.dataset.num_classes).to(self.device)
+        model = self.model_spec.build(tuple(x.shape[1:]), self.data.num_classes).to(self.device)
         fitted_on = self.data.initial_ids if self.training.fit_features == "initial_labels" else ledger.train()
         fit_features(model, x[fitted_on])
+        self._check_fits(model)
         if x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
             model = model.to(memory_format=torch.channels_last)
         return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
                        activation=inference.output_activation(model),
                        prefix=SharedPrefix(model, self.training.precision))
+
+    def _check_fits(self, model: nn.Module) -> None:
+        """The model must take the dataset's inputs and give one output per class: a one-sample forward
+        pass, so that a model too deep for small images fails with a message, not in the first step."""
+        x, classes = self.data.x[:1], self.data.num_classes
+        where = f"model {self.model_name!r} on dataset {self.spec.dataset!r} (inputs of shape {tuple(x.shape[1:])})"
+        try:
+            with torch.no_grad(), inference.eval_mode(model):
+                out = model(x)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise OptionError(f"{where} cannot compute: {reason}; choose another --model (sslzoo models)"
+                              + (" or resize the images (-d size=N)" if x.dim() == 4 else "")) from None
+        if tuple(out.shape) != (1, classes):
+            raise OptionError(f"{where} gives outputs of shape {tuple(out.shape[1:])} per sample, the dataset has "
+                              f"{classes} classes")
 
     def train_round(self, rnd: int, curve: list[dict[str, Any]] | None = None) -> Fit:
         """Round ``rnd``'s training: a fresh learner when due (round 0, or ``retrain="scratch"``), then
@@ -484,8 +537,10 @@ class Run:
             "device": str(self.device),
             "versions": versions(plugins),
         }
+        if self.data.unlabeled:
+            record["unlabeled_samples"] = self.data.unlabeled  # training samples without a label, held out
         boundary = decision_boundary(self.learner.model, self.data.x, self.data.ledger, self.data.oracle.reveal,
-                                     self.dataset.num_classes, self.training.precision)
+                                     self.data.num_classes, self.training.precision)
         if boundary is not None:
             record["boundary"] = boundary
         return record

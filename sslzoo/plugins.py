@@ -29,6 +29,7 @@ TRACE_ENV = "SSLZOO_TRACE_PLUGINS"
 
 DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.datasets",
+    "sslzoo.default_plugins.user_datasets",
     "sslzoo.default_plugins.models",
     "sslzoo.default_plugins.supervised",
     "sslzoo.default_plugins.uncertainty",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sslzoo.api import create_strategy, option_names
+from sslzoo.control import with_controls
 from sslzoo.dataset import resolve_dataset
 from sslzoo.engine import Progress, Run, RunSpec
 from sslzoo.errors import OptionError
@@ -88,7 +89,7 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
         on_record: Callable[[dict[str, Any]], None] | None = None,
         plan: Callable[[list[tuple[RunSpec, Any]]], list[tuple[RunSpec, Any]]] | None = None,
         out: str | os.PathLike | RecordStore | None = None, resume: bool = False,
-        preset: str | None = None) -> list[dict[str, Any]]:
+        preset: str | None = None, control: bool = False) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
 
     ``dataset`` is a registered dataset's name, or a path to the user's data (a folder of images,
@@ -106,6 +107,9 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
     again and their records are returned first.
 
     ``preset``: the protocol preset these runs belong to (stored in every record, part of the resume key).
+
+    ``control``: also run the control group of each strategy that queries labels, its protocol
+    replayed with random queries (:func:`sslzoo.control.with_controls`), on the same seeds.
     """
     registry = registry or default_registry()
     dataset, dataset_options = resolve_dataset(dataset, dataset_options, registry)
@@ -118,6 +122,9 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
                           f"(--seeds N runs more)")
     check_seeds(seed, seeds)
     per_strategy = strategy_options(names, dict(options or {}), registry)
+    if control:
+        per_strategy = with_controls(names, per_strategy, registry)
+        names = list(per_strategy)
     specs = [RunSpec(strategy=name, dataset=dataset, labels=labels, seed=s, model=model, device=device,
                      split=split, exclude_classes=tuple(exclude_classes), options=per_strategy[name],
                      dataset_options=dict(dataset_options or {}), preset=preset)

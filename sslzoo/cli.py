@@ -213,12 +213,15 @@ def main() -> None:
 @click.option("--scaled", is_flag=True, help="With --preset/--config: the CPU-sized variant (its [scaled] table).")
 @click.option("--ci", "ci_size", is_flag=True,
               help="With --preset/--config: the CI-sized variant ([scaled] then [ci]).")
+@click.option("--control", is_flag=True,
+              help="Also run the control group: each active learner's protocol replayed with random queries "
+                   "(random, or random+B for A+B), for the efficiency boost in `sslzoo report`.")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
           as_json: bool, json_out: str | None, out_dir: str | None, resume: bool, quiet: bool,
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
-          runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
+          control: bool = False, runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size})
     if json_out is not None:
@@ -275,7 +278,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
                     options=opts if names is None or names == list(strategies) else options_for(opts, names),
                     dataset_options=dopts, progress=_progress_bars(overall, show=not quiet and on_terminal),
                     on_record=keep, plan=plan,
-                    out=store, resume=resume, preset=preset_name)
+                    out=store, resume=resume, preset=preset_name, control=control)
     finally:
         if as_json and finished:
             _dump(finished, "-")
@@ -395,7 +398,8 @@ def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) 
     written = write_report(list(results), out_dir, reference=reference)
     if as_json:
         _dump({"markdown": str(written.markdown), "figures": [str(f) for f in written.figures],
-               "label_efficiency": written.label_efficiency, "notes": written.notes}, "-")
+               "label_efficiency": written.label_efficiency, "control_group": written.control_group,
+               "notes": written.notes}, "-")
         return
     click.echo(str(written.markdown))
     for figure in written.figures:

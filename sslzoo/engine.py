@@ -36,7 +36,7 @@ from sslzoo.dataset import UNLABELED, Arrays, Dataset
 from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
 from sslzoo.ledger import Ledger
-from sslzoo.metrics import curve_metrics
+from sslzoo.metrics import class_metrics, curve_metrics
 from sslzoo.options import options_dict
 from sslzoo.oracle import Oracle, OracleHandle
 from sslzoo.prefix import SharedPrefix
@@ -485,15 +485,18 @@ class Run:
 
     # -- reporting -------------------------------------------------------------------------
     def evaluate(self, rnd: int, epoch: int, step_tally: Tally | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The curve entry after ``epoch`` epochs of round ``rnd`` (labels, pseudo-labels, test accuracy)
-        and the pseudo-label summary it reports.
+        """The curve entry after ``epoch`` epochs of round ``rnd`` (labels, pseudo-labels, test accuracy
+        and, at the round's end, the ``confusion`` counts of the test samples by true and predicted
+        class) and the pseudo-label summary it reports.
 
         Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels:
         ``pseudo_labels`` counts the pseudo-labels given (per step, every draw), ``pseudo_ids`` the
         distinct ids that got one.
         """
         data, ledger = self.data, self.data.ledger
-        accuracy = inference.accuracy(self.learner.model, data.x_test, data.y_test, precision=self.training.precision)
+        matrix = inference.confusion(self.learner.model, data.x_test, data.y_test, data.num_classes,
+                                     precision=self.training.precision)
+        accuracy = matrix.diagonal().sum().double() / max(1, data.y_test.numel())
         tally = step_tally
         if tally is None:
             tally = Tally(self.device, ledger.source.numel())
@@ -507,6 +510,8 @@ class Run:
                  "pseudo_ids": summary["ids"],
                  "pseudo_accuracy": summary["accuracy"],
                  "test_accuracy": round_float(float(accuracy))}
+        if epoch == self.training.epochs:  # a round's end: its counts per true and predicted class
+            entry["confusion"] = matrix.tolist()
         return entry, summary
 
     def _run_info(self) -> dict[str, Any]:
@@ -530,6 +535,9 @@ class Run:
             "oracle_labels": curve[-1]["labels"],
             "test_accuracy": curve[-1]["test_accuracy"],
             "termination": termination,
+            "classes": self.data.classes,
+            "confusion": curve[-1]["confusion"],
+            "per_class": class_metrics(curve[-1]["confusion"]),
             "curve": curve,
             "pseudo": pseudo,
             "al_metrics": curve_metrics([e for e in curve if e["epoch"] == e["epochs"]]),

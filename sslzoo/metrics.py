@@ -59,3 +59,38 @@ def curve_metrics(curve: Sequence[Mapping[str, Any]], targets: Sequence[float] =
     """``labels_to_accuracy`` per target and ``budget_auc`` for a record."""
     return {"labels_to_accuracy": {f"{t:.2f}": labels_to_reach(curve, t) for t in targets},
             "budget_auc": budget_auc(curve)}
+
+
+# -- per class ---------------------------------------------------------------------------------------
+def class_metrics(confusion: Sequence[Sequence[int]]) -> dict[str, list[Any]]:
+    """Per class, from a confusion matrix (rows: the true class, columns: the predicted one):
+    ``precision`` (of the samples predicted as the class, the share that are; None when the model
+    predicts it for none), ``recall`` (of the class's samples, the share predicted as it; None when
+    the test split has none) and ``support`` (the class's test samples)."""
+    size = len(confusion)
+    support = [int(sum(row)) for row in confusion]
+    predicted = [int(sum(row[c] for row in confusion)) for c in range(size)]
+    hits = [int(confusion[c][c]) for c in range(size)]
+    return {"precision": [round(hits[c] / predicted[c], 6) if predicted[c] else None for c in range(size)],
+            "recall": [round(hits[c] / support[c], 6) if support[c] else None for c in range(size)],
+            "support": support}
+
+
+# -- against a control group -------------------------------------------------------------------------
+def efficiency_boost(points: Sequence[tuple[float, float]],
+                     control: Sequence[tuple[float, float]]) -> dict[str, float | None]:
+    """How many times fewer labels a strategy needs than its control group (the same protocol with
+    random queries) to reach the accuracy the control group ends with: ``control_labels`` (the
+    control's last label count) divided by ``labels`` (the first label count at which the
+    strategy's curve reaches ``control_accuracy``, a count it ran, never interpolated). Both curves
+    are (labels, accuracy) points sorted by labels (:func:`budget_points`); the control's last point
+    is its end. ``boost`` is None when the strategy never reaches the control's accuracy (``labels``
+    is then None too); ``at_least`` says the strategy was there at its first point already (its
+    starting labels), so it might have needed fewer."""
+    if not points or not control:
+        return {"control_accuracy": None, "control_labels": None, "labels": None, "boost": None, "at_least": False}
+    control_labels, control_accuracy = control[-1]
+    at = next((i for i, (_, y) in enumerate(points) if y >= control_accuracy), None)
+    labels = points[at][0] if at is not None else None
+    return {"control_accuracy": control_accuracy, "control_labels": control_labels, "labels": labels,
+            "boost": round(control_labels / labels, 6) if labels else None, "at_least": at == 0}

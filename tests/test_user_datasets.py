@@ -276,13 +276,16 @@ def test_the_user_guides_own_data_commands_run_as_written(tmp_path: Path, monkey
     section = text[text.index("## Your own data"):text.index("## Environment variables")]
     commands = [line for block in fenced_blocks(section) if block.lang == "sh" for line in block.body.splitlines()
                 if line.startswith("sslzoo ")]
-    assert len(commands) == 5
+    assert len(commands) == 6
     _guide_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     for command in commands:
-        result = CliRunner().invoke(main, [*shlex.split(command)[1:], "--device", "cpu"])
+        args = shlex.split(command)[1:]
+        result = CliRunner().invoke(main, [*args, "--device", "cpu"] if args[0] == "bench" else args)
         assert result.exit_code == 0, f"{command}\n{result.output}"
-        assert "test accuracy" in result.stdout
+        assert "test accuracy" in result.stdout or args[0] == "report"
+    report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "| entropy | random |" in report and "Precision and recall by class" in report
 
 
 def test_images_too_small_for_the_model_are_an_error_saying_what_to_do(tmp_path: Path) -> None:

@@ -92,6 +92,41 @@ def _reach(records: Sequence[Mapping[str, Any]]) -> dict[str, Reach]:
     return out
 
 
+# -- per class ----------------------------------------------------------------------------------------
+@dataclass
+class ClassStats:
+    """Per-class precision and recall at the end of the runs, the mean over seeds (None: undefined
+    in every seed, a class never predicted or never in the test split)."""
+
+    classes: list[str]
+    precision: list[float | None]
+    recall: list[float | None]
+
+    def changes(self, other: ClassStats, metric: str) -> list[float | None]:
+        """``metric`` ("precision" or "recall") of each class here minus in ``other``."""
+        mine, theirs = getattr(self, metric), getattr(other, metric)
+        return [None if a is None or b is None else a - b for a, b in zip(mine, theirs)]
+
+
+def class_stats(records: Sequence[Mapping[str, Any]]) -> ClassStats | None:
+    """The per-class means of records that all carry ``per_class`` for the same classes; None for
+    records from before sslzoo measured them (or of different classes)."""
+    per = [p for r in records if isinstance(p := r.get("per_class"), Mapping)]
+    classes = [r.get("classes") for r in records]
+    if not records or len(per) != len(records) or any(c != classes[0] for c in classes):
+        return None
+    names = [str(c) for c in classes[0] or range(len(per[0].get("recall") or []))]
+
+    def mean(metric: str) -> list[float | None]:
+        columns = [p.get(metric) or [] for p in per]
+        if any(len(c) != len(names) for c in columns):
+            return [None] * len(names)
+        got = [[v for v in values if finite_number(v) is not None] for values in zip(*columns)]
+        return [statistics.fmean(v) if v else None for v in got]
+
+    return ClassStats(names, mean("precision"), mean("recall"))
+
+
 # -- groups and stats ---------------------------------------------------------------------------------
 @dataclass
 class Stats:
@@ -104,6 +139,7 @@ class Stats:
     wall_seconds: float | None
     budget_auc: float | None = None
     labels_to_accuracy: dict[str, Reach] = field(default_factory=dict)
+    per_class: ClassStats | None = None
 
     @property
     def n(self) -> int:
@@ -125,6 +161,7 @@ def stats(records: Sequence[Mapping[str, Any]]) -> Stats:
         wall_seconds=_mean([finite_number(r.get("wall_seconds")) for r in records]),
         budget_auc=_mean([budget_auc(r) for r in records]),
         labels_to_accuracy=_reach(records),
+        per_class=class_stats(records),
     )
 
 
@@ -399,7 +436,35 @@ def to_text(cmp: Comparison) -> str:
     lines.append("")
     lines.append(f"{cmp.new} vs {cmp.baseline}: {_summary(cmp)}")
     lines += [f"* {note}" for note in _selection_note(cmp)]
+    for metric, (header, body) in _class_tables(cmp).items():
+        lines += ["", f"{metric} by class, new − baseline:", *text_table(header, body)]
     return "\n".join(lines)
+
+
+MAX_CLASS_COLUMNS = 20
+"""Per-class tables show each class up to this many classes, and only the counts beyond."""
+
+
+def _class_tables(cmp: Comparison) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per metric (recall, precision), a table of the strategies compared on both sides: each class's
+    change in points and how many classes went up and down."""
+    pairs = [(r, r.baseline.per_class, r.new.per_class) for r in cmp.rows if r.baseline and r.new]
+    both = [(r, base, new) for r, base, new in pairs if base and new and base.classes == new.classes]
+    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+    for metric in ("recall", "precision"):
+        header: list[str] = ["strategy", "dataset"]
+        body = []
+        for r, base, new in both:
+            changes = new.changes(base, metric)
+            shown = changes if len(changes) <= MAX_CLASS_COLUMNS else []
+            if len(header) == 2:
+                header += [*new.classes[:len(shown)], "up / down"]
+            up, down = sum(1 for c in changes if c and c > 0), sum(1 for c in changes if c and c < 0)
+            body.append([r.strategy, r.dataset, *(_pt(c).removesuffix(" pt") for c in shown),
+                         f"{up} / {down} of {len(changes)}"])
+        if body and all(len(row) == len(header) for row in body):
+            tables[metric.capitalize()] = (header, body)
+    return tables
 
 
 def _selection_note(cmp: Comparison) -> list[str]:
@@ -419,4 +484,7 @@ def to_markdown(cmp: Comparison) -> str:
     lines += ["", "Accuracy is the final test accuracy, mean ± std over seeds; Δ is new − baseline. "
                   "Pairs read baseline → new."]
     lines += [f"\\* {note}" for note in _selection_note(cmp)]
+    for metric, (header, body) in _class_tables(cmp).items():
+        lines += ["", f"{metric} by class at the end of the runs, new − baseline in points (mean over seeds):", "",
+                  *markdown_table(header, body, left=2)]
     return "\n".join(lines)

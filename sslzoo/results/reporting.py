@@ -12,8 +12,12 @@ Figures (one set per dataset and preset), drawn with matplotlib's object API on 
 * ``decision_boundary_<dataset>.png``: for 2-D datasets (records with a ``boundary`` entry), the
   final model's decision regions with the labeled, queried and pseudo-labeled points;
 
-and a label-efficiency table: how many labels the ``random`` strategy needs to match each
-strategy's final accuracy.
+* ``confusion_<dataset>.png``: each strategy's confusion matrix at the end of its runs, summed over
+  seeds, for records that carry one;
+
+a label-efficiency table (how many labels the ``random`` strategy needs to match each strategy's
+final accuracy), each strategy's efficiency boost over its control group (:mod:`sslzoo.control`)
+when the records hold that group, and precision and recall by class.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslzoo.control import control_of
 from sslzoo.default_plugins.pseudo_label import alpha
 from sslzoo.errors import ResultsError
+from sslzoo.metrics import efficiency_boost
 from sslzoo.record import selected_on_test, selected_on_test_note
-from sslzoo.results.comparison import curve_points, group
+from sslzoo.results.classes import better_classes, class_table, draw_confusions
+from sslzoo.results.comparison import class_stats, curve_points, group
 from sslzoo.results.formatting import markdown_table, mean_std, percent
 from sslzoo.results.store import as_records
 
@@ -42,13 +49,15 @@ REFERENCE = "random"
 
 @dataclass
 class Report:
-    """What :func:`report` wrote: the markdown file, the figures and the label-efficiency rows."""
+    """What :func:`report` wrote: the markdown file, the figures, the label-efficiency rows and the
+    efficiency boosts over the control groups."""
 
     out_dir: Path
     markdown: Path
     figures: list[Path] = field(default_factory=list)
     label_efficiency: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    control_group: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -374,6 +383,56 @@ def label_efficiency(groups: Mapping[str, Sequence[Record]], reference: str = RE
     return rows
 
 
+def control_group(groups: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
+    """For each strategy whose control group (:func:`sslzoo.control.control_of`) is among the records:
+    the control's final accuracy and labels (means over its seeds), the labels the strategy needs to
+    reach that accuracy on its mean curve over seeds and the efficiency boost
+    (:func:`sslzoo.metrics.efficiency_boost`), and in how many classes the strategy's precision and
+    recall are higher than the control's."""
+    rows = []
+    for name, records in groups.items():
+        control = control_of(name, records[0].get("family"))
+        if control is None or control not in groups:
+            continue
+        xs, ys, _ = mean_curve(records)
+        end = [(_fmean([float(r.get("oracle_labels", r.get("labels")) or 0) for r in groups[control]]),
+                _fmean([float(r["test_accuracy"]) for r in groups[control]]))]
+        boost = efficiency_boost(list(zip(xs, ys)), end)
+        mine, theirs = class_stats(records), class_stats(groups[control])
+        better = better_classes(mine, theirs) if mine and theirs and mine.classes == theirs.classes else None
+        rows.append({"strategy": name, "control": control, **boost, "better": better})
+    return rows
+
+
+def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
+    rows = control_group(groups)
+    missing = [name for name, records in groups.items()
+               if (c := control_of(name, records[0].get("family"))) is not None and c not in groups]
+    md = ["### Against the control group", ""]
+    if rows:
+        md += ["The control group replays a strategy's protocol with random queries (`sslzoo bench --control`). "
+               "The efficiency boost is the labels the control group ends with divided by the labels the "
+               "strategy needs to reach the control group's final accuracy (the first label count at which "
+               "its mean curve over seeds reaches it): 2× reaches it with half the labels; ≥ marks a strategy "
+               "that was there with its starting labels.", ""]
+        table = []
+        for r in rows:
+            better = r["better"] or {}
+            table.append([r["strategy"], r["control"], f"{100 * r['control_accuracy']:.2f} %",
+                          f"{r['control_labels']:.0f}",
+                          f"{r['labels']:.0f}" if r["labels"] is not None else "not reached",
+                          ("≥ " if r["at_least"] else "") + f"{r['boost']:.2f}×" if r["boost"] is not None else "—",
+                          *(f"{better[m][0]} of {better[m][1]}" if m in better else "—"
+                            for m in ("precision", "recall"))])
+        md += markdown_table(["strategy", "control group", "its accuracy", "its labels", "labels to reach it",
+                              "efficiency boost", "precision higher in", "recall higher in"], table, left=2)
+        md.append("")
+    if missing:
+        md += [f"No control group in these records for {', '.join(missing)}: run the same bench with "
+               f"`--control` to measure the efficiency boost.", ""]
+    return md if rows or missing else []
+
+
 # -- the report ---------------------------------------------------------------------------------------
 def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFERENCE) -> Report:
     """Write ``report.md`` and PNG figures for ``results`` (records, or paths to record files or
@@ -428,6 +487,21 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
             md.append(f"No `{reference}` records on this dataset: run `-s {reference}` with the same budget to "
                       f"see how many labels each strategy saves.")
         md.append("")
+        md += _control_markdown(per)
+
+        table = class_table(per)
+        if table is not None:
+            md += ["### Precision and recall by class", "",
+                   "At the end of the runs, the mean over seeds: precision is the share of the samples predicted "
+                   "as a class that belong to it, recall the share of a class's samples predicted as it.", ""]
+            md += markdown_table(*table)
+            md.append("")
+            fig = draw_confusions(_figure, per, [row[0] for row in table[1]])
+            if fig is not None:
+                path = out / f"confusion_{slug}.png"
+                fig.suptitle(f"Confusion matrices: {title} (test samples, summed over seeds)")
+                _save(fig, path, into)
+                md += [f"![Confusion matrices on {title}]({path.name})", ""]
 
         for name, records in per.items():
             if is_pseudo_labeling(records):
@@ -454,4 +528,5 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
         md += ["## Notes", ""] + [f"- {n}" for n in into.notes] + [""]
     into.markdown.write_text("\n".join(md), encoding="utf-8")
     into.label_efficiency = [row for per in by_dataset.values() for row in label_efficiency(per, reference)]
+    into.control_group = [row for per in by_dataset.values() for row in control_group(per)]
     return into

@@ -1,0 +1,103 @@
+"""Per-class precision and recall and confusion matrices: measured on the test split at each round's
+end, stored in records, shown by compare and report; records from before them stay readable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from sslzoo import inference
+from sslzoo.metrics import class_metrics
+from sslzoo.results.comparison import compare
+from sslzoo.results.reporting import report
+from tests.tiny_records import moons_records, write_jsonl
+
+
+def test_precision_and_recall_per_class_from_a_confusion_matrix() -> None:
+    # rows: true class, columns: predicted; class 2 is never predicted, class 3 never in the test split
+    confusion = [[8, 2, 0, 0], [1, 3, 0, 0], [0, 4, 0, 0], [0, 0, 0, 0]]
+    got = class_metrics(confusion)
+    assert got["support"] == [10, 4, 4, 0]
+    assert got["precision"] == [round(8 / 9, 6), round(3 / 9, 6), None, None]
+    assert got["recall"] == [0.8, 0.75, 0.0, None]
+
+
+def test_the_confusion_counts_give_exactly_the_accuracy(one_thread) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 3))
+    x, y = torch.randn(300, 5), torch.randint(0, 3, (300,))
+    counts = inference.confusion(model, x, y, 3, chunk=64)
+    assert int(counts.sum()) == 300
+    predicted = model(x).argmax(1)
+    assert counts.tolist() == [[int(((y == i) & (predicted == j)).sum()) for j in range(3)] for i in range(3)]
+    assert float(counts.trace().double() / 300) == float(inference.accuracy(model, x, y, chunk=64))
+
+
+def test_records_carry_classes_confusion_and_per_class_at_every_rounds_end() -> None:
+    record = moons_records("least_confidence", seeds=1)[0]
+    assert record["classes"] == ["0", "1"]
+    confusion = record["confusion"]
+    assert sum(map(sum, confusion)) == 1000  # moons' test split
+    assert confusion[0][0] + confusion[1][1] == round(record["test_accuracy"] * 1000)
+    assert record["per_class"] == class_metrics(confusion)
+    assert all("confusion" in entry for entry in record["curve"]) and record["curve"][-1]["confusion"] == confusion
+    assert len(record["curve"]) == 3  # 10 → 20 → 30 labels
+
+
+def _old(records: list[dict]) -> list[dict]:
+    """Records as sslzoo wrote them before it measured classes."""
+    for record in records:
+        for key in ("classes", "confusion", "per_class"):
+            record.pop(key)
+        for entry in record["curve"]:
+            entry.pop("confusion", None)
+    return records
+
+
+def test_compare_shows_each_class_change_and_counts_the_classes_up_and_down(tmp_path) -> None:
+    base = moons_records("least_confidence")
+    new = moons_records("least_confidence")
+    for record in new:
+        record["per_class"]["recall"][0] = record["per_class"]["recall"][0] + 0.1
+        record["per_class"]["precision"][1] = record["per_class"]["precision"][1] - 0.05
+    text = compare(base, new).render("plain")
+    recall = text[text.index("Recall by class"):].splitlines()
+    assert recall[1].split() == ["strategy", "dataset", "0", "1", "up", "/", "down"]
+    assert recall[3].split() == ["least_confidence", "moons", "+10.00", "+0.00", "1", "/", "0", "of", "2"]
+    precision = text[text.index("Precision by class"):].splitlines()
+    assert precision[3].split()[2:4] == ["+0.00", "-5.00"]
+    assert "Recall by class at the end of the runs" in compare(base, new).render("md")
+    row = json.loads(compare(base, new).render("json"))["rows"][0]
+    assert row["new"]["per_class"]["classes"] == ["0", "1"]
+
+
+def test_old_records_without_classes_still_compare_and_report(tmp_path) -> None:
+    old = _old(moons_records("least_confidence", "random"))
+    assert "by class" not in compare(old, moons_records("least_confidence", "random")).render("plain")
+    written = report(write_jsonl(tmp_path / "old.jsonl", old), tmp_path / "report")
+    text = written.markdown.read_text(encoding="utf-8")
+    assert "Precision and recall by class" not in text and "Against the control group" in text
+    assert not any(f.name.startswith("confusion_") for f in written.figures)
+
+
+def test_the_report_tables_precision_and_recall_by_class_and_draws_confusion_matrices(tmp_path) -> None:
+    records = moons_records("least_confidence", "supervised")
+    written = report(records, tmp_path)
+    text = written.markdown.read_text(encoding="utf-8")
+    table = text[text.index("| class |"):].splitlines()
+    assert table[0] == ("| class | least_confidence precision | least_confidence recall | supervised precision | "
+                        "supervised recall |")
+    recall = sum(r["per_class"]["recall"][1] for r in records if r["strategy"] == "supervised") / 2
+    assert table[3].startswith("| 1 |") and table[3].rstrip(" |").endswith(f"{100 * recall:.1f} %")
+    assert (tmp_path / "confusion_moons.png").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["plain", "md"])
+def test_compare_of_records_of_other_classes_has_no_class_table(fmt: str) -> None:
+    base, new = moons_records("least_confidence"), moons_records("least_confidence")
+    for record in new:
+        record["classes"] = ["left", "right"]
+    assert "by class" not in compare(base, new).render(fmt)

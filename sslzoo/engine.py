@@ -20,6 +20,7 @@ device and reported once per epoch with the strategy, round, epoch and step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -192,21 +193,24 @@ class RunData:
         return len(self.classes)
 
 
-def check_arrays(arrays: Arrays, dataset: str, num_classes: int) -> None:
+def check_arrays(arrays: Arrays, dataset: str, num_classes: int) -> Arrays:
     """A dataset's tensors must pair each sample with one label, a class index in ``[0, num_classes)``
-    or ``-1`` (no label), and hold training samples; a DataError names the dataset otherwise."""
+    or ``-1`` (no label), and hold training samples; a DataError names the dataset otherwise. Returns
+    them with int64 labels."""
     if num_classes < 1:
         raise DataError(f"dataset {dataset!r} names no classes: set num_classes or return Arrays with classes")
     for part, x, y in (("training", arrays.x_train, arrays.y_train), ("test", arrays.x_test, arrays.y_test)):
-        if y.dim() != 1 or x.shape[:1] != y.shape or y.dtype != torch.int64:
+        if y.dim() != 1 or x.shape[:1] != y.shape or y.dtype.is_floating_point or y.dtype.is_complex \
+                or y.dtype == torch.bool:
             raise DataError(f"dataset {dataset!r}: {part} inputs {tuple(x.shape)} and labels {tuple(y.shape)} "
-                            f"{y.dtype}; expected one int64 label per sample")
+                            f"{y.dtype}; expected one integer label per sample")
         bad = y[(y < UNLABELED) | (y >= num_classes)]
         if bad.numel():
             raise DataError(f"dataset {dataset!r}: a {part} label is {int(bad[0])}, outside its classes "
                             f"0-{num_classes - 1} (or -1: no label)")
     if arrays.y_train.numel() == 0:
         raise DataError(f"dataset {dataset!r} has no training samples")
+    return dataclasses.replace(arrays, y_train=arrays.y_train.long(), y_test=arrays.y_test.long())
 
 
 def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
@@ -215,7 +219,7 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
     test split must be labeled, and training samples without a label are held out of the run."""
     arrays = dataset.load(spec.seed)
     classes = arrays.class_names(dataset.num_classes)
-    check_arrays(arrays, spec.dataset, len(classes))
+    arrays = check_arrays(arrays, spec.dataset, len(classes))
     if not arrays.has_test_labels():
         how = f": {dataset.test_help}" if dataset.test_help else ""
         why = "its test samples have no labels" if arrays.y_test.numel() else "it has no test split"

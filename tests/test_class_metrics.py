@@ -72,6 +72,7 @@ def test_compare_shows_each_class_change_and_counts_the_classes_up_and_down(tmp_
     assert "Recall by class at the end of the runs" in compare(base, new).render("md")
     row = json.loads(compare(base, new).render("json"))["rows"][0]
     assert row["new"]["per_class"]["classes"] == ["0", "1"]
+    assert "by class" not in compare(base, base).render("plain")  # no class changed: no table
 
 
 def test_old_records_without_classes_still_compare_and_report(tmp_path) -> None:

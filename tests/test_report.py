@@ -41,8 +41,8 @@ def test_report_on_real_records_writes_pngs_and_markdown_that_links_them(tmp_pat
     result = CliRunner().invoke(main, ["report", str(results), "--out", str(out)])
     assert result.exit_code == 0, result.output
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["decision_boundary_moons.png", "learning_curves_moons.png", "pseudo_buckets_moons.png",
-                    "pseudo_schedule_moons_pseudo_label.png"]
+    assert pngs == ["confusion_moons.png", "decision_boundary_moons.png", "learning_curves_moons.png",
+                    "pseudo_buckets_moons.png", "pseudo_schedule_moons_pseudo_label.png"]
     for name in pngs:
         check_png(out / name)
     markdown = (out / "report.md").read_text()

@@ -446,8 +446,8 @@ MAX_CLASS_COLUMNS = 20
 
 
 def _class_tables(cmp: Comparison) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """Per metric (recall, precision), a table of the strategies compared on both sides: each class's
-    change in points and how many classes went up and down."""
+    """Per metric (recall, precision), a table of the strategies compared on both sides whose classes
+    changed: each class's change in points and how many classes went up and down."""
     pairs = [(r, r.baseline.per_class, r.new.per_class) for r in cmp.rows if r.baseline and r.new]
     both = [(r, base, new) for r, base, new in pairs if base and new and base.classes == new.classes]
     tables: dict[str, tuple[list[str], list[list[str]]]] = {}
@@ -456,13 +456,15 @@ def _class_tables(cmp: Comparison) -> dict[str, tuple[list[str], list[list[str]]
         body = []
         for r, base, new in both:
             changes = new.changes(base, metric)
+            if not any(changes):
+                continue
             shown = changes if len(changes) <= MAX_CLASS_COLUMNS else []
             if len(header) == 2:
                 header += [*new.classes[:len(shown)], "up / down"]
             up, down = sum(1 for c in changes if c and c > 0), sum(1 for c in changes if c and c < 0)
             body.append([r.strategy, r.dataset, *(_pt(c).removesuffix(" pt") for c in shown),
                          f"{up} / {down} of {len(changes)}"])
-        if body and all(len(row) == len(header) for row in body):
+        if body and all(len(row) == len(header) for row in body):  # one set of classes
             tables[metric.capitalize()] = (header, body)
     return tables
 

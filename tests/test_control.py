@@ -101,3 +101,17 @@ def test_the_report_says_how_to_get_a_control_group_when_the_records_lack_it(tmp
     assert "No control group in these records for least_confidence: run the same bench with `--control`" in \
         written.markdown.read_text(encoding="utf-8")
     assert written.control_group == []
+
+
+def test_a_strategy_that_never_reaches_its_controls_accuracy_has_a_boost_below_its_labels_ratio(tmp_path) -> None:
+    records = moons_records("least_confidence", "random")
+    for record in records:
+        if record["strategy"] == "least_confidence":
+            for entry in record["curve"]:
+                entry["test_accuracy"] = 0.2
+            record["test_accuracy"] = 0.2
+    written = report(records, tmp_path)
+    assert written.control_group[0]["boost"] is None
+    text = written.markdown.read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("| least_confidence | random |"))
+    assert "| not reached | < 1.00× |" in line  # not there with 30 labels, the control's 30

@@ -400,8 +400,17 @@ def control_group(groups: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]
         boost = efficiency_boost(list(zip(xs, ys)), end)
         mine, theirs = class_stats(records), class_stats(groups[control])
         better = better_classes(mine, theirs) if mine and theirs and mine.classes == theirs.classes else None
-        rows.append({"strategy": name, "control": control, **boost, "better": better})
+        rows.append({"strategy": name, "control": control, **boost, "better": better,
+                     "most_labels": xs[-1] if xs else None})
     return rows
+
+
+def _boost(row: Mapping[str, Any]) -> str:
+    """``2.00×``, ``≥ 2.00×`` (there with the starting labels) or ``< 1.00×`` (not there with the most
+    labels the strategy ran)."""
+    if row["boost"] is not None:
+        return ("≥ " if row["at_least"] else "") + f"{row['boost']:.2f}×"
+    return f"< {row['control_labels'] / row['most_labels']:.2f}×" if row["most_labels"] else "—"
 
 
 def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
@@ -414,14 +423,15 @@ def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
                "The efficiency boost is the labels the control group ends with divided by the labels the "
                "strategy needs to reach the control group's final accuracy (the first label count at which "
                "its mean curve over seeds reaches it): 2× reaches it with half the labels; ≥ marks a strategy "
-               "that was there with its starting labels.", ""]
+               "that was there with its starting labels, < one that was not there with the most labels it ran.",
+               ""]
         table = []
         for r in rows:
             better = r["better"] or {}
             table.append([r["strategy"], r["control"], f"{100 * r['control_accuracy']:.2f} %",
                           f"{r['control_labels']:.0f}",
                           f"{r['labels']:.0f}" if r["labels"] is not None else "not reached",
-                          ("≥ " if r["at_least"] else "") + f"{r['boost']:.2f}×" if r["boost"] is not None else "—",
+                          _boost(r),
                           *(f"{better[m][0]} of {better[m][1]}" if m in better else "—"
                             for m in ("precision", "recall"))])
         md += markdown_table(["strategy", "control group", "its accuracy", "its labels", "labels to reach it",

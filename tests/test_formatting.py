@@ -41,11 +41,6 @@ def test_a_markdown_table_aligns_numbers_right_and_escapes_pipes():
         "| strategy | dataset | acc |", "|---|---|---:|", "| a\\|b | moons | 0.5 |"]
 
 
-@pytest.mark.parametrize("name", ["store", "comparison", "reporting"])
-def test_the_results_modules_keep_their_former_names(name):
-    assert importlib.import_module(f"sslzoo.{name}") is importlib.import_module(f"sslzoo.results.{name}")
-
-
 def test_the_results_page_names_are_reachable_from_the_package():
     from sslzoo.results import accuracy_rows, write_results
     from sslzoo.results.page import accuracy_rows as page_rows

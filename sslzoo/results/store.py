@@ -21,17 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sslzoo.errors import ResultsError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, a second writer is not refused
-    fcntl = None  # type: ignore[assignment]
+from sslzoo.journal import Journal, Lines, hold, parse_lines, read_text
 
 RECORDS_FILE = "records.jsonl"
 #: Keys every record must have to be compared, reported or resumed.
@@ -97,34 +93,12 @@ def _check_record(obj: Any, where: str) -> Record:
     return obj
 
 
-def _read_bytes(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from None
-
-
 def read_jsonl(path: Path, into: Loaded) -> None:
     """Records of a JSON Lines file; a torn last line (no newline, not JSON) is a warning, not an error."""
-    text = _read_bytes(path)
-    lines = text.split("\n")
-    torn_tail = not text.endswith("\n") and text != ""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if torn_tail and number == len(lines):
-                into.warnings.append(f"{where}: ignored an incomplete last line ({len(line.encode())} bytes), "
-                                     f"left by a run that was killed while writing it")
-                continue
-            raise ResultsError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    lines = Lines()
+    parse_lines(read_text(path, ResultsError), path, ResultsError, lines)
+    into.warnings.extend(lines.warnings)
+    for obj, where in zip(lines.entries, lines.origins):
         into.records.append(_check_record(obj, where))
         into.origins.append(where)
     into.files.append(path)
@@ -132,7 +106,7 @@ def read_jsonl(path: Path, into: Loaded) -> None:
 
 def read_json(path: Path, into: Loaded) -> None:
     """Records of a JSON file holding one record or an array of records."""
-    text = _read_bytes(path)
+    text = read_text(path, ResultsError)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -195,19 +169,6 @@ def as_records(source: Any, name: str = "records") -> Loaded:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class RecordStore:
     """``DIR/records.jsonl``: append records one line at a time, read them back, plan a resume."""
 
@@ -216,33 +177,25 @@ class RecordStore:
         self.path = self.directory / RECORDS_FILE
         if self.directory.exists() and not self.directory.is_dir():
             raise ResultsError(f"{self.directory}: --out must be a directory, this is a file")
-        self.repaired: str | None = None  # what was cut off the end of the file before appending
+        self.journal = Journal(self.path, ResultsError)
         self.reused: list[Record] = []  # stored records a resumed bench did not run again
         self.notes: list[str] = []  # warnings found while reading the store
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    @property
+    def repaired(self) -> str | None:
+        """What was cut off the end of the file before appending (a torn line left by a killed run)."""
+        return self.journal.repaired
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the directory for this process: a second writer (``sslzoo bench --out`` on the same
         directory) is refused at once instead of duplicating records. The lock is an advisory
         ``flock`` on the directory itself, so the operating system releases it when the holder
         ends, however it ends: a killed run never leaves a stale lock (POSIX systems)."""
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory, os.O_RDONLY) if fcntl is not None else -1
-        except OSError as exc:
-            raise ResultsError(f"{self.directory}: cannot use as --out: {exc.strerror or exc}") from None
-        if fd < 0:  # pragma: no cover - no advisory locks here
-            yield
-            return
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ResultsError(f"{self.directory}: another sslzoo bench is writing to this directory; "
-                                   f"wait until it ends (then --resume) or use another --out") from None
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+        def busy() -> ResultsError:
+            return ResultsError(f"{self.directory}: another sslzoo bench is writing to this directory; "
+                                f"wait until it ends (then --resume) or use another --out")
+
+        return hold(self.directory, busy, ResultsError, purpose="as --out")
 
     def load(self) -> Loaded:
         """The stored records (none when the file does not exist yet)."""
@@ -251,48 +204,9 @@ class RecordStore:
             read_jsonl(self.path, loaded)
         return loaded
 
-    def _cut_torn_tail(self) -> None:
-        """Drop an incomplete last line (a crash inside a write) so the next line starts cleanly."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return
-        if size == 0:
-            return
-        with open(self.path, "rb+") as handle:
-            handle.seek(size - 1)
-            if handle.read(1) == b"\n":
-                return
-            handle.seek(0)
-            data = handle.read()
-            keep = data.rfind(b"\n") + 1
-            handle.truncate(keep)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.repaired = f"{self.path}: removed an incomplete last line ({size - keep} bytes) left by a killed run"
-
     def append(self, record: Mapping[str, Any]) -> None:
         """Append ``record`` as one line: one ``os.write`` on an ``O_APPEND`` descriptor, then fsync."""
-        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
-        new = not self.path.exists()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            if not new:
-                self._cut_torn_tail()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ResultsError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
-        try:
-            written = os.write(fd, line)
-            if written != len(line):  # only on a full disk; leave a torn line that readers ignore
-                raise ResultsError(f"{self.path}: short write ({written} of {len(line)} bytes); is the disk full?")
-            os.fsync(fd)
-        except OSError as exc:
-            raise ResultsError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
-        finally:
-            os.close(fd)
-        if new:
-            _fsync_dir(self.directory)
+        self.journal.append(record)
 
     def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
         for record in records:

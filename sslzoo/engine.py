@@ -303,11 +303,12 @@ class Run:
         self.registry.notify("run_ended", record=record)
         return record
 
-    def setup(self) -> None:
-        """Seed, load the data onto the device and build the context: the run's state (the first part
-        of :meth:`execute`; public so that a benchmark can time training alone)."""
+    def setup(self, data: RunData | None = None) -> None:
+        """Seed, load the data onto the device (or take ``data``, as a labeling session does with the
+        labels it holds) and build the context: the run's state (the first part of :meth:`execute`;
+        public so that a benchmark can time training alone)."""
         torch.manual_seed(self.spec.seed)
-        self.data = load_data(self.dataset, self.spec, self.device)
+        self.data = load_data(self.dataset, self.spec, self.device) if data is None else data
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.spec.seed)
         self.ctx = Context(model=nn.Identity(), x=self.data.x, ledger=self.data.ledger, generator=generator,
@@ -322,9 +323,7 @@ class Run:
         if pool.numel() == 0:
             return "pool_empty"
         where = f"{self.where}, round {rnd}"
-        expected = self.strategy.query_count(self.ctx, pool.numel())
-        chosen = self.strategy.select(self.ctx, pool)
-        check_selection(where, chosen, pool)
+        chosen, expected = self.select_round(rnd, pool)
         if chosen.numel() == 0:
             return "nothing_selected"
         oracle = self.data.oracle.handle(chosen, expected, where)
@@ -333,6 +332,14 @@ class Run:
         check_labels(where, labels, chosen, oracle, expected, self.data.oracle)
         ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
         return None
+
+    def select_round(self, rnd: int, pool: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Round ``rnd``'s selection from the ``pool``, checked (unique global pool ids), with the number
+        of oracle labels the strategy may ask for (its ``query_count``)."""
+        expected = self.strategy.query_count(self.ctx, pool.numel())
+        chosen = self.strategy.select(self.ctx, pool)
+        check_selection(f"{self.where}, round {rnd}", chosen, pool)
+        return chosen, expected
 
     def fresh_learner(self) -> Learner:
         """An untrained model on the device (its fitted feature layers fitted), with its optimizer."""

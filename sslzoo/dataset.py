@@ -60,6 +60,10 @@ class Dataset(ABC):
     ``train_defaults`` fills the strategy's :class:`~sslzoo.strategy.TrainOptions` left at ``None``.
     ``num_classes`` is 0 for a dataset whose classes come from its files (its ``Arrays.classes``).
     ``test_help`` tells a user how to give the dataset a labeled test split when it has none.
+    ``labels_given`` says whose the training labels are: a benchmark's hidden ground truth (False:
+    read only by the engine's oracle and by a labeling session's simulated labeler) or labels a
+    person gave (True, a user's own data: a labeling session starts from those that are not
+    :data:`UNLABELED`).
     """
 
     name: ClassVar[str] = ""
@@ -69,6 +73,7 @@ class Dataset(ABC):
     train_defaults: ClassVar[dict[str, Any]] = {}
     test_help: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
+    labels_given: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options: Any = make_options(self.Options, options, f"dataset {self.name!r}")

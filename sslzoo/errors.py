@@ -60,3 +60,9 @@ class ResultsError(SslzooError):
 
 class PresetError(OptionError):
     """A protocol preset (TOML) file that cannot be read or does not validate."""
+
+
+class SessionError(SslzooError):
+    """A labeling session that cannot go on as asked: a directory that is not a session (or is held by
+    another writer), or labels to import that do not fit it (unknown items or classes, a file already
+    imported, a label that contradicts one in the ledger)."""

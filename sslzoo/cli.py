@@ -472,3 +472,8 @@ def plugins(as_json: bool) -> None:
     for r in rows:
         r["hooks"] = ",".join(r["hooks"]) if not as_json else r["hooks"]
     _listing(rows, as_json, ("name", "distribution", "version", "hooks"))
+
+
+from sslzoo.labeling.commands import label  # noqa: E402  (the group needs main's error handling only)
+
+main.add_command(label)

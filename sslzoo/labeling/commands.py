@@ -1,0 +1,180 @@
+"""``sslzoo label``: the labeling session's commands (results on stdout, progress on stderr)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from sslzoo.engine import Progress
+from sslzoo.labeling.session import Round, Session
+from sslzoo.labeling.simulated import SimulatedLabeler, simulate
+from sslzoo.options import parse_assignments
+from sslzoo.results.formatting import text_table
+
+DIRECTORY = click.argument("directory", type=click.Path(file_okay=False))
+
+
+def _notify(quiet: bool) -> Any:
+    return (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+
+
+def _epochs(quiet: bool) -> Progress | None:
+    """A progress bar of the training's epochs on a terminal's stderr; nothing elsewhere."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def update(info: dict[str, Any]) -> None:
+        if not bars:
+            bars.append(tqdm(total=info["epochs"], unit="epoch", file=sys.stderr, leave=False, desc="training"))
+        bars[0].set_postfix(loss=f"{info['loss']:.3f}", refresh=False)
+        bars[0].update(1)
+
+    return update
+
+
+def _open(directory: str, quiet: bool = False) -> Session:
+    return Session(directory, progress=_epochs(quiet), notify=_notify(quiet))
+
+
+def _accuracy(entry: dict[str, Any]) -> str:
+    value = entry["test_accuracy"]
+    return "no labeled test split" if value is None else f"test accuracy {100 * value:.2f} %"
+
+
+def _training_line(entry: dict[str, Any]) -> str:
+    return f"training {entry['training']}: {entry['labels']} labels, {_accuracy(entry)}"
+
+
+@click.group()
+def label() -> None:
+    """Label your data with a person in the loop, across days: start a session, ask for the next
+    items to label, import the labels, repeat (the model retrains on them)."""
+
+
+@label.command()
+@DIRECTORY
+@click.option("--dataset", required=True, help="Dataset name (see `sslzoo datasets`).")
+@click.option("--strategy", "-s", required=True, help="Active-learning strategy that chooses the queries.")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE", help="Strategy option.")
+@click.option("--dataset-option", "-d", "dataset_options", multiple=True, metavar="KEY=VALUE", help="Dataset option.")
+@click.option("--model", default=None, help="Model name (default: the dataset's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training and the selection.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def start(directory: str, dataset: str, strategy: str, options: Sequence[str], dataset_options: Sequence[str],
+          model: str | None, seed: int, device: str) -> None:
+    """Start a labeling session in DIRECTORY (new or empty)."""
+    session = Session.start(directory, dataset, strategy, options=parse_assignments(options),
+                            dataset_options=parse_assignments(dataset_options), model=model, seed=seed, device=device)
+    status = session.status()
+    click.echo(f"started a labeling session in {directory}: dataset {status['dataset']} ({status['items']} items, "
+               f"{len(status['classes'])} classes, {status['labels']} labeled), strategy {status['strategy']}, "
+               f"model {status['model']}")
+    click.echo(f"next: sslzoo label next {directory} -k 20")
+
+
+def _round_lines(asked: Round) -> list[str]:
+    head = f"round {asked.number}: {len(asked.items)} queries by {asked.strategy}" + (
+        f" (guesses of training {asked.training})" if asked.training is not None else " (no model yet: a cold start)")
+    if asked.reused:
+        head += ", asked before; label them and import the labels"
+    columns = ("rank", "id", "guess", "confidence", "difficulty")
+    rows = [[str(rank), str(item["id"]), item["guess"] or "-",
+             "-" if item["confidence"] is None else f"{item['confidence']:.4f}", item["difficulty"] or "-"]
+            for rank, item in enumerate(asked.items, start=1)]
+    return [head, *text_table(columns, rows), *(str(f) for f in asked.files)]
+
+
+@label.command(name="next")
+@DIRECTORY
+@click.option("-k", "k", type=int, default=20, show_default=True, help="How many items to ask for.")
+@click.option("--json", "as_json", is_flag=True, help="The round as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def next_(directory: str, k: int, as_json: bool, quiet: bool) -> None:
+    """Ask for the next K items to label: retrain on new labels first, then let the strategy choose.
+    Writes the round's queries.csv (fill in its label column), queries.png, Label Studio tasks and
+    config, and autolabels.csv (the model's guesses for the rest, hard ones first)."""
+    asked = _open(directory, quiet).next(k)
+    if as_json:
+        click.echo(json.dumps({"round": asked.number, "strategy": asked.strategy, "training": asked.training,
+                               "reused": asked.reused, "items": asked.items,
+                               "files": [str(f) for f in asked.files]}, indent=2))
+        return
+    for line in _round_lines(asked):
+        click.echo(line)
+
+
+@label.command(name="import")
+@DIRECTORY
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--labeler", default=None, help="Who labeled (default: your login name; a Label Studio export "
+                                              "names its annotators).")
+def import_(directory: str, file: str, labeler: str | None) -> None:
+    """Import labels from FILE: a CSV with id and label columns (a round's queries.csv filled in) or a
+    Label Studio JSON export. All or nothing: a label that does not fit changes nothing."""
+    imported = _open(directory).import_labels(file, labeler=labeler)
+    batch = imported.batch
+    by = ", ".join(sorted({x.by for x in batch.labels}))
+    note = f"; {imported.already} were already in the ledger" if imported.already else ""
+    click.echo(f"imported {len(batch.labels)} labels from {file} as batch {batch.number} (by {by}){note}")
+    click.echo(f"next: sslzoo label next {directory} (retrains on them)")
+
+
+@label.command()
+@DIRECTORY
+@click.option("--force", is_flag=True, help="Train even if the model learned from every label already.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def train(directory: str, force: bool, quiet: bool) -> None:
+    """Retrain on every label held (`label next` does this itself when there are new labels)."""
+    entry = _open(directory, quiet).train(force=force)
+    if entry is None:
+        click.echo("the model is up to date: it learned from every label held (--force trains again)")
+        return
+    click.echo(_training_line(entry))
+
+
+@label.command()
+@DIRECTORY
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+def status(directory: str, as_json: bool) -> None:
+    """Where a session stands: labels per class, imports, trainings, rounds, items waiting for a label."""
+    state = Session(directory).status()
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    click.echo(f"{state['directory']}: dataset {state['dataset']} ({state['items']} items), strategy "
+               f"{state['strategy']}, model {state['model']}")
+    click.echo(f"labels: {state['labels']} (" + ", ".join(f"{c}: {n}" for c, n in state["per_class"].items()) + ")")
+    for batch in state["batches"]:
+        click.echo(f"batch {batch['batch']}: {batch['labels']} labels from {batch['source']} by "
+                   f"{', '.join(batch['by'])} on {batch['imported']}")
+    for entry in state["trainings"]:
+        click.echo(_training_line(entry))
+    if state["rounds"]:
+        last = state["rounds"][-1]
+        click.echo(f"round {last['round']}: {last['k']} queries by {last['strategy']}, {len(state['pending'])} "
+                   f"waiting for a label")
+    if state["labels"] and not state["model_current"]:
+        click.echo("new labels since the last training: `sslzoo label next` or `sslzoo label train` retrains")
+
+
+@label.command(name="simulate")
+@DIRECTORY
+@click.option("--rounds", type=int, default=1, show_default=True, help="Rounds of queries to answer.")
+@click.option("-k", "k", type=int, default=20, show_default=True, help="Items asked for per round.")
+@click.option("--noise", type=float, default=0.0, show_default=True,
+              help="Probability that an answer is a wrong class (drawn once per item).")
+@click.option("--labeler-seed", type=int, default=0, show_default=True, help="Seed of the wrong answers.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def simulate_(directory: str, rounds: int, k: int, noise: float, labeler_seed: int, quiet: bool) -> None:
+    """Answer ROUNDS rounds of queries with the dataset's hidden labels, as a person would: fill in
+    each round's queries.csv, import it; then retrain on the answers."""
+    session = _open(directory, quiet)
+    for entry in simulate(session, SimulatedLabeler(session, noise, labeler_seed), rounds, k):
+        click.echo(_training_line(entry))

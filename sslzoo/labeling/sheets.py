@@ -1,0 +1,100 @@
+"""What a person reads from a round: the queries as a CSV to fill in, a contact sheet of the queried
+images with the model's guesses, and the auto-labels of the rest of the pool, hard ones first.
+
+Every item is a dict ``{"id", "guess", "confidence", "difficulty"}`` (class name, max probability,
+``easy``/``medium``/``hard``; all None before the session has a model).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+QUERY_COLUMNS = ("rank", "id", "guess", "confidence", "difficulty", "label")
+"""``queries.csv``: the strategy's order (``rank`` 1 is its first choice); ``label`` is left empty
+for the labeler to fill in."""
+AUTOLABEL_COLUMNS = ("id", "guess", "confidence", "difficulty")
+"""``autolabels.csv``: the model's guess for every other pool item, least confident first."""
+DIFFICULTY_COLORS = {"easy": "#2a9d4b", "medium": "#e9a23b", "hard": "#d1495b", None: "#777777"}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def csv_bytes(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> bytes:
+    """``rows`` as CSV with a header (missing keys are empty cells)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue().encode("utf-8")
+
+
+def queries_csv(items: Sequence[dict[str, Any]]) -> bytes:
+    return csv_bytes(QUERY_COLUMNS, [{**item, "rank": rank} for rank, item in enumerate(items, start=1)])
+
+
+def autolabels_csv(items: Sequence[dict[str, Any]]) -> bytes:
+    """The auto-labels, hard ones first: ascending confidence, ties by id."""
+    ordered = sorted(items, key=lambda item: (item["confidence"], item["id"]))
+    return csv_bytes(AUTOLABEL_COLUMNS, ordered)
+
+
+def is_image(x: torch.Tensor) -> bool:
+    """Raw inputs that are images: uint8 (N, H, W) or (N, C, H, W) with 1 or 3 channels."""
+    return x.dtype == torch.uint8 and (x.dim() == 3 or (x.dim() == 4 and x.shape[1] in (1, 3)))
+
+
+def png(image: torch.Tensor) -> bytes:
+    """One raw uint8 image, (H, W) or (C, H, W), as PNG bytes."""
+    from torchvision.io import encode_png
+
+    return bytes(encode_png(image.reshape(-1, *image.shape[-2:]).cpu().contiguous()).numpy())
+
+
+def features_text(x: torch.Tensor) -> str:
+    """One item's raw feature values as a line of text (for items that are not images)."""
+    return ", ".join(f"x{i}={float(v):.4g}" for i, v in enumerate(x.flatten().tolist()))
+
+
+def contact_sheet(images: torch.Tensor, items: Sequence[dict[str, Any]], title: str) -> bytes:
+    """A grid of the queried ``images`` (raw uint8, in the order of ``items``) captioned with each id and
+    the model's guess and confidence, framed in the colour of its difficulty; PNG bytes."""
+    from matplotlib.figure import Figure
+
+    n = len(items)
+    cols = min(8, max(1, n))
+    rows = max(1, math.ceil(n / cols))
+    fig = Figure(figsize=(1.6 * cols, 1.9 * rows + 0.5), dpi=100, layout="constrained")
+    fig.suptitle(title, fontsize=10)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index >= n:
+            ax.set_axis_off()
+            continue
+        item, image = items[index], images[index].cpu()
+        if image.dim() == 3:
+            image = image.permute(1, 2, 0)
+            image = image.squeeze(2) if image.shape[2] == 1 else image
+        ax.imshow(image.numpy(), cmap="gray" if image.dim() == 2 else None, vmin=0, vmax=255)
+        caption = f"#{item['id']}"
+        if item["guess"] is not None:
+            caption += f"\n{item['guess']} {100 * item['confidence']:.0f}% {item['difficulty']}"
+        ax.set_title(caption, fontsize=8)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(DIFFICULTY_COLORS[item["difficulty"]])
+            spine.set_linewidth(3)
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()

@@ -26,3 +26,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that start a Label Studio server run last: CI installs it in the background while the
+    rest of the suite runs (see .ci/run and tests/label_studio_server.py)."""
+    items.sort(key=lambda item: item.get_closest_marker("server") is not None)

@@ -56,9 +56,12 @@ def is_image(x: torch.Tensor) -> bool:
 
 def png(image: torch.Tensor) -> bytes:
     """One raw uint8 image, (H, W) or (C, H, W), as PNG bytes."""
-    from torchvision.io import encode_png
+    from PIL import Image
 
-    return bytes(encode_png(image.reshape(-1, *image.shape[-2:]).cpu().contiguous()).numpy())
+    pixels = image.reshape(-1, *image.shape[-2:]).permute(1, 2, 0).cpu()
+    out = io.BytesIO()
+    Image.fromarray(pixels.squeeze(2).numpy() if pixels.shape[2] == 1 else pixels.numpy()).save(out, format="png")
+    return out.getvalue()
 
 
 def features_text(x: torch.Tensor) -> str:

@@ -398,3 +398,40 @@ def test_a_simulated_labeler_is_wrong_at_its_noise_rate():
     assert 0.22 < wrong < 0.28
     with pytest.raises(OptionError, match="--noise must be between 0 and 1"):
         SimulatedLabeler(Session_(), noise=1.5)  # type: ignore[arg-type]
+
+
+# -- the docs ---------------------------------------------------------------------------------------
+def _blocks(path: Path, lang: str) -> list[str]:
+    from tests.test_docs import fenced_blocks
+
+    return [b.body for b in fenced_blocks(path.read_text(encoding="utf-8")) if b.lang == lang]
+
+
+def test_the_usage_guides_label_commands_run_as_written(tmp_path, monkeypatch, one_thread):
+    import shlex
+
+    from tests.test_docs import part
+
+    monkeypatch.chdir(tmp_path)
+    (block,) = [b for b in _blocks(ROOT / "docs" / "usage.md", "sh") if "sslzoo label start" in b]
+    commands = [shlex.split(line.partition("#")[0]) for line in block.splitlines() if line.strip()]
+    assert [c[:3] for c in commands] == [["sslzoo", "label", c] for c in ("start", "simulate", "next", "import")]
+    assert "sslzoo label" in part((ROOT / "docs" / "usage.md").read_text(), "`sslzoo label`: label your own data, "
+                                                                              "with the strategy choosing what")
+    for command in commands[:3]:
+        result = invoke(*command[1:], "--device", "cpu") if command[2] == "start" else invoke(*command[1:])
+        assert result.exit_code == 0, (command, result.output)
+    queries = tmp_path / "labels" / "round-3" / "queries.csv"
+    rows = list(csv.DictReader(open(queries)))
+    labeler = SimulatedLabeler(Session(tmp_path / "labels"))
+    write_labels(queries, [(r["id"], labeler.answer(int(r["id"]))) for r in rows])  # the person's answers
+    result = invoke(*commands[3][1:])
+    assert result.exit_code == 0, result.output
+    assert "imported 20 labels" in result.output and "(by alice)" in result.output
+
+
+def test_the_python_example_of_the_labeling_guide_runs(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    (block,) = _blocks(ROOT / "docs" / "labeling.md", "python")
+    exec(compile(block.replace('"entropy", options', '"entropy", device="cpu", options'), "labeling.md", "exec"), {})
+    assert Session(tmp_path / "labels").status()["labels"] == 40

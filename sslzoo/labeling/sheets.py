@@ -18,8 +18,9 @@ import torch
 QUERY_COLUMNS = ("rank", "id", "guess", "confidence", "difficulty", "label")
 """``queries.csv``: the strategy's order (``rank`` 1 is its first choice); ``label`` is left empty
 for the labeler to fill in."""
-AUTOLABEL_COLUMNS = ("id", "guess", "confidence", "difficulty")
-"""``autolabels.csv``: the model's guess for every other pool item, least confident first."""
+AUTOLABEL_COLUMNS = ("id", "guess", "confidence", "difficulty", "label")
+"""``autolabels.csv``: the model's guess for every other pool item, least confident first; a reviewer
+writes a label where one is due, and the filled rows import like answers to queries."""
 DIFFICULTY_COLORS = {"easy": "#2a9d4b", "medium": "#e9a23b", "hard": "#d1495b", None: "#777777"}
 
 
@@ -69,35 +70,43 @@ def features_text(x: torch.Tensor) -> str:
     return ", ".join(f"x{i}={float(v):.4g}" for i, v in enumerate(x.flatten().tolist()))
 
 
+def _rgb(colour: str) -> torch.Tensor:
+    return torch.tensor([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=torch.uint8)
+
+
 def contact_sheet(images: torch.Tensor, items: Sequence[dict[str, Any]], title: str) -> bytes:
     """A grid of the queried ``images`` (raw uint8, in the order of ``items``) captioned with each id and
-    the model's guess and confidence, framed in the colour of its difficulty; PNG bytes."""
+    the model's guess and confidence, framed in the colour of its difficulty; PNG bytes. The grid is
+    one picture (one ``imshow``), so a sheet costs little however many items it shows."""
     from matplotlib.figure import Figure
 
-    n = len(items)
-    cols = min(8, max(1, n))
+    pictures = images.cpu()
+    pictures = pictures.unsqueeze(1) if pictures.dim() == 3 else pictures
+    pictures = pictures.expand(-1, 3, -1, -1) if pictures.shape[1] == 1 else pictures
+    n, (_, height, width) = len(items), pictures.shape[1:]
+    cols, frame = min(8, max(1, n)), max(2, min(height, width) // 12)
     rows = max(1, math.ceil(n / cols))
-    fig = Figure(figsize=(1.6 * cols, 1.9 * rows + 0.5), dpi=100, layout="constrained")
-    fig.suptitle(title, fontsize=10)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if index >= n:
-            ax.set_axis_off()
-            continue
-        item, image = items[index], images[index].cpu()
-        if image.dim() == 3:
-            image = image.permute(1, 2, 0)
-            image = image.squeeze(2) if image.shape[2] == 1 else image
-        ax.imshow(image.numpy(), cmap="gray" if image.dim() == 2 else None, vmin=0, vmax=255)
-        caption = f"#{item['id']}"
+    cell_w, caption = width + 2 * frame, (width + 2 * frame) * 2 // 5
+    cell_h = caption + height + 2 * frame
+    canvas = torch.full((rows * cell_h, cols * cell_w, 3), 255, dtype=torch.uint8)
+    for index, item in enumerate(items):
+        top, left = divmod(index, cols)
+        top, left = top * cell_h + caption, left * cell_w
+        canvas[top:top + height + 2 * frame, left:left + cell_w] = _rgb(DIFFICULTY_COLORS[item["difficulty"]])
+        canvas[top + frame:top + frame + height, left + frame:left + frame + width] = pictures[index].permute(1, 2, 0)
+    inches = 1.6 * cols
+    grid_height = inches * canvas.shape[0] / canvas.shape[1]
+    fig = Figure(figsize=(inches, grid_height + 0.4), dpi=100)
+    fig.suptitle(title, fontsize=10, y=1 - 0.1 / (grid_height + 0.4))
+    ax = fig.add_axes((0.0, 0.0, 1.0, grid_height / (grid_height + 0.4)))
+    ax.imshow(canvas.numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    for index, item in enumerate(items):
+        top, left = divmod(index, cols)
+        text = f"#{item['id']}"
         if item["guess"] is not None:
-            caption += f"\n{item['guess']} {100 * item['confidence']:.0f}% {item['difficulty']}"
-        ax.set_title(caption, fontsize=8)
-        for spine in ax.spines.values():
-            spine.set_edgecolor(DIFFICULTY_COLORS[item["difficulty"]])
-            spine.set_linewidth(3)
+            text += f"\n{item['guess']} {100 * item['confidence']:.0f}% {item['difficulty']}"
+        ax.text(left * cell_w + cell_w / 2, top * cell_h + caption * 0.55, text, ha="center", va="center", fontsize=8)
     out = io.BytesIO()
     fig.savefig(out, format="png")
     return out.getvalue()

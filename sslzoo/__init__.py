@@ -1,7 +1,7 @@
 """sslzoo: a plugin-based zoo of label-efficient learning strategies on PyTorch.
 
 The public API is what this module exports (``__all__``), plus the plugin test kit
-:mod:`sslzoo.testing`. Plugins, the docs and the example plugin import only these; every other
+:mod:`sslzoo.testing` and the labeling sessions of :mod:`sslzoo.labeling`. Plugins, the docs and the example plugin import only these; every other
 module path is internal and may change. ``scores`` is the module of uncertainty scores
 (``sslzoo.scores.bald(probs)``).
 """
@@ -43,6 +43,7 @@ from sslzoo.errors import (
     PluginWarning,
     PresetError,
     ResultsError,
+    SessionError,
     SslzooError,
     TrainingError,
     UnknownNameError,
@@ -83,6 +84,6 @@ __all__ = [
     "hookimpl", "Registry", "make_plugins",
     # errors and warnings
     "SslzooError", "UnknownNameError", "OptionError", "PresetError", "DataError", "ChecksumError",
-    "PluginError", "OracleError", "TrainingError", "ResultsError", "PluginWarning",
+    "PluginError", "OracleError", "TrainingError", "ResultsError", "SessionError", "PluginWarning",
     "__version__",
 ]

@@ -1,6 +1,6 @@
-"""The public API is what ``sslzoo`` exports (``__all__``) plus the test kit ``sslzoo.testing``; the
-example plugin and every Python block of the docs use nothing else, and the old module paths
-still import."""
+"""The public API is what ``sslzoo`` exports (``__all__``) plus the test kit ``sslzoo.testing`` and the
+labeling sessions ``sslzoo.labeling``; the example plugin and every Python block of the docs use
+nothing else, and the old module paths still import."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 import sslzoo
+import sslzoo.labeling
 import sslzoo.testing
 from tests.test_docs import fenced_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC = {"sslzoo": set(sslzoo.__all__), "sslzoo.testing": set(sslzoo.testing.__all__)}
+PUBLIC = {"sslzoo": set(sslzoo.__all__), "sslzoo.testing": set(sslzoo.testing.__all__),
+          "sslzoo.labeling": set(sslzoo.labeling.__all__)}
 #: Public modules exported by name: their public attributes are public too (``sslzoo.scores.bald``).
 NAMESPACES = {"scores": sslzoo.scores}
 

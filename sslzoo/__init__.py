@@ -1,9 +1,9 @@
 """sslzoo: a plugin-based zoo of label-efficient learning strategies on PyTorch.
 
 The public API is what this module exports (``__all__``), plus the plugin test kit
-:mod:`sslzoo.testing` and the labeling sessions of :mod:`sslzoo.labeling`. Plugins, the docs and the example plugin import only these; every other
-module path is internal and may change. ``scores`` is the module of uncertainty scores
-(``sslzoo.scores.bald(probs)``).
+:mod:`sslzoo.testing` and the labeling sessions of :mod:`sslzoo.labeling`. Plugins, the docs and
+the example plugin import only these; every other module path is internal and may change.
+``scores`` is the module of uncertainty scores (``sslzoo.scores.bald(probs)``).
 """
 
 from __future__ import annotations

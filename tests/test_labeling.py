@@ -295,6 +295,25 @@ def test_a_labels_file_imported_twice_is_refused_and_changes_nothing(tmp_path):
     assert (directory / LABELS_FILE).read_bytes() == before
 
 
+def test_a_corrupt_image_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
+    from tests.user_data import image_folder
+
+    monkeypatch.setenv("SSLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    photos = image_folder(tmp_path)
+    corrupt = photos / "unlabeled" / "u999.png"
+    corrupt.write_bytes(b"\x89PNG but not really")
+    start_args = ["label", "start", tmp_path / "s", "--dataset", photos, "-d", f"unlabeled={photos / 'unlabeled'}",
+                  "-s", "margin", "-o", "epochs=2"]
+    one_line_error(invoke(*start_args), "u999.png")
+    assert not (tmp_path / "s").exists()
+    corrupt.unlink()
+    assert invoke(*start_args).exit_code == 0
+    files = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()}
+    corrupt.write_bytes(b"\x89PNG but not really")  # an image that broke after the session started
+    one_line_error(invoke("label", "next", tmp_path / "s", "-k", "4"), "u999.png")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()} == files
+
+
 # -- crash safety -----------------------------------------------------------------------------------
 def test_a_session_killed_mid_retrain_resumes_without_losing_an_imported_label(tmp_path, one_thread):
     directory = tmp_path / "s"
@@ -407,27 +426,57 @@ def _blocks(path: Path, lang: str) -> list[str]:
     return [b.body for b in fenced_blocks(path.read_text(encoding="utf-8")) if b.lang == lang]
 
 
-def test_the_usage_guides_label_commands_run_as_written(tmp_path, monkeypatch, one_thread):
+def _label_commands(block: str) -> list[list[str]]:
     import shlex
 
-    from tests.test_docs import part
+    return [shlex.split(line.partition("#")[0]) for line in block.splitlines() if line.strip()]
+
+
+USAGE_LABEL_BLOCKS = [b for b in _blocks(ROOT / "docs" / "usage.md", "sh") if "sslzoo label" in b]
+
+
+def test_a_newcomer_goes_from_a_folder_of_images_to_the_first_queries_in_three_commands(tmp_path, monkeypatch,
+                                                                                       one_thread):
+    from tests.user_data import image_folder
 
     monkeypatch.chdir(tmp_path)
-    (block,) = [b for b in _blocks(ROOT / "docs" / "usage.md", "sh") if "sslzoo label start" in b]
-    commands = [shlex.split(line.partition("#")[0]) for line in block.splitlines() if line.strip()]
-    assert [c[:3] for c in commands] == [["sslzoo", "label", c] for c in ("start", "simulate", "next", "import")]
-    assert "sslzoo label" in part((ROOT / "docs" / "usage.md").read_text(), "`sslzoo label`: label your own data, "
-                                                                              "with the strategy choosing what")
-    for command in commands[:3]:
-        result = invoke(*command[1:], "--device", "cpu") if command[2] == "start" else invoke(*command[1:])
+    monkeypatch.setenv("SSLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    image_folder(tmp_path)  # photos/square, photos/cross, photos/unlabeled and test/, as the guide lays them out
+    first, then, _ = (_label_commands(b) for b in USAGE_LABEL_BLOCKS)
+    assert [c[:3] for c in first] == [["sslzoo", "label", "start"], ["sslzoo", "label", "train"],
+                                      ["sslzoo", "label", "next"]]
+    outputs = []
+    for command in first:  # literally, as a newcomer types them
+        result = invoke(*command[1:])
         assert result.exit_code == 0, (command, result.output)
-    queries = tmp_path / "labels" / "round-3" / "queries.csv"
-    rows = list(csv.DictReader(open(queries)))
-    labeler = SimulatedLabeler(Session(tmp_path / "labels"))
-    write_labels(queries, [(r["id"], labeler.answer(int(r["id"]))) for r in rows])  # the person's answers
-    result = invoke(*commands[3][1:])
-    assert result.exit_code == 0, result.output
-    assert "imported 20 labels" in result.output and "(by alice)" in result.output
+        outputs.append(result.stdout)
+    assert "24 labeled" in outputs[0] and "training 1: 24 labels, test accuracy" in outputs[1]
+    assert outputs[2].startswith("round 1: 8 queries by margin (guesses of training 1)")
+    round_1 = tmp_path / "labels" / "round-1"
+    rows = list(csv.DictReader(open(round_1 / "queries.csv")))
+    assert len(rows) == 8 and all(r["item"].startswith(str(tmp_path / "photos" / "unlabeled")) for r in rows)
+    assert all(r["guess"] in ("square", "cross") and r["label"] == "" for r in rows)
+    assert (round_1 / "queries.png").read_bytes().startswith(b"\x89PNG")
+    # the person's answers (an unlabeled image u007.png is a square when 7 is even: tests/user_data.py)
+    write_labels(round_1 / "queries.csv", [(r["id"], ("square", "cross")[int(Path(r["item"]).stem[1:]) % 2])
+                                           for r in rows])
+    assert [c[:3] for c in then] == [["sslzoo", "label", "import"], ["sslzoo", "label", "next"]]
+    for command in then:
+        result = invoke(*command[1:])
+        assert result.exit_code == 0, (command, result.output)
+    assert result.stdout.startswith("round 2: 8 queries by margin (guesses of training 2)")
+    assert Session(tmp_path / "labels").status()["trainings"][-1]["labels"] == 32
+
+
+def test_the_usage_guides_rehearsal_runs_as_written(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    commands = _label_commands(USAGE_LABEL_BLOCKS[2])
+    assert [c[2] for c in commands] == ["start", "simulate", "next"]
+    for command in commands:
+        result = invoke(*command[1:])
+        assert result.exit_code == 0, (command, result.output)
+    assert result.stdout.startswith("round 3: 20 queries by margin (guesses of training 2)")
+    assert (tmp_path / "rehearsal" / "round-3" / "queries.png").exists()
 
 
 def test_the_python_example_of_the_labeling_guide_runs(tmp_path, monkeypatch, one_thread):

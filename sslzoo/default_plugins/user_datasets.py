@@ -129,6 +129,7 @@ class ImageFolder(Standardized):
     train_defaults = IMAGE_TRAINING
     test_help = "-d test=DIR (one folder per class) or -d test_fraction=0.2"
     Options = ImageFolderOptions
+    labels_given = True  # a person's labels: a labeling session starts from them
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -166,6 +167,7 @@ class Npz(Standardized):
     train_defaults = FEATURE_TRAINING
     test_help = "x_test and y_test in the file, or -d test_fraction=0.2"
     Options = NpzOptions
+    labels_given = True  # a person's labels: a labeling session starts from them
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -203,6 +205,7 @@ class Csv(Standardized):
     train_defaults = FEATURE_TRAINING
     test_help = "-d test=FILE (a CSV file with the same columns) or -d test_fraction=0.2"
     Options = CsvOptions
+    labels_given = True  # a person's labels: a labeling session starts from them
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -60,7 +60,8 @@ def label() -> None:
 
 @label.command()
 @DIRECTORY
-@click.option("--dataset", required=True, help="Dataset name (see `sslzoo datasets`).")
+@click.option("--dataset", required=True,
+              help="Dataset name, or your data: a folder of images (one folder per class), a .npz or .csv file.")
 @click.option("--strategy", "-s", required=True, help="Active-learning strategy that chooses the queries.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE", help="Strategy option.")
 @click.option("--dataset-option", "-d", "dataset_options", multiple=True, metavar="KEY=VALUE", help="Dataset option.")
@@ -84,8 +85,9 @@ def _round_lines(asked: Round) -> list[str]:
         f" (guesses of training {asked.training})" if asked.training is not None else " (no model yet: a cold start)")
     if asked.reused:
         head += ", asked before; label them and import the labels"
-    columns = ("rank", "id", "guess", "confidence", "difficulty")
-    rows = [[str(rank), str(item["id"]), item["guess"] or "-",
+    named = any(item["item"] for item in asked.items)
+    columns = ("rank", "id", *(("item",) if named else ()), "guess", "confidence", "difficulty")
+    rows = [[str(rank), str(item["id"]), *((item["item"] or "-",) if named else ()), item["guess"] or "-",
              "-" if item["confidence"] is None else f"{item['confidence']:.4f}", item["difficulty"] or "-"]
             for rank, item in enumerate(asked.items, start=1)]
     return [head, *text_table(columns, rows), *(str(f) for f in asked.files)]

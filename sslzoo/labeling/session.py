@@ -49,14 +49,15 @@ import torch
 from sslzoo import __version__, inference
 from sslzoo.api import create_strategy, option_names
 from sslzoo.composite import Composite
-from sslzoo.dataset import Dataset
-from sslzoo.engine import Progress, Run, RunData, RunSpec, resolve_device
+from sslzoo.dataset import Dataset, resolve_dataset
+from sslzoo.engine import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
 from sslzoo.errors import OptionError, SessionError, UnknownNameError
 from sslzoo.journal import Journal, fsync_directory, hold, read_text, replace_file
 from sslzoo.labeling import label_studio, sheets
 from sslzoo.labeling.answers import read_answers
 from sslzoo.labeling.ledger import GIVEN, Label, LabelBatch, LabelLedger, labeled
 from sslzoo.ledger import Ledger
+from sslzoo.metrics import class_metrics
 from sslzoo.oracle import Oracle, oracle_labels
 from sslzoo.quality import BUCKETS, difficulty_buckets
 from sslzoo.record import round_float
@@ -105,7 +106,7 @@ def check_strategy(name: str, options: dict[str, Any], registry: Registry) -> St
 @dataclass
 class Round:
     """A round of queries: its number, directory and files, the items in the strategy's order (each
-    ``{"id", "guess", "confidence", "difficulty"}``), the strategy that chose them, the training
+    ``{"id", "item", "guess", "confidence", "difficulty"}``), the strategy that chose them, the training
     whose model guessed (None: a cold start) and whether it was asked before (``reused``)."""
 
     number: int
@@ -133,6 +134,7 @@ class _Data:
     x: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    names: tuple[str, ...]  # where each training item came from (a file), when the dataset says
 
 
 @dataclass
@@ -182,9 +184,10 @@ class Session:
               options: dict[str, Any] | None = None, dataset_options: dict[str, Any] | None = None,
               model: str | None = None, seed: int = 0, device: str = "auto",
               registry: Registry | None = None) -> Session:
-        """A new session in ``directory`` (absent or empty) on ``dataset`` with ``strategy``: everything
-        is checked and the data read first, then the session appears whole (written beside
-        ``directory`` and renamed into place), holding the labels the dataset gives, if any."""
+        """A new session in ``directory`` (absent or empty) on ``dataset`` (a name, or a path as
+        ``sslzoo bench`` takes it) with ``strategy``: everything is checked and the data read first,
+        then the session appears whole (written beside ``directory`` and renamed into place), holding
+        the labels the dataset gives, if any. Dataset options naming files are kept as absolute paths."""
         target = Path(directory)
         if (target / SESSION_FILE).exists():
             raise SessionError(f"{target}: already a labeling session; continue it with `sslzoo label next {target}`")
@@ -193,15 +196,18 @@ class Session:
         registry = registry or default_registry()
         options = dict(options or {})
         built = check_strategy(strategy, options, registry)
-        data_set = registry.datasets.get(dataset).obj(**(dataset_options or {}))
+        dataset, dataset_options = resolve_dataset(dataset, dataset_options, registry)
+        dataset_options = {k: _absolute(v) for k, v in dataset_options.items()}
+        data_set = registry.datasets.get(dataset).obj(**dataset_options)
         model_name = model or data_set.default_model
         registry.models.get(model_name)
         resolve_device(device)
         arrays = data_set.load(seed)  # a file that cannot be read fails here, before anything is written
-        classes = [str(c) for c in range(data_set.num_classes)]
+        classes = arrays.class_names(data_set.num_classes)
+        arrays = check_arrays(arrays, dataset, len(classes))
         started = now()
         spec = {"format": 1, "sslzoo": __version__, "created": started, "dataset": dataset,
-                "dataset_options": dict(dataset_options or {}), "strategy": strategy, "options": options,
+                "dataset_options": dataset_options, "strategy": strategy, "options": options,
                 "resolved_options": {k: v for k, v in built.resolved_options().items() if k not in ROUND_OPTIONS},
                 "model": model_name, "seed": seed, "device": device, "classes": classes,
                 "items": int(arrays.y_train.numel())}
@@ -261,7 +267,7 @@ class Session:
             raise SessionError(f"dataset {self.spec['dataset']!r} has {arrays.x_train.shape[0]} training items now; "
                                f"this session started with {self.spec['items']}, and its labels name items by "
                                f"position: start a new session for the changed data")
-        return _Data(data_set, arrays.x_train, arrays.x_test, arrays.y_test)
+        return _Data(data_set, arrays.x_train, arrays.x_test, arrays.y_test.long(), arrays.train_names)
 
     def _run(self, strategy: Strategy, name: str, data: _Data, state: _State) -> Run:
         """The engine's run of ``strategy`` on the session's data, holding the ledger's labels."""
@@ -274,10 +280,10 @@ class Session:
         for item_id, (label, _) in state.labels.items():
             known[item_id] = self.classes.index(label.label)
         given = [x.id for batch in state.batches if batch.number == 0 and batch.sha256 is None for x in batch.labels]
-        normalize = run.dataset.normalize
+        normalize = data.dataset.normalize  # the loaded dataset: it may standardize with its own statistics
         run.setup(RunData(x=normalize(data.x.to(device)), x_test=normalize(data.x_test.to(device)),
                           y_test=data.y_test.to(device), oracle=Oracle(known.to(device)), ledger=Ledger(n, device),
-                          initial_ids=torch.tensor(given, dtype=torch.long, device=device)))
+                          initial_ids=torch.tensor(given, dtype=torch.long, device=device), classes=self.classes))
         for batch in state.batches:
             ids = torch.tensor([x.id for x in batch.labels], dtype=torch.long, device=device)
             labels = oracle_labels(ids, known.to(device)[ids])
@@ -318,8 +324,8 @@ class Session:
         model = run.learner.model
         counts = Counter(label.label for label, _ in state.labels.values())
         entry = {"event": "train", "training": number, "at": now(), "batches": len(state.batches),
-                 "labels": len(state.labels), "per_class": {c: counts.get(c, 0) for c in self.classes},
-                 "test_accuracy": self._test_accuracy(run), "epochs": run.training.epochs,
+                 "labels": len(state.labels), "labels_per_class": {c: counts.get(c, 0) for c in self.classes},
+                 **self._evaluate(run), "epochs": run.training.epochs,
                  "wall_seconds": round_float(time.perf_counter() - started, 3)}
         buffer = io.BytesIO()
         torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -336,13 +342,17 @@ class Session:
         run.ctx.model, run.ctx.prefix = learner.model, learner.prefix
 
     @staticmethod
-    def _test_accuracy(run: Run) -> float | None:
-        """Accuracy on the test split, when it has one and every test item is labeled."""
+    def _evaluate(run: Run) -> dict[str, Any]:
+        """Test accuracy, the confusion counts (true class by predicted class) and precision and recall
+        per class (as a benchmark's records hold them), when the test split is there and labeled."""
         y = run.data.y_test
         if y.numel() == 0 or bool((y < 0).any()):
-            return None
-        return round_float(float(inference.accuracy(run.learner.model, run.data.x_test, y,
-                                                    precision=run.training.precision)))
+            return {"test_accuracy": None}
+        matrix = inference.confusion(run.learner.model, run.data.x_test, y, run.data.num_classes,
+                                     precision=run.training.precision)
+        confusion = matrix.tolist()
+        return {"test_accuracy": round_float(float(matrix.diagonal().sum()) / y.numel()), "confusion": confusion,
+                "per_class": class_metrics(confusion)}
 
     # -- asking ----------------------------------------------------------------------------------
     def next(self, k: int) -> Round:
@@ -383,7 +393,7 @@ class Session:
         if chosen.numel() != expected:
             raise SessionError(f"strategy {name!r} selected {chosen.numel()} items in round {number} for {expected} "
                                f"queries; a labeling session asks people about every item its strategy selects")
-        guesses = self._guesses(run, pool, cold)
+        guesses = self._guesses(run, pool, cold, data.names)
         queried = set(chosen.tolist())
         items = [guesses[i] for i in chosen.tolist()]
         rest = [item for i, item in guesses.items() if i not in queried]
@@ -395,16 +405,18 @@ class Session:
         self.history.append(entry)
         return Round(number, directory, items, files, name, training)
 
-    def _guesses(self, run: Run, pool: torch.Tensor, cold: bool) -> dict[int, dict[str, Any]]:
-        """The model's guess, confidence and difficulty for every pool item (all None on a cold start).
-        Difficulty is the tercile of the confidence among the whole pool (:func:`difficulty_buckets`)."""
+    def _guesses(self, run: Run, pool: torch.Tensor, cold: bool, names: tuple[str, ...]) -> dict[int, dict[str, Any]]:
+        """Every pool item (its ``item``: the file it came from, when the dataset names it) with the model's
+        guess, confidence and difficulty (all None on a cold start). Difficulty is the tercile of the
+        confidence among the whole pool (:func:`difficulty_buckets`)."""
         ids = pool.tolist()
+        items = {i: {"id": i, "item": names[i] if names else None} for i in ids}
         if cold:
-            return {i: {"id": i, "guess": None, "confidence": None, "difficulty": None} for i in ids}
+            return {i: {**item, "guess": None, "confidence": None, "difficulty": None} for i, item in items.items()}
         probs = inference.probabilities(run.learner.model, run.data.x, pool, precision=run.training.precision)
         confidence, guess = probs.max(dim=1)
         buckets = difficulty_buckets(confidence)
-        return {i: {"id": i, "guess": self.classes[g], "confidence": round_float(c, 4), "difficulty": BUCKETS[b]}
+        return {i: {**items[i], "guess": self.classes[g], "confidence": round_float(c, 4), "difficulty": BUCKETS[b]}
                 for i, g, c, b in zip(ids, guess.tolist(), confidence.tolist(), buckets.tolist())}
 
     def _write_round(self, directory: Path, number: int, strategy: str, training: int | None,
@@ -415,6 +427,7 @@ class Session:
         model_version = f"sslzoo {strategy}, training {training}"
         media = [{"image": label_studio.png_data_uri(sheets.png(image))} if pictures else
                  {"features": sheets.features_text(image)} for image in images]
+        media = [{**m, "item": item["item"]} if item["item"] else m for m, item in zip(media, items)]
         out: dict[str, bytes] = {
             "queries.csv": sheets.queries_csv(items),
             "label-studio-tasks.json": (json.dumps(label_studio.tasks(
@@ -491,12 +504,18 @@ class Session:
         pending = [item["id"] for item in asked[-1]["items"] if item["id"] not in state.labels] if asked else []
         return {"directory": str(self.directory), "dataset": self.spec["dataset"], "strategy": self.spec["strategy"],
                 "model": self.spec["model"], "items": self.spec["items"], "classes": self.classes,
-                "labels": len(state.labels), "per_class": {c: counts.get(c, 0) for c in self.classes},
+                "labels": len(state.labels), "labels_per_class": {c: counts.get(c, 0) for c in self.classes},
                 "batches": [{"batch": b.number, "source": b.source, "imported": b.imported, "labels": len(b.labels),
                              "by": sorted({x.by for x in b.labels})} for b in state.batches],
                 "trainings": [e for e in state.history if e.get("event") == "train"],
                 "rounds": [{k: e[k] for k in ("round", "at", "k", "strategy", "training")} for e in asked],
                 "pending": pending, "model_current": state.model_current()}
+
+
+def _absolute(value: Any) -> Any:
+    """A dataset option that names an existing file or folder, as an absolute path (a session goes on
+    from any working directory); any other value as it is."""
+    return os.path.abspath(value) if isinstance(value, str) and value and os.path.exists(value) else value
 
 
 def _login() -> str:

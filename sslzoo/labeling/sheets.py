@@ -1,8 +1,9 @@
 """What a person reads from a round: the queries as a CSV to fill in, a contact sheet of the queried
 images with the model's guesses, and the auto-labels of the rest of the pool, hard ones first.
 
-Every item is a dict ``{"id", "guess", "confidence", "difficulty"}`` (class name, max probability,
-``easy``/``medium``/``hard``; all None before the session has a model).
+Every item is a dict ``{"id", "item", "guess", "confidence", "difficulty"}`` (the file it came from
+when the dataset names one; class name, max probability, ``easy``/``medium``/``hard``, all None
+before the session has a model).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 import torch
 
-QUERY_COLUMNS = ("rank", "id", "guess", "confidence", "difficulty", "label")
-"""``queries.csv``: the strategy's order (``rank`` 1 is its first choice); ``label`` is left empty
-for the labeler to fill in."""
-AUTOLABEL_COLUMNS = ("id", "guess", "confidence", "difficulty", "label")
+QUERY_COLUMNS = ("rank", "id", "item", "guess", "confidence", "difficulty", "label")
+"""``queries.csv``: the strategy's order (``rank`` 1 is its first choice), each ``item``'s file when
+the dataset names one; ``label`` is left empty for the labeler to fill in."""
+AUTOLABEL_COLUMNS = ("id", "item", "guess", "confidence", "difficulty", "label")
 """``autolabels.csv``: the model's guess for every other pool item, least confident first; a reviewer
 writes a label where one is due, and the filled rows import like answers to queries."""
 DIFFICULTY_COLORS = {"easy": "#2a9d4b", "medium": "#e9a23b", "hard": "#d1495b", None: "#777777"}

@@ -247,6 +247,14 @@ def test_a_label_already_in_the_ledger_is_left_out_of_a_growing_export(tmp_path,
     assert imported.already == 2 and [x.id for x in imported.batch.labels] == [5]
 
 
+def test_label_studios_csv_export_names_items_by_sslzoo_id_not_by_its_task_id(tmp_path):
+    session = start(tmp_path / "s")
+    export = tmp_path / "project-1.csv"
+    export.write_text("annotation_id,annotator,id,image,label,sslzoo_id\n1,7,1,data:...,1,42\n2,7,2,data:...,,43\n")
+    (label,) = session.import_labels(export).batch.labels
+    assert (label.id, label.label, label.by) == (42, "1", "7")
+
+
 BAD_IMPORTS: list[tuple[str, Callable[[Path], Path], str]] = [
     ("an unknown id", lambda d: write_labels(d / "x.csv", [(3, "0"), (300, "1")]),
      "id 300 is not an item of this session (its ids are 0 to 299)"),

@@ -65,6 +65,7 @@ from sslzoo.strategy import (
     TrainOptions,
     weighted_cross_entropy,
 )
+from sslzoo.teacher import Teacher
 
 __all__ = [
     # running and comparing
@@ -74,7 +75,7 @@ __all__ = [
     "list_models", "get_model", "create_model",
     # writing a strategy
     "Strategy", "TrainOptions", "Context", "Labels", "Batch", "EpochPlan", "ORACLE", "PSEUDO",
-    "weighted_cross_entropy",
+    "weighted_cross_entropy", "Teacher",
     "ActiveStrategy", "ActiveOptions", "UncertaintyStrategy", "MCDropoutStrategy", "MCDropoutOptions",
     "BatchStrategy", "GradientEmbedding",
     "ArgmaxPseudoLabeler", "argmax_labels", "scores", "top_k",

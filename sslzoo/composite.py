@@ -19,6 +19,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from sslzoo.errors import OptionError
 from sslzoo.options import options_dict
@@ -113,6 +114,9 @@ class Composite(Strategy):
     def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
         return self.pseudo.loss(ctx, labeled, unlabeled)
 
+    def evaluated_model(self, ctx: Context) -> nn.Module:
+        return self.pseudo.evaluated_model(ctx)
+
 
 class Chain(Composite):
     """``active>pseudo``: A's rounds until A stops, then B's rounds until B stops."""
@@ -155,3 +159,6 @@ class Chain(Composite):
 
     def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
         return self.current().weight(ctx, labels)
+
+    def evaluated_model(self, ctx: Context) -> nn.Module:
+        return self.current().evaluated_model(ctx)

@@ -12,11 +12,13 @@ from torch import nn
 
 from sslzoo import embedding, inference
 from sslzoo.embedding import GradientEmbedding
+from sslzoo.errors import PluginError
 from sslzoo.inference import Precision
 from sslzoo.ledger import Ledger
 from sslzoo.oracle import CALL_RETURNED, IN_STEP_PHASE, OUTSIDE_LABEL, OracleHandle
 from sslzoo.prefix import SharedPrefix
 from sslzoo.strategy import ORACLE
+from sslzoo.teacher import Teacher, Teachers, View
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Context:
     labeled_passes: int = 0
     precision: Precision = "auto"
     prefix: SharedPrefix | None = field(default=None, repr=False)  # the engine's; strategies call predict
+    teachers: Teachers | None = field(default=None, repr=False)  # the engine's; strategies call teacher
     _oracle: OracleHandle | None = field(default=None, init=False, repr=False)
     _where: str = field(default="", init=False, repr=False)  # the strategy, as the engine's errors name it
 
@@ -94,17 +97,34 @@ class Context:
         """How many ids the oracle has labeled so far."""
         return int((self.ledger.source == ORACLE).sum())
 
-    def predict(self, ids: torch.Tensor) -> torch.Tensor:
+    def predict(self, ids: torch.Tensor, view: View | None = None) -> torch.Tensor:
         """Class probabilities (k, C) of the current model for ``ids``, dropout off, no gradient.
 
-        In a step that trains on ``ids`` alone, the layers before the first mode-dependent one are
-        computed once for this prediction and the training forward (:mod:`sslzoo.prefix`).
+        ``view`` (a batch transform, e.g. a weak augmentation) is applied to the inputs of ``ids``
+        first, chunk by chunk. Without one, in a step that trains on ``ids`` alone, the layers
+        before the first mode-dependent one are computed once for this prediction and the training
+        forward (:mod:`sslzoo.prefix`).
         """
-        shared = self.prefix.probabilities(ids) if self.prefix is not None else None
+        shared = self.prefix.probabilities(ids) if self.prefix is not None and view is None else None
         if shared is not None:
             return shared
         mode = "inference" if self.phase == "round" else "no_grad"
-        return inference.probabilities(self.model, self.x, ids, grad_free=mode, precision=self.precision)
+        return inference.probabilities(self.model, self.x, ids, grad_free=mode, precision=self.precision, view=view)
+
+    def teacher(self, decay: float | None = None, name: str = "teacher", warmup: bool = True) -> Teacher:
+        """The teacher ``name``: a copy of the model whose weights follow it by an exponential moving
+        average with ``decay``, updated by the engine after every optimizer step (see
+        :mod:`sslzoo.teacher`).
+
+        The first call for a name since the model was built creates it from the model's weights of
+        that moment and must give its ``decay`` (``warmup``: the plain mean of the weights until the
+        decay takes over); a later call returns the same teacher and, given a ``decay``, sets it (a
+        schedule passes the decay of the moment). Not in ``check``: there is no model yet.
+        """
+        if self.teachers is None:
+            raise PluginError(f"{self._where or 'a strategy'}: ctx.teacher was called before the first model was "
+                              f"built (in check); ask for a teacher from a hook that runs with the model")
+        return self.teachers.get(name, decay, warmup, self._where or "a strategy")
 
     def predict_mc(self, ids: torch.Tensor, passes: int, consistent: bool = False) -> torch.Tensor:
         """Class probabilities (k, C, T) of ``passes`` MC-dropout forward passes for ``ids`` (every

@@ -4,14 +4,15 @@
         (after round 0) stop? → select/label on the pool → move ids between the ledger's index sets
         a fresh model when due → train: for each step:
             labeled batch (+ unlabeled batch: select → label → weight) → loss → optimizer step
-        evaluate on the test set → append an entry to the run's curve
+            → the teachers follow the model
+        evaluate (the strategy's evaluated model) on the test set → append an entry to the run's curve
     → the record
 
 :meth:`Run.execute` is that loop, top to bottom. The run's state is made in two places: the data
 (:class:`RunData`: inputs on the device, the hidden truth, the ledger) and the strategy's
-:class:`~sslzoo.context.Context` once, by :meth:`Run.setup`; the model with its optimizer
-(:class:`Learner`) by :meth:`Run.fresh_learner` at round 0 and, with ``retrain=scratch``, every
-round. Everything else is passed and returned.
+:class:`~sslzoo.context.Context` once, by :meth:`Run.setup`; the model with its optimizer and
+teachers (:class:`Learner`) by :meth:`Run.fresh_learner` at round 0 and, with ``retrain=scratch``,
+every round. Everything else is passed and returned.
 
 Data lives on the device as tensors; batches are ``randperm`` slices, never a DataLoader.
 Nothing in the step loop synchronises with the device: a non-finite loss is detected on the
@@ -46,6 +47,7 @@ from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import held_out, initial_labels
 from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy
+from sslzoo.teacher import Teachers
 from sslzoo.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 
 Progress = Callable[[dict[str, Any]], None]
@@ -241,13 +243,14 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
 @dataclass
 class Learner:
     """The model being trained and what goes with it: its optimizer, how its logits score the
-    classes (``softmax`` or ``sigmoid``) and the layers a pseudo-labeling step's two forward passes
-    share (:mod:`sslzoo.prefix`)."""
+    classes (``softmax`` or ``sigmoid``), the layers a pseudo-labeling step's two forward passes
+    share (:mod:`sslzoo.prefix`) and the teachers that follow it (:mod:`sslzoo.teacher`)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     activation: str
     prefix: SharedPrefix
+    teachers: Teachers
 
 
 class Fit(NamedTuple):
@@ -352,7 +355,8 @@ class Run:
             model = model.to(memory_format=torch.channels_last)
         return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
                        activation=inference.output_activation(model),
-                       prefix=SharedPrefix(model, self.training.precision))
+                       prefix=SharedPrefix(model, self.training.precision),
+                       teachers=Teachers(model, x, self.training.precision))
 
     def _check_fits(self, model: nn.Module) -> None:
         """The model must take the dataset's inputs and give one output per class: a one-sample forward
@@ -384,14 +388,14 @@ class Run:
         ctx.round, ctx.phase = rnd, "round"
         if rnd == 0 or training.retrain == "scratch":
             self.learner = self.fresh_learner()
-            ctx.model, ctx.prefix = self.learner.model, self.learner.prefix
+            ctx.model, ctx.prefix, ctx.teachers = self.learner.model, self.learner.prefix, self.learner.teachers
         model = self.learner.model
         train_ids = data.ledger.train()
         sampler = PoolSampler(data.ledger.pool(), ctx.generator)
         semi = self.strategy.unlabeled_batch_size() > 0
         tally = Tally(self.device, data.ledger.source.numel())
-        stopper = (EarlyStopping(training.patience, data.x_test, data.y_test, model, training.precision,
-                                 training.patience_start) if training.patience else None)
+        stopper = (EarlyStopping(training.patience, data.x_test, data.y_test, self.strategy.evaluated_model(ctx),
+                                 training.precision, training.patience_start) if training.patience else None)
         ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(training.epochs):
             schedule_epoch(self.learner.optimizer, training, epoch)
@@ -405,10 +409,10 @@ class Run:
                                "labels": train_ids.numel()})
             if training.eval_every and (epoch + 1) % training.eval_every == 0 and epoch + 1 < training.epochs:
                 curve.append(self.evaluate(rnd, epoch + 1, tally if semi else None)[0])
-            if stopper is not None and stopper.stop(model, epoch + 1):
+            if stopper is not None and stopper.stop(self.strategy.evaluated_model(ctx), epoch + 1):
                 break
         if stopper is not None:
-            stopper.restore(model)
+            stopper.restore(self.strategy.evaluated_model(ctx))
         return Fit(tally if semi else None, stopper.best_epoch if stopper is not None else None)
 
     def _epoch(self, rnd: int, epoch: int, plan: EpochPlan, train_ids: torch.Tensor, sampler: PoolSampler,
@@ -485,6 +489,7 @@ class Run:
         learner.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         learner.optimizer.step()
+        learner.teachers.update()
         return loss
 
     def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
@@ -505,8 +510,8 @@ class Run:
         distinct ids that got one.
         """
         data, ledger = self.data, self.data.ledger
-        matrix = inference.confusion(self.learner.model, data.x_test, data.y_test, data.num_classes,
-                                     precision=self.training.precision)
+        matrix = inference.confusion(self.strategy.evaluated_model(self.ctx), data.x_test, data.y_test,
+                                     data.num_classes, precision=self.training.precision)
         accuracy = matrix.diagonal().sum().double() / max(1, data.y_test.numel())
         tally = step_tally
         if tally is None:
@@ -558,8 +563,8 @@ class Run:
         }
         if self.data.unlabeled:
             record["unlabeled_samples"] = self.data.unlabeled  # training samples without a label, held out
-        boundary = decision_boundary(self.learner.model, self.data.x, self.data.ledger, self.data.oracle.reveal,
-                                     self.data.num_classes, self.training.precision)
+        boundary = decision_boundary(self.strategy.evaluated_model(self.ctx), self.data.x, self.data.ledger,
+                                     self.data.oracle.reveal, self.data.num_classes, self.training.precision)
         if boundary is not None:
             record["boundary"] = boundary
         return record

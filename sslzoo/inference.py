@@ -11,7 +11,7 @@ sample and only the rest T times; any other model runs whole, T times.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
@@ -86,13 +86,16 @@ def autocast(device: torch.device, precision: Precision = "auto") -> contextlib.
 
 
 def probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, grad_free: str = "inference",
-                  chunk: int = CHUNK, precision: Precision = "auto") -> torch.Tensor:
-    """Softmax outputs (k, C) for ``x[ids]``, dropout off. ``grad_free``: "inference" or "no_grad"."""
+                  chunk: int = CHUNK, precision: Precision = "auto",
+                  view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Softmax outputs (k, C) for ``x[ids]``, dropout off. ``grad_free``: "inference" or "no_grad".
+    ``view``: a batch transform applied to each chunk's inputs first (e.g. an augmentation)."""
     guard = torch.inference_mode() if grad_free == "inference" else torch.no_grad()
     out = []
     with guard, eval_mode(model), autocast(x.device, precision):
         for start in range(0, ids.numel(), chunk):
-            out.append(torch.softmax(model(x[ids[start:start + chunk]]).float(), dim=1))
+            inputs = x[ids[start:start + chunk]]
+            out.append(torch.softmax(model(inputs if view is None else view(inputs)).float(), dim=1))
     if not out:
         with guard:
             return torch.empty(0, 0, device=x.device)

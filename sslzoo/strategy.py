@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sslzoo.inference import Precision
 from sslzoo.options import make_options
@@ -229,6 +230,12 @@ class Strategy:
         if unlabeled is not None:
             total = total + weighted_cross_entropy(unlabeled)
         return total
+
+    def evaluated_model(self, ctx: Context) -> nn.Module:
+        """The model whose test accuracy the run reports (and that ``patience`` selects and the
+        decision boundary shows). Default: the model trained, ``ctx.model``; a strategy may hand in
+        another, such as its teacher (``ctx.teacher(name=...).model``)."""
+        return ctx.model
 
     # -- description ---------------------------------------------------------------------
     def parts(self) -> tuple[Strategy, ...]:

@@ -339,7 +339,7 @@ class Session:
         saved = torch.load(self.directory / MODEL_FILE, map_location=run.device, weights_only=True)
         learner.model.load_state_dict(saved["state_dict"])
         run.learner = learner
-        run.ctx.model, run.ctx.prefix = learner.model, learner.prefix
+        run.ctx.model, run.ctx.prefix, run.ctx.teachers = learner.model, learner.prefix, learner.teachers
 
     @staticmethod
     def _evaluate(run: Run) -> dict[str, Any]:

@@ -27,8 +27,14 @@ from pathlib import Path
 VERSION = "1.23.2"
 PACKAGES = (f"label-studio=={VERSION}", "label-studio-sdk==2.1.2")
 USER, PASSWORD, TOKEN = "sslzoo@example.com", "sslzoo-test-password", "sslzoo0test0token0000000000000000"
-START_TIMEOUT = 600.0
+START_TIMEOUT = 300.0
 """Seconds a server may take to answer /health (its first start migrates a fresh database)."""
+INSTALL_BUDGET = 720.0
+"""Seconds the whole installation may take (a few tens of seconds with a reachable registry): past it,
+the step under way is stopped and the test skips with the reason, so a slow registry costs CI at
+most this much."""
+UV_BUDGET = 360.0
+"""Seconds ``uv`` may take before pip, with what is left of the budget, tries instead."""
 QUIET = {"LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
          "CONVERTER_DOWNLOAD_RESOURCES": "false", "DEBUG": "false"}
 """Environment of the server: no calls home (version check, analytics, error reports)."""
@@ -43,11 +49,16 @@ def python(where: Path) -> Path:
     return where / "venv" / "bin" / "python"
 
 
-def _run(command: list[str], log: Path) -> None:
+def _run(command: list[str], log: Path, timeout: float) -> None:
+    """Run ``command`` with its output, start time and duration in ``log``; at most ``timeout`` seconds."""
     with open(log, "a") as out:
-        out.write(f"$ {' '.join(command)}\n")
+        out.write(f"$ {' '.join(command)}  [{time.strftime('%H:%M:%S')}, at most {timeout:.0f} s]\n")
         out.flush()
-        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=1800)
+        started = time.monotonic()
+        try:
+            subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=max(timeout, 1.0))
+        finally:
+            out.write(f"  ({time.monotonic() - started:.0f} s)\n")
 
 
 def _tail(log: Path, lines: int = 3) -> str:
@@ -69,18 +80,23 @@ def install(where: Path | None = None) -> str | None:
         if ready.exists():
             return None
         log.write_text("")
+        deadline = time.monotonic() + INSTALL_BUDGET
+
+        def left() -> float:
+            return deadline - time.monotonic()
+
         try:
             shutil.rmtree(where / "venv", ignore_errors=True)
             shutil.rmtree(where / "template", ignore_errors=True)
-            _run([sys.executable, "-m", "venv", str(where / "venv")], log)
+            _run([sys.executable, "-m", "venv", str(where / "venv")], log, left())
             pip = [str(python(where)), "-m", "pip", "install", "-q", "--retries", "1", "--timeout", "60"]
             try:
-                _run([*pip, "uv"], log)
+                _run([*pip, "uv"], log, min(left(), 120.0))
                 _run([str(where / "venv" / "bin" / "uv"), "pip", "install", "-q", "--python", str(python(where)),
-                      *PACKAGES], log)
-            except subprocess.CalledProcessError:
-                _run([*pip, *PACKAGES], log)
-            with server(where, where / "template"):
+                      *PACKAGES], log, min(left(), UV_BUDGET))
+            except subprocess.SubprocessError:
+                _run([*pip, *PACKAGES], log, left())
+            with server(where, where / "template", min(left(), START_TIMEOUT)):
                 pass  # the first start migrates the database: later servers start from a copy
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             return f"Label Studio could not be installed in {where} ({exc}): {_tail(log)}"
@@ -103,9 +119,9 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def server(where: Path, data: Path) -> Iterator[str]:
+def server(where: Path, data: Path, timeout: float = START_TIMEOUT) -> Iterator[str]:
     """A Label Studio server on a free local port with its data in ``data`` (the user and API token
-    of this module); its URL while the block runs."""
+    of this module); its URL while the block runs. It must answer within ``timeout`` seconds."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     binary = where / "venv" / "bin" / "label-studio"
@@ -117,13 +133,13 @@ def server(where: Path, data: Path) -> Iterator[str]:
              "--data-dir", str(data), "--username", USER, "--password", PASSWORD, "--user-token", TOKEN,
              "--enable-legacy-api-token"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + timeout
         while not _healthy(url):
             if process.poll() is not None:
                 raise RuntimeError(f"the Label Studio server ended with exit code {process.returncode}: "
                                    f"{_tail(data / 'server.log')}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the Label Studio server did not answer in {START_TIMEOUT:.0f} s")
+                raise RuntimeError(f"the Label Studio server did not answer in {timeout:.0f} s")
             time.sleep(0.5)
         yield url
     finally:
@@ -152,3 +168,6 @@ if __name__ == "__main__":
     started = time.monotonic()
     reason = install()
     print(reason or f"Label Studio {VERSION} ready in {home()} ({time.monotonic() - started:.0f} s)")
+    with contextlib.suppress(OSError):  # the steps and their durations, for CI's log
+        print("\n".join(line for line in (home() / "install.log").read_text(errors="replace").splitlines()
+                        if line.startswith(("$ ", "  ("))))

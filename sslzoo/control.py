@@ -18,6 +18,7 @@ from sslzoo.api import create_strategy, option_names
 from sslzoo.composite import SEPARATORS
 from sslzoo.errors import OptionError
 from sslzoo.registry import Registry
+from sslzoo.strategy import Strategy
 
 RANDOM = "random"
 """The strategy whose queries are random: the control group's."""
@@ -32,6 +33,12 @@ def control_of(strategy: str, family: str | None) -> str | None:
         if found:
             return None if active == RANDOM else f"{RANDOM}{separator}{pseudo}"
     return RANDOM if family == "al" and strategy != RANDOM else None
+
+
+def protocol_of(strategy: Strategy, control: str, registry: Registry) -> dict[str, Any]:
+    """The protocol the control group ``control`` replays: ``strategy``'s resolved options that it takes."""
+    accepted = option_names(control, registry)
+    return {k: v for k, v in strategy.resolved_options().items() if k in accepted}
 
 
 def with_controls(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
@@ -51,8 +58,7 @@ def with_controls(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]
         if control is None:
             continue
         queried = True
-        accepted = option_names(control, registry)
-        protocol = {k: v for k, v in strategy.resolved_options().items() if k in accepted}
+        protocol = protocol_of(strategy, control, registry)
         if control in names:
             given = create_strategy(control, registry, **options[control]).resolved_options()
             differ = [k for k in protocol if canonical(given.get(k)) != canonical(protocol[k])]

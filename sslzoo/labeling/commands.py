@@ -10,10 +10,13 @@ from typing import Any
 import click
 
 from sslzoo.engine import Progress
-from sslzoo.labeling.session import Round, Session
+from sslzoo.labeling.replay import REPORT_DIR
+from sslzoo.labeling.replay import report as write_report
+from sslzoo.labeling.session import Round, Session, round_size
 from sslzoo.labeling.simulated import SimulatedLabeler, simulate
 from sslzoo.options import parse_assignments
 from sslzoo.results.formatting import text_table
+from sslzoo.results.reporting import boost_text
 
 DIRECTORY = click.argument("directory", type=click.Path(file_okay=False))
 
@@ -68,21 +71,40 @@ def label() -> None:
 @click.option("--model", default=None, help="Model name (default: the dataset's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training and the selection.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--control", default=None, metavar="FRACTION",
+              help="Each round, also ask about FRACTION × K items (0 < FRACTION <= 1) drawn at random and mixed "
+                   "into the K queries: the control group. The strategy never trains on their labels; `sslzoo "
+                   "label report` replays a random-query learner on them and states the efficiency boost.")
+@click.option("--holdout", default=None, metavar="N",
+              help="Set N of your data's labels aside to measure every training on (for data whose test split "
+                   "has no labels).")
 def start(directory: str, dataset: str, strategy: str, options: Sequence[str], dataset_options: Sequence[str],
-          model: str | None, seed: int, device: str) -> None:
+          model: str | None, seed: int, device: str, control: str | None, holdout: str | None) -> None:
     """Start a labeling session in DIRECTORY (new or empty)."""
     session = Session.start(directory, dataset, strategy, options=parse_assignments(options),
-                            dataset_options=parse_assignments(dataset_options), model=model, seed=seed, device=device)
+                            dataset_options=parse_assignments(dataset_options), model=model, seed=seed, device=device,
+                            control=control, holdout=holdout)
     status = session.status()
+    aside = f", {len(session.holdout)} more held out" if session.holdout else ""
     click.echo(f"started a labeling session in {directory}: dataset {status['dataset']} ({status['items']} items, "
-               f"{len(status['classes'])} classes, {status['labels']} labeled), strategy {status['strategy']}, "
+               f"{len(status['classes'])} classes, {status['labels']} labeled{aside}), strategy {status['strategy']}, "
                f"model {status['model']}")
+    click.echo(f"trainings are measured on {status['evaluated_on']}")
+    if session.control is not None:
+        group = session.control
+        click.echo(f"control group: {group.strategy}; each round with a model also asks about {group.fraction:g} × "
+                   f"its queries more items, drawn at random and mixed in ({group.size(20)} more with -k 20, fewer "
+                   f"when a draw is labeled already): the cost of measuring the strategy against random queries; "
+                   f"{strategy} never trains on their labels")
     click.echo(f"next: sslzoo label next {directory} -k 20")
 
 
 def _round_lines(asked: Round) -> list[str]:
-    head = f"round {asked.number}: {len(asked.items)} queries by {asked.strategy}" + (
+    controls = sum(1 for item in asked.items if item["control"])
+    head = f"round {asked.number}: {round_size(len(asked.items) - controls, asked.strategy, controls)}" + (
         f" (guesses of training {asked.training})" if asked.training is not None else " (no model yet: a cold start)")
+    if controls:
+        head += ", the control items mixed in"
     if asked.reused:
         head += ", asked before; label them and import the labels"
     named = any(item["item"] for item in asked.items)
@@ -105,7 +127,7 @@ def next_(directory: str, k: int, as_json: bool, quiet: bool) -> None:
     asked = _open(directory, quiet).next(k)
     if as_json:
         click.echo(json.dumps({"round": asked.number, "strategy": asked.strategy, "training": asked.training,
-                               "reused": asked.reused, "items": asked.items,
+                               "reused": asked.reused, "items": asked.items, "control": asked.control,
                                "files": [str(f) for f in asked.files]}, indent=2))
         return
     for line in _round_lines(asked):
@@ -124,7 +146,8 @@ def import_(directory: str, file: str, labeler: str | None) -> None:
     batch = imported.batch
     by = ", ".join(sorted({x.by for x in batch.labels}))
     note = f"; {imported.already} were already in the ledger" if imported.already else ""
-    click.echo(f"imported {len(batch.labels)} labels from {file} as batch {batch.number} (by {by}){note}")
+    control = f", {len(batch.control)} of them control labels" if batch.control else ""
+    click.echo(f"imported {len(batch.labels)} labels{control} from {file} as batch {batch.number} (by {by}){note}")
     click.echo(f"next: sslzoo label next {directory} (retrains on them)")
 
 
@@ -152,18 +175,29 @@ def status(directory: str, as_json: bool) -> None:
         return
     click.echo(f"{state['directory']}: dataset {state['dataset']} ({state['items']} items), strategy "
                f"{state['strategy']}, model {state['model']}")
-    click.echo(f"labels: {state['labels']} (" + ", ".join(f"{c}: {n}" for c, n in state["per_class"].items()) + ")")
+    click.echo(f"labels: {state['labels']} ("
+               + ", ".join(f"{c}: {n}" for c, n in state["labels_per_class"].items()) + f"); trainings are measured "
+               f"on {state['evaluated_on']}")
     for batch in state["batches"]:
-        click.echo(f"batch {batch['batch']}: {batch['labels']} labels from {batch['source']} by "
+        control = f" ({batch['control']} control labels)" if batch["control"] else ""
+        click.echo(f"batch {batch['batch']}: {batch['labels']} labels{control} from {batch['source']} by "
                    f"{', '.join(batch['by'])} on {batch['imported']}")
     for entry in state["trainings"]:
         click.echo(_training_line(entry))
     if state["rounds"]:
         last = state["rounds"][-1]
-        click.echo(f"round {last['round']}: {last['k']} queries by {last['strategy']}, {len(state['pending'])} "
-                   f"waiting for a label")
+        click.echo(f"round {last['round']}: {round_size(last['queries'], last['strategy'], last['controls'])}, "
+                   f"{len(state['pending'])} waiting for a label")
     if state["labels"] and not state["model_current"]:
         click.echo("new labels since the last training: `sslzoo label next` or `sslzoo label train` retrains")
+    control = state["control"]
+    if control is not None:
+        click.echo(f"control group ({control['strategy']}, {control['fraction']:g} × each round's queries): "
+                   f"{control['drawn']} items drawn, {control['asked']} of them asked for it alone, "
+                   f"{control['labels']} control labels (never trained on by {state['strategy']}); its learner holds "
+                   f"{control['learner_labels']} labels "
+                   f"and replayed {control['replayed']} of {len(state['trainings'])} trainings "
+                   f"(`sslzoo label report` replays the rest)")
 
 
 @label.command(name="simulate")
@@ -180,3 +214,29 @@ def simulate_(directory: str, rounds: int, k: int, noise: float, labeler_seed: i
     session = _open(directory, quiet)
     for entry in simulate(session, SimulatedLabeler(session, noise, labeler_seed), rounds, k):
         click.echo(_training_line(entry))
+
+
+@label.command(name="report")
+@DIRECTORY
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help=f"Directory for report.md, the figures and records.jsonl (default: DIRECTORY/{REPORT_DIR}).")
+@click.option("--json", "as_json", is_flag=True, help="What was written, and the efficiency boost, as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def report_(directory: str, out_dir: str | None, as_json: bool, quiet: bool) -> None:
+    """Write the session's report, as `sslzoo report` does: learning curves, precision and recall by
+    class and, for a session started with --control, the strategy's efficiency boost over its control
+    group. The control group's learner is first replayed at every training not replayed yet, on the
+    labels people gave for its start and its draws. The records go beside the report."""
+    written = write_report(_open(directory, quiet), out_dir)
+    if as_json:
+        click.echo(json.dumps({"markdown": str(written.markdown), "figures": [str(f) for f in written.figures],
+                               "control_group": written.control_group, "notes": written.notes}, indent=2))
+        return
+    for row in written.control_group:
+        labels = "never" if row["labels"] is None else f"with {row['labels']:.0f} labels"
+        click.echo(f"efficiency boost of {row['strategy']} over its control group {row['control']}: {boost_text(row)} "
+                   f"({row['control']} reached {100 * row['control_accuracy']:.2f} % with "
+                   f"{row['control_labels']:.0f} labels, {row['strategy']} reached it {labels})")
+    click.echo(str(written.markdown))
+    for figure in written.figures:
+        click.echo(str(figure))

@@ -32,7 +32,9 @@ class Label:
 @dataclass(frozen=True)
 class LabelBatch:
     """One import: its number (0, 1, ...), where it came from, when, the content hash of the file (none
-    for the labels a session starts from), the query round it followed and its labels."""
+    for the labels a session starts from), the query round it followed, its labels and the ids among
+    them that are control labels (asked only for the session's control group,
+    :mod:`sslzoo.labeling.control`: the strategy's model never trains on them)."""
 
     number: int
     source: str
@@ -40,17 +42,19 @@ class LabelBatch:
     sha256: str | None
     round: int
     labels: tuple[Label, ...]
+    control: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"batch": self.number, "source": self.source, "imported": self.imported, "sha256": self.sha256,
-                "round": self.round, "labels": [[x.id, x.label, x.by, x.at] for x in self.labels]}
+                "round": self.round, "labels": [[x.id, x.label, x.by, x.at] for x in self.labels],
+                "control": list(self.control)}
 
     @classmethod
     def from_json(cls, entry: Any, where: str) -> LabelBatch:
         try:
             labels = tuple(Label(int(i), str(c), str(b), str(t)) for i, c, b, t in entry["labels"])
             return cls(int(entry["batch"]), str(entry["source"]), str(entry["imported"]), entry["sha256"],
-                       int(entry["round"]), labels)
+                       int(entry["round"]), labels, tuple(int(i) for i in entry.get("control", ())))
         except (KeyError, TypeError, ValueError):
             raise SessionError(f"{where}: not a batch of labels written by sslzoo") from None
 

@@ -3,11 +3,15 @@
 A session lives in a directory::
 
     session.json     what it runs: dataset (and its options), strategy (and options), model, seed,
-                     device, the class names and the number of items
+                     device, the class names, the number of items, the control group and the
+                     held-out items, if any
     labels.jsonl     the ledger: one line per imported batch, with who labeled which item as what
-                     and when (:mod:`sslzoo.labeling.ledger`)
-    history.jsonl    one line per training (labels, test accuracy) and per round of queries
+                     and when, and which labels are control labels (:mod:`sslzoo.labeling.ledger`)
+    history.jsonl    one line per training (labels, test accuracy) and per round of queries (with
+                     the control group's draws)
     model.pt         the weights of the last training and the ledger batches it learned from
+    control.jsonl    one line per training the control group replayed, and control-model.pt its
+                     last model (:mod:`sslzoo.labeling.replay`)
     round-N/         round N's queries for a person: queries.csv (fill in its label column),
                      queries.png, label-studio-tasks.json and label-studio-config.xml, and the
                      model's auto-labels of the rest of the pool (autolabels.csv, hard ones first)
@@ -25,6 +29,11 @@ writer is refused at once). An import is one journal line, so a process killed a
 loses no imported label; a training killed midway leaves the previous model, and the next step
 trains again. The session reads no hidden label: the labels it trains on are those imported and,
 for a person's own data (``Dataset.labels_given``), those the dataset holds.
+
+A session started with a control group (:mod:`sslzoo.labeling.control`) also asks each round about
+items drawn at random for it; the strategy's model never trains on their labels. A session whose
+test split has no labels may set some of the data's labels aside to measure every training on
+(:mod:`sslzoo.labeling.holdout`).
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ from sslzoo.errors import OptionError, SessionError, UnknownNameError
 from sslzoo.journal import Journal, fsync_directory, hold, read_text, replace_file
 from sslzoo.labeling import label_studio, sheets
 from sslzoo.labeling.answers import read_answers
+from sslzoo.labeling.control import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
+from sslzoo.labeling.holdout import evaluated_on, held_out_items
 from sslzoo.labeling.ledger import GIVEN, Label, LabelBatch, LabelLedger, labeled
 from sslzoo.ledger import Ledger
 from sslzoo.metrics import class_metrics
@@ -84,6 +95,11 @@ def selection_seed(seed: int, round_: int) -> int:
     return seed * 100_003 + round_
 
 
+def round_size(queries: int, strategy: str, controls: int) -> str:
+    """How many items a round asks about, in words: ``8 queries by margin`` (``and 4 control items``)."""
+    return f"{queries} queries by {strategy}" + (f" and {controls} control items" if controls else "")
+
+
 def check_strategy(name: str, options: dict[str, Any], registry: Registry) -> Strategy:
     """The strategy a session can run (one that asks a labeler about every item it selects), built
     with ``options``; :class:`~sslzoo.errors.SessionError` or ``OptionError`` naming what does not fit."""
@@ -106,8 +122,10 @@ def check_strategy(name: str, options: dict[str, Any], registry: Registry) -> St
 @dataclass
 class Round:
     """A round of queries: its number, directory and files, the items in the strategy's order (each
-    ``{"id", "item", "guess", "confidence", "difficulty"}``), the strategy that chose them, the training
-    whose model guessed (None: a cold start) and whether it was asked before (``reused``)."""
+    ``{"id", "item", "guess", "confidence", "difficulty", "control"}``; with a control group its control
+    items are mixed in at random places, ``control`` true), the strategy that chose them, the training
+    whose model guessed (None: a cold start), whether it was asked before (``reused``) and the control
+    group's draws (None: no control group, or a cold start)."""
 
     number: int
     directory: Path
@@ -116,6 +134,7 @@ class Round:
     strategy: str
     training: int | None
     reused: bool = False
+    control: list[int] | None = None
 
 
 @dataclass
@@ -145,9 +164,15 @@ class _State:
     history: list[dict[str, Any]]
     model: dict[str, Any] | None
     labels: dict[int, tuple[Label, int]] = field(init=False)
+    control: set[int] = field(init=False)  # the control labels' items: the control group's alone
 
     def __post_init__(self) -> None:
         self.labels = labeled(self.batches)
+        self.control = {i for batch in self.batches for i in batch.control}
+
+    def own(self) -> dict[int, tuple[Label, int]]:
+        """The labels the strategy's model trains on: every label but the control labels."""
+        return {i: label for i, label in self.labels.items() if i not in self.control}
 
     def model_current(self) -> bool:
         """Whether the last model learned from every batch of the ledger."""
@@ -176,18 +201,24 @@ class Session:
         self.ledger = LabelLedger(self.directory)
         self.history = Journal(self.directory / HISTORY_FILE, SessionError)
         self.classes: list[str] = list(self.spec["classes"])
+        self.control = ControlGroup.from_json(self.spec.get("control"))
+        self.holdout: list[int] = list((self.spec.get("holdout") or {}).get("ids", []))
         self._held = 0
 
     # -- starting and holding --------------------------------------------------------------------
     @classmethod
     def start(cls, directory: str | os.PathLike, dataset: str, strategy: str, *,
               options: dict[str, Any] | None = None, dataset_options: dict[str, Any] | None = None,
-              model: str | None = None, seed: int = 0, device: str = "auto",
-              registry: Registry | None = None) -> Session:
+              model: str | None = None, seed: int = 0, device: str = "auto", control: float | str | None = None,
+              holdout: int | str | None = None, registry: Registry | None = None) -> Session:
         """A new session in ``directory`` (absent or empty) on ``dataset`` (a name, or a path as
         ``sslzoo bench`` takes it) with ``strategy``: everything is checked and the data read first,
         then the session appears whole (written beside ``directory`` and renamed into place), holding
-        the labels the dataset gives, if any. Dataset options naming files are kept as absolute paths."""
+        the labels the dataset gives, if any. Dataset options naming files are kept as absolute paths.
+
+        ``control``: a control group drawing that fraction of each round's queries at random
+        (:mod:`sslzoo.labeling.control`); it needs a labeled test split or ``holdout``, that many of
+        the dataset's labels set aside to measure every training on (:mod:`sslzoo.labeling.holdout`)."""
         target = Path(directory)
         if (target / SESSION_FILE).exists():
             raise SessionError(f"{target}: already a labeling session; continue it with `sslzoo label next {target}`")
@@ -196,6 +227,7 @@ class Session:
         registry = registry or default_registry()
         options = dict(options or {})
         built = check_strategy(strategy, options, registry)
+        group = None if control is None else ControlGroup.of(control, strategy, built, registry, ROUND_OPTIONS)
         dataset, dataset_options = resolve_dataset(dataset, dataset_options, registry)
         dataset_options = {k: _absolute(v) for k, v in dataset_options.items()}
         data_set = registry.datasets.get(dataset).obj(**dataset_options)
@@ -205,16 +237,21 @@ class Session:
         arrays = data_set.load(seed)  # a file that cannot be read fails here, before anything is written
         classes = arrays.class_names(data_set.num_classes)
         arrays = check_arrays(arrays, dataset, len(classes))
+        test_labeled = arrays.y_test.numel() > 0 and bool((arrays.y_test >= 0).all())
+        ids = torch.nonzero(arrays.y_train >= 0).flatten().tolist() if data_set.labels_given else []
+        held = [] if holdout is None else held_out_items(holdout, ids, seed, dataset, test_labeled)
+        if group is not None and not test_labeled and not held:
+            raise OptionError(f"--control: the test split of dataset {dataset!r} has no labels to measure the strategy "
+                              f"and its control group on; set some of your labels aside with --holdout N")
         started = now()
         spec = {"format": 1, "sslzoo": __version__, "created": started, "dataset": dataset,
                 "dataset_options": dataset_options, "strategy": strategy, "options": options,
                 "resolved_options": {k: v for k, v in built.resolved_options().items() if k not in ROUND_OPTIONS},
                 "model": model_name, "seed": seed, "device": device, "classes": classes,
-                "items": int(arrays.y_train.numel())}
-        given: list[Label] = []
-        if data_set.labels_given:
-            ids = torch.nonzero(arrays.y_train >= 0).flatten().tolist()
-            given = [Label(i, classes[int(arrays.y_train[i])], GIVEN, started) for i in ids]
+                "items": int(arrays.y_train.numel()), "control": group.to_json() if group else None,
+                "holdout": {"ids": held, "labels": [classes[int(arrays.y_train[i])] for i in held]} if held else None}
+        aside = set(held)
+        given = [Label(i, classes[int(arrays.y_train[i])], GIVEN, started) for i in ids if i not in aside]
         del arrays  # a benchmark's training labels are hidden: nothing of them is kept
         staging = target.with_name(f".{target.name}.starting-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -261,38 +298,52 @@ class Session:
         return _State(self.ledger.batches(), self.history.read().entries, model)
 
     def _data(self) -> _Data:
+        """The dataset, loaded; with held-out items, they are its test split."""
         data_set = self.registry.datasets.get(self.spec["dataset"]).obj(**self.spec["dataset_options"])
         arrays = data_set.load(self.spec["seed"])
         if arrays.x_train.shape[0] != self.spec["items"]:
             raise SessionError(f"dataset {self.spec['dataset']!r} has {arrays.x_train.shape[0]} training items now; "
                                f"this session started with {self.spec['items']}, and its labels name items by "
                                f"position: start a new session for the changed data")
-        return _Data(data_set, arrays.x_train, arrays.x_test, arrays.y_test.long(), arrays.train_names)
+        x_test, y_test = arrays.x_test, arrays.y_test.long()
+        if self.holdout:
+            x_test = arrays.x_train[torch.tensor(self.holdout)]
+            y_test = torch.tensor([self.classes.index(c) for c in self.spec["holdout"]["labels"]])
+        return _Data(data_set, arrays.x_train, x_test, y_test, arrays.train_names)
 
-    def _run(self, strategy: Strategy, name: str, data: _Data, state: _State) -> Run:
-        """The engine's run of ``strategy`` on the session's data, holding the ledger's labels."""
+    def _run(self, strategy: Strategy, name: str, data: _Data, batches: list[LabelBatch],
+             labels: dict[int, tuple[Label, int]], out: set[int], options: dict[str, Any]) -> Run:
+        """The engine's run of ``strategy`` (called ``name``, given ``options``) on the session's data,
+        holding ``labels`` (item → label and batch, of ``batches``); the items of ``out`` are neither in its
+        pool nor trained on, nor are the held-out items."""
         spec = RunSpec(strategy=name, dataset=self.spec["dataset"], seed=self.spec["seed"], model=self.spec["model"],
-                       device=self.spec["device"], options=self.spec["options"],
-                       dataset_options=self.spec["dataset_options"])
+                       device=self.spec["device"], options=options, dataset_options=self.spec["dataset_options"])
         run = Run(spec, strategy, self.registry, self.progress)
         n, device = data.x.shape[0], run.device
         known = torch.full((n,), -1, dtype=torch.long)
-        for item_id, (label, _) in state.labels.items():
+        for item_id, (label, _) in labels.items():
             known[item_id] = self.classes.index(label.label)
-        given = [x.id for batch in state.batches if batch.number == 0 and batch.sha256 is None for x in batch.labels]
+        given = [x.id for batch in batches if batch.number == 0 and batch.sha256 is None for x in batch.labels
+                 if x.id in labels]
         normalize = data.dataset.normalize  # the loaded dataset: it may standardize with its own statistics
         run.setup(RunData(x=normalize(data.x.to(device)), x_test=normalize(data.x_test.to(device)),
                           y_test=data.y_test.to(device), oracle=Oracle(known.to(device)), ledger=Ledger(n, device),
                           initial_ids=torch.tensor(given, dtype=torch.long, device=device), classes=self.classes))
-        for batch in state.batches:
-            ids = torch.tensor([x.id for x in batch.labels], dtype=torch.long, device=device)
-            labels = oracle_labels(ids, known.to(device)[ids])
-            run.data.ledger.assign(labels, strategy.weight(run.ctx, labels), batch.round)
+        run.data.ledger.hold_out(torch.tensor(sorted(out | set(self.holdout)), dtype=torch.long, device=device))
+        for batch in batches:
+            ids = torch.tensor([x.id for x in batch.labels if x.id in labels], dtype=torch.long, device=device)
+            assigned = oracle_labels(ids, known.to(device)[ids])
+            run.data.ledger.assign(assigned, strategy.weight(run.ctx, assigned), batch.round)
         return run
 
-    def _strategy(self, k: int, state: _State) -> Strategy:
-        return create_strategy(self.spec["strategy"], self.registry, **self.spec["options"], query_size=k,
-                               budget=len(state.labels) + k)
+    def _strategy_run(self, k: int, state: _State, data: _Data) -> tuple[Strategy, Run]:
+        """The session's strategy asking for ``k`` items and its run on its own labels (the control labels'
+        items out of it)."""
+        own = state.own()
+        strategy = create_strategy(self.spec["strategy"], self.registry, **self.spec["options"], query_size=k,
+                                   budget=len(own) + k)
+        return strategy, self._run(strategy, self.spec["strategy"], data, state.batches, own, state.control,
+                                   self.spec["options"])
 
     # -- training --------------------------------------------------------------------------------
     def train(self, force: bool = False) -> dict[str, Any] | None:
@@ -308,35 +359,41 @@ class Session:
             return self._train(state, self._data())
 
     def _train(self, state: _State, data: _Data) -> dict[str, Any]:
-        strategy = self._strategy(1, state)
-        run = self._run(strategy, self.spec["strategy"], data, state)
-        strategy.check(run.ctx)
+        strategy, run = self._strategy_run(1, state, data)
+        own = state.own()
         number = (state.model["training"] if state.model else 0) + 1
-        rnd = 0
-        if run.training.retrain == "warm" and state.model is not None:
-            self._load_model(run)
-            rnd = number - 1
         seen = state.model["labels"] if state.model else 0
-        self.notify(f"training {number} on {len(state.labels)} labels ({len(state.labels) - seen} new), "
-                    f"{run.training.epochs} epochs")
-        started = time.perf_counter()
-        run.train_round(rnd)
-        model = run.learner.model
-        counts = Counter(label.label for label, _ in state.labels.values())
-        entry = {"event": "train", "training": number, "at": now(), "batches": len(state.batches),
-                 "labels": len(state.labels), "labels_per_class": {c: counts.get(c, 0) for c in self.classes},
-                 **self._evaluate(run), "epochs": run.training.epochs,
-                 "wall_seconds": round_float(time.perf_counter() - started, 3)}
+        self.notify(f"training {number} on {len(own)} labels ({len(own) - seen} new), {run.training.epochs} epochs")
+        numbers, weights = self._fit(run, strategy, own, number, self.directory / MODEL_FILE if state.model else None)
+        entry = {"event": "train", "training": number, "at": now(), "batches": len(state.batches), **numbers}
         buffer = io.BytesIO()
-        torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "training": number, "batches": len(state.batches), "labels": len(state.labels)}, buffer)
+        torch.save({"state_dict": weights, "training": number, "batches": len(state.batches), "labels": len(own)},
+                   buffer)
         replace_file(self.directory / MODEL_FILE, buffer.getvalue(), SessionError)
         self.history.append(entry)
         return entry
 
-    def _load_model(self, run: Run) -> None:
+    def _fit(self, run: Run, strategy: Strategy, labels: dict[int, tuple[Label, int]], number: int,
+             previous: Path | None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Training ``number`` of ``run`` on ``labels`` (from the weights in ``previous`` when the training
+        options say ``retrain=warm`` and there are some): what it learned from and how it measures, and
+        its weights."""
+        strategy.check(run.ctx)
+        rnd = 0
+        if run.training.retrain == "warm" and previous is not None:
+            self._load_model(run, previous)
+            rnd = number - 1
+        started = time.perf_counter()
+        run.train_round(rnd)
+        counts = Counter(label.label for label, _ in labels.values())
+        numbers = {"labels": len(labels), "labels_per_class": {c: counts.get(c, 0) for c in self.classes},
+                   **self._evaluate(run), "epochs": run.training.epochs,
+                   "wall_seconds": round_float(time.perf_counter() - started, 3)}
+        return numbers, {k: v.detach().cpu() for k, v in run.learner.model.state_dict().items()}
+
+    def _load_model(self, run: Run, path: Path) -> None:
         learner = run.fresh_learner()
-        saved = torch.load(self.directory / MODEL_FILE, map_location=run.device, weights_only=True)
+        saved = torch.load(path, map_location=run.device, weights_only=True)
         learner.model.load_state_dict(saved["state_dict"])
         run.learner = learner
         run.ctx.model, run.ctx.prefix, run.ctx.teachers = learner.model, learner.prefix, learner.teachers
@@ -372,17 +429,19 @@ class Session:
             last = asked[-1] if asked else None
             if last and (last["k"], last["training"], last["batches"]) == (k, training, len(state.batches)):
                 return Round(last["round"], self.directory / f"round-{last['round']}", last["items"],
-                             [self.directory / f for f in last["files"]], last["strategy"], training, reused=True)
+                             [self.directory / f for f in last["files"]], last["strategy"], training, reused=True,
+                             control=last.get("control"))
             return self._ask((last["round"] if last else 0) + 1, k, training, state, data)
 
     def _ask(self, number: int, k: int, training: int | None, state: _State, data: _Data) -> Round:
         cold = training is None
         name = COLD_START if cold else self.spec["strategy"]
-        strategy = (create_strategy(COLD_START, self.registry, query_size=k, budget=len(state.labels) + k) if cold
-                    else self._strategy(k, state))
-        run = self._run(strategy, name, data, state)
-        if not cold:
-            self._load_model(run)
+        if cold:
+            strategy = create_strategy(COLD_START, self.registry, query_size=k, budget=len(state.labels) + k)
+            run = self._run(strategy, name, data, state.batches, state.own(), state.control, self.spec["options"])
+        else:
+            strategy, run = self._strategy_run(k, state, data)
+            self._load_model(run, self.directory / MODEL_FILE)
         ctx = run.ctx
         ctx.round, ctx.phase = number, "round"
         ctx.generator.manual_seed(selection_seed(self.spec["seed"], number))
@@ -394,16 +453,30 @@ class Session:
             raise SessionError(f"strategy {name!r} selected {chosen.numel()} items in round {number} for {expected} "
                                f"queries; a labeling session asks people about every item its strategy selects")
         guesses = self._guesses(run, pool, cold, data.names)
-        queried = set(chosen.tolist())
-        items = [guesses[i] for i in chosen.tolist()]
-        rest = [item for i, item in guesses.items() if i not in queried]
+        queries = chosen.tolist()
+        chosen_ids = set(queries)
+        drawn = None if cold or self.control is None else self._draw(self.control, number, k, state)
+        controls = [i for i in drawn or () if i not in state.labels and i not in chosen_ids]
+        items = mix([{**guesses[i], "control": False} for i in queries],
+                    [{**guesses[i], "control": True} for i in controls], draw_seed(self.spec["seed"], number))
+        order = [item["id"] for item in items]
+        asked = chosen_ids | set(controls)
+        rest = [item for i, item in guesses.items() if i not in asked]
         directory = self.directory / f"round-{number}"
-        files = self._write_round(directory, number, name, training, items, rest, data.x[chosen.cpu()])
+        files = self._write_round(directory, number, name, training, items, rest, data.x[torch.tensor(order)],
+                                  len(controls))
         entry = {"event": "query", "round": number, "at": now(), "k": k, "strategy": name, "training": training,
-                 "batches": len(state.batches), "items": items,
+                 "batches": len(state.batches), "items": items, **({} if drawn is None else {"control": drawn}),
                  "files": [str(f.relative_to(self.directory)) for f in files]}
         self.history.append(entry)
-        return Round(number, directory, items, files, name, training)
+        return Round(number, directory, items, files, name, training, control=drawn)
+
+    def _draw(self, group: ControlGroup, number: int, k: int, state: _State) -> list[int]:
+        """Round ``number``'s control draws, sorted: ``group``'s share of ``k`` queries, drawn at random
+        from its pool (every item but the held-out ones, its start and its earlier draws)."""
+        taken = holdings(state.history, state.batches).taken() | set(self.holdout)
+        pool = [i for i in range(self.spec["items"]) if i not in taken]
+        return sorted(draw(pool, group.size(k), draw_seed(self.spec["seed"], number)))
 
     def _guesses(self, run: Run, pool: torch.Tensor, cold: bool, names: tuple[str, ...]) -> dict[int, dict[str, Any]]:
         """Every pool item (its ``item``: the file it came from, when the dataset names it) with the model's
@@ -420,8 +493,9 @@ class Session:
                 for i, g, c, b in zip(ids, guess.tolist(), confidence.tolist(), buckets.tolist())}
 
     def _write_round(self, directory: Path, number: int, strategy: str, training: int | None,
-                     items: list[dict[str, Any]], rest: list[dict[str, Any]], images: torch.Tensor) -> list[Path]:
-        """The round's files, each replaced whole."""
+                     items: list[dict[str, Any]], rest: list[dict[str, Any]], images: torch.Tensor,
+                     controls: int) -> list[Path]:
+        """The round's files, each replaced whole (``controls``: how many of the items are control items)."""
         directory.mkdir(exist_ok=True)
         pictures = sheets.is_image(images)
         model_version = f"sslzoo {strategy}, training {training}"
@@ -434,7 +508,7 @@ class Session:
                 [{**item, "data": m} for item, m in zip(items, media)], model_version), indent=1) + "\n").encode(),
             "label-studio-config.xml": label_studio.labeling_config(self.classes, pictures).encode()}
         if pictures:
-            title = f"round {number}: {len(items)} queries by {strategy}" + (
+            title = f"round {number}: {round_size(len(items) - controls, strategy, controls)}" + (
                 f" (guesses of training {training})" if training is not None else " (no model yet)")
             out["queries.png"] = sheets.contact_sheet(images, items, title)
         if training is not None:
@@ -466,10 +540,14 @@ class Session:
             default_by, at = labeler or _login(), now()
             new: dict[int, Label] = {}
             already = 0
+            held_out = set(self.holdout)
             for answer in answers:
                 if not 0 <= answer.id < self.spec["items"]:
                     raise SessionError(f"{answer.where}: id {answer.id} is not an item of this session "
                                        f"(its ids are 0 to {self.spec['items'] - 1}); nothing changed")
+                if answer.id in held_out:
+                    raise SessionError(f"{answer.where}: item {answer.id} is held out to measure the trainings on, "
+                                       f"with the label your data gives it; nothing changed")
                 if answer.label not in self.classes:
                     hint = str(UnknownNameError("class", answer.label, self.classes)).partition("; ")[2]
                     raise SessionError(f"{answer.where}: unknown class {answer.label!r}; {hint}; nothing changed")
@@ -489,27 +567,42 @@ class Session:
                 raise SessionError(f"{source}: no new labels ({len(answers)} labeled rows, {already} of them already "
                                    f"in the ledger); nothing changed")
             asked = state.queries()
+            control_items = holdings(state.history, state.batches).control_items
             batch = LabelBatch(len(state.batches), str(source), at, digest, asked[-1]["round"] if asked else 0,
-                               tuple(new.values()))
+                               tuple(new.values()), tuple(i for i in new if i in control_items))
             self.ledger.append(batch)
             return Imported(batch, already)
 
     # -- describing ------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """Where the session stands: its set-up, the labels held per class, the batches, trainings and
-        rounds, and the items of the last round nobody has labeled yet."""
+        """Where the session stands: its set-up, what its trainings are measured on, the labels held per
+        class, the batches, trainings and rounds, the items of the last round nobody has labeled yet and
+        its control group (None: it has none): the share of each round it draws, its items drawn and
+        asked (for it alone), the control labels, the labels its learner holds and the trainings it
+        replayed."""
         state = self.state()
         counts = Counter(label.label for label, _ in state.labels.values())
         asked = state.queries()
         pending = [item["id"] for item in asked[-1]["items"] if item["id"] not in state.labels] if asked else []
+        control = None
+        if self.control is not None:
+            held = holdings(state.history, state.batches)
+            control = {"strategy": self.control.strategy, "fraction": self.control.fraction, "drawn": len(held.drawn),
+                       "asked": len(held.control_items), "labels": len(state.control),
+                       "learner_labels": len(held.control_labels(state.labels)),
+                       "replayed": len(Journal(self.directory / CONTROL_FILE, SessionError).read().entries)}
         return {"directory": str(self.directory), "dataset": self.spec["dataset"], "strategy": self.spec["strategy"],
                 "model": self.spec["model"], "items": self.spec["items"], "classes": self.classes,
+                "evaluated_on": evaluated_on(self.spec.get("holdout")),
                 "labels": len(state.labels), "labels_per_class": {c: counts.get(c, 0) for c in self.classes},
                 "batches": [{"batch": b.number, "source": b.source, "imported": b.imported, "labels": len(b.labels),
-                             "by": sorted({x.by for x in b.labels})} for b in state.batches],
+                             "control": len(b.control), "by": sorted({x.by for x in b.labels})}
+                            for b in state.batches],
                 "trainings": [e for e in state.history if e.get("event") == "train"],
-                "rounds": [{k: e[k] for k in ("round", "at", "k", "strategy", "training")} for e in asked],
-                "pending": pending, "model_current": state.model_current()}
+                "rounds": [{**{k: e[k] for k in ("round", "at", "k", "strategy", "training")},
+                            "queries": sum(1 for item in e["items"] if not item.get("control")),
+                            "controls": sum(1 for item in e["items"] if item.get("control"))} for e in asked],
+                "pending": pending, "model_current": state.model_current(), "control": control}
 
 
 def _absolute(value: Any) -> Any:

@@ -405,7 +405,7 @@ def control_group(groups: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]
     return rows
 
 
-def _boost(row: Mapping[str, Any]) -> str:
+def boost_text(row: Mapping[str, Any]) -> str:
     """``2.00×``, ``≥ 2.00×`` (there with the starting labels) or ``< 1.00×`` (not there with the most
     labels the strategy ran)."""
     if row["boost"] is not None:
@@ -419,7 +419,8 @@ def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
                if (c := control_of(name, records[0].get("family"))) is not None and c not in groups]
     md = ["### Against the control group", ""]
     if rows:
-        md += ["The control group replays a strategy's protocol with random queries (`sslzoo bench --control`). "
+        md += ["The control group replays a strategy's protocol with random queries (`sslzoo bench --control`, "
+               "or a labeling session's `--control`). "
                "The efficiency boost is the labels the control group ends with divided by the labels the "
                "strategy needs to reach the control group's final accuracy (the first label count at which "
                "its mean curve over seeds reaches it): 2× reaches it with half the labels; ≥ marks a strategy "
@@ -431,7 +432,7 @@ def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
             table.append([r["strategy"], r["control"], f"{100 * r['control_accuracy']:.2f} %",
                           f"{r['control_labels']:.0f}",
                           f"{r['labels']:.0f}" if r["labels"] is not None else "not reached",
-                          _boost(r),
+                          boost_text(r),
                           *(f"{better[m][0]} of {better[m][1]}" if m in better else "—"
                             for m in ("precision", "recall"))])
         md += markdown_table(["strategy", "control group", "its accuracy", "its labels", "labels to reach it",
@@ -439,14 +440,16 @@ def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
         md.append("")
     if missing:
         md += [f"No control group in these records for {', '.join(missing)}: run the same bench with "
-               f"`--control` to measure the efficiency boost.", ""]
+               f"`--control` (or start a labeling session with `--control F`) to measure the efficiency boost.", ""]
     return md if rows or missing else []
 
 
 # -- the report ---------------------------------------------------------------------------------------
-def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFERENCE) -> Report:
+def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFERENCE,
+           notes: Sequence[str] = ()) -> Report:
     """Write ``report.md`` and PNG figures for ``results`` (records, or paths to record files or
-    directories) into ``out_dir``; returns what was written."""
+    directories) into ``out_dir``, with ``notes`` (lines about where the records came from) among its
+    notes; returns what was written."""
     loaded = as_records(results, "RESULTS")
     groups = group(loaded, "RESULTS")
     out = Path(out_dir)
@@ -454,7 +457,7 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ResultsError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
-    into = Report(out_dir=out, markdown=out / "report.md", notes=list(loaded.warnings))
+    into = Report(out_dir=out, markdown=out / "report.md", notes=[*notes, *loaded.warnings])
     by_dataset: dict[tuple[str, str], dict[str, list[Record]]] = {}
     for (strategy, dataset, preset), g in groups.items():
         by_dataset.setdefault((dataset, preset), {})[strategy] = sorted(g.records, key=lambda r: r["seed"])

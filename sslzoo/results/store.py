@@ -135,6 +135,11 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike], *, allow_empty:
         if not path.exists():
             raise ResultsError(f"{path}: no such file or directory")
         if path.is_dir():
+            from sslzoo.labeling.session import SESSION_FILE
+
+            if (path / SESSION_FILE).is_file():
+                raise ResultsError(f"{path}: a labeling session, not a directory of records; `sslzoo label report "
+                                   f"{path}` replays its control group and writes its report")
             files = _files_in(path)
             if not files and not allow_empty:
                 raise ResultsError(f"{path}: empty results directory: no {RECORDS_FILE} or other *.jsonl/*.json "

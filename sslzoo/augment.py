@@ -43,3 +43,32 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, rotation: float =
     theta = affine_matrices(x.shape[0], generator, rotation, zoom, shift, device=x.device)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``x`` (N, C, H, W) with each image mirrored left to right with probability 1/2; other shapes
+    unchanged."""
+    if x.dim() != 4 or x.shape[0] == 0:
+        return x
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def gaussian_noise(x: torch.Tensor, generator: torch.Generator, std: float) -> torch.Tensor:
+    """``x`` plus independent Gaussian noise of standard deviation ``std`` (inputs of any shape)."""
+    if std <= 0 or x.numel() == 0:
+        return x
+    return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def shift_and_noise(x: torch.Tensor, generator: torch.Generator, shift: float, noise: float = 0.0,
+                    flip: bool = False) -> torch.Tensor:
+    """The light augmentation of the consistency methods: images shifted by up to ±``shift`` of their
+    size (and with ``flip`` mirrored half the time), then Gaussian input noise of std ``noise`` on any
+    input (the Π-model's and the mean teacher's "translation + noise"; FixMatch's weak "flip-and-shift"
+    without noise)."""
+    if shift > 0:
+        x = random_affine(x, generator, rotation=0.0, zoom=0.0, shift=shift)
+    if flip:
+        x = random_flip(x, generator)
+    return gaussian_noise(x, generator, noise)

@@ -40,6 +40,10 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.typiclust",
     "sslzoo.default_plugins.pseudo_label",
     "sslzoo.default_plugins.self_training",
+    "sslzoo.default_plugins.fixmatch",
+    "sslzoo.default_plugins.mean_teacher",
+    "sslzoo.default_plugins.vat",
+    "sslzoo.default_plugins.pi_model",
 )
 
 

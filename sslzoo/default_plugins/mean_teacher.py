@@ -1,0 +1,115 @@
+"""Mean Teacher (Tarvainen & Valpola 2017): the student agrees with an average of its own weights.
+
+The teacher is the engine's teacher facility (``ctx.teacher``): a copy of the model whose weights
+follow the student's by an exponential moving average after every optimizer step, with decay
+``ema_decay_rampup`` (0.99) during the ramp-up and ``ema_decay`` (0.999) after it, and the plain
+mean of the weights before the decay takes over (the authors' code). Each step, the student sees
+one noisy view of the labeled and unlabeled inputs (shifted by up to ±2 pixels of 32, plus Gaussian
+noise of std 0.15, with its dropout on), the teacher another (its own dropout on too), and the loss
+is
+
+    CE(labeled) + w(t) · mean over samples and classes of (softmax(student) - softmax(teacher))^2
+
+on the labeled and the unlabeled samples alike (the code's ``apply_consistency_to_labeled``), with
+w(t) = ``consistency`` (100) · exp(-5 (1 - T)^2), T rising from 0 to 1 over the first
+``rampup_steps`` unlabeled batches (40,000, the code's ramp-up). No gradient flows into the
+teacher. The run reports the teacher (``evaluated_model``), as the paper does. The record's
+pseudo-labels are the teacher's argmax on the unlabeled batches: how good its targets are.
+
+Left to the training options: the paper's Adam with its learning-rate ramps (a ramp-up over the
+same 40,000 steps, a ramp-down at the end) and its beta2 schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from sslzoo.augment import shift_and_noise
+from sslzoo.consistency import Consistency, joined, softmax_mse
+from sslzoo.hookspecs import hookimpl
+from sslzoo.inference import autocast
+from sslzoo.strategy import Batch, TrainOptions, weighted_cross_entropy
+from sslzoo.teacher import Teacher
+
+if TYPE_CHECKING:
+    from sslzoo.context import Context
+
+TARVAINEN_2017 = ("Antti Tarvainen, Harri Valpola. Mean Teachers Are Better Role Models: Weight-Averaged Consistency "
+                  "Targets Improve Semi-Supervised Deep Learning Results. Advances in Neural Information Processing "
+                  "Systems 30 (NIPS), 2017.")
+TEACHER = "mean_teacher"
+
+
+@dataclass
+class MeanTeacherOptions(TrainOptions):
+    unlabeled_batch_size: int = field(default=100, metadata={"min": 1, "help": "unlabeled ids per step"})
+    consistency: float = field(default=100.0, metadata={
+        "min": 0.0, "help": "maximum weight of the consistency cost (reached at the end of the ramp-up)"})
+    rampup_steps: int = field(default=40000, metadata={
+        "min": 0, "help": "unlabeled batches over which the consistency weight ramps up as exp(-5(1-T)^2)"})
+    ema_decay: float = field(default=0.999, metadata={
+        "min": 0.0, "max": 1.0, "help": "the teacher's decay after the ramp-up"})
+    ema_decay_rampup: float = field(default=0.99, metadata={
+        "min": 0.0, "max": 1.0, "help": "the teacher's decay during the ramp-up"})
+    shift: float = field(default=0.0625, metadata={
+        "min": 0.0, "max": 0.5, "help": "each view shifts images by up to this fraction of their size (2 of 32 px)"})
+    input_noise: float = field(default=0.15, metadata={
+        "min": 0.0, "help": "std of the Gaussian noise added to each view's inputs"})
+
+
+class MeanTeacher(Consistency):
+    """Tarvainen & Valpola (2017): consistency with an exponential moving average of the model."""
+
+    name = "mean_teacher"
+    paper = TARVAINEN_2017
+    summary = ("consistency (MSE of softmaxes) with an EMA teacher on another noisy view, sigmoid ramp-up; reports "
+               "the teacher")
+    Options = MeanTeacherOptions
+
+    def view(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
+        """One noisy view: shifted images and Gaussian input noise."""
+        return shift_and_noise(x, ctx.generator, self.options.shift, self.options.input_noise)
+
+    def teacher(self, ctx: Context) -> Teacher:
+        """The teacher, created from the model on the first ask, with the decay of this moment."""
+        o = self.options
+        decay = o.ema_decay_rampup if ctx.unlabeled_batches <= o.rampup_steps else o.ema_decay
+        return ctx.teacher(decay, name=TEACHER)
+
+    def teacher_probabilities(self, ctx: Context, ids: torch.Tensor) -> torch.Tensor:
+        """The teacher's softmax on its own noisy view of ``ids``, its dropout as the student's, no gradient."""
+        model = self.teacher(ctx).model
+        model.train(ctx.model.training)
+        with torch.no_grad(), autocast(ctx.device, ctx.precision):
+            return torch.softmax(model(self.view(ctx, ctx.x[ids])).float(), dim=1)
+
+    def predict_targets(self, ctx: Context, ids: torch.Tensor) -> torch.Tensor:
+        return self.teacher_probabilities(ctx, ids)
+
+    def transform(self, ctx: Context, batch: Batch) -> Batch:
+        """The student's noisy view of every batch."""
+        return dataclasses.replace(batch, x=self.view(ctx, batch.x))
+
+    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
+        """``CE(labeled) + w(t) · softmax MSE(student, teacher)`` over both batches."""
+        _, logits = joined(labeled, unlabeled)
+        targets = self.teacher_probabilities(ctx, labeled.ids)
+        if unlabeled is not None:
+            targets = torch.cat([targets, self.soft_targets(ctx, unlabeled.ids)])
+        weight = self.options.consistency * self.rampup(ctx)
+        return weighted_cross_entropy(labeled) + weight * softmax_mse(logits, targets)
+
+    def evaluated_model(self, ctx: Context) -> nn.Module:
+        """The teacher."""
+        return self.teacher(ctx).model
+
+
+@hookimpl
+def register_strategies(register: Callable[[type], None]) -> None:
+    register(MeanTeacher)

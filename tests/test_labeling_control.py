@@ -209,7 +209,10 @@ def test_a_simulated_session_on_mnist_reports_the_boost_computed_from_its_contro
     expected = efficiency_boost([(float(t["labels"]), t["test_accuracy"]) for t in ours],
                                 [(float(lines[-1]["labels"]), lines[-1]["test_accuracy"])])
     assert {k: row[k] for k in expected} == expected
-    assert session.status()["control"]["asked"] + session.status()["control"]["drawn"] >= 160
+    control = session.status()["control"]
+    assert control["drawn"] == 80 and control["asked"] == control["labels"] > 60  # 4 rounds of 20 draws
+    text = (tmp_path / "s" / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"| margin | random | {100 * lines[-1]['test_accuracy']:.2f} % | 100 |" in text
 
 
 # -- crash safety -----------------------------------------------------------------------------------

@@ -94,7 +94,8 @@ class ControlGroup:
 
 
 def draw_seed(seed: int, round_: int) -> int:
-    """The seed of round ``round_``'s control draws (apart from the strategy's selection seed)."""
+    """The seed of round ``round_``'s control draws, an odd number (apart from the strategy's selection
+    seed); the next number seeds where the round's sheets put its control items."""
     return (seed * 100_003 + round_) * 2 + 1
 
 

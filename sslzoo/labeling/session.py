@@ -458,7 +458,7 @@ class Session:
         drawn = None if cold or self.control is None else self._draw(self.control, number, k, state)
         controls = [i for i in drawn or () if i not in state.labels and i not in chosen_ids]
         items = mix([{**guesses[i], "control": False} for i in queries],
-                    [{**guesses[i], "control": True} for i in controls], draw_seed(self.spec["seed"], number))
+                    [{**guesses[i], "control": True} for i in controls], draw_seed(self.spec["seed"], number) + 1)
         order = [item["id"] for item in items]
         asked = chosen_ids | set(controls)
         rest = [item for i, item in guesses.items() if i not in asked]

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 QUERY_COLUMNS = ("rank", "id", "item", "guess", "confidence", "difficulty", "label")
-"""``queries.csv``: the strategy's order (``rank`` 1 is its first choice), each ``item``'s file when
-the dataset names one; ``label`` is left empty for the labeler to fill in."""
+"""``queries.csv``: the strategy's order (``rank`` 1 is its first choice; a session with a control group
+puts its control items in at random places, so ``rank`` is the sheet's order), each ``item``'s file
+when the dataset names one; ``label`` is left empty for the labeler to fill in."""
 AUTOLABEL_COLUMNS = ("id", "item", "guess", "confidence", "difficulty", "label")
 """``autolabels.csv``: the model's guess for every other pool item, least confident first; a reviewer
 writes a label where one is due, and the filled rows import like answers to queries."""

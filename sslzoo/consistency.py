@@ -11,13 +11,16 @@ the unlabeled batches drawn in the round (:mod:`sslzoo.rampup`).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.augment import shift_and_noise
 from sslzoo.pseudo import ArgmaxPseudoLabeler
 from sslzoo.rampup import sigmoid_rampup
-from sslzoo.strategy import Batch, Labels
+from sslzoo.strategy import Batch, Labels, TrainOptions
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -80,3 +83,31 @@ class Consistency(ArgmaxPseudoLabeler):
         """The ramp-up factor in [0, 1] at this step: ``sigmoid_rampup`` of the unlabeled batches drawn
         before it in the round, over ``rampup_steps``."""
         return sigmoid_rampup(max(0, ctx.unlabeled_batches - 1), self.options.rampup_steps)
+
+
+@dataclass
+class NoisyViewsOptions(TrainOptions):
+    """The options of the Π-model and the mean teacher, with their papers' defaults."""
+
+    unlabeled_batch_size: int = field(default=100, metadata={"min": 1, "help": "unlabeled ids per step"})
+    consistency: float = field(default=100.0, metadata={
+        "min": 0.0, "help": "maximum weight of the consistency cost (reached at the end of the ramp-up)"})
+    rampup_steps: int = field(default=40000, metadata={
+        "min": 0, "help": "unlabeled batches over which the consistency weight ramps up as exp(-5(1-T)^2)"})
+    shift: float = field(default=0.0625, metadata={
+        "min": 0.0, "max": 0.5, "help": "each view shifts images by up to this fraction of their size (2 of 32 px)"})
+    input_noise: float = field(default=0.15, metadata={
+        "min": 0.0, "help": "std of the Gaussian noise added to each view's inputs"})
+
+
+class NoisyViews(Consistency):
+    """Consistency between noisy views of the same inputs: images shifted by up to ``shift`` of their
+    size and Gaussian input noise of std ``input_noise`` (the Π-model's and the mean teacher's
+    augmentation); the model trains on one view of every batch (``transform``)."""
+
+    def view(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
+        """One noisy view of a batch of inputs."""
+        return shift_and_noise(x, ctx.generator, self.options.shift, self.options.input_noise)
+
+    def transform(self, ctx: Context, batch: Batch) -> Batch:
+        return dataclasses.replace(batch, x=self.view(ctx, batch.x))

@@ -22,7 +22,6 @@ same 40,000 steps, a ramp-down at the end) and its beta2 schedule.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,11 +29,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from sslzoo.augment import shift_and_noise
-from sslzoo.consistency import Consistency, joined, softmax_mse
+from sslzoo.consistency import NoisyViews, NoisyViewsOptions, joined, softmax_mse
 from sslzoo.hookspecs import hookimpl
 from sslzoo.inference import autocast
-from sslzoo.strategy import Batch, TrainOptions, weighted_cross_entropy
+from sslzoo.strategy import Batch, weighted_cross_entropy
 from sslzoo.teacher import Teacher
 
 if TYPE_CHECKING:
@@ -47,23 +45,14 @@ TEACHER = "mean_teacher"
 
 
 @dataclass
-class MeanTeacherOptions(TrainOptions):
-    unlabeled_batch_size: int = field(default=100, metadata={"min": 1, "help": "unlabeled ids per step"})
-    consistency: float = field(default=100.0, metadata={
-        "min": 0.0, "help": "maximum weight of the consistency cost (reached at the end of the ramp-up)"})
-    rampup_steps: int = field(default=40000, metadata={
-        "min": 0, "help": "unlabeled batches over which the consistency weight ramps up as exp(-5(1-T)^2)"})
+class MeanTeacherOptions(NoisyViewsOptions):
     ema_decay: float = field(default=0.999, metadata={
         "min": 0.0, "max": 1.0, "help": "the teacher's decay after the ramp-up"})
     ema_decay_rampup: float = field(default=0.99, metadata={
         "min": 0.0, "max": 1.0, "help": "the teacher's decay during the ramp-up"})
-    shift: float = field(default=0.0625, metadata={
-        "min": 0.0, "max": 0.5, "help": "each view shifts images by up to this fraction of their size (2 of 32 px)"})
-    input_noise: float = field(default=0.15, metadata={
-        "min": 0.0, "help": "std of the Gaussian noise added to each view's inputs"})
 
 
-class MeanTeacher(Consistency):
+class MeanTeacher(NoisyViews):
     """Tarvainen & Valpola (2017): consistency with an exponential moving average of the model."""
 
     name = "mean_teacher"
@@ -71,10 +60,6 @@ class MeanTeacher(Consistency):
     summary = ("consistency (MSE of softmaxes) with an EMA teacher on another noisy view, sigmoid ramp-up; reports "
                "the teacher")
     Options = MeanTeacherOptions
-
-    def view(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
-        """One noisy view: shifted images and Gaussian input noise."""
-        return shift_and_noise(x, ctx.generator, self.options.shift, self.options.input_noise)
 
     def teacher(self, ctx: Context) -> Teacher:
         """The teacher, created from the model on the first ask, with the decay of this moment."""
@@ -91,10 +76,6 @@ class MeanTeacher(Consistency):
 
     def predict_targets(self, ctx: Context, ids: torch.Tensor) -> torch.Tensor:
         return self.teacher_probabilities(ctx, ids)
-
-    def transform(self, ctx: Context, batch: Batch) -> Batch:
-        """The student's noisy view of every batch."""
-        return dataclasses.replace(batch, x=self.view(ctx, batch.x))
 
     def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
         """``CE(labeled) + w(t) · softmax MSE(student, teacher)`` over both batches."""

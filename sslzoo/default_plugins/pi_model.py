@@ -17,17 +17,14 @@ argmax on the unlabeled batches (dropout off), which the loss does not use.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
-from sslzoo.augment import shift_and_noise
-from sslzoo.consistency import Consistency, joined, softmax_mse
+from sslzoo.consistency import NoisyViews, NoisyViewsOptions, joined, softmax_mse
 from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import Batch, TrainOptions, weighted_cross_entropy
+from sslzoo.strategy import Batch, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -36,34 +33,13 @@ LAINE_2017 = ("Samuli Laine, Timo Aila. Temporal Ensembling for Semi-Supervised 
               "on Learning Representations (ICLR), 2017.")
 
 
-@dataclass
-class PiModelOptions(TrainOptions):
-    unlabeled_batch_size: int = field(default=100, metadata={"min": 1, "help": "unlabeled ids per step"})
-    consistency: float = field(default=100.0, metadata={
-        "min": 0.0, "help": "maximum weight w_max of the squared difference (reached at the end of the ramp-up)"})
-    rampup_steps: int = field(default=40000, metadata={
-        "min": 0, "help": "unlabeled batches over which the weight ramps up as exp(-5(1-T)^2)"})
-    shift: float = field(default=0.0625, metadata={
-        "min": 0.0, "max": 0.5, "help": "each pass shifts images by up to this fraction of their size (2 of 32 px)"})
-    input_noise: float = field(default=0.15, metadata={
-        "min": 0.0, "help": "std of the Gaussian noise added to each pass's inputs"})
-
-
-class PiModel(Consistency):
+class PiModel(NoisyViews):
     """Laine & Aila (2017): squared difference of two augmented, dropout-noisy passes."""
 
     name = "pi_model"
     paper = LAINE_2017
     summary = "two stochastic passes (augmentation + dropout), squared-difference consistency, Gaussian ramp-up"
-    Options = PiModelOptions
-
-    def view(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
-        """One stochastic view: shifted images and Gaussian input noise."""
-        return shift_and_noise(x, ctx.generator, self.options.shift, self.options.input_noise)
-
-    def transform(self, ctx: Context, batch: Batch) -> Batch:
-        """The first pass's view of every batch."""
-        return dataclasses.replace(batch, x=self.view(ctx, batch.x))
+    Options = NoisyViewsOptions
 
     def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
         """``CE(labeled) + w(t) · mean (softmax(pass 1) - softmax(pass 2))^2`` over both batches."""

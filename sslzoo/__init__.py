@@ -47,11 +47,14 @@ from sslzoo.errors import (
     SslzooError,
     TrainingError,
     UnknownNameError,
+    WorkerError,
 )
+from sslzoo.executor import Executor, SerialExecutor
 from sslzoo.hookspecs import hookimpl
 from sslzoo.picking import top_k
 from sslzoo.plugins import make_plugins
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
+from sslzoo.ray_cluster import RayExecutor
 from sslzoo.registry import ModelSpec, Registry
 from sslzoo.results.comparison import compare
 from sslzoo.results.reporting import report
@@ -66,10 +69,12 @@ from sslzoo.strategy import (
     weighted_cross_entropy,
 )
 from sslzoo.teacher import Teacher
+from sslzoo.worker_pool import ProcessExecutor
 
 __all__ = [
     # running and comparing
     "run", "compare", "report",
+    "Executor", "SerialExecutor", "ProcessExecutor", "RayExecutor",
     "list_strategies", "get_strategy", "create_strategy",
     "list_datasets", "get_dataset", "create_dataset",
     "list_models", "get_model", "create_model",
@@ -85,6 +90,6 @@ __all__ = [
     "hookimpl", "Registry", "make_plugins",
     # errors and warnings
     "SslzooError", "UnknownNameError", "OptionError", "PresetError", "DataError", "ChecksumError",
-    "PluginError", "OracleError", "TrainingError", "ResultsError", "SessionError", "PluginWarning",
+    "PluginError", "OracleError", "TrainingError", "ResultsError", "SessionError", "WorkerError", "PluginWarning",
     "__version__",
 ]

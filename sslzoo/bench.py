@@ -7,18 +7,21 @@ import difflib
 import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sslzoo.api import create_strategy, option_names
 from sslzoo.control import with_controls
 from sslzoo.dataset import resolve_dataset
-from sslzoo.engine import Progress, Run, RunSpec
+from sslzoo.engine import Progress, Record, RunSpec
 from sslzoo.errors import OptionError
+from sslzoo.executor import Executor, SerialExecutor
 from sslzoo.preset import merge_options
 from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.registry import Registry, default_registry
 from sslzoo.results.formatting import by_keys, group_by, mean_std, plus_minus, text_table
 from sslzoo.results.store import RecordStore
+from sslzoo.strategy import Strategy
 
 #: What ``sslzoo bench`` runs with no ``--strategy``: supervised vs pseudo-labeling vs self-training
 #: vs uncertainty active learning on the bundled MNIST, sized for a few minutes on 2 CPU cores
@@ -81,15 +84,31 @@ def check_seeds(seed: int, seeds: int) -> None:
                           + (f" (the last seed would be {seed + seeds - 1})" if seeds > 1 and seed >= 0 else ""))
 
 
+Built = list[tuple[RunSpec, Strategy]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a grid of runs: the strategies run at one label count, their options, the preset
+    name their records carry and the directory of their store (a preset run at several label counts
+    is one part per count, each with its own store)."""
+
+    labels: int = 1000
+    strategies: str | Sequence[str] | None = None
+    options: Mapping[str, Any] | None = None
+    preset: str | None = None
+    out: str | os.PathLike | RecordStore | None = None
+
+
 def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BENCH["dataset"], *,
         labels: int = 1000, seed: int = 0, seeds: int = 1, model: str | None = None, device: str = "auto",
         split: str = "balanced", exclude_classes: Sequence[int] = (), options: Mapping[str, Any] | None = None,
         dataset_options: Mapping[str, Any] | None = None, registry: Registry | None = None,
         progress: Callable[[RunSpec], Progress | None] | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
-        plan: Callable[[list[tuple[RunSpec, Any]]], list[tuple[RunSpec, Any]]] | None = None,
+        plan: Callable[[Built], Built] | None = None,
         out: str | os.PathLike | RecordStore | None = None, resume: bool = False,
-        preset: str | None = None, control: bool = False) -> list[dict[str, Any]]:
+        preset: str | None = None, control: bool = False, executor: Executor | None = None) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
 
     ``dataset`` is a registered dataset's name, or a path to the user's data (a folder of images,
@@ -110,9 +129,62 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
 
     ``control``: also run the control group of each strategy that queries labels, its protocol
     replayed with random queries (:func:`sslzoo.control.with_controls`), on the same seeds.
+
+    ``executor``: who runs the runs (:mod:`sslzoo.executor`): this process, one after another (the
+    default), local worker processes (:class:`~sslzoo.worker_pool.ProcessExecutor`) or Ray tasks
+    (:class:`~sslzoo.ray_cluster.RayExecutor`). Whichever runs them, this process alone writes ``out``,
+    each record as it arrives; ``on_record`` sees them in the order they finish, the returned list
+    holds them in the planned order. With workers, ``progress`` callbacks get the worker's number as
+    ``info["worker"]``.
     """
+    return run_grid([Part(labels, strategies, options, preset, out)], dataset, seed=seed, seeds=seeds, model=model,
+                    device=device, split=split, exclude_classes=exclude_classes, dataset_options=dataset_options,
+                    registry=registry, progress=progress, on_record=on_record,
+                    plan=None if plan is None else lambda built, store: plan(built), resume=resume,
+                    control=control, executor=executor)[0]
+
+
+def run_grid(parts: Sequence[Part], dataset: str = DEFAULT_BENCH["dataset"], *, seed: int = 0, seeds: int = 1,
+             model: str | None = None, device: str = "auto", split: str = "balanced",
+             exclude_classes: Sequence[int] = (), dataset_options: Mapping[str, Any] | None = None,
+             registry: Registry | None = None, progress: Callable[[RunSpec], Progress | None] | None = None,
+             on_record: Callable[[dict[str, Any]], None] | None = None,
+             plan: Callable[[Built, RecordStore | None], Built] | None = None, resume: bool = False,
+             control: bool = False, executor: Executor | None = None) -> list[list[dict[str, Any]]]:
+    """:func:`run` for several parts at once (a preset's label counts): every part is planned, and
+    every strategy built, before the first run; then all their runs go to one executor, so runs of
+    different parts run side by side; each record goes to its part's store. ``plan(built, store)``
+    is called per part. Returns each part's records."""
     registry = registry or default_registry()
     dataset, dataset_options = resolve_dataset(dataset, dataset_options, registry)
+    check_seeds(seed, seeds)
+    setup = {"dataset": dataset, "model": model, "device": device, "split": split,
+             "exclude_classes": tuple(exclude_classes), "dataset_options": dataset_options or {}}
+    planned = [_build(part, setup, range(seed, seed + seeds), control, registry) for part in parts]
+    stores = [part.out if isinstance(part.out, RecordStore) or part.out is None else RecordStore(part.out)
+              for part in parts]
+    with contextlib.ExitStack() as hold:
+        todo: list[Built] = []
+        for built, store in zip(planned, stores):
+            if store is not None:
+                hold.enter_context(store.lock())  # one writer per directory, from the plan to the last record
+                built = store.plan(built, resume=resume, registry=registry)
+            todo.append(plan(built, store) if plan is not None else built)
+        runs = [pair for built in todo for pair in built]
+        driver = _Driver(runs, [store for built, store in zip(todo, stores) for _ in built], progress, on_record)
+        if runs:
+            (executor or SerialExecutor()).execute(runs, registry, driver)
+    results, first = [], 0
+    for built, store in zip(todo, stores):
+        results.append((list(store.reused) if store is not None else [])
+                       + [driver.records[index] for index in range(first, first + len(built))])
+        first += len(built)
+    return results
+
+
+def _build(part: Part, setup: Mapping[str, Any], seeds: range, control: bool, registry: Registry) -> Built:
+    """The part's (spec, strategy) pairs, every strategy built and its options checked."""
+    strategies, options = part.strategies, part.options
     if strategies is None:
         strategies, options = DEFAULT_BENCH["strategies"], merge_options(DEFAULT_BENCH["options"], options or {})
     names = [strategies] if isinstance(strategies, str) else list(strategies)
@@ -120,33 +192,44 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
     if twice:
         raise OptionError(f"strategy {twice[0]!r} is given twice; each strategy runs once per seed "
                           f"(--seeds N runs more)")
-    check_seeds(seed, seeds)
     per_strategy = strategy_options(names, dict(options or {}), registry)
     if control:
         per_strategy = with_controls(names, per_strategy, registry)
         names = list(per_strategy)
-    specs = [RunSpec(strategy=name, dataset=dataset, labels=labels, seed=s, model=model, device=device,
-                     split=split, exclude_classes=tuple(exclude_classes), options=per_strategy[name],
-                     dataset_options=dict(dataset_options or {}), preset=preset)
-             for name in names for s in range(seed, seed + seeds)]
-    # build every strategy (and check every option) before the first run starts
-    built = [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]
-    store = out if isinstance(out, RecordStore) or out is None else RecordStore(out)
-    with contextlib.ExitStack() as hold:
+    specs = [RunSpec(strategy=name, labels=part.labels, seed=s, options=per_strategy[name], preset=part.preset,
+                     **{**setup, "dataset_options": dict(setup["dataset_options"])}) for name in names for s in seeds]
+    return [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]
+
+
+class _Driver:
+    """The driver's side of an executor: each run's progress to its callback, each record to its
+    store at once (this process is the stores' only writer), then to ``on_record``."""
+
+    def __init__(self, runs: Built, stores: list[RecordStore | None],
+                 progress: Callable[[RunSpec], Progress | None] | None,
+                 on_record: Callable[[dict[str, Any]], None] | None) -> None:
+        self.runs, self.stores, self.make_progress, self.on_record = runs, stores, progress, on_record
+        self.callbacks: dict[int, Progress | None] = {}
+        self.workers: dict[int, int] = {}
+        self.records: dict[int, Record] = {}
+
+    def started(self, index: int, worker: int) -> None:
+        if index not in self.callbacks:  # a run retried after its worker died keeps its callback
+            self.callbacks[index] = self.make_progress(self.runs[index][0]) if self.make_progress else None
+        self.workers[index] = worker
+
+    def progress(self, index: int, info: dict[str, Any]) -> None:
+        callback = self.callbacks.get(index)
+        if callback is not None:
+            callback({**info, "worker": self.workers[index]})
+
+    def finished(self, index: int, record: Record) -> None:
+        store = self.stores[index]
         if store is not None:
-            hold.enter_context(store.lock())  # one writer per directory, from the plan to the last record
-            built = store.plan(built, resume=resume, registry=registry)
-        if plan is not None:
-            built = plan(built)
-        records = list(store.reused) if store is not None else []
-        for spec, strategy in built:
-            record = Run(spec, strategy, registry, progress(spec) if progress else None).execute()
-            if store is not None:
-                store.append(record)
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
-    return records
+            store.append(record)
+        self.records[index] = record
+        if self.on_record is not None:
+            self.on_record(record)
 
 
 def _mean_of(values: Sequence[Any]) -> float | None:

@@ -8,15 +8,16 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from sslzoo import __version__, api
-from sslzoo.bench import DEFAULT_BENCH, format_table, run, strategy_options, summarize
+from sslzoo.bench import DEFAULT_BENCH, Part, format_table, run_grid, strategy_options, summarize
 from sslzoo.engine import Progress, RunSpec
 from sslzoo.errors import PluginWarning, SslzooError
+from sslzoo.executor import EXECUTORS, SerialExecutor, make_executor
 from sslzoo.options import parse_assignments
 from sslzoo.preset import options_for
 from sslzoo.registry import default_registry
@@ -86,34 +87,38 @@ def _check_flags(options: Sequence[str], flags: dict[str, Any]) -> None:
 
 
 class _Overall:
-    """Where a bench stands across its runs: run i of n and an ETA from the finished runs' times."""
+    """Where a bench stands across its runs: how many there are, started and finished, and an ETA
+    from the pace at which runs finish."""
 
     def __init__(self) -> None:
-        self.total = 0
-        self.index = 0
-        self.run_started = self.first_started = 0.0
+        self.total = self.index = self.finished = 0
+        self.first_started = self.last_finished = 0.0
 
     def plan(self, built: list[Any]) -> list[Any]:
-        self.total = len(built)
+        self.total += len(built)
         return built
 
-    def start(self) -> None:
+    def start(self) -> int:
+        """A run started: its number, 1 .. total."""
         self.index += 1
-        self.run_started = time.monotonic()
         if self.index == 1:
-            self.first_started = self.run_started
+            self.first_started = self.last_finished = time.monotonic()
+        return self.index
+
+    def finish(self) -> None:
+        self.finished += 1
+        self.last_finished = time.monotonic()
 
     def position(self) -> str:
-        """``[i/n]``: the run under way, of how many."""
-        return f"[{self.index}/{self.total}]" if self.total else ""
+        """``[k/n]``: runs finished, of how many."""
+        return f"[{self.finished}/{self.total}]" if self.total else ""
 
-    def label(self) -> str:
-        """``[i/n] ETA ...``: the run under way and the time the bench has left, from the finished runs."""
-        text = self.position()
-        done = self.index - 1
-        if done > 0:
-            per_run = (self.run_started - self.first_started) / done
-            left = per_run * (self.total - done) - (time.monotonic() - self.run_started)
+    def label(self, index: int) -> str:
+        """``[i/n] ETA ...``: run ``index`` and the time the bench has left, from the finished runs."""
+        text = f"[{index}/{self.total}]" if self.total else ""
+        if self.finished > 0:
+            per_run = (self.last_finished - self.first_started) / self.finished
+            left = per_run * (self.total - self.finished) - (time.monotonic() - self.last_finished)
             text += f" ETA {_duration(max(0.0, left))}"
         return text
 
@@ -129,31 +134,58 @@ def _on_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _progress_bars(overall: _Overall, show: bool) -> Callable[[RunSpec], Progress | None]:
-    """Per run, with ``show``, a progress bar on stderr: epochs of the current round with the loss,
-    which run of how many and the ETA of the bench. Every run counts in ``overall``."""
-    from tqdm import tqdm
+class _Bars:
+    """Progress on stderr, with ``show``: a bar per worker with the epochs of its run (the round, the
+    loss, which run of how many, the ETA of the bench); with ``grid`` (several runs at once) a bar
+    of the grid's finished runs above them. Every run counts in ``overall``, shown or not."""
 
-    def make(spec: RunSpec) -> Progress | None:
-        overall.start()
-        if not show:
+    def __init__(self, overall: _Overall, show: bool, grid: bool) -> None:
+        self.overall, self.show, self.grid = overall, show, grid
+        self.runs: Any = None
+        self.epochs: dict[int, Any] = {}  # worker → its bar, made on its first epoch
+
+    def plan(self, built: list[Any]) -> list[Any]:
+        self.overall.plan(built)
+        if self.show and self.grid:
+            from tqdm import tqdm
+
+            if self.runs is None:
+                self.runs = tqdm(unit="run", desc="runs", file=sys.stderr, leave=False, position=0)
+            self.runs.reset(total=self.overall.total)
+            self.runs.update(self.overall.finished)
+        return built
+
+    def start(self, spec: RunSpec) -> Progress | None:
+        """The progress callback of a run that starts (``sslzoo.run``'s ``progress``)."""
+        index = self.overall.start()
+        if not self.show:
             return None
-        bars: list[Any] = []  # created on the first epoch, so a run that fails early prints no bar
 
         def update(info: dict[str, Any]) -> None:
-            if not bars:
-                bars.append(tqdm(unit="epoch", file=sys.stderr, leave=False))
-            bar = bars[0]
+            from tqdm import tqdm
+
+            worker = info.get("worker", 0)
+            if worker not in self.epochs:
+                self.epochs[worker] = tqdm(unit="epoch", file=sys.stderr, leave=False, position=worker + self.grid)
+            bar = self.epochs[worker]
             if info["epoch"] == 1:
                 bar.reset(total=info["epochs"])
-            bar.set_description(f"{overall.label()} {spec.strategy} seed {spec.seed} round {info['round']}",
+            bar.set_description(f"{self.overall.label(index)} {spec.strategy} seed {spec.seed} round {info['round']}",
                                 refresh=False)
             bar.set_postfix(loss=f"{info['loss']:.3f}", labels=info["labels"])
             bar.update(1)
 
         return update
 
-    return make
+    def finish(self) -> None:
+        self.overall.finish()
+        if self.runs is not None:
+            self.runs.update(1)
+
+    def close(self) -> None:
+        for bar in [*self.epochs.values(), self.runs]:
+            if bar is not None:
+                bar.close()
 
 
 def _finished_line(record: dict[str, Any], overall: _Overall) -> str:
@@ -216,12 +248,30 @@ def main() -> None:
 @click.option("--control", is_flag=True,
               help="Also run the control group: each active learner's protocol replayed with random queries "
                    "(random, or random+B for A+B), for the efficiency boost in `sslzoo report`.")
+@click.option("--workers", type=int, default=1, show_default=True, metavar="N",
+              help="Run N runs at once in local worker processes, each with its share of the CPU cores as torch "
+                   "threads.")
+@click.option("--executor", "executor_kind", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="local: on this machine (serially, or --workers N); ray: each run a Ray task on a Ray cluster "
+                   "(pip install 'sslzoo[ray]').")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="With --executor ray: the Ray cluster to run on (default: RAY_ADDRESS, else a Ray instance "
+                   "started here for the bench).")
+@click.option("--cpus-per-run", type=float, default=None,
+              help="With --executor ray: CPUs each run asks for (its torch threads)  [default: 1]")
+@click.option("--gpus-per-run", type=float, default=None,
+              help="With --executor ray: GPUs each run asks for (a fraction shares a GPU)  [default: 0]")
+@click.option("--retries", type=int, default=None,
+              help="With --workers or --executor ray: how many times a run whose worker died runs again; then it "
+                   "is reported and the rest go on  [default: 1]")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
           as_json: bool, json_out: str | None, out_dir: str | None, resume: bool, quiet: bool,
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
-          control: bool = False, runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
+          control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
+          cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
+          runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size})
     if json_out is not None:
@@ -240,12 +290,14 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         dopts["data_dir"] = data_dir
     if resume and out_dir is None:
         raise click.UsageError("--resume needs --out DIR (the directory to resume)")
+    executor = make_executor(executor_kind, workers=workers, ray_address=ray_address, cpus_per_run=cpus_per_run,
+                             gpus_per_run=gpus_per_run, retries=retries)
     finished: list[dict[str, Any]] = []
-    store = RecordStore(out_dir) if out_dir is not None else None
     overall = _Overall()
     on_terminal = _on_terminal()
+    bars = _Bars(overall, show=not quiet and on_terminal, grid=not isinstance(executor, SerialExecutor))
 
-    def plan(built: list[Any]) -> list[Any]:
+    def plan(built: list[Any], store: RecordStore | None) -> list[Any]:
         if store is not None:
             for note in store.notes:
                 click.echo(f"warning: {note}", err=True)
@@ -253,10 +305,11 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
             if store.reused and not quiet:
                 click.echo(f"resuming {store.path}: {len(store.reused)} of {len(store.reused) + len(built)} runs "
                            f"already done, {len(built)} to run", err=True)
-        return overall.plan(built)
+        return bars.plan(built)
 
     def keep(record: dict[str, Any]) -> None:
         finished.append(record)
+        bars.finish()
         if json_out is not None:
             _dump(finished, json_out)  # every finished record is on disk before the next run starts
         if not quiet and not on_terminal:  # a log gets one line per run, not a progress bar's frames
@@ -264,22 +317,22 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
 
     # no --strategy: None runs the default comparison (DEFAULT_BENCH), as sslzoo.run() does
     groups = runs or [(labels, list(strategies) or None, None)]
+    parts = [Part(labels_, names, opts if names is None or names == list(strategies) else options_for(opts, names),
+                  preset_name, os.path.join(out_dir, f"labels-{labels_}") if out_dir is not None and
+                  preset_name is not None and "@" in preset_name else out_dir)  # one store per label count
+             for labels_, names, preset_name in groups]
     try:
         with contextlib.ExitStack() as hold:
             if len(groups) > 1:  # a preset's label counts: every -o key is checked against all its strategies
                 strategy_options(list(strategies), opts, default_registry())
                 if out_dir is not None:  # one store per label count, under one locked directory
                     hold.enter_context(RecordStore(out_dir).lock())
-            for labels_, names, preset_name in groups:
-                if out_dir is not None and preset_name is not None and "@" in preset_name:  # one of several counts
-                    store = RecordStore(os.path.join(out_dir, f"labels-{labels_}"))
-                run(names, dataset, labels=labels_, seed=seed, seeds=seeds,
-                    model=model, device=device, split=split, exclude_classes=exclude_classes,
-                    options=opts if names is None or names == list(strategies) else options_for(opts, names),
-                    dataset_options=dopts, progress=_progress_bars(overall, show=not quiet and on_terminal),
-                    on_record=keep, plan=plan,
-                    out=store, resume=resume, preset=preset_name, control=control)
+            results = run_grid(parts, dataset, seed=seed, seeds=seeds, model=model, device=device, split=split,
+                               exclude_classes=exclude_classes, dataset_options=dopts, progress=bars.start,
+                               on_record=keep, plan=plan, resume=resume, control=control, executor=executor)
+        finished[:] = [record for part in results for record in part]  # in the planned order
     finally:
+        bars.close()
         if as_json and finished:
             _dump(finished, "-")
         elif finished:

@@ -66,3 +66,8 @@ class SessionError(SslzooError):
     """A labeling session that cannot go on as asked: a directory that is not a session (or is held by
     another writer), or labels to import that do not fit it (unknown items or classes, a file already
     imported, a label that contradicts one in the ledger)."""
+
+
+class WorkerError(SslzooError):
+    """Runs of a bench that a worker process or a Ray task could not finish: the worker died (killed,
+    out of memory) on every try; the runs that finished are kept, ``--resume`` runs the rest."""

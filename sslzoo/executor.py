@@ -1,0 +1,191 @@
+"""Executors: who runs the planned runs of a bench, while the driver alone keeps their records.
+
+A bench plans a grid of runs (strategies × seeds, per label count and preset) and hands the runs
+still to do to an :class:`Executor`. The executor runs them wherever it runs them (this process,
+local worker processes, Ray tasks) and reports each one back to the driver, the process that
+called it, through a :class:`Listener`: started, its epochs' progress, finished with its record.
+Every report arrives in the driver's own thread, so the driver is the only writer of the results
+store; crash safety, the one-writer lock and ``--resume`` are the same whichever executor ran the
+runs.
+
+A run is the same run wherever it executes: the worker builds the strategy again from the run's
+spec (as the driver built it) with a registry rebuilt from the driver's plugins
+(:class:`RegistryRecipe`), and a run's randomness comes from its seed alone, so its record is the
+serial run's record (the wall time aside) when the run has the same number of torch threads.
+
+A worker process that dies (killed, out of memory) loses only the run it was running, which is
+retried up to ``retries`` times; a run still not done is reported at the end with
+:class:`~sslzoo.errors.WorkerError`, after every other run has finished and been kept.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Protocol
+
+from sslzoo.api import create_strategy
+from sslzoo.engine import Progress, Record, Run, RunSpec
+from sslzoo.errors import OptionError, PluginError, PluginWarning, WorkerError
+from sslzoo.plugins import DEFAULT_PLUGINS, make_plugins
+from sslzoo.registry import Registry
+from sslzoo.strategy import Strategy
+
+
+class Listener(Protocol):
+    """The driver's side of an executor: every call comes in the driver's thread."""
+
+    def started(self, index: int, worker: int) -> None:
+        """Run ``index`` of the planned runs started, on worker ``worker`` (0 .. workers-1)."""
+
+    def progress(self, index: int, info: dict[str, Any]) -> None:
+        """Run ``index`` finished an epoch (the engine's progress information)."""
+
+    def finished(self, index: int, record: Record) -> None:
+        """Run ``index`` finished with ``record``."""
+
+
+class Executor(ABC):
+    """Runs the planned runs and reports each to the driver's :class:`Listener`."""
+
+    @abstractmethod
+    def execute(self, runs: Sequence[tuple[RunSpec, Strategy]], registry: Registry, listener: Listener) -> None:
+        """Run every (spec, strategy) pair, reporting to ``listener``; returns when all are done.
+
+        An exception raised by a run stops the others and is raised here (as it would be serially);
+        runs lost with their worker and not done after the retries end in a
+        :class:`~sslzoo.errors.WorkerError` raised once the other runs are over."""
+
+
+class SerialExecutor(Executor):
+    """Each run in this process, one after another: what ``sslzoo bench`` does without ``--workers``."""
+
+    def execute(self, runs: Sequence[tuple[RunSpec, Strategy]], registry: Registry, listener: Listener) -> None:
+        for index, (spec, strategy) in enumerate(runs):
+            listener.started(index, 0)
+
+            def progress(info: dict[str, Any], index: int = index) -> None:
+                listener.progress(index, info)
+
+            listener.finished(index, Run(spec, strategy, registry, progress).execute())
+
+
+# -- what a worker needs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PluginRef:
+    """One plugin of the driver's registry as a worker adds it: a module by its name, any other
+    plugin object as itself (pickled by reference to its class)."""
+
+    name: str
+    module: str | None
+    plugin: object | None
+    distribution: str | None
+    version: str | None
+
+    def load(self) -> object:
+        return importlib.import_module(self.module) if self.module is not None else self.plugin
+
+
+@dataclass(frozen=True)
+class RegistryRecipe:
+    """How a worker builds the driver's registry again: the built-ins, then the driver's other
+    plugins (installed ones and those passed to :func:`~sslzoo.plugins.make_plugins` as ``extra``)."""
+
+    plugins: tuple[PluginRef, ...]
+
+    @classmethod
+    def of(cls, registry: Registry) -> RegistryRecipe:
+        """The recipe of ``registry``; a plugin that cannot be sent to another process is a
+        :class:`~sslzoo.errors.PluginError` naming it."""
+        refs = []
+        for info in registry.plugins.list():
+            if info.name in DEFAULT_PLUGINS:
+                continue
+            plugin = registry.plugins.manager.get_plugin(info.name)
+            module = plugin.__name__ if isinstance(plugin, ModuleType) else None
+            ref = PluginRef(info.name, module, None if module else plugin, info.distribution, info.version)
+            try:
+                pickle.loads(pickle.dumps(ref))
+            except Exception as exc:
+                raise PluginError(f"plugin {info.label()} cannot run in worker processes: it cannot be pickled "
+                                  f"({type(exc).__name__}: {exc}); register a module, or an instance of a class "
+                                  f"defined at the top level of a module") from None
+            refs.append(ref)
+        return cls(tuple(refs))
+
+    def build(self) -> Registry:
+        """The registry (its warnings were the driver's to give)."""
+        plugins = make_plugins(load="")
+        for ref in self.plugins:
+            plugins.add(ref.load(), ref.name, ref.distribution, ref.version)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PluginWarning)
+            return Registry(plugins)
+
+
+def execute_run(spec: RunSpec, registry: Registry, progress: Progress | None = None) -> Record:
+    """One run in a worker: the strategy built from ``spec`` as the driver built it, then run."""
+    strategy = create_strategy(spec.strategy, registry, **spec.options)
+    return Run(spec, strategy, registry, progress).execute()
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def check_count(value: Any, flag: str, minimum: int) -> int:
+    """``value`` must be an integer ≥ ``minimum``: a bad one is an OptionError naming ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OptionError(f"{flag} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
+def lost_runs_error(lost: Sequence[tuple[RunSpec, str]], done: int) -> WorkerError:
+    """The error for runs whose workers died until their retries ran out."""
+    described = "; ".join(f"{spec.strategy} seed {spec.seed} ({why})" for spec, why in lost)
+    return WorkerError(f"runs lost with their workers: {described}; the {done} runs that finished were kept; "
+                       f"run the same command with --resume to run the lost ones")
+
+
+#: ``sslzoo bench --executor``: this machine (serially, or ``--workers N`` processes), or Ray tasks.
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", *, workers: int = 1, ray_address: str | None = None,
+                  cpus_per_run: float | None = None, gpus_per_run: float | None = None,
+                  retries: int | None = None) -> Executor:
+    """The executor ``sslzoo bench``'s options ask for; an option that does not apply to it is an
+    OptionError saying what it needs (``None``: not given)."""
+    if kind not in EXECUTORS:
+        raise OptionError(f"--executor {kind!r} is not allowed: use {' or '.join(EXECUTORS)}")
+    check_count(workers, "--workers", 1)
+    if kind == "ray":
+        if workers != 1:
+            raise OptionError("--workers is for local worker processes; with --executor ray each run is a Ray "
+                              "task (give it more cores with --cpus-per-run)")
+        from sslzoo.ray_cluster import RayExecutor
+
+        return RayExecutor(ray_address, cpus_per_run=1.0 if cpus_per_run is None else cpus_per_run,
+                           gpus_per_run=gpus_per_run or 0.0, retries=1 if retries is None else retries)
+    given = [flag for flag, value in (("--ray-address", ray_address), ("--cpus-per-run", cpus_per_run),
+                                      ("--gpus-per-run", gpus_per_run)) if value is not None]
+    if given:
+        raise OptionError(f"{given[0]} needs --executor ray")
+    if workers == 1:
+        if retries is not None:
+            raise OptionError("--retries needs --workers N (N > 1) or --executor ray: a serial bench runs in "
+                              "this process")
+        return SerialExecutor()
+    from sslzoo.worker_pool import ProcessExecutor
+
+    return ProcessExecutor(workers, retries=1 if retries is None else retries)

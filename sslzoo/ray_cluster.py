@@ -1,0 +1,124 @@
+"""Ray tasks: ``sslzoo bench --executor ray`` runs each run of the grid as a Ray task.
+
+Ray schedules the tasks on its cluster by their resource requests (``cpus_per_run`` CPUs and
+``gpus_per_run`` GPUs each, fractions allowed), starts the workers and retries a task whose worker
+died (``max_retries``); sslzoo adds no scheduling of its own. Each task returns its record to the
+driver, which keeps it in the results store: one task per run and one record per task, so a retry
+never duplicates a record. A run that raises stops the bench (as it would serially); a run whose
+workers died on every try is reported at the end, after the other runs are kept.
+
+The cluster is the one at ``address`` (or Ray's ``RAY_ADDRESS``), else a Ray instance started here
+for the bench and shut down after it (one already started in this process with ``ray.init`` is
+used as it is). sslzoo and the plugins the driver uses must be installed on every node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from sslzoo.engine import Record, RunSpec
+from sslzoo.errors import OptionError
+from sslzoo.executor import Executor, Listener, RegistryRecipe, check_count, execute_run, lost_runs_error
+from sslzoo.registry import Registry
+from sslzoo.strategy import Strategy
+
+MISSING = "--executor ray needs Ray, which is not installed: pip install 'sslzoo[ray]'"
+ADDRESS_ENV = "RAY_ADDRESS"
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module; an OptionError saying how to install it when it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise OptionError(MISSING) from None
+    return ray
+
+
+def ray_task(spec: RunSpec, recipe: RegistryRecipe, threads: int) -> Record:
+    """One run as a Ray task: its threads, then the run, its record returned to the driver."""
+    torch.set_num_threads(threads)
+    return execute_run(spec, recipe.build())
+
+
+@contextlib.contextmanager
+def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
+    """Ray connected for the block: to the cluster at ``address`` or ``RAY_ADDRESS``, else to a local
+    instance started here, which sees this process's import path; left as it is when this process
+    already started Ray."""
+    if ray.is_initialized():
+        yield
+        return
+    where = address or os.environ.get(ADDRESS_ENV)
+    try:
+        if where:
+            ray.init(address=where, logging_level=logging.WARNING)
+        else:
+            path = os.pathsep.join(os.path.abspath(entry) for entry in sys.path)
+            ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, include_dashboard=False,
+                     logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise OptionError(f"--ray-address {where}: no Ray cluster answers there ({exc})") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _positive(value: Any, flag: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
+        raise OptionError(f"{flag} must be a number of at least {minimum:g}, got {value!r}")
+    return float(value)
+
+
+class RayExecutor(Executor):
+    """Each run a Ray task asking for ``cpus_per_run`` CPUs (its torch threads: the whole CPUs of
+    it, at least 1) and ``gpus_per_run`` GPUs; Ray retries a task whose worker died ``retries`` times."""
+
+    def __init__(self, address: str | None = None, *, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+                 retries: int = 1) -> None:
+        self.address = address
+        self.cpus = _positive(cpus_per_run, "--cpus-per-run", 0.01)
+        self.gpus = _positive(gpus_per_run, "--gpus-per-run", 0.0)
+        self.retries = check_count(retries, "--retries", 0)
+
+    def execute(self, runs: Sequence[tuple[RunSpec, Strategy]], registry: Registry, listener: Listener) -> None:
+        ray = import_ray()
+        from ray.exceptions import RayError, RayTaskError
+
+        recipe = RegistryRecipe.of(registry)
+        lost: list[tuple[RunSpec, str]] = []
+        done = 0
+        with connected(ray, self.address):
+            task = ray.remote(ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
+                                                retry_exceptions=False)
+            shared = ray.put(recipe)
+            threads = max(1, int(self.cpus))
+            pending = {task.remote(spec, shared, threads): index for index, (spec, _) in enumerate(runs)}
+            try:
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    index = pending.pop(ready[0])
+                    try:
+                        record = ray.get(ready[0])
+                    except RayTaskError as exc:  # the run itself raised: stop, as a serial bench would
+                        raise (exc.cause if isinstance(exc.cause, Exception) else exc) from exc
+                    except RayError as exc:  # its worker died on every try
+                        lost.append((runs[index][0], f"its Ray worker died on all {self.retries + 1} tries: "
+                                                     f"{type(exc).__name__}"))
+                        continue
+                    listener.finished(index, record)
+                    done += 1
+            finally:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+        if lost:
+            raise lost_runs_error(lost, done)

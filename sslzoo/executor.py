@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
+import torch
+
 from sslzoo.api import create_strategy
 from sslzoo.engine import Progress, Record, Run, RunSpec
 from sslzoo.errors import OptionError, PluginError, PluginWarning, WorkerError
@@ -133,6 +135,14 @@ def execute_run(spec: RunSpec, registry: Registry, progress: Progress | None = N
     """One run in a worker: the strategy built from ``spec`` as the driver built it, then run."""
     strategy = create_strategy(spec.strategy, registry, **spec.options)
     return Run(spec, strategy, registry, progress).execute()
+
+
+def prepare_worker(threads: int) -> None:
+    """A worker process before its runs: its torch threads, set before any torch work, and torch's
+    optimizer machinery loaded (the first optimizer a process builds imports it, seconds of work
+    that would otherwise count in the wall time of the worker's first run)."""
+    torch.set_num_threads(threads)
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)])
 
 
 def usable_cores() -> int:

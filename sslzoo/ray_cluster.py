@@ -22,11 +22,17 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
-import torch
-
 from sslzoo.engine import Record, RunSpec
 from sslzoo.errors import OptionError
-from sslzoo.executor import Executor, Listener, RegistryRecipe, check_count, execute_run, lost_runs_error
+from sslzoo.executor import (
+    Executor,
+    Listener,
+    RegistryRecipe,
+    check_count,
+    execute_run,
+    lost_runs_error,
+    prepare_worker,
+)
 from sslzoo.registry import Registry
 from sslzoo.strategy import Strategy
 
@@ -45,7 +51,7 @@ def import_ray() -> ModuleType:
 
 def ray_task(spec: RunSpec, recipe: RegistryRecipe, threads: int) -> Record:
     """One run as a Ray task: its threads, then the run, its record returned to the driver."""
-    torch.set_num_threads(threads)
+    prepare_worker(threads)
     return execute_run(spec, recipe.build())
 
 

@@ -24,8 +24,6 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-import torch
-
 from sslzoo.engine import RunSpec
 from sslzoo.errors import WorkerError
 from sslzoo.executor import (
@@ -35,6 +33,7 @@ from sslzoo.executor import (
     check_count,
     execute_run,
     lost_runs_error,
+    prepare_worker,
     usable_cores,
 )
 from sslzoo.registry import Registry
@@ -63,7 +62,7 @@ def _portable(exc: BaseException) -> tuple[BaseException, str]:
 def serve(conn: Connection, recipe: RegistryRecipe, threads: int) -> None:
     """A worker's life: take a run, send its epochs and its record back, until the driver ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it ends the workers
-    torch.set_num_threads(threads)
+    prepare_worker(threads)
     try:
         registry = recipe.build()
     except Exception as exc:

@@ -13,7 +13,9 @@ paper's eq. (4),
 — the unlabeled term divided by the whole unlabeled batch, so that the confident fraction scales
 it. Only the confident ids enter the training forward pass (the others would add 0). As the paper
 reports, the accuracy is that of an exponential moving average of the weights (decay 0.999):
-the engine's teacher facility keeps it (``ema_decay`` none: the model itself).
+the engine's teacher facility keeps it, the plain mean of the weights until the decay takes over
+(about 1000 steps) where the paper's average starts from the initial weights (``ema_decay`` none:
+the model itself).
 
 Augmentations are batched tensor ops on the device, drawn from the run's generator. On inputs
 that are not images (two-moons) both views are the inputs themselves, and FixMatch is plain

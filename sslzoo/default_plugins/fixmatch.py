@@ -76,7 +76,8 @@ class FixMatchOptions(TrainOptions):
 
 
 class FixMatch(ArgmaxPseudoLabeler):
-    """Sohn et al. (2020): confident weak-view predictions are the targets of strong views."""
+    """Sohn et al. (2020): confident weak-view predictions are the targets of strong views. Its labeled
+    batches hold 64 ids (the paper's B; the training option ``batch_size``), not the dataset's default."""
 
     name = "fixmatch"
     paper = SOHN_2020

@@ -51,6 +51,7 @@ from sslzoo.errors import (
 )
 from sslzoo.executor import Executor, SerialExecutor
 from sslzoo.hookspecs import hookimpl
+from sslzoo.layers import HintonDropout
 from sslzoo.picking import top_k
 from sslzoo.plugins import make_plugins
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
@@ -85,7 +86,7 @@ __all__ = [
     "BatchStrategy", "GradientEmbedding",
     "ArgmaxPseudoLabeler", "argmax_labels", "scores", "top_k",
     # writing a dataset or a model
-    "Dataset", "Arrays", "ModelSpec",
+    "Dataset", "Arrays", "ModelSpec", "HintonDropout",
     # plugins
     "hookimpl", "Registry", "make_plugins",
     # errors and warnings

@@ -8,6 +8,7 @@ import math
 from torch import nn
 
 from sslzoo.features import PcaPolynomial
+from sslzoo.layers import HintonDropout
 
 
 def cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
@@ -72,20 +73,21 @@ def pca_poly_logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequen
 
 
 def lee_mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    """Lee (2013)'s dropout net: one hidden layer of 5000 ReLU units (dropout 0.5 on it) and one
-    sigmoid output unit per class (``output_activation = "sigmoid"``: the loss sums the units'
-    binary cross-entropies)."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 5000), nn.ReLU(), nn.Dropout(0.5),
+    """Lee (2013)'s dropout net: one hidden layer of 5000 ReLU units, dropout 0.5 on it in the original
+    form of Hinton et al. (2012) (:class:`~sslzoo.layers.HintonDropout`: units dropped unscaled in
+    training, halved at test time), and one sigmoid output unit per class (``output_activation =
+    "sigmoid"``: the loss sums the units' binary cross-entropies)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 5000), nn.ReLU(), HintonDropout(0.5),
                           nn.Linear(5000, num_classes))
     model.output_activation = "sigmoid"  # type: ignore[assignment]  # torch types module attributes as tensors or modules
     return model
 
 
 def lee_mlp_input_dropout(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    """``lee_mlp`` that also drops 0.2 of the input pixels, as the common re-implementation does
-    (Hinton et al. 2012's MNIST recipe)."""
+    """``lee_mlp`` that also drops 0.2 of the input pixels (in the same original form), as the common
+    re-implementation does (Hinton et al. 2012's MNIST recipe)."""
     model = lee_mlp(input_shape, num_classes)
-    model.insert(1, nn.Dropout(0.2))
+    model.insert(1, HintonDropout(0.2))
     return model
 
 

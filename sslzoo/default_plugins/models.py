@@ -20,6 +20,7 @@ def register_models(register: Callable[..., None]) -> None:
     register("linear_zero", models.linear_zero, "softmax regression, zero-initialised weights")
     register("pca_poly_logreg", models.pca_poly_logreg, "L2-normalised pixels, PCA 50 fitted on the training set, "
                                                         "degree-2 polynomial features (1326), softmax regression")
-    register("lee_mlp", models.lee_mlp, "784-5000-10, ReLU, dropout 0.5, sigmoid output units (Lee 2013)")
+    register("lee_mlp", models.lee_mlp, "784-5000-10, ReLU, dropout 0.5 in Hinton et al. 2012's original "
+                                        "form, sigmoid output units (Lee 2013)")
     register("lee_mlp_input_dropout", models.lee_mlp_input_dropout, "lee_mlp that also drops 0.2 of the inputs")
     register("moons_mlp", models.moons_mlp, "2-10-10-10-2 ReLU MLP, dropout 0.1 before the output")

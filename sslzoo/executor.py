@@ -160,11 +160,12 @@ def check_count(value: Any, flag: str, minimum: int) -> int:
     return value
 
 
-def lost_runs_error(lost: Sequence[tuple[RunSpec, str]], done: int) -> WorkerError:
-    """The error for runs whose workers died until their retries ran out."""
+def lost_runs_error(lost: Sequence[tuple[RunSpec, str]], tries: int, done: int) -> WorkerError:
+    """The error for runs whose workers died on each of their ``tries``."""
     described = "; ".join(f"{spec.strategy} seed {spec.seed} ({why})" for spec, why in lost)
-    return WorkerError(f"runs lost with their workers: {described}; the {done} runs that finished were kept; "
-                       f"run the same command with --resume to run the lost ones")
+    return WorkerError(f"runs lost with their workers, {tries} {'try' if tries == 1 else 'tries'} each: {described}; "
+                       f"the {done} runs that finished were kept; run the same command with --resume to run the "
+                       f"lost ones")
 
 
 #: ``sslzoo bench --executor``: this machine (serially, or ``--workers N`` processes), or Ray tasks.

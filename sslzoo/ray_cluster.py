@@ -118,8 +118,7 @@ class RayExecutor(Executor):
                     except RayTaskError as exc:  # the run itself raised: stop, as a serial bench would
                         raise (exc.cause if isinstance(exc.cause, Exception) else exc) from exc
                     except RayError as exc:  # its worker died on every try
-                        lost.append((runs[index][0], f"its Ray worker died on all {self.retries + 1} tries: "
-                                                     f"{type(exc).__name__}"))
+                        lost.append((runs[index][0], f"Ray: {type(exc).__name__}"))
                         continue
                     listener.finished(index, record)
                     done += 1
@@ -127,4 +126,4 @@ class RayExecutor(Executor):
                 for ref in pending:
                     ray.cancel(ref, force=True)
         if lost:
-            raise lost_runs_error(lost, done)
+            raise lost_runs_error(lost, self.retries + 1, done)

@@ -195,4 +195,4 @@ class ProcessExecutor(Executor):
             for worker in workers:
                 worker.stop()
         if lost:
-            raise lost_runs_error(lost, done)
+            raise lost_runs_error(lost, self.retries + 1, done)

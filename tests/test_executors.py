@@ -111,7 +111,8 @@ def test_a_run_whose_worker_dies_on_every_try_is_reported_and_resume_runs_only_i
     grid = {"strategies": ["supervised", "dies_once"], "dataset": "moons", "labels": 10,
             "options": {"epochs": 3, "dies_once.marker": str(marker)}, "registry": with_test_plugins(),
             "out": tmp_path / "out"}
-    with pytest.raises(WorkerError, match=r"dies_once seed 0 \(its worker was killed by SIGKILL\).*--resume"):
+    lost = r"1 try each: dies_once seed 0 \(its worker was killed by SIGKILL\).*--resume"
+    with pytest.raises(WorkerError, match=lost):
         sslzoo.run(**grid, executor=ProcessExecutor(2, retries=0))
     assert [r["strategy"] for r in load(tmp_path / "out").records] == ["supervised"]
     assert multiprocessing.active_children() == []
@@ -260,7 +261,7 @@ def test_ray_reports_a_run_whose_worker_dies_on_every_try(local_ray, tmp_path):
     from sslzoo.ray_cluster import RayExecutor
 
     options = {"epochs": 3, "dies_once.marker": str(tmp_path / "died")}
-    with pytest.raises(WorkerError, match="dies_once seed 0 \\(its Ray worker died on all 1 tries"):
+    with pytest.raises(WorkerError, match=r"1 try each: dies_once seed 0 \(Ray: WorkerCrashedError\)"):
         sslzoo.run(["supervised", "dies_once"], "moons", labels=10, out=tmp_path / "out", options=options,
                    registry=with_test_plugins(), executor=RayExecutor(retries=0))
     assert [r["strategy"] for r in load(tmp_path / "out").records] == ["supervised"]
@@ -274,6 +275,21 @@ def test_ray_stops_the_bench_with_the_error_a_run_raised(local_ray, tmp_path):
         sslzoo.run(["nan_at_step"], "moons", labels=200, out=tmp_path, options={"epochs": 2, "batch_size": 16},
                    registry=with_test_plugins(), executor=RayExecutor())
     assert load(tmp_path, allow_empty=True).records == []
+
+
+@pytest.mark.slow
+def test_an_interrupted_ray_bench_cancels_its_tasks_and_keeps_the_records_that_reached_it(local_ray, tmp_path):
+    from sslzoo.ray_cluster import RayExecutor
+
+    seen: list[dict] = []
+
+    def interrupt(record: dict) -> None:
+        seen.append(record)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sslzoo.run(**GRID, out=tmp_path, executor=RayExecutor(), on_record=interrupt)
+    assert runs(load(tmp_path).records) == runs(seen) and len(seen) == 1
 
 
 def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,6 +50,19 @@ def by_run(records: list[dict]) -> dict[tuple, dict]:
 
 def with_test_plugins() -> Registry:
     return Registry(make_plugins(load="", extra=(executor_plugins, TestPlugin())))
+
+
+def runs_once_though_killed_once(executor: sslzoo.Executor, tmp_path: Path) -> None:
+    """A grid in which one run's first try kills its worker mid-run: every run is stored once."""
+    marker = tmp_path / "died"
+    records = sslzoo.run(["supervised", "dies_once"], "moons", labels=10, seeds=2, out=tmp_path / "out",
+                         options={"epochs": 3, "dies_once.marker": str(marker)}, registry=with_test_plugins(),
+                         executor=executor)
+    assert marker.exists() and marker.read_text() != str(os.getpid())
+    stored = load(tmp_path / "out").records
+    assert sorted((r["strategy"], r["seed"]) for r in stored) == [
+        ("dies_once", 0), ("dies_once", 1), ("supervised", 0), ("supervised", 1)]
+    assert by_run(stored) == by_run(records)
 
 
 @pytest.fixture(scope="module")
@@ -94,15 +108,7 @@ def table(text: str) -> list[str]:
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_only_that_try_which_runs_again_and_is_stored_once(tmp_path):
-    marker = tmp_path / "died"
-    records = sslzoo.run(["supervised", "dies_once"], "moons", labels=10, seeds=2, out=tmp_path / "out",
-                         options={"epochs": 3, "dies_once.marker": str(marker)}, registry=with_test_plugins(),
-                         executor=ProcessExecutor(2, retries=1))
-    assert marker.exists() and marker.read_text() != str(os.getpid())
-    stored = load(tmp_path / "out").records
-    assert sorted((r["strategy"], r["seed"]) for r in stored) == [
-        ("dies_once", 0), ("dies_once", 1), ("supervised", 0), ("supervised", 1)]
-    assert by_run(stored) == by_run(records)
+    runs_once_though_killed_once(ProcessExecutor(2, retries=1), tmp_path)
 
 
 @pytest.mark.slow
@@ -245,15 +251,7 @@ def test_ray_tasks_give_the_serial_records(local_ray, serial_records, tmp_path):
 def test_ray_retries_a_task_whose_worker_was_killed_and_stores_its_record_once(local_ray, tmp_path):
     from sslzoo.ray_cluster import RayExecutor
 
-    marker = tmp_path / "died"
-    records = sslzoo.run(["supervised", "dies_once"], "moons", labels=10, seeds=2, out=tmp_path / "out",
-                         options={"epochs": 3, "dies_once.marker": str(marker)}, registry=with_test_plugins(),
-                         executor=RayExecutor(retries=1))
-    assert marker.exists() and marker.read_text() != str(os.getpid())
-    stored = load(tmp_path / "out").records
-    assert sorted((r["strategy"], r["seed"]) for r in stored) == [
-        ("dies_once", 0), ("dies_once", 1), ("supervised", 0), ("supervised", 1)]
-    assert by_run(stored) == by_run(records)
+    runs_once_though_killed_once(RayExecutor(retries=1), tmp_path)
 
 
 @pytest.mark.slow

@@ -349,8 +349,9 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     store = results / preset.name
     files = sorted(store.glob("records.jsonl")) + sorted(store.glob("labels-*/records.jsonl"))
     if not files:
+        scaled = " --scaled" if preset.scaled else ""
         md += [f"**Not run yet**: no records in `{store.as_posix()}/`. Run "
-               f"`sslzoo bench --preset {preset.name} --scaled --out {store.as_posix()}`.", ""]
+               f"`sslzoo bench --preset {preset.name}{scaled} --out {store.as_posix()}`.", ""]
         return md
     others = sorted(p for p in store.glob("*/records.jsonl") if not p.parent.name.startswith("labels-"))
     loaded = load(files + others)

@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.typiclust",
     "sslzoo.default_plugins.pseudo_label",
     "sslzoo.default_plugins.self_training",
+    "sslzoo.default_plugins.label_propagation",
     "sslzoo.default_plugins.fixmatch",
     "sslzoo.default_plugins.mean_teacher",
     "sslzoo.default_plugins.vat",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
@@ -64,6 +65,9 @@ def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
         yield
         return
     where = address or os.environ.get(ADDRESS_ENV)
+    given = "--ray-address" if address else ADDRESS_ENV
+    if where:
+        _check_reachable(where, given)
     try:
         if where:
             ray.init(address=where, logging_level=logging.WARNING)
@@ -72,14 +76,26 @@ def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
             ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, include_dashboard=False,
                      logging_level=logging.WARNING)
     except ConnectionError as exc:
-        raise OptionError(f"--ray-address {where}: no Ray cluster answers there ({exc})") from None
+        raise OptionError(f"{given} {where}: no Ray cluster answers there ({exc})") from None
     try:
         yield
     finally:
         ray.shutdown()
 
 
-def _positive(value: Any, flag: str, minimum: float) -> float:
+def _check_reachable(address: str, given: str, timeout: float = 10.0) -> None:
+    """A ``HOST:PORT`` address must accept a connection within ``timeout`` seconds (Ray itself would
+    wait minutes for a head that is not there); ``auto`` and ``ray://`` addresses are Ray's to check."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise OptionError(f"{given} {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+def _at_least(value: Any, flag: str, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
         raise OptionError(f"{flag} must be a number of at least {minimum:g}, got {value!r}")
     return float(value)
@@ -92,8 +108,8 @@ class RayExecutor(Executor):
     def __init__(self, address: str | None = None, *, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
                  retries: int = 1) -> None:
         self.address = address
-        self.cpus = _positive(cpus_per_run, "--cpus-per-run", 0.01)
-        self.gpus = _positive(gpus_per_run, "--gpus-per-run", 0.0)
+        self.cpus = _at_least(cpus_per_run, "--cpus-per-run", 0.01)
+        self.gpus = _at_least(gpus_per_run, "--gpus-per-run", 0.0)
         self.retries = check_count(retries, "--retries", 0)
 
     def execute(self, runs: Sequence[tuple[RunSpec, Strategy]], registry: Registry, listener: Listener) -> None:

@@ -290,6 +290,14 @@ def test_an_interrupted_ray_bench_cancels_its_tasks_and_keeps_the_records_that_r
     assert runs(load(tmp_path).records) == runs(seen) and len(seen) == 1
 
 
+def test_a_ray_address_where_nothing_answers_is_a_one_line_error_at_once():
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
+    result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
+                                       "--executor", "ray", "--ray-address", "127.0.0.1:1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--ray-address 127.0.0.1:1: no Ray cluster answers there" in result.output
+
+
 def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
     result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",

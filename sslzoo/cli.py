@@ -150,9 +150,10 @@ class _Bars:
             from tqdm import tqdm
 
             if self.runs is None:
-                self.runs = tqdm(unit="run", desc="runs", file=sys.stderr, leave=False, position=0)
-            self.runs.reset(total=self.overall.total)
-            self.runs.update(self.overall.finished)
+                self.runs = tqdm(total=self.overall.total, unit="run", desc="runs", file=sys.stderr, leave=False,
+                                 position=0)
+            else:  # the next part of the grid: every part is planned before the first run
+                self.runs.reset(total=self.overall.total)
         return built
 
     def start(self, spec: RunSpec) -> Progress | None:

@@ -4,8 +4,8 @@ instance, each as the ``sslzoo bench`` command a user types, in one benchmark ru
     python -m pytest benchmarks/test_speed_executors.py \
         --benchmark-json benchmarks/results/speed_executors_benchmark.json
 
-* The grid: ``--preset moons-6 --scaled`` (supervised, pseudo-label and self-training × 3 seeds:
-  9 runs of about a second each): the command's wall time, the runs' own (the sum of the records'
+* The grid: ``--preset moons-6 --scaled`` with supervised, pseudo-label and self-training × 3 seeds
+  (9 runs of about a second each): the command's wall time, the runs' own (the sum of the records'
   ``wall_seconds``), the load average around it, and the speedup over serial.
 * The fixed cost: the wall time of a command of 2 tiny runs (supervised on moons, 1 epoch; one run
   per slot, so that every worker starts).
@@ -39,7 +39,7 @@ import speedlib
 import sslzoo
 from sslzoo.results.store import load, resume_key
 
-GRID = ["--preset", "moons-6", "--scaled"]
+GRID = ["--preset", "moons-6", "--scaled", "-s", "supervised", "-s", "pseudo_label", "-s", "self_training"]
 PROBE = ["-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "--seeds", "2"]
 TINY_RUNS = 100
 ROUNDS = 2

@@ -60,14 +60,14 @@ def ray_task(spec: RunSpec, recipe: RegistryRecipe, threads: int) -> Record:
 def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
     """Ray connected for the block: to the cluster at ``address`` or ``RAY_ADDRESS``, else to a local
     instance started here, which sees this process's import path; left as it is when this process
-    already started Ray."""
-    if ray.is_initialized():
-        yield
-        return
+    already started Ray (an address given must still answer)."""
     where = address or os.environ.get(ADDRESS_ENV)
     given = "--ray-address" if address else ADDRESS_ENV
     if where:
         _check_reachable(where, given)
+    if ray.is_initialized():
+        yield
+        return
     try:
         if where:
             ray.init(address=where, logging_level=logging.WARNING)

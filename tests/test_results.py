@@ -61,6 +61,17 @@ def test_a_variants_rows_and_best_epochs_stand_beside_its_base_with_their_own_re
     assert best_rows(faithful, records)[0][0] == "pseudo_label"  # in its own section, untagged
 
 
+def test_best_epochs_of_each_label_count_are_a_row_of_their_own():
+    preset = get_preset("mnist-tiny")
+    records = [{**_record("pseudo_label", 0, accs[-1], f"mnist-tiny@{n}"), "labels": n, "oracle_labels": n,
+                "curve": [{"round": 0, "epoch": 5 * (i + 1), "labels": n, "test_accuracy": a}
+                          for i, a in enumerate(accs)]}
+               for n, accs in ((20, [0.70, 0.77, 0.73]), (10, [0.43, 0.30, 0.20]))]
+    rows = best_rows(preset, records)
+    assert [row[1] for row in rows] == ["10", "20"]
+    assert [row[3:6] for row in rows] == [["43.00 %", "—", "5"], ["77.00 %", "—", "10"]]
+
+
 def test_one_label_count_of_a_preset_runs_as_that_part_of_it_and_the_page_says_so(tmp_path):
     store = tmp_path / "results" / "mnist-tiny"
     ran = CliRunner().invoke(main, ["bench", "--preset", "mnist-tiny", "--ci", "-s", "supervised", "--labels", "10",

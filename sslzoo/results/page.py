@@ -160,20 +160,25 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
 
 def best_rows(preset: Preset, records: Sequence[Record], base: Preset | None = None) -> list[list[str]]:
     """The best evaluated epoch of each run's last round (chosen on the test set) beside ``reference.best``,
-    for the runs evaluated more than once in that round; the epoch per seed."""
+    for the runs evaluated more than once in that round; the epoch per seed. One row per (label count,
+    strategy, implementation), as :func:`accuracy_rows`."""
     best = preset.reference.get("best", {})
     rows = []
-    for (strategy,), recs in group_by(records, by_keys("strategy")).items():
-        points = [_last_round(r) for r in sorted(recs, key=lambda r: int(r["seed"]))]
-        if not all(len(p) > 1 for p in points):
-            continue
-        tops = [max(p, key=lambda e: float(e["test_accuracy"])) for p in points]
-        accs = [float(e["test_accuracy"]) for e in tops]
-        value = best.get(strategy)
-        rows.append([_tagged(strategy, preset, base), str(recs[0].get("labels")),
-                     f"{value:.2f} %" if value is not None else "—", percent(accs),
-                     verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—",
-                     ", ".join(str(e.get("epoch")) for e in tops), _seeds(recs)])
+    for strategy, name, recs in _by_strategy(records):
+        for group in sorted(group_by(recs, by_keys("preset")).values(), key=lambda g: _labels_of(g[0])):
+            points = [_last_round(r) for r in sorted(group, key=lambda r: int(r["seed"]))]
+            if not all(len(p) > 1 for p in points):
+                continue
+            tops = [max(p, key=lambda e: float(e["test_accuracy"])) for p in points]
+            accs = [float(e["test_accuracy"]) for e in tops]
+            n_labels = _labels_of(group[0])
+            value = best.get(strategy)
+            if isinstance(value, Mapping):  # per label count
+                value = value.get(str(n_labels))
+            rows.append([_tagged(name, preset, base), str(n_labels),
+                         f"{value:.2f} %" if value is not None else "—", percent(accs),
+                         verdict([100 * a for a in accs], value, TOLERANCE_PT) if value is not None else "—",
+                         ", ".join(str(e.get("epoch")) for e in tops), _seeds(group)])
     return rows
 
 

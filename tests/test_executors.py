@@ -192,13 +192,19 @@ def test_the_serial_executor_is_the_default_and_gives_the_same_records(serial_re
         torch.set_num_threads(threads)
 
 
+def _ctrl_c_reaches_the_command() -> None:
+    """Undo an inherited ignore of SIGINT (a shell starts background jobs that way; Python then never
+    raises KeyboardInterrupt), so that the command meets Ctrl-C as it would in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_command_and_its_workers_and_resume_finishes_the_grid(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "sslzoo", "bench", "-s", "supervised", "-s", "pseudo_label", "--dataset",
                "moons", "--labels", "10", "--seeds", "4", "--epochs", "300", "--out", str(out), "-q"]
     bench = subprocess.Popen([*command, "--workers", "2"], start_new_session=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_the_command)
     records = out / "records.jsonl"
     deadline = time.monotonic() + 120
     while not (records.exists() and records.read_text()) and time.monotonic() < deadline:

@@ -9,8 +9,9 @@ of Adam on 20, 30, ..., 1000 labels), 99 evaluations on the 10,000 test images a
 own model, options and split are built as a run: training is timed at 20, 260, 510, 760 and 1000
 labels (the labeled set grows by random queries in between, which cost nothing; training costs the
 same whichever strategy queried), an evaluation, and both acquisitions once each at 510 labels (an
-acquisition's cost does not depend on the labeled count: T passes over the same 2000 candidates). The estimate sums
-the trainings over the 99 label counts by linear interpolation between the timed ones.
+acquisition's cost does not depend on the labeled count: T passes over the same 2000 candidates).
+The estimate sums the trainings over the 99 label counts by linear interpolation between the timed
+ones.
 
 Results: ``benchmarks/results/speed_protocol[_<N>threads].json`` (each part's seconds, the estimate
 per acquisition function).

@@ -74,7 +74,7 @@ def probs() -> torch.Tensor:
     run.setup()
     run.train_round(0)
     run.ctx.round, run.ctx.phase = 1, "round"
-    pool = run.ledger.pool()
+    pool = run.data.ledger.pool()
     perm = torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(SEED))
     return run.ctx.predict_mc(pool[perm[:CANDIDATES]], PASSES, consistent=True).double()
 

@@ -19,10 +19,9 @@ import json
 import math
 from pathlib import Path
 
+import speedlib
 import torch
 
-from sslzoo.api import create_strategy
-from sslzoo.engine import Run, RunSpec
 from sslzoo.joint_entropy import batchbald
 
 PICKS = (1, 2, 3, 5, 10, 20, 50, 100)
@@ -30,16 +29,10 @@ PICKS = (1, 2, 3, 5, 10, 20, 50, 100)
 
 def joint_mi_by_pick(passes: list[int], candidates: int, samples: int, seed: int) -> dict[int, dict[str, object]]:
     """For each T: log T and the greedy batch's joint MI estimate after each of ``PICKS``."""
-    strategy = create_strategy("batchbald", epochs=50, batch_size=128, lr=1e-3, optimizer="adam")
-    run = Run(RunSpec("batchbald", "mnist", labels=20, seed=seed, model="gal_cnn", device="cpu"), strategy)
-    run.setup()
-    run.train_round(0)
-    run.ctx.round, run.ctx.phase = 1, "round"
-    pool = run.data.ledger.pool()
-    chosen = pool[torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(seed))[:candidates]]
+    ctx, chosen = speedlib.batch_round(candidates, epochs=50, seed=seed)
     out: dict[int, dict[str, object]] = {}
     for t in passes:
-        probs = run.ctx.predict_mc(chosen, t, consistent=True).double()
+        probs = ctx.predict_mc(chosen, t, consistent=True).double()
         _, mi = batchbald(probs, max(PICKS), samples, torch.Generator().manual_seed(seed))
         out[t] = {"log_T": round(math.log(t), 3),
                   "joint_mi_after_pick": {k: round(float(mi[k - 1]), 3) for k in PICKS}}

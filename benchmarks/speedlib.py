@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslzoo.engine import Learner
+from sslzoo.api import create_strategy
+from sslzoo.context import Context
+from sslzoo.engine import Learner, Run, RunSpec
 from sslzoo.inference import Precision
 from sslzoo.prefix import SharedPrefix
 
@@ -97,3 +99,16 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / (f"{name}.json" if THREADS == 1 else f"{name}_{THREADS}threads.json")
     path.write_text(json.dumps({"environment": environment(), **payload}, indent=2) + "\n")
     return path
+
+
+def batch_round(candidates: int, *, epochs: int, seed: int) -> tuple[Context, torch.Tensor]:
+    """The context of ``gal_cnn`` after its first round on 20 class-balanced MNIST labels (Adam lr 1e-3,
+    batch 128, ``epochs`` epochs) and a random ``candidates`` of its pool, as a batch preset's first
+    acquisition sees them."""
+    strategy = create_strategy("batchbald", epochs=epochs, batch_size=128, lr=1e-3, optimizer="adam")
+    run = Run(RunSpec("batchbald", "mnist", labels=20, seed=seed, model="gal_cnn", device="cpu"), strategy)
+    run.setup()
+    run.train_round(0)
+    run.ctx.round, run.ctx.phase = 1, "round"
+    pool = run.data.ledger.pool()
+    return run.ctx, pool[torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(seed))[:candidates]]

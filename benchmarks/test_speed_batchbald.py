@@ -40,8 +40,6 @@ import pytest
 import speedlib
 import torch
 
-from sslzoo.api import create_strategy
-from sslzoo.engine import Run, RunSpec
 from sslzoo.joint_entropy import batchbald
 
 SEED = 0
@@ -69,14 +67,8 @@ def _save():
 @pytest.fixture(scope="module")
 def probs() -> torch.Tensor:
     """(2000, 10, 20) float64: consistent MC-dropout passes of gal_cnn after training on 20 labels."""
-    strat = create_strategy("batchbald", epochs=10, batch_size=128, lr=1e-3, optimizer="adam")
-    run = Run(RunSpec("batchbald", "mnist", labels=20, seed=SEED, model="gal_cnn", device="cpu"), strat)
-    run.setup()
-    run.train_round(0)
-    run.ctx.round, run.ctx.phase = 1, "round"
-    pool = run.data.ledger.pool()
-    perm = torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(SEED))
-    return run.ctx.predict_mc(pool[perm[:CANDIDATES]], PASSES, consistent=True).double()
+    ctx, candidates = speedlib.batch_round(CANDIDATES, epochs=10, seed=SEED)
+    return ctx.predict_mc(candidates, PASSES, consistent=True).double()
 
 
 def ours(p: torch.Tensor, seed: int = SEED) -> tuple[list[int], list[float]]:

@@ -134,14 +134,12 @@ class ActiveStrategy(Strategy, ABC):
         """``k`` of the candidate global ``ids``: :meth:`pick` by :meth:`score`."""
         return self.pick(ctx, self.score(ctx, ids), ids, k)
 
-    def select(self, ctx: Context, candidates: Tensor) -> Tensor:
-        """In the round phase, :meth:`choose` ``query_count`` ids of :meth:`candidates` (global ids)."""
-        if ctx.phase != "round":
-            return candidates[:0]
-        k = self.query_count(ctx, candidates.numel())
+    def select(self, ctx: Context, pool: Tensor) -> Tensor:
+        """:meth:`choose` ``query_count`` ids of the :meth:`candidates` drawn from the ``pool`` (global ids)."""
+        k = self.query_count(ctx, pool.numel())
         if k == 0:
-            return candidates[:0]
-        return self.choose(ctx, self.candidates(ctx, candidates, k), k)
+            return pool[:0]
+        return self.choose(ctx, self.candidates(ctx, pool, k), k)
 
 
 def _no_score(self: ActiveStrategy, ctx: Context, ids: Tensor) -> Tensor:

@@ -1,16 +1,18 @@
 """Hybrid strategies by composition of an active learner A and a pseudo-labeler B.
 
 ``A+B``, "active learning plus auto-labeling" (e.g. ``least_confidence+self_training``): each
-round, A's ``select`` picks pool ids for the oracle; B's ``select`` then accepts pseudo-labels
-from the rest of the pool. In the step phase (per-step pseudo-labeling, e.g.
-``entropy+pseudo_label``) every hook is B's. Training options and round control (budget) are
-A's; ``loss`` is B's.
+round, A selects pool ids for the oracle, then B selects pseudo-labels from the rest of the pool
+(a round-level B), each with its own ``select``, ``label`` and ``weight``. The training steps are
+B's (its ``epoch_plan`` and ``loss``: per-step pseudo-labeling, e.g. ``entropy+pseudo_label``).
+Training options and round control (budget) are A's; the reported model is B's.
 
 ``A>B``, "active learning, then auto-labeling" (e.g. ``least_confidence>self_training``): A's
 rounds until A stops (its budget is met), then B's rounds until B stops; B counts its rounds
-from the switch (``max_rounds`` of B's own). B must pseudo-label in rounds (no step phase).
+from the switch (``max_rounds`` of B's own). B must pseudo-label in rounds (``level`` "round").
 
-Both work for any active-learning strategy with any pseudo-labeling one, third-party ones included.
+A composition pairs the two strategies; the engine asks it which parts select in a round
+(:meth:`Composite.selectors`) and which part trains (:meth:`Composite.trainer`), and calls the
+parts' hooks. Both work for any active learner with any pseudo-labeler, third-party ones included.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
 from sslzoo.errors import OptionError
 from sslzoo.options import options_dict
-from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy, TrainOptions
+from sslzoo.strategy import Strategy, TrainOptions
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -34,7 +35,7 @@ SEPARATORS = (SEPARATOR, THEN)
 
 
 class Composite(Strategy):
-    """``active+pseudo``: the union of two strategies' round-phase selections."""
+    """``active+pseudo``: A's queries and B's pseudo-labels every round, B's training steps."""
 
     family = "hybrid"
     separator = SEPARATOR
@@ -51,7 +52,7 @@ class Composite(Strategy):
         self.name = name  # type: ignore[misc]
         self.paper = f"{active.paper} + {pseudo.paper}"  # type: ignore[misc]
         self.summary = f"{active.name} queries the oracle, {pseudo.name} pseudo-labels the rest"  # type: ignore[misc]
-        self._queried = torch.empty(0, dtype=torch.long)
+        self.level = pseudo.level  # type: ignore[misc]
 
     @property
     def options(self) -> Any:
@@ -66,53 +67,21 @@ class Composite(Strategy):
         extra = {f"{self.pseudo.name}.{k}": v for k, v in options_dict(self.pseudo.options).items() if k not in own}
         return {**options_dict(self.active.options), **extra}
 
-    # -- round control and plans ----------------------------------------------------------
+    # -- the pairing -----------------------------------------------------------------------
+    def selectors(self, ctx: Context) -> tuple[Strategy, ...]:
+        """The parts that select in this round, in order: each from what is left of the pool."""
+        return (self.active, self.pseudo)
+
+    def trainer(self) -> Strategy:
+        """The part whose ``epoch_plan`` and ``loss`` make the training steps."""
+        return self.pseudo
+
     def check(self, ctx: Context) -> None:
         self.active.check(ctx)
         self.pseudo.check(ctx)
 
     def stop(self, ctx: Context) -> str | None:
         return self.active.stop(ctx)
-
-    def query_count(self, ctx: Context, n_candidates: int) -> int:
-        return self.active.query_count(ctx, n_candidates)
-
-    def unlabeled_batch_size(self) -> int:
-        return self.pseudo.unlabeled_batch_size()
-
-    def epoch_plan(self, ctx: Context) -> EpochPlan:
-        return self.pseudo.epoch_plan(ctx)
-
-    def transform(self, ctx: Context, batch: Batch) -> Batch:
-        return self.pseudo.transform(ctx, batch)
-
-    # -- the four hooks --------------------------------------------------------------------
-    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        if ctx.phase == "step":
-            return self.pseudo.select(ctx, candidates)
-        queried = self.active.select(ctx, candidates)
-        rest = candidates[~torch.isin(candidates, queried)]
-        accepted = self.pseudo.select(ctx, rest) if rest.numel() else rest
-        self._queried = queried
-        return torch.cat([queried, accepted])
-
-    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
-        if ctx.phase == "step":
-            return self.pseudo.label(ctx, ids)
-        queried = torch.isin(ids, self._queried)
-        return self.active.label(ctx, ids[queried]).cat(self.pseudo.label(ctx, ids[~queried]))
-
-    def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
-        if ctx.phase == "step":
-            return self.pseudo.weight(ctx, labels)
-        weights = torch.empty_like(labels.confidence)
-        oracle = labels.source == ORACLE
-        weights[oracle] = self.active.weight(ctx, labels.subset(oracle))
-        weights[~oracle] = self.pseudo.weight(ctx, labels.subset(~oracle))
-        return weights
-
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        return self.pseudo.loss(ctx, labeled, unlabeled)
 
     def evaluated_model(self, ctx: Context) -> nn.Module:
         return self.pseudo.evaluated_model(ctx)
@@ -125,7 +94,7 @@ class Chain(Composite):
 
     def __init__(self, active: Strategy, pseudo: Strategy) -> None:
         super().__init__(active, pseudo)
-        if pseudo.unlabeled_batch_size() > 0:
+        if pseudo.level == "step":
             raise OptionError(f"in {self.name}, {pseudo.name!r} pseudo-labels at every step, not in rounds; "
                               f"run it alongside the active learner with {active.name}{SEPARATOR}{pseudo.name}")
         self.summary = f"{active.name} queries the oracle until its budget, then {pseudo.name} pseudo-labels"  # type: ignore[misc]
@@ -135,30 +104,26 @@ class Chain(Composite):
         """The part whose round it is: A until the switch, B after."""
         return self.active if self.switched_at is None else self.pseudo
 
+    def selectors(self, ctx: Context) -> tuple[Strategy, ...]:
+        return (self.current(),)
+
     def stop(self, ctx: Context) -> str | None:
         """A's stop until it gives a reason (the switch), then B's, asked with B's own round count."""
         if self.switched_at is None:
             if self.active.stop(ctx) is None:
                 return None
             self.switched_at = ctx.round - 1
-        own = ctx.round
-        ctx.round = own - self.switched_at
-        try:
-            return self.pseudo.stop(ctx)
-        finally:
-            ctx.round = own
-
-    def query_count(self, ctx: Context, n_candidates: int) -> int:
-        return self.current().query_count(ctx, n_candidates)
-
-    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        return self.current().select(ctx, candidates)
-
-    def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
-        return self.current().label(ctx, ids)
-
-    def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
-        return self.current().weight(ctx, labels)
+        return self.pseudo.stop(dataclasses.replace(ctx, round=ctx.round - self.switched_at))
 
     def evaluated_model(self, ctx: Context) -> nn.Module:
         return self.current().evaluated_model(ctx)
+
+
+def selectors(strategy: Strategy, ctx: Context) -> tuple[Strategy, ...]:
+    """The strategies that select in this round: a composition's parts, or the strategy itself."""
+    return strategy.selectors(ctx) if isinstance(strategy, Composite) else (strategy,)
+
+
+def trainer(strategy: Strategy) -> Strategy:
+    """The strategy whose ``epoch_plan`` and ``loss`` train: a composition's pseudo-labeler, or itself."""
+    return strategy.trainer() if isinstance(strategy, Composite) else strategy

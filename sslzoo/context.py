@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import nn
@@ -15,21 +14,24 @@ from sslzoo.embedding import GradientEmbedding
 from sslzoo.errors import PluginError
 from sslzoo.inference import Precision
 from sslzoo.ledger import Ledger
-from sslzoo.oracle import CALL_RETURNED, IN_STEP_PHASE, OUTSIDE_LABEL, OracleHandle
-from sslzoo.prefix import SharedPrefix
+from sslzoo.oracle import CALL_RETURNED, OUTSIDE_LABEL, OracleHandle
 from sslzoo.strategy import ORACLE
 from sslzoo.teacher import Teacher, Teachers, View
 
 
 @dataclass
 class Context:
-    """The run as a strategy sees it. ``phase`` is "round" (pool-level hooks) or "step".
+    """The run as a strategy sees it: the model being trained (``model``, in training mode during
+    ``loss``), all training inputs (``x``, indexed by global id), the ledger of the labels given so far,
+    the run's random generator, and where the run stands (round, epoch, step).
 
     ``unlabeled_batches`` counts the unlabeled batches drawn so far in this round's training (the
     current step's included) and ``labeled_passes`` the full passes over the labeled set finished.
+    ``activation`` says how the model's logits score the classes (``"softmax"``, or ``"sigmoid"`` for
+    a model that declares ``output_activation = "sigmoid"``), for :func:`~sslzoo.strategy.weighted_cross_entropy`.
 
     It holds no hidden label: the ledger knows only the labels given so far, and ``oracle`` answers
-    only inside a round-phase ``label`` call (see :mod:`sslzoo.oracle`).
+    only inside a ``label`` call (see :mod:`sslzoo.oracle`).
     """
 
     model: nn.Module
@@ -38,7 +40,6 @@ class Context:
     generator: torch.Generator
     num_classes: int
     seed: int
-    phase: Literal["round", "step"] = "round"
     round: int = 0
     epoch: int = 0
     epochs: int = 1
@@ -48,17 +49,18 @@ class Context:
     unlabeled_batches: int = 0
     labeled_passes: int = 0
     precision: Precision = "auto"
-    prefix: SharedPrefix | None = field(default=None, repr=False)  # the engine's; strategies call predict
+    activation: str = "softmax"
     teachers: Teachers | None = field(default=None, repr=False)  # the engine's; strategies call teacher
     _oracle: OracleHandle | None = field(default=None, init=False, repr=False)
     _where: str = field(default="", init=False, repr=False)  # the strategy, as the engine's errors name it
+    _training: bool = field(default=False, init=False, repr=False)  # in a step: predictions may enter a loss
 
     @property
     def oracle(self) -> OracleHandle:
         """The oracle of the ``label`` call under way, or a closed one that says where it can be asked."""
         if self._oracle is not None:
             return self._oracle
-        reason = IN_STEP_PHASE if self.phase == "step" else OUTSIDE_LABEL
+        reason = OUTSIDE_LABEL
         return OracleHandle.closed(f"{self._where}, round {self.round}: {reason}" if self._where else reason)
 
     @contextlib.contextmanager
@@ -97,18 +99,27 @@ class Context:
         """How many ids the oracle has labeled so far."""
         return int((self.ledger.source == ORACLE).sum())
 
+    def _grad_free(self) -> str:
+        """Inside a step, predictions are made under ``no_grad`` (they may enter the loss); elsewhere
+        under ``inference_mode``."""
+        return "no_grad" if self._training else "inference"
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        """For the engine: the block is one optimizer step's ``loss``."""
+        self._training = True
+        try:
+            yield
+        finally:
+            self._training = False
+
     def predict(self, ids: torch.Tensor, view: View | None = None) -> torch.Tensor:
         """Class probabilities (k, C) of the current model for ``ids``, dropout off, no gradient.
 
-        ``view`` (a batch transform, e.g. a weak augmentation) is applied to the inputs of ``ids``
-        first, chunk by chunk. Without one, in a step that trains on ``ids`` alone, the layers
-        before the first mode-dependent one are computed once for this prediction and the training
-        forward (:mod:`sslzoo.prefix`).
+        ``view`` is applied to the inputs of ``ids`` first, chunk by chunk: a function from a batch of
+        inputs (a tensor ``ctx.x[chunk]``) to the batch the model sees (e.g. a weak augmentation).
         """
-        shared = self.prefix.probabilities(ids) if self.prefix is not None and view is None else None
-        if shared is not None:
-            return shared
-        mode = "inference" if self.phase == "round" else "no_grad"
+        mode = self._grad_free()
         return inference.probabilities(self.model, self.x, ids, grad_free=mode, precision=self.precision, view=view)
 
     def teacher(self, decay: float | None = None, name: str = "teacher", warmup: bool = True) -> Teacher:
@@ -138,7 +149,7 @@ class Context:
         """Embeddings (k, D) of ``ids``: the input of the model's embedding layer (its last
         ``nn.Linear``, or the module its ``embedding_layer`` attribute names; see
         :mod:`sslzoo.embedding`), dropout off, no gradient, float32 on the device."""
-        mode = "inference" if self.phase == "round" else "no_grad"
+        mode = self._grad_free()
         return embedding.embeddings(self.model, self.x, ids, grad_free=mode, precision=self.precision)
 
     def gradient_embedding(self, ids: torch.Tensor) -> GradientEmbedding:

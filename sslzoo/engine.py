@@ -1,10 +1,11 @@
 """The engine: one readable loop that runs any strategy on any dataset and model.
 
     seed → data on the device → for each round:
-        (after round 0) stop? → select/label on the pool → move ids between the ledger's index sets
+        (after round 0) stop? → select → label → weight on the pool → move ids between the ledger's
+        index sets
         a fresh model when due → train: for each step:
-            labeled batch (+ unlabeled batch: select → label → weight) → loss → optimizer step
-            → the teachers follow the model
+            labeled batch (+ unlabeled ids) → loss (and what it pseudo-labeled, counted) → optimizer
+            step → the teachers follow the model
         evaluate (the strategy's evaluated model) on the test set → append an entry to the run's curve
     → the record
 
@@ -31,7 +32,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from sslzoo import inference
+from sslzoo import composite, inference
 from sslzoo.boundary import decision_boundary
 from sslzoo.context import Context
 from sslzoo.dataset import UNLABELED, Arrays, Dataset
@@ -41,12 +42,11 @@ from sslzoo.ledger import Ledger
 from sslzoo.metrics import class_metrics, curve_metrics
 from sslzoo.options import options_dict
 from sslzoo.oracle import Oracle, OracleHandle
-from sslzoo.prefix import SharedPrefix
 from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import held_out, initial_labels
-from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Strategy
+from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, PseudoLabels, Step, StepLoss, Strategy
 from sslzoo.teacher import Teachers
 from sslzoo.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 
@@ -243,13 +243,11 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
 @dataclass
 class Learner:
     """The model being trained and what goes with it: its optimizer, how its logits score the
-    classes (``softmax`` or ``sigmoid``), the layers a pseudo-labeling step's two forward passes
-    share (:mod:`sslzoo.prefix`) and the teachers that follow it (:mod:`sslzoo.teacher`)."""
+    classes (``softmax`` or ``sigmoid``) and the teachers that follow it (:mod:`sslzoo.teacher`)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     activation: str
-    prefix: SharedPrefix
     teachers: Teachers
 
 
@@ -300,7 +298,7 @@ class Run:
             curve.append(entry)
             self.registry.notify("round_ended", run=run_info, entry=entry)
             rnd += 1
-            self.ctx.round, self.ctx.phase = rnd, "round"
+            self.ctx.round = rnd
             termination = self.strategy.stop(self.ctx) or self.acquire(rnd)
         record = self._record(curve, pseudo, termination, time.perf_counter() - started)
         self.registry.notify("run_ended", record=record)
@@ -320,27 +318,41 @@ class Run:
         self.ctx._where = self.where
 
     def acquire(self, rnd: int) -> str | None:
-        """Round ``rnd``'s select → label → weight on the pool; a reason to stop, or None."""
+        """Round ``rnd``'s select → label → weight on the pool, by each strategy that selects in this
+        round (a composition's parts in turn, each from what is left of the pool); a reason to stop,
+        or None."""
         ledger = self.data.ledger
-        pool = ledger.pool()
-        if pool.numel() == 0:
+        if ledger.pool().numel() == 0:
             return "pool_empty"
+        selected = 0
+        for part in composite.selectors(self.strategy, self.ctx):
+            pool = ledger.pool()
+            if pool.numel() == 0:
+                break
+            selected += self.label_round(rnd, part, pool)
+        return None if selected else "nothing_selected"
+
+    def label_round(self, rnd: int, part: Strategy, pool: torch.Tensor) -> int:
+        """One strategy's select → label → weight on the ``pool`` in round ``rnd``, checked and written
+        to the ledger; how many ids it labeled."""
         where = f"{self.where}, round {rnd}"
-        chosen, expected = self.select_round(rnd, pool)
+        chosen, expected = self.select_round(rnd, pool, part)
         if chosen.numel() == 0:
-            return "nothing_selected"
+            return 0
         oracle = self.data.oracle.handle(chosen, expected, where)
         with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
-            labels = self.strategy.label(self.ctx, chosen)
+            labels = part.label(self.ctx, chosen)
         check_labels(where, labels, chosen, oracle, expected, self.data.oracle)
-        ledger.assign(labels, self.strategy.weight(self.ctx, labels), rnd)
-        return None
+        self.data.ledger.assign(labels, part.weight(self.ctx, labels), rnd)
+        return chosen.numel()
 
-    def select_round(self, rnd: int, pool: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Round ``rnd``'s selection from the ``pool``, checked (unique global pool ids), with the number
-        of oracle labels the strategy may ask for (its ``query_count``)."""
-        expected = self.strategy.query_count(self.ctx, pool.numel())
-        chosen = self.strategy.select(self.ctx, pool)
+    def select_round(self, rnd: int, pool: torch.Tensor, part: Strategy | None = None) -> tuple[torch.Tensor, int]:
+        """Round ``rnd``'s selection from the ``pool`` by ``part`` (default: the strategy's first selector,
+        the one that queries), checked (unique global pool ids), with the number of oracle labels it
+        must ask for (its ``query_count``)."""
+        part = part or composite.selectors(self.strategy, self.ctx)[0]
+        expected = part.query_count(self.ctx, pool.numel())
+        chosen = part.select(self.ctx, pool)
         check_selection(f"{self.where}, round {rnd}", chosen, pool)
         return chosen, expected
 
@@ -355,8 +367,12 @@ class Run:
             model = model.to(memory_format=torch.channels_last)
         return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
                        activation=inference.output_activation(model),
-                       prefix=SharedPrefix(model, self.training.precision),
                        teachers=Teachers(model, x, self.training.precision))
+
+    def use(self, learner: Learner) -> None:
+        """Train ``learner`` from now on (the context's model, activation and teachers are its)."""
+        self.learner = learner
+        self.ctx.model, self.ctx.activation, self.ctx.teachers = learner.model, learner.activation, learner.teachers
 
     def _check_fits(self, model: nn.Module) -> None:
         """The model must take the dataset's inputs and give one output per class: a one-sample forward
@@ -385,14 +401,13 @@ class Run:
         """
         ctx, training, data = self.ctx, self.training, self.data
         curve = [] if curve is None else curve
-        ctx.round, ctx.phase = rnd, "round"
+        ctx.round = rnd
         if rnd == 0 or training.retrain == "scratch":
-            self.learner = self.fresh_learner()
-            ctx.model, ctx.prefix, ctx.teachers = self.learner.model, self.learner.prefix, self.learner.teachers
-        model = self.learner.model
+            self.use(self.fresh_learner())
+        model, trainer = self.learner.model, composite.trainer(self.strategy)
         train_ids = data.ledger.train()
         sampler = PoolSampler(data.ledger.pool(), ctx.generator)
-        semi = self.strategy.unlabeled_batch_size() > 0
+        semi = trainer.level == "step"
         tally = Tally(self.device, data.ledger.source.numel())
         stopper = (EarlyStopping(training.patience, data.x_test, data.y_test, self.strategy.evaluated_model(ctx),
                                  training.precision, training.patience_start) if training.patience else None)
@@ -401,9 +416,9 @@ class Run:
             schedule_epoch(self.learner.optimizer, training, epoch)
             model.train()
             ctx.epoch, ctx.step_in_epoch = epoch, 0
-            plan = self.strategy.epoch_plan(ctx)
+            plan = trainer.epoch_plan(ctx)
             semi = semi or plan.unlabeled_batch_size > 0
-            loss = self._epoch(rnd, epoch, plan, train_ids, sampler, tally)
+            loss = self._epoch(rnd, epoch, trainer, plan, train_ids, sampler, tally)
             if self.progress is not None:
                 self.progress({"round": rnd, "epoch": epoch + 1, "epochs": training.epochs, "loss": loss,
                                "labels": train_ids.numel()})
@@ -415,82 +430,67 @@ class Run:
             stopper.restore(self.strategy.evaluated_model(ctx))
         return Fit(tally if semi else None, stopper.best_epoch if stopper is not None else None)
 
-    def _epoch(self, rnd: int, epoch: int, plan: EpochPlan, train_ids: torch.Tensor, sampler: PoolSampler,
-               tally: Tally) -> float:
-        """One epoch's optimizer steps over ``train_ids`` (and pool batches from ``sampler``); returns the
-        mean loss (the epoch's one host sync)."""
+    def _epoch(self, rnd: int, epoch: int, trainer: Strategy, plan: EpochPlan, train_ids: torch.Tensor,
+               sampler: PoolSampler, tally: Tally) -> float:
+        """One epoch's optimizer steps over ``train_ids`` (and pool batches from ``sampler``), each
+        ``trainer``'s loss; returns the mean loss (the epoch's one host sync)."""
         ctx, data, bs = self.ctx, self.data, self.training.batch_size
         n = train_ids.numel()
         last_batch = math.ceil(n / bs) - 1
         schedule = epoch_steps(n, bs, sampler.pool.numel(), plan)
         steps = ctx.steps_per_epoch = len(schedule)
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
-        bad_selection = torch.zeros((), dtype=torch.bool, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
         order = train_ids
         for s, (b, draws_unlabeled) in enumerate(schedule):
-            ctx.phase, ctx.step_in_epoch = "step", s
+            ctx.step_in_epoch = s
             if b == 0:  # a labeled pass starts
                 order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
             ids = order[b * bs:(b + 1) * bs] if b >= 0 else train_ids[:0]
-            labeled = Batch(ids, data.x[ids], data.ledger.target[ids], data.ledger.weight[ids])
+            ledger = data.ledger
+            labeled = Batch(ids, data.x[ids], ledger.target[ids], ledger.weight[ids], ledger.source[ids])
             unlabeled = None
             if draws_unlabeled:
                 ctx.unlabeled_batches += 1
-                candidates = sampler.draw(plan.unlabeled_batch_size)
-                if b < 0:  # a step on the unlabeled batch alone: its prediction may share the prefix
-                    self.learner.prefix.arm(data.x, candidates)
-                unlabeled = self._unlabeled_batch(candidates, tally, bad_selection)
-            loss = self._step(labeled, unlabeled)
+                unlabeled = sampler.draw(plan.unlabeled_batch_size)
+            loss = self._step(trainer, Step(labeled, unlabeled), tally)
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), ctx.step, bad_step)
             loss_sum += loss.detach()
             ctx.step += 1
             ctx.labeled_passes += b == last_batch
         self._check_finite(rnd, epoch, steps, bad_step)
-        if bool(bad_selection):
-            raise PluginError(f"{self.where}: in the step phase, select returned duplicate ids or ids "
-                              f"that are not in the unlabeled batch (round {rnd}, epoch {epoch + 1})")
         return float(loss_sum) / max(1, steps)
 
-    def _unlabeled_batch(self, candidates: torch.Tensor, tally: Tally, bad: torch.Tensor) -> Batch:
-        """The step phase: select among an unlabeled batch, label it, weigh it, tally its quality.
-
-        A selection of duplicates or of ids outside the batch sets ``bad`` on the device (checked
-        once per epoch: no host sync per step).
-        """
-        chosen = self.strategy.select(self.ctx, candidates)
-        ordered = chosen.sort().values
-        bad |= ~torch.isin(chosen, candidates).all() | (ordered[1:] == ordered[:-1]).any()
-        labels = self.strategy.label(self.ctx, chosen)
-        if labels.ids.shape != chosen.shape:
-            raise PluginError(f"{self.where}: in the step phase, label must return labels for exactly the "
-                              f"selected ids")
-        weights = self.strategy.weight(self.ctx, labels)
-        tally.add(difficulty_buckets(labels.confidence), labels.targets == self.data.oracle.reveal(chosen))
-        tally.mark(chosen)
-        return Batch(chosen, self.learner.prefix.inputs(self.data.x, chosen), labels.targets, weights)
-
-    def _step(self, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """One optimizer step on the labeled (and unlabeled) batch, in one forward pass (which starts
-        from the pseudo-label forward's shared prefix when the step trains on that batch alone)."""
+    def _step(self, trainer: Strategy, step: Step, tally: Tally) -> torch.Tensor:
+        """One optimizer step: ``trainer``'s loss of the step (its own forward passes, under the run's
+        autocast), what it pseudo-labeled counted in ``tally``, then backward, the optimizer and the
+        teachers."""
         learner = self.learner
-        labeled = self.strategy.transform(self.ctx, labeled)
-        if unlabeled is not None:
-            unlabeled = self.strategy.transform(self.ctx, unlabeled)
-        alone = unlabeled.x if unlabeled is not None and labeled.ids.numel() == 0 else None
-        with inference.autocast(self.device, self.training.precision):
-            logits = learner.prefix.logits(alone)
-            if logits is None:
-                logits = learner.model(labeled.x if unlabeled is None else torch.cat([labeled.x, unlabeled.x]))
-            labeled.logits, labeled.activation = logits[:labeled.ids.numel()], learner.activation
-            if unlabeled is not None:
-                unlabeled.logits, unlabeled.activation = logits[labeled.ids.numel():], learner.activation
-            loss = self.strategy.loss(self.ctx, labeled, unlabeled)
+        with inference.autocast(self.device, self.training.precision), self.ctx.training():
+            out = trainer.loss(self.ctx, step)
+        loss, pseudo = (out.loss, out.pseudo) if isinstance(out, StepLoss) else (out, None)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise PluginError(f"{self.where}: loss must return a scalar tensor (or a StepLoss holding one), "
+                              f"got {type(loss).__name__ if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
+        if pseudo is not None:
+            self._count(pseudo, step, tally)
         learner.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         learner.optimizer.step()
         learner.teachers.update()
         return loss
+
+    def _count(self, pseudo: PseudoLabels, step: Step, tally: Tally) -> None:
+        """Count a step's pseudo-labels and their quality (against the hidden truth, for the record):
+        they must be for ids of the step's unlabeled batch, one each (checked on the host only when the
+        counts disagree, so that a correct step does not sync)."""
+        ids, targets, confidence = pseudo.used()
+        drawn = step.unlabeled if step.unlabeled is not None else ids[:0]
+        if pseudo.ids is not drawn and (pseudo.ids.shape != drawn.shape or not torch.equal(pseudo.ids, drawn)):
+            raise PluginError(f"{self.where}: a step's pseudo-labels must be for the ids of its unlabeled batch "
+                              f"(step.unlabeled), in its order")
+        tally.add(difficulty_buckets(confidence), targets == self.data.oracle.reveal(ids))
+        tally.mark(ids)
 
     def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
         step = int(bad_step)

@@ -1,7 +1,7 @@
 """The oracle: the hidden ground truth of the training set, and the handle one ``label`` call gets.
 
 The truth is held by the engine alone: :class:`Oracle` is an attribute of the run, never of the
-:class:`~sslzoo.context.Context` nor of anything the context holds. For each round-phase ``label``
+:class:`~sslzoo.context.Context` nor of anything the context holds. For each ``label``
 call the engine opens an :class:`OracleHandle` as ``ctx.oracle``: it carries the true labels of
 that call's ids only, answers for those ids, counts the distinct ids it answered and refuses to
 answer beyond the round's ``query_count``. When the call returns the handle is closed and drops
@@ -17,9 +17,7 @@ from sslzoo.errors import OracleError
 from sslzoo.strategy import ORACLE, Labels
 
 OUTSIDE_LABEL = ("the oracle was asked outside the label hook: a strategy may ask for true labels only in "
-                 "label(), in the round phase, and only for the ids passed to that call")
-IN_STEP_PHASE = ("the oracle was asked in the step phase, where no oracle labels are given: label must "
-                 "return pseudo-labels (Labels.pseudo) for the unlabeled batch")
+                 "label(), once per round, and only for the ids passed to that call")
 CALL_RETURNED = ("the oracle was asked through a handle kept from this round's label call after that call "
                  "returned: it answers only during the label call it was given to")
 

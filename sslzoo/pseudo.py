@@ -1,14 +1,14 @@
 """The argmax pseudo-labeler: the shared base of strategies whose labels are the model's guesses.
 
 Following Lee (2013), a pseudo-label is the class of maximum predicted probability (dropout off,
-no gradient), and that probability is its confidence. ``select`` usually computes that
-prediction already; :meth:`ArgmaxPseudoLabeler.accept` remembers it so ``label`` reuses the
-forward pass instead of repeating it.
+no gradient), and that probability is its confidence: :func:`argmax_labels`. A round-level
+pseudo-labeler (self-training) selects pool ids in ``select`` and labels them with that argmax in
+``label``; a step-level one (``level = "step"``) pseudo-labels its unlabeled batch inside ``loss``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,20 +31,7 @@ class ArgmaxPseudoLabeler(Strategy):
 
     family = "ssl"
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._accepted: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    def accept(self, chosen: torch.Tensor, targets: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
-        """Return ``chosen`` from ``select``, remembering their predicted labels for ``label``."""
-        self._accepted = (chosen, targets, confidence)
-        return chosen
-
     def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
         """The argmax of the model (dropout off, no gradient) with its probability as confidence."""
-        if self._accepted is not None and self._accepted[0] is ids:
-            _, targets, confidence = self._accepted
-        else:
-            confidence, targets = argmax_labels(ctx, ids)
-        self._accepted = None
+        confidence, targets = argmax_labels(ctx, ids)
         return Labels.pseudo(ids, targets, confidence)

@@ -1,17 +1,19 @@
 """The Strategy base class: the four hooks ``select``, ``label``, ``weight`` and ``loss``.
 
-A strategy answers four questions the engine asks (see ``docs/strategies.md``):
+A strategy answers four questions the engine asks (see ``docs/strategies.md``), each hook with one
+meaning:
 
-* ``select(ctx, candidates)`` — which of these global ids get a label now? In the *round*
-  phase the candidates are the unlabeled pool (active-learning queries, self-training
-  acceptances); in the *step* phase they are the unlabeled batch of one optimizer step
-  (per-step pseudo-labeling).
-* ``label(ctx, ids)`` — what label do they get (the oracle, the model's argmax, ...)?
+* ``select(ctx, pool)`` — once per round: which of the unlabeled pool's global ids get a label now
+  (active-learning queries, self-training acceptances)?
+* ``label(ctx, ids)`` — what label do the selected ids get (the oracle's, the model's argmax, ...)?
 * ``weight(ctx, labels)`` — how much does each of them count in the loss?
-* ``loss(ctx, labeled, unlabeled)`` — how are the labeled and unlabeled terms combined?
+* ``loss(ctx, step)`` — once per optimizer step: the training objective of the step's labeled
+  batch and unlabeled ids, returned with what it pseudo-labeled (:class:`StepLoss`), so that the
+  engine can count and audit every pseudo-label.
 
 The defaults give supervised training: nothing is selected, labels come from the oracle,
-every sample weighs 1, and the loss is the cross-entropy on the labeled batch.
+every sample weighs 1, and the loss is the cross-entropy on the labeled batch. Data flows between
+the hooks through their arguments and return values only.
 """
 
 from __future__ import annotations
@@ -115,20 +117,50 @@ class Labels:
 
 @dataclass
 class Batch:
-    """One part of an optimizer step: ids, their inputs, targets, weights and the model's logits.
-
-    ``activation`` says how the logits score the classes, as the model declares it (its
-    ``output_activation`` attribute, set by the engine with the logits): ``"softmax"`` (one
-    cross-entropy over the classes) or ``"sigmoid"`` (one sigmoid unit per class, whose binary
-    cross-entropies add up, as in Lee 2013).
-    """
+    """The labeled batch of an optimizer step: global ids, their inputs, targets, loss weights and
+    where each label came from (``source``: ``ORACLE``, or ``PSEUDO`` for a round's pseudo-label)."""
 
     ids: torch.Tensor
     x: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
-    logits: torch.Tensor | None = None
-    activation: str = "softmax"
+    source: torch.Tensor
+
+
+@dataclass
+class Step:
+    """One optimizer step as :meth:`Strategy.loss` gets it: the ``labeled`` batch (empty in an
+    unlabeled-only step) and the global ids of the ``unlabeled`` batch drawn from the pool (``None``
+    when the epoch's plan draws none; their inputs are ``ctx.x[step.unlabeled]``)."""
+
+    labeled: Batch
+    unlabeled: torch.Tensor | None = None
+
+
+@dataclass
+class PseudoLabels:
+    """What a step's loss pseudo-labeled: for each id of the unlabeled batch the class it was trained
+    towards and how sure the model was; ``mask`` (boolean, one per id; ``None``: all) says which of
+    them the loss used, so that a thresholded method reports the ids it kept, not those it dropped."""
+
+    ids: torch.Tensor
+    targets: torch.Tensor
+    confidence: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    def used(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ids, targets, confidence) of the pseudo-labels the loss used."""
+        if self.mask is None:
+            return self.ids, self.targets, self.confidence
+        return self.ids[self.mask], self.targets[self.mask], self.confidence[self.mask]
+
+
+class StepLoss(NamedTuple):
+    """The return value of :meth:`Strategy.loss`: the loss to minimise and what the step pseudo-labeled
+    (``None``: nothing)."""
+
+    loss: torch.Tensor
+    pseudo: PseudoLabels | None = None
 
 
 class EpochPlan(NamedTuple):
@@ -146,22 +178,28 @@ class EpochPlan(NamedTuple):
     labeled_first: bool = False
 
 
-def weighted_cross_entropy(batch: Batch) -> torch.Tensor:
-    """Mean over the batch of ``weight * CE(logits, target)``; 0 for an empty batch.
+def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
+                           activation: str = "softmax") -> torch.Tensor:
+    """Mean over the samples of ``weight * CE(logits, target)``; 0 for no sample.
 
-    With ``batch.activation == "sigmoid"`` the CE of a sample is the sum over the classes of the
-    binary cross-entropy of each sigmoid unit against the one-hot target (Lee 2013, eq. 2).
+    ``activation`` says how the logits score the classes, as the model declares it (``ctx.activation``):
+    ``"softmax"`` (one cross-entropy over the classes) or ``"sigmoid"`` (one sigmoid unit per class, whose
+    binary cross-entropies add up, as in Lee 2013, eq. 2).
     """
-    assert batch.logits is not None
-    if batch.ids.numel() == 0:
-        return batch.logits.sum() * 0.0
-    logits = batch.logits.float()
-    if batch.activation == "sigmoid":
-        onehot = F.one_hot(batch.targets, logits.shape[1]).to(logits.dtype)
+    if targets.numel() == 0:
+        return logits.sum() * 0.0
+    logits = logits.float()
+    if activation == "sigmoid":
+        onehot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
         per_sample = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(dim=1)
     else:
-        per_sample = F.cross_entropy(logits, batch.targets, reduction="none")
-    return (per_sample * batch.weights).mean()
+        per_sample = F.cross_entropy(logits, targets, reduction="none")
+    return (per_sample * weights).mean()
+
+
+def supervised_loss(ctx: Context, labeled: Batch) -> torch.Tensor:
+    """The weighted cross-entropy of the model on a labeled batch (one forward pass)."""
+    return weighted_cross_entropy(ctx.model(labeled.x), labeled.targets, labeled.weights, ctx.activation)
 
 
 class Strategy:
@@ -169,14 +207,22 @@ class Strategy:
 
     Class attributes: ``name`` (registry key), ``family`` (one of ``FAMILIES``; required: a class
     that neither sets one nor inherits one from a base such as ``ActiveStrategy`` is refused at
-    registration), ``paper`` (the citation it implements), ``summary`` (one line) and ``Options``
-    (a dataclass whose defaults are the paper's hyper-parameters; subclass :class:`TrainOptions`).
+    registration), ``paper`` (the citation it implements), ``summary`` (one line), ``Options`` (a
+    dataclass whose defaults are the paper's hyper-parameters; subclass :class:`TrainOptions`) and
+    ``level``: ``"round"`` for a strategy that labels in rounds (``select``/``label``/``weight``), or
+    ``"step"`` for one that pseudo-labels inside its ``loss`` at every optimizer step.
+
+    An instance lives for one run (a grid builds one per run): per-run state may be kept on it.
+    Besides the four hooks, a strategy may override the round control (:meth:`check`, :meth:`stop`,
+    :meth:`query_count`), the shape of its epochs (:meth:`epoch_plan`) and the model it reports
+    (:meth:`evaluated_model`).
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    level: ClassVar[Literal["round", "step"]] = "round"
     Options: ClassVar[type] = TrainOptions
 
     def __init__(self, **options: Any) -> None:
@@ -191,45 +237,37 @@ class Strategy:
         """Why no further round starts (``None``: go on). Called before each round after the first."""
         return "single_round"
 
-    def unlabeled_batch_size(self) -> int:
-        """Unlabeled ids drawn from the pool at each optimizer step (0: none, no step-phase hooks)."""
+    def query_count(self, ctx: Context, n_candidates: int) -> int:
+        """How many oracle labels this round's ``label`` must ask for, of the ids ``select`` returns
+        (0: the strategy never queries); the engine refuses a round that asks for another number."""
         return 0
 
     def epoch_plan(self, ctx: Context) -> EpochPlan:
         """How the coming epoch (``ctx.epoch``) draws its batches; called at the start of each epoch.
 
-        Default: joint steps over the labeled set, each with ``unlabeled_batch_size()`` pool ids.
+        Default: one pass over the labeled set, no unlabeled batches.
         """
-        return EpochPlan(self.unlabeled_batch_size())
-
-    def transform(self, ctx: Context, batch: Batch) -> Batch:
-        """The batch the model sees, called on each batch of a step before the forward pass
-        (e.g. augmentation; ``batch.logits`` is not set yet). Default: the batch unchanged."""
-        return batch
-
-    def query_count(self, ctx: Context, n_candidates: int) -> int:
-        """How many oracle labels this round's ``label`` may ask for (0: the strategy never queries)."""
-        return 0
+        return EpochPlan()
 
     # -- the four hooks ------------------------------------------------------------------
-    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        """Global ids, taken from ``candidates``, that get a label now. Default: none."""
-        return candidates[:0]
+    def select(self, ctx: Context, pool: torch.Tensor) -> torch.Tensor:
+        """Once per round: global ids, taken from the unlabeled ``pool``, that get a label now. Default: none."""
+        return pool[:0]
 
     def label(self, ctx: Context, ids: torch.Tensor) -> Labels:
-        """The labels of the selected ids. Default: ask the oracle."""
+        """The labels of the selected ids. Default: ask the oracle (``ctx.oracle``)."""
         return ctx.oracle(ids)
 
     def weight(self, ctx: Context, labels: Labels) -> torch.Tensor:
         """Per-sample loss weights of ``labels``. Default: 1 each."""
         return torch.ones_like(labels.confidence)
 
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """The training loss of one step. Default: weighted CE on labeled (+ unlabeled) samples."""
-        total = weighted_cross_entropy(labeled)
-        if unlabeled is not None:
-            total = total + weighted_cross_entropy(unlabeled)
-        return total
+    def loss(self, ctx: Context, step: Step) -> torch.Tensor | StepLoss:
+        """Once per optimizer step: the loss of the ``step``'s batches, run in the model's training mode
+        (the strategy makes its own forward passes with ``ctx.model``), with what it pseudo-labeled
+        (:class:`StepLoss`; a bare tensor: nothing). Default: the weighted cross-entropy of the labeled
+        batch (:func:`supervised_loss`)."""
+        return supervised_loss(ctx, step.labeled)
 
     def evaluated_model(self, ctx: Context) -> nn.Module:
         """The model whose test accuracy the run reports (and that ``patience`` selects and the

@@ -37,7 +37,7 @@ from sslzoo.dataset import Arrays, Dataset
 from sslzoo.engine import Run, RunSpec
 from sslzoo.plugins import LOAD_ENV
 from sslzoo.registry import Registry, default_registry, reset_default_registry
-from sslzoo.strategy import ORACLE, Labels, Strategy
+from sslzoo.strategy import ORACLE, Labels, Step, StepLoss, Strategy
 
 TINY_DATA = {"n_train": 200, "n_test": 200, "noise": 0.1}
 TINY_LABELS = 10
@@ -57,7 +57,7 @@ __all__ = [
 
 @dataclass
 class SelectCall:
-    """One round-phase ``select``: what it was offered and what it returned; and what a copy of the
+    """One ``select``: what it was offered and what it returned; and what a copy of the
     strategy returned, in the same state and with the same randomness, when offered the same
     candidates in another order (``shuffled``, ``shuffled_chosen``; ``shuffled_error`` if it raised)."""
 
@@ -71,29 +71,29 @@ class SelectCall:
 
 @dataclass
 class HookCall:
-    """One call of ``select``, ``label`` or ``weight``, in either phase: where the run was and what
-    the hook returned (the chosen ids; the labels' ids, targets, confidence and source; the weights)."""
+    """One call of a hook: ``select``, ``label`` or ``weight`` in a round, or ``loss`` at a step; where
+    the run was and what the hook returned (the chosen ids; the labels' ids, targets, confidence and
+    source; the weights; the loss's value and its pseudo-labels' ids, targets, confidence and mask)."""
 
     hook: str
-    phase: str
     round: int
     step: int
     returned: tuple[Any, ...]
 
     def where(self) -> str:
-        return (f"the {self.hook} of round {self.round}" if self.phase == "round"
-                else f"the {self.hook} of step {self.step} (round {self.round})")
+        return (f"the loss of step {self.step} (round {self.round})" if self.hook == "loss"
+                else f"the {self.hook} of round {self.round}")
 
     def same(self, other: HookCall) -> bool:
-        return (self.hook, self.phase, self.round, self.step, len(self.returned)) == (
-            other.hook, other.phase, other.round, other.step, len(other.returned)) and all(
+        return (self.hook, self.round, self.step, len(self.returned)) == (
+            other.hook, other.round, other.step, len(other.returned)) and all(
             _equal(a, b) for a, b in zip(self.returned, other.returned))
 
 
 @dataclass
 class TinyRun:
-    """A finished tiny run with what the spies saw: round-phase ``select`` calls (``selects``) and
-    every ``select``, ``label`` and ``weight`` call of both phases (``calls``)."""
+    """A finished tiny run with what the spies saw: the ``select`` calls (``selects``) and every call of
+    the four hooks (``calls``), of each part of a composition."""
 
     job: Run
     record: dict[str, Any]
@@ -150,7 +150,7 @@ def _shuffled_select(strategy: Strategy, ctx: Context, candidates: torch.Tensor)
         twin = copy.deepcopy(strategy)
     except Exception:  # a strategy that holds what cannot be copied is not probed
         return call
-    for hook in ("select", "label", "weight"):  # the spies: the twin runs its own hooks
+    for hook in HOOKS:  # the spies: the twin runs its own hooks
         vars(twin).pop(hook, None)
     order = torch.randperm(candidates.numel(), generator=torch.Generator().manual_seed(SHUFFLE_SEED + ctx.round))
     call.shuffled = candidates[order.to(candidates.device)]
@@ -165,19 +165,26 @@ def _shuffled_select(strategy: Strategy, ctx: Context, candidates: torch.Tensor)
     return call
 
 
+HOOKS = ("select", "label", "weight", "loss")
+
+
 def _spy(strategy: Strategy, result: TinyRun) -> None:
-    """Record every ``select``, ``label`` and ``weight`` call of ``strategy`` into ``result``."""
-    select, label, weight = strategy.select, strategy.label, strategy.weight
+    """Record every call of the four hooks of ``strategy`` (of each part of a composition) into ``result``."""
+    for part in strategy.parts():
+        _spy_part(part, result)
+
+
+def _spy_part(strategy: Strategy, result: TinyRun) -> None:
+    select, label, weight, loss = strategy.select, strategy.label, strategy.weight, strategy.loss
 
     def record(hook: str, ctx: Any, *returned: Any) -> None:
-        result.calls.append(HookCall(hook, ctx.phase, ctx.round, ctx.step, tuple(map(_copy, returned))))
+        result.calls.append(HookCall(hook, ctx.round, ctx.step, tuple(map(_copy, returned))))
 
     def spy_select(ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        probe = _shuffled_select(strategy, ctx, candidates) if ctx.phase == "round" else None
+        probe = _shuffled_select(strategy, ctx, candidates)
         chosen = select(ctx, candidates)
-        if probe is not None:
-            probe.chosen = _copy(chosen)
-            result.selects.append(probe)
+        probe.chosen = _copy(chosen)
+        result.selects.append(probe)
         record("select", ctx, chosen)
         return chosen
 
@@ -194,15 +201,22 @@ def _spy(strategy: Strategy, result: TinyRun) -> None:
         record("weight", ctx, weights)
         return weights
 
+    def spy_loss(ctx: Context, step: Step) -> torch.Tensor | StepLoss:
+        out = loss(ctx, step)
+        value, pseudo = (out.loss, out.pseudo) if isinstance(out, StepLoss) else (out, None)
+        seen = () if pseudo is None else (pseudo.ids, pseudo.targets, pseudo.confidence, pseudo.mask)
+        record("loss", ctx, value.detach() if isinstance(value, torch.Tensor) else value, *seen)
+        return out
+
     # instance attributes shadow the methods
-    vars(strategy).update(select=spy_select, label=spy_label, weight=spy_weight)
+    vars(strategy).update(select=spy_select, label=spy_label, weight=spy_weight, loss=spy_loss)
 
 
 def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overrides: Any) -> TinyRun:
-    """Run ``name`` on a tiny two-moons problem, spying on its ``select``, ``label`` and ``weight``.
+    """Run ``name`` on a tiny two-moons problem, spying on its four hooks.
 
     ``overrides`` are strategy options, on top of the tiny ones (:func:`tiny_options`). Each
-    round-phase ``select`` is also asked of a copy of the strategy with the candidates shuffled
+    ``select`` is also asked of a copy of the strategy with the candidates shuffled
     (:class:`SelectCall`), for :func:`check_selection`.
     """
     registry = registry or default_registry()
@@ -243,7 +257,7 @@ def _positions(call: SelectCall) -> bool:
 
 
 def check_selection(run: TinyRun) -> None:
-    """Round-phase ``select`` returns unique global ids from the pool, not positions among its
+    """``select`` returns unique global ids from the pool, not positions among its
     candidates (a copy offered them shuffled must not point at the same samples by position);
     the budget holds."""
     for call in run.selects:

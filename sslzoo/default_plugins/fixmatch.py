@@ -40,7 +40,7 @@ from sslzoo.augment import shift_and_noise
 from sslzoo.hookspecs import hookimpl
 from sslzoo.pseudo import ArgmaxPseudoLabeler
 from sslzoo.randaugment import rand_augment
-from sslzoo.strategy import POOL, Batch, EpochPlan, TrainOptions, weighted_cross_entropy
+from sslzoo.strategy import EpochPlan, PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -80,6 +80,7 @@ class FixMatch(ArgmaxPseudoLabeler):
     batches hold 64 ids (the paper's B; the training option ``batch_size``), not the dataset's default."""
 
     name = "fixmatch"
+    level = "step"
     paper = SOHN_2020
     summary = "pseudo-labels from weak views above a confidence threshold, cross-entropy on strong (RandAugment) views"
     Options = FixMatchOptions
@@ -88,13 +89,10 @@ class FixMatch(ArgmaxPseudoLabeler):
         super().__init__(**options)
         if self.options.batch_size is None:
             self.options = dataclasses.replace(self.options, batch_size=FixMatchOptions.batch_size)
-        self._drawn = 0
-
-    def unlabeled_batch_size(self) -> int:
-        return int(self.options.mu * self.options.batch_size)
 
     def epoch_plan(self, ctx: Context) -> EpochPlan:
-        return EpochPlan(self.unlabeled_batch_size())
+        """Every step: a labeled batch of B and an unlabeled batch of mu·B."""
+        return EpochPlan(int(self.options.mu * self.options.batch_size))
 
     def weak(self, ctx: Context, x: torch.Tensor) -> torch.Tensor:
         """The weak view of a batch of inputs: shifted (and with ``flip`` mirrored)."""
@@ -104,34 +102,34 @@ class FixMatch(ArgmaxPseudoLabeler):
         """The strong view of a weak view: RandAugment, then Cutout."""
         return rand_augment(weak, ctx.generator, self.options.strong_ops, self.options.cutout)
 
-    # -- the hooks -------------------------------------------------------------------------
-    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        """Step phase: the ids of the unlabeled batch whose weak view the model predicts with at least
-        ``threshold`` probability (one host sync per step, the number kept); round phase: nothing."""
-        if ctx.phase != "step" or candidates.numel() == 0:
-            return candidates[:0]
-        self._drawn = candidates.numel()
-        confidence, targets = ctx.predict(candidates, view=lambda x: self.weak(ctx, x)).max(dim=1)
-        keep = confidence >= self.options.threshold
-        return self.accept(candidates[keep], targets[keep], confidence[keep])
-
-    def transform(self, ctx: Context, batch: Batch) -> Batch:
-        """Pool ids (the pseudo-labeled unlabeled batch) get the strong view, labeled ids the weak one."""
-        if batch.ids.numel() == 0:
-            return batch
-        unlabeled = (ctx.ledger.source[batch.ids] == POOL).view(-1, *([1] * (batch.x.dim() - 1)))
-        weak = self.weak(ctx, batch.x)
-        return dataclasses.replace(batch, x=torch.where(unlabeled, self.strong(ctx, weak), weak))
-
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """``CE(labeled) + lambda_u · Σ CE(confident strong views) / (mu·B)`` (eq. 4)."""
-        loss = weighted_cross_entropy(labeled)
-        if unlabeled is not None and self._drawn:
-            kept_share = unlabeled.ids.numel() / self._drawn
-            loss = loss + self.options.lambda_u * kept_share * weighted_cross_entropy(unlabeled)
-        if self.options.ema_decay is not None:
-            ctx.teacher(self.options.ema_decay, name=EMA_TEACHER)  # created at the first step, then followed
-        return loss
+    # -- the objective (the paper's Algorithm 1) --------------------------------------------
+    def loss(self, ctx: Context, step: Step) -> StepLoss:
+        """``CE(weak(labeled)) + lambda_u · Σ_{max q ≥ tau} CE(strong(u), argmax q) / (mu·B)`` (eq. 4),
+        q the model's prediction on the weak view of each unlabeled id (no gradient)."""
+        o = self.options
+        labeled, unlabeled = step.labeled, step.unlabeled
+        pseudo = None
+        if unlabeled is not None:
+            # pseudo-labels: the prediction on the weak view, kept where confident (one host sync: the count)
+            confidence, targets = ctx.predict(unlabeled, view=lambda x: self.weak(ctx, x)).max(dim=1)
+            pseudo = PseudoLabels(unlabeled, targets, confidence, confidence >= o.threshold)
+        weak = self.weak(ctx, labeled.x)
+        self.strong(ctx, weak)  # drawn and discarded, as the views of every batch were
+        n = labeled.ids.numel()
+        if pseudo is None:
+            logits = ctx.model(weak)
+            loss = weighted_cross_entropy(logits, labeled.targets, labeled.weights, ctx.activation)
+        else:
+            kept, kept_targets, kept_confidence = pseudo.used()
+            strong = self.strong(ctx, self.weak(ctx, ctx.x[kept])) if kept.numel() else ctx.x[kept]
+            logits = ctx.model(torch.cat([weak, strong]))
+            loss_u = weighted_cross_entropy(logits[n:], kept_targets, torch.ones_like(kept_confidence),
+                                            ctx.activation)
+            loss = (weighted_cross_entropy(logits[:n], labeled.targets, labeled.weights, ctx.activation)
+                    + o.lambda_u * (kept.numel() / pseudo.ids.numel()) * loss_u)
+        if o.ema_decay is not None:
+            ctx.teacher(o.ema_decay, name=EMA_TEACHER)  # created at the first step, then followed
+        return StepLoss(loss, pseudo)
 
     def evaluated_model(self, ctx: Context) -> nn.Module:
         """The moving average of the weights (``ema_decay``), or the model itself."""

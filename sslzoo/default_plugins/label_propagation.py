@@ -167,9 +167,11 @@ class GraphPseudoLabeler(Strategy):
         return nodes, labels, confidence.float()
 
     # -- the hooks -----------------------------------------------------------------------------
-    def select(self, ctx: Context, candidates: Tensor) -> Tensor:
-        """Round phase: the pool ids the criterion accepts among those the labels reach; step phase: none."""
-        if ctx.phase != "round" or candidates.numel() == 0:
+    def select(self, ctx: Context, pool: Tensor) -> Tensor:
+        """The pool ids the criterion accepts among those the labels reach (this round's propagation,
+        which ``label`` reads)."""
+        candidates = pool
+        if candidates.numel() == 0:
             return candidates[:0]
         nodes, labels, confidence = self._table = self.distribution(ctx)
         candidates = candidates.sort().values  # the order offered does not matter

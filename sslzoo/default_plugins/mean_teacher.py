@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from sslzoo.consistency import NoisyViews, NoisyViewsOptions, joined, softmax_mse
+from sslzoo.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
 from sslzoo.hookspecs import hookimpl
 from sslzoo.inference import autocast
-from sslzoo.strategy import Batch, weighted_cross_entropy
+from sslzoo.strategy import Step, StepLoss, weighted_cross_entropy
 from sslzoo.teacher import Teacher
 
 if TYPE_CHECKING:
@@ -74,17 +74,22 @@ class MeanTeacher(NoisyViews):
         with torch.no_grad(), autocast(ctx.device, ctx.precision):
             return torch.softmax(model(self.view(ctx, ctx.x[ids])).float(), dim=1)
 
-    def predict_targets(self, ctx: Context, ids: torch.Tensor) -> torch.Tensor:
-        return self.teacher_probabilities(ctx, ids)
-
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """``CE(labeled) + w(t) · softmax MSE(student, teacher)`` over both batches."""
-        _, logits = joined(labeled, unlabeled)
+    def loss(self, ctx: Context, step: Step) -> StepLoss:
+        """``CE(labeled) + w(t) · softmax MSE(student, teacher)`` over both batches, student and teacher
+        each on its own noisy view."""
+        labeled, unlabeled = step.labeled, step.unlabeled
+        teacher_unlabeled = self.teacher_probabilities(ctx, unlabeled) if unlabeled is not None else None
+        student = self.student(ctx, labeled.x, unlabeled)
         targets = self.teacher_probabilities(ctx, labeled.ids)
-        if unlabeled is not None:
-            targets = torch.cat([targets, self.soft_targets(ctx, unlabeled.ids)])
+        if teacher_unlabeled is not None:
+            targets = torch.cat([targets, teacher_unlabeled])
         weight = self.options.consistency * self.rampup(ctx)
-        return weighted_cross_entropy(labeled) + weight * softmax_mse(logits, targets)
+        n = labeled.ids.numel()
+        loss = (weighted_cross_entropy(student[:n], labeled.targets, labeled.weights, ctx.activation)
+                + weight * softmax_mse(student, targets))
+        # the record's pseudo-labels: the teacher's argmax on the unlabeled batch
+        pseudo = None if unlabeled is None or teacher_unlabeled is None else pseudo_labels(unlabeled, teacher_unlabeled)
+        return StepLoss(loss, pseudo)
 
     def evaluated_model(self, ctx: Context) -> nn.Module:
         """The teacher."""

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sslzoo.consistency import NoisyViews, NoisyViewsOptions, joined, softmax_mse
+from sslzoo.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
 from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import Batch, weighted_cross_entropy
+from sslzoo.strategy import Step, StepLoss, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -41,12 +41,20 @@ class PiModel(NoisyViews):
     summary = "two stochastic passes (augmentation + dropout), squared-difference consistency, Gaussian ramp-up"
     Options = NoisyViewsOptions
 
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """``CE(labeled) + w(t) · mean (softmax(pass 1) - softmax(pass 2))^2`` over both batches."""
-        ids, first = joined(labeled, unlabeled)
+    def loss(self, ctx: Context, step: Step) -> StepLoss:
+        """``CE(labeled, pass 1) + w(t) · mean (softmax(pass 1) - softmax(pass 2))^2`` over both batches,
+        each pass on its own noisy view with its own dropout, gradients through both."""
+        labeled, unlabeled = step.labeled, step.unlabeled
+        # the record's pseudo-labels: the model's argmax on the unlabeled batch, dropout off (the loss does not use it)
+        pseudo = pseudo_labels(unlabeled, ctx.predict(unlabeled)) if unlabeled is not None else None
+        first = self.student(ctx, labeled.x, unlabeled)
+        ids = labeled.ids if unlabeled is None else torch.cat([labeled.ids, unlabeled])
         second = ctx.model(self.view(ctx, ctx.x[ids]))
         weight = self.options.consistency * self.rampup(ctx)
-        return weighted_cross_entropy(labeled) + weight * softmax_mse(first, torch.softmax(second.float(), dim=1))
+        n = labeled.ids.numel()
+        loss = (weighted_cross_entropy(first[:n], labeled.targets, labeled.weights, ctx.activation)
+                + weight * softmax_mse(first, torch.softmax(second.float(), dim=1)))
+        return StepLoss(loss, pseudo)
 
 
 @hookimpl

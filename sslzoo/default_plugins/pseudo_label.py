@@ -38,8 +38,17 @@ import torch
 
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
-from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
-from sslzoo.strategy import Batch, EpochPlan, TrainOptions, weighted_cross_entropy
+from sslzoo.prefix import SharedPrefix
+from sslzoo.pseudo import ArgmaxPseudoLabeler
+from sslzoo.strategy import (
+    EpochPlan,
+    PseudoLabels,
+    Step,
+    StepLoss,
+    TrainOptions,
+    supervised_loss,
+    weighted_cross_entropy,
+)
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -88,6 +97,7 @@ class PseudoLabel(ArgmaxPseudoLabeler):
     ``CE(labeled) + alpha(t) · CE(unlabeled, pseudo-labels)``."""
 
     name = "pseudo_label"
+    level = "step"
     paper = LEE_2013
     summary = "per-step argmax pseudo-labels on unlabeled batches, loss CE_l + alpha(t)·CE_u"
     Options = PseudoLabelOptions
@@ -103,9 +113,6 @@ class PseudoLabel(ArgmaxPseudoLabeler):
         self.options = dataclasses.replace(o, **fills)
 
     # -- the epoch's shape -----------------------------------------------------------------
-    def unlabeled_batch_size(self) -> int:
-        return self.options.unlabeled_batch_size
-
     def epoch_plan(self, ctx: Context) -> EpochPlan:
         o = self.options
         if ctx.epoch == 0:
@@ -133,30 +140,36 @@ class PseudoLabel(ArgmaxPseudoLabeler):
             return o.t1 + ctx.labeled_passes - o.warmup  # one labeled pass per warm-up epoch
         return o.t1 + max(0, ctx.unlabeled_batches - 1) // o.labeled_every
 
-    # -- the hooks -------------------------------------------------------------------------
-    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        """Step phase: the unlabeled batch (those at or above ``threshold``); round phase: nothing.
+    # -- the objective ---------------------------------------------------------------------
+    def loss(self, ctx: Context, step: Step) -> torch.Tensor | StepLoss:
+        """Lee's eq. (15): ``CE(labeled) + alpha(t) · CE(unlabeled, pseudo-labels)``, the pseudo-labels
+        being the argmax of the model (dropout off, no gradient) on the unlabeled batch, those below
+        ``threshold`` dropped; alpha(t) scales the unlabeled samples' weights.
 
-        A threshold costs one host sync per step (the number kept); without one there is none.
+        In an unlabeled-only step without a threshold, the prediction and the training forward pass
+        share the model's mode-free leading layers (:mod:`sslzoo.prefix`). A threshold costs one host
+        sync per step (the number kept); without one there is none.
         """
-        if ctx.phase != "step":
-            return candidates[:0]
-        if self.options.threshold <= 0:
-            return candidates
-        confidence, targets = argmax_labels(ctx, candidates)
-        keep = confidence >= self.options.threshold
-        return self.accept(candidates[keep], targets[keep], confidence[keep])
-
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """Lee's eq. (15): ``CE(labeled) + alpha(t) · CE(unlabeled, pseudo-labels)`` (alpha(t) scales
-        the unlabeled samples' weights, so a threshold's empty batch adds nothing)."""
-        loss = weighted_cross_entropy(labeled)
-        if unlabeled is not None:
-            o = self.options
-            scaled = dataclasses.replace(unlabeled, weights=unlabeled.weights * alpha(self.current_t(ctx), o.t1,
-                                                                                      o.t2, o.alpha_f))
-            loss = loss + weighted_cross_entropy(scaled)
-        return loss
+        labeled, unlabeled = step.labeled, step.unlabeled
+        if unlabeled is None:
+            return supervised_loss(ctx, labeled)
+        o = self.options
+        x = ctx.x[unlabeled]
+        shared = SharedPrefix(ctx.model, ctx.precision) if labeled.ids.numel() == 0 else None
+        if shared is not None and not shared.shares:
+            shared = None
+        # pseudo-labels: the argmax of the model's prediction, dropout off, no gradient
+        confidence, targets = (shared.probabilities(x) if shared else ctx.predict(unlabeled)).max(dim=1)
+        keep = confidence >= o.threshold if o.threshold > 0 else None
+        kept_targets, kept_confidence = targets, confidence
+        if keep is not None:
+            x, kept_targets, kept_confidence = x[keep], targets[keep], confidence[keep]
+        logits = shared.logits() if shared and keep is None else ctx.model(torch.cat([labeled.x, x]))
+        n = labeled.ids.numel()
+        weights = torch.ones_like(kept_confidence) * alpha(self.current_t(ctx), o.t1, o.t2, o.alpha_f)
+        loss = (weighted_cross_entropy(logits[:n], labeled.targets, labeled.weights, ctx.activation)
+                + weighted_cross_entropy(logits[n:], kept_targets, weights, ctx.activation))
+        return StepLoss(loss, PseudoLabels(unlabeled, targets, confidence, keep))
 
 
 @hookimpl

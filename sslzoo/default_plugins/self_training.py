@@ -38,7 +38,7 @@ from sslzoo.default_plugins.pseudo_label import LEE_2013
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
-from sslzoo.strategy import PSEUDO, Batch, Labels, TrainOptions
+from sslzoo.strategy import PSEUDO, Labels, Step, TrainOptions, supervised_loss
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -111,9 +111,10 @@ class SelfTraining(ArgmaxPseudoLabeler):
         """``max_rounds`` once that many rounds of acceptance are done (round r follows r - 1 of them)."""
         return "max_rounds" if ctx.round - 1 >= self.options.max_rounds else None
 
-    def select(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        """Round phase: the pool samples the criterion accepts (possibly none); step phase: none."""
-        if ctx.phase != "round" or candidates.numel() == 0:
+    def select(self, ctx: Context, pool: torch.Tensor) -> torch.Tensor:
+        """The pool samples the criterion accepts (possibly none); ``label`` gives them the model's argmax."""
+        candidates = pool
+        if candidates.numel() == 0:
             return candidates[:0]
         o = self.options
         if o.criterion == "random":
@@ -132,7 +133,7 @@ class SelfTraining(ArgmaxPseudoLabeler):
         if o.reject_band:
             low, high = o.reject_band
             keep = keep[(confidence[keep] < low) | (confidence[keep] > high)]
-        return self.accept(candidates[keep], targets[keep], confidence[keep])
+        return candidates[keep]
 
     def _draw(self, ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
         """criterion=random: this round's draw, the next ``ceil(sample_rate * n)`` ids of a random order
@@ -150,13 +151,14 @@ class SelfTraining(ArgmaxPseudoLabeler):
             return labels.confidence.clone()
         return torch.ones_like(labels.confidence)
 
-    def transform(self, ctx: Context, batch: Batch) -> Batch:
-        """With ``augment``: a random affine transform of each pseudo-labeled image in the batch."""
-        if not self.options.augment or batch.x.dim() != 4 or batch.ids.numel() == 0:
-            return batch
-        pseudo = (ctx.ledger.source[batch.ids] == PSEUDO).view(-1, 1, 1, 1)
-        x = torch.where(pseudo, random_affine(batch.x, ctx.generator), batch.x)
-        return dataclasses.replace(batch, x=x)
+    def loss(self, ctx: Context, step: Step) -> torch.Tensor:
+        """The cross-entropy of the labeled batch, oracle labels and pseudo-labels alike; with
+        ``augment``, each pseudo-labeled image of the batch randomly rotated, zoomed and shifted first."""
+        batch = step.labeled
+        if self.options.augment and batch.x.dim() == 4 and batch.ids.numel():
+            pseudo = (batch.source == PSEUDO).view(-1, 1, 1, 1)
+            batch = dataclasses.replace(batch, x=torch.where(pseudo, random_affine(batch.x, ctx.generator), batch.x))
+        return supervised_loss(ctx, batch)
 
 
 @hookimpl

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from sslzoo.consistency import Consistency
+from sslzoo.consistency import Consistency, pseudo_labels
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
 from sslzoo.inference import eval_mode
-from sslzoo.strategy import Batch, TrainOptions, weighted_cross_entropy
+from sslzoo.strategy import Step, StepLoss, TrainOptions, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -112,21 +112,24 @@ class Vat(Consistency):
                "minimisation")
     Options = VatOptions
 
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
-        """``CE(labeled) + alpha · KL(p || p(x + r_adv))`` (+ the entropy of the unlabeled predictions)."""
-        loss = weighted_cross_entropy(labeled)
-        if unlabeled is None or unlabeled.ids.numel() == 0:
-            return loss
+    def loss(self, ctx: Context, step: Step) -> torch.Tensor | StepLoss:
+        """``CE(labeled) + alpha · KL(p || p(x + r_adv))`` (+ the entropy of the unlabeled predictions),
+        p the model's prediction on the unlabeled batch (dropout off, no gradient)."""
+        labeled, unlabeled = step.labeled, step.unlabeled
+        if unlabeled is None:
+            return weighted_cross_entropy(ctx.model(labeled.x), labeled.targets, labeled.weights, ctx.activation)
         o = self.options
-        p = self.soft_targets(ctx, unlabeled.ids)
-        x = unlabeled.x
+        p = ctx.predict(unlabeled)
+        x = ctx.x[unlabeled]
+        logits = ctx.model(torch.cat([labeled.x, x]))
+        n = labeled.ids.numel()
+        loss = weighted_cross_entropy(logits[:n], labeled.targets, labeled.weights, ctx.activation)
         with eval_mode(ctx.model):
             r_adv = virtual_adversarial_perturbation(ctx.model, x, p, o.xi, o.eps, o.power_iterations, ctx.generator)
             loss = loss + o.alpha * kl_divergence(p, ctx.model(x + r_adv))
         if o.entmin:
-            assert unlabeled.logits is not None
-            loss = loss + conditional_entropy(unlabeled.logits)
-        return loss
+            loss = loss + conditional_entropy(logits[n:])
+        return StepLoss(loss, pseudo_labels(unlabeled, p))
 
 
 @hookimpl

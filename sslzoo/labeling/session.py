@@ -112,7 +112,7 @@ def check_strategy(name: str, options: dict[str, Any], registry: Registry) -> St
                            f"session runs an active-learning strategy such as entropy, margin or bald, alone or "
                            f"with per-step pseudo-labeling (entropy+pseudo_label)")
     strategy = create_strategy(name, registry, **options, query_size=1, budget=1)
-    if isinstance(strategy, Composite) and strategy.pseudo.unlabeled_batch_size() == 0:
+    if isinstance(strategy, Composite) and strategy.pseudo.level == "round":
         raise SessionError(f"strategy {name!r} pseudo-labels whole rounds, which a session leaves to people: each "
                            f"round's autolabels.csv holds the model's guesses for review; run "
                            f"{strategy.active.name!r} (or {strategy.active.name}+pseudo_label)")
@@ -395,8 +395,7 @@ class Session:
         learner = run.fresh_learner()
         saved = torch.load(path, map_location=run.device, weights_only=True)
         learner.model.load_state_dict(saved["state_dict"])
-        run.learner = learner
-        run.ctx.model, run.ctx.prefix, run.ctx.teachers = learner.model, learner.prefix, learner.teachers
+        run.use(learner)
 
     @staticmethod
     def _evaluate(run: Run) -> dict[str, Any]:
@@ -443,7 +442,7 @@ class Session:
             strategy, run = self._strategy_run(k, state, data)
             self._load_model(run, self.directory / MODEL_FILE)
         ctx = run.ctx
-        ctx.round, ctx.phase = number, "round"
+        ctx.round = number
         ctx.generator.manual_seed(selection_seed(self.spec["seed"], number))
         pool = run.data.ledger.pool()
         if pool.numel() == 0:

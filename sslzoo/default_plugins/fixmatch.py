@@ -114,7 +114,6 @@ class FixMatch(ArgmaxPseudoLabeler):
             confidence, targets = ctx.predict(unlabeled, view=lambda x: self.weak(ctx, x)).max(dim=1)
             pseudo = PseudoLabels(unlabeled, targets, confidence, confidence >= o.threshold)
         weak = self.weak(ctx, labeled.x)
-        self.strong(ctx, weak)  # drawn and discarded, as the views of every batch were
         n = labeled.ids.numel()
         if pseudo is None:
             logits = ctx.model(weak)

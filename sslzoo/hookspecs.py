@@ -3,7 +3,7 @@
 Registration hooks are broadcast: every plugin that implements one is called with a
 ``register`` callable. The four Strategy hooks (``select``, ``label``, ``weight``, ``loss``)
 are *not* pluggy hooks: they are methods of the one strategy a run uses, looked up by name
-in the registry, so that installing a plugin never changes another strategy's behaviour.
+in the registry, so that no other strategy's hook runs in it.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from sslzoo.context import Context
 from sslzoo.dataset import Arrays, Dataset
 from sslzoo.embedding import GradientEmbedding
 from sslzoo.errors import (
+    AmbiguousNameError,
     ChecksumError,
     DataError,
     OptionError,
@@ -53,6 +54,7 @@ from sslzoo.executor import Executor, SerialExecutor
 from sslzoo.hookspecs import hookimpl
 from sslzoo.layers import HintonDropout
 from sslzoo.picking import top_k
+from sslzoo.plugin_api import PLUGIN_API
 from sslzoo.plugins import make_plugins
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
 from sslzoo.ray_cluster import RayExecutor
@@ -88,9 +90,10 @@ __all__ = [
     # writing a dataset or a model
     "Dataset", "Arrays", "ModelSpec", "HintonDropout",
     # plugins
-    "hookimpl", "Registry", "make_plugins",
+    "hookimpl", "Registry", "make_plugins", "PLUGIN_API",
     # errors and warnings
     "SslzooError", "UnknownNameError", "OptionError", "PresetError", "DataError", "ChecksumError",
     "PluginError", "OracleError", "TrainingError", "ResultsError", "SessionError", "WorkerError", "PluginWarning",
+    "AmbiguousNameError",
     "__version__",
 ]

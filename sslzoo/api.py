@@ -10,7 +10,7 @@ from torch import nn
 from sslzoo.composite import SEPARATOR, SEPARATORS, THEN, Chain, Composite
 from sslzoo.dataset import Dataset
 from sslzoo.errors import OptionError
-from sslzoo.registry import ModelSpec, Registry, default_registry
+from sslzoo.registry import QUALIFIER, ModelSpec, Registry, default_registry
 from sslzoo.strategy import Strategy, TrainOptions
 
 
@@ -32,8 +32,27 @@ def _fields(cls: type[Strategy]) -> set[str]:
     return {f.name for f in dataclasses.fields(cls.Options)}
 
 
-def _parts(name: str, registry: Registry | None) -> tuple[type[Strategy], type[Strategy]] | None:
-    """The two classes of a composite name ``A+B`` or ``A>B``, or None for a plain name."""
+def _resolve(name: str, registry: Registry | None) -> tuple[str, type[Strategy]]:
+    """(the name the strategy goes by, its class): a bare name as given, a qualified name ``DIST:NAME``
+    as the registry spells it."""
+    entry = _reg(registry).strategies.get(name)
+    return (entry.qualified_name if QUALIFIER in name else entry.name), entry.obj
+
+
+def _named(strategy: Strategy, name: str) -> Strategy:
+    """``strategy``, going by ``name``: its qualified name, when it was asked for by that, is what the
+    record and every message call it."""
+    if strategy.name != name:
+        strategy.name = name  # type: ignore[misc]
+    return strategy
+
+
+NamedClass = tuple[str, type[Strategy]]
+
+
+def _parts(name: str, registry: Registry | None) -> tuple[NamedClass, NamedClass] | None:
+    """The two parts (name, class) of a composite name ``A+B`` or ``A>B``, or None for a plain name.
+    Either part may be qualified (``sslzoo:margin+sslzoo:self_training``)."""
     found = [sep for sep in SEPARATORS if sep in name]
     if not found:
         return None
@@ -42,7 +61,7 @@ def _parts(name: str, registry: Registry | None) -> tuple[type[Strategy], type[S
         raise OptionError(f"strategy {name!r}: a composition is exactly two names, ACTIVE{SEPARATOR}PSEUDO "
                           f"(both every round) or ACTIVE{THEN}PSEUDO (one after the other), e.g. "
                           f"least_confidence{SEPARATOR}self_training")
-    return get_strategy(pieces[0], registry), get_strategy(pieces[1], registry)
+    return _resolve(pieces[0], registry), _resolve(pieces[1], registry)
 
 
 def option_names(name: str, registry: Registry | None = None) -> set[str]:
@@ -50,26 +69,28 @@ def option_names(name: str, registry: Registry | None = None) -> set[str]:
     parts = _parts(name, registry)
     if parts is None:
         return _fields(get_strategy(name, registry))
-    active, pseudo = parts
-    return _fields(active) | _fields(pseudo) | {f"{pseudo.name}.{k}" for k in _fields(pseudo)}
+    (_, active), (pseudo_name, pseudo) = parts
+    return _fields(active) | _fields(pseudo) | {f"{pseudo_name}.{k}" for k in _fields(pseudo)}
 
 
 def create_strategy(name: str, registry: Registry | None = None, **options: Any) -> Strategy:
     """A strategy instance with ``options`` checked and coerced (strings are parsed).
 
     ``A+B`` and ``A>B`` compose active learner A with pseudo-labeler B (:mod:`sslzoo.composite`): training
-    options go to A; B's own options (or ``B.key``) go to B; a key both have goes to both.
+    options go to A; B's own options (or ``B.key``) go to B; a key both have goes to both. A strategy
+    asked for by its qualified name ``DIST:NAME`` goes by that name (``B.key`` is then ``DIST:NAME.key``).
     """
     parts = _parts(name, registry)
     if parts is None:
-        return get_strategy(name, registry)(**options)
-    active, pseudo = parts
+        own, cls = _resolve(name, registry)
+        return _named(cls(**options), own)
+    (active_name, active), (pseudo_name, pseudo) = parts
     training = {f.name for f in dataclasses.fields(TrainOptions)}
     to_active: dict[str, Any] = {}
     to_pseudo: dict[str, Any] = {}
     for key, value in options.items():
         scope, dot, bare = key.rpartition(".")
-        if dot and scope == pseudo.name:
+        if dot and scope == pseudo_name:
             to_pseudo[bare] = value
             continue
         if key in _fields(active):
@@ -80,7 +101,7 @@ def create_strategy(name: str, registry: Registry | None = None, **options: Any)
             raise OptionError(f"strategy {name!r} has no option {key!r}; valid options: "
                               f"{', '.join(sorted(option_names(name, registry)))}")
     kind = Chain if THEN in name else Composite
-    return kind(active(**to_active), pseudo(**to_pseudo))
+    return kind(_named(active(**to_active), active_name), _named(pseudo(**to_pseudo), pseudo_name))
 
 
 def list_datasets(pattern: str = "*", registry: Registry | None = None) -> list[str]:

@@ -8,19 +8,20 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from sslzoo import __version__, api
+from sslzoo import __version__
 from sslzoo.bench import DEFAULT_BENCH, Part, format_table, run_grid, strategy_options, summarize
 from sslzoo.engine import Progress, RunSpec
 from sslzoo.errors import PluginWarning, SslzooError
 from sslzoo.executor import EXECUTORS, SerialExecutor, make_executor
 from sslzoo.options import parse_assignments
+from sslzoo.plugins import BUILT_IN, PluginInfo
 from sslzoo.preset import options_for
-from sslzoo.registry import default_registry
+from sslzoo.registry import Table, default_registry
 from sslzoo.results.formatting import text_table
 from sslzoo.results.store import RecordStore
 from sslzoo.split import SPLITS
@@ -482,9 +483,25 @@ def _listing(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) 
         click.echo(line)
 
 
-def _plugin_of(table: Any, name: str) -> str:
-    info = table.get(name).plugin
-    return f"{info.name} ({info.distribution})" if info.distribution and info.distribution != "sslzoo" else info.name
+def _plugin_label(info: PluginInfo) -> str:
+    return f"{info.name} ({info.distribution})" if info.distribution and info.distribution != BUILT_IN else info.name
+
+
+def _entry_rows(table: Table[Any], names: Sequence[str], describe: Callable[[Any], dict[str, Any]]) -> list[dict]:
+    """One row per name of ``table``: ``describe(obj)``, by the name that reaches it (qualified where
+    several plugins register it), with its plugin, qualified name and the qualified names it clashes with;
+    a note on stderr for each name several plugins register."""
+    rows = []
+    for name in names:
+        entry = table.get(name)
+        others = [e.qualified_name for e in table.providers[entry.name] if e is not entry]
+        rows.append({**describe(entry.obj), "name": name, "plugin": _plugin_label(entry.plugin),
+                     "qualified_name": entry.qualified_name, "clashes_with": others})
+    for bare, entries in table.clashes().items():
+        if any(table.get(name).name == bare for name in names):
+            click.echo(f"note: {len(entries)} plugins register {table.kind} {bare!r}: name one of them as "
+                       f"{' or '.join(e.qualified_name for e in entries)}", err=True)
+    return rows
 
 
 @main.command()
@@ -493,7 +510,7 @@ def _plugin_of(table: Any, name: str) -> str:
 def strategies(pattern: str, as_json: bool) -> None:
     """List the registered strategies (glob PATTERN)."""
     table = default_registry().strategies
-    rows = [{**api.get_strategy(n).describe(), "plugin": _plugin_of(table, n)} for n in api.list_strategies(pattern)]
+    rows = _entry_rows(table, table.names(pattern), lambda cls: cls.describe())
     _listing(rows, as_json, ("name", "family", "plugin", "summary"))
 
 
@@ -502,7 +519,7 @@ def strategies(pattern: str, as_json: bool) -> None:
 def datasets(as_json: bool) -> None:
     """List the registered datasets."""
     table = default_registry().datasets
-    rows = [{**api.get_dataset(n).describe(), "plugin": _plugin_of(table, n)} for n in api.list_datasets()]
+    rows = _entry_rows(table, table.names(), lambda cls: cls.describe())
     if not as_json:  # classes read from the files
         rows = [{**r, "num_classes": r["num_classes"] or "from files"} for r in rows]
     _listing(rows, as_json, ("name", "num_classes", "default_model", "plugin", "summary"))
@@ -513,19 +530,35 @@ def datasets(as_json: bool) -> None:
 def models(as_json: bool) -> None:
     """List the registered models."""
     table = default_registry().models
-    rows = [{"name": n, "summary": api.get_model(n).summary, "plugin": _plugin_of(table, n)}
-            for n in api.list_models()]
+    rows = _entry_rows(table, table.names(), lambda spec: {"name": spec.name, "summary": spec.summary})
     _listing(rows, as_json, ("name", "plugin", "summary"))
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List the loaded plugins with their distribution, version and hooks."""
-    rows = [p.as_dict() for p in default_registry().plugins.list()]
-    for r in rows:
-        r["hooks"] = ",".join(r["hooks"]) if not as_json else r["hooks"]
-    _listing(rows, as_json, ("name", "distribution", "version", "hooks"))
+    """List the loaded plugins with their distribution, version and hooks.
+
+    Notes say which names another plugin registers too, and which installed plugins are not loaded
+    because they do not fit this sslzoo's plugin API."""
+    registry = default_registry()
+    clashes: dict[str, list[dict[str, Any]]] = {}
+    for table in (registry.strategies, registry.datasets, registry.models):
+        for bare, entries in table.clashes().items():
+            for entry in entries:
+                others = [e.plugin.provider for e in entries if e is not entry]
+                clashes.setdefault(entry.plugin.name, []).append(
+                    {"kind": table.kind, "name": bare, "also_from": others})
+    rows = []
+    for info in [*registry.plugins.list(), *registry.plugins.skipped]:
+        row = {**info.as_dict(), "clashes": clashes.get(info.name, [])}
+        if not as_json:
+            notes = [f"{c['kind']} {c['name']} also from {', '.join(c['also_from'])}" for c in row["clashes"]]
+            row.update(hooks=",".join(info.hooks), notes="; ".join(
+                notes + ([f"not loaded: {info.problem}"] if info.problem else [])))
+        rows.append(row)
+    noted = any(row.get("notes") for row in rows)
+    _listing(rows, as_json, ("name", "distribution", "version", "hooks", *(("notes",) if noted else ())))
 
 
 from sslzoo.labeling.commands import label  # noqa: E402  (the group needs main's error handling only)

@@ -111,7 +111,7 @@ def resolve_dataset(argument: str, options: Mapping[str, Any] | None = None,
     from sslzoo.registry import default_registry
 
     options = dict(options or {})
-    if argument in (registry or default_registry()).datasets.entries or not _looks_like_path(argument):
+    if argument in (registry or default_registry()).datasets or not _looks_like_path(argument):
         return argument, options
     name, key = PATH_DATASETS.get(os.path.splitext(argument)[1].lower(), FOLDER_DATASET)
     if key in options:

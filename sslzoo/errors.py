@@ -24,6 +24,18 @@ class UnknownNameError(SslzooError, KeyError):
         return self.args[0]
 
 
+class AmbiguousNameError(UnknownNameError):
+    """A bare strategy, dataset or model name that several plugins register: it names no one thing.
+    Each stays reachable by its qualified name ``DIST:NAME``, which ``known`` lists."""
+
+    def __init__(self, kind: str, name: str, qualified: Iterable[str]) -> None:
+        self.kind, self.name = kind, name
+        self.known = list(qualified)
+        choices = ", ".join(self.known[:-1]) + f" or {self.known[-1]}"
+        SslzooError.__init__(self, f"{kind} {name!r} is ambiguous: {len(self.known)} plugins register it; "
+                                   f"name one of them as {choices}")
+
+
 class OptionError(SslzooError, ValueError):
     """An option key or value that is not allowed."""
 

@@ -3,6 +3,11 @@
 Built-in strategies, datasets and models live in :mod:`sslzoo.default_plugins` and are
 registered through exactly the same pluggy path as third-party plugins, which arrive through
 the ``sslzoo`` entry-point group.
+
+A plugin that does not fit this sslzoo's plugin API (:mod:`sslzoo.plugin_api`) — it declares a
+range that excludes it, or it fails to import because an sslzoo name it uses no longer exists —
+is not loaded: a one-line :class:`~sslzoo.errors.PluginWarning` names it and the versions, and
+everything else works. Any other failure to import stops every command.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ import pluggy
 
 from sslzoo import hookspecs
 from sslzoo.errors import PluginError, PluginWarning
+from sslzoo.plugin_api import DECLARATION, MIGRATION_PAGE, PLUGIN_API, misfit, missing_name
 
 ENTRY_POINT_GROUP = "sslzoo"
+BUILT_IN = "sslzoo"
+"""The distribution of the built-in plugins."""
 LOAD_ENV = "SSLZOO_LOAD_PLUGINS"
 TRACE_ENV = "SSLZOO_TRACE_PLUGINS"
 
@@ -50,12 +58,20 @@ DEFAULT_PLUGINS = (
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """Where a registered plugin came from."""
+    """Where a plugin came from; ``api`` is the plugin API range it declares, ``problem`` why it was not
+    loaded (None for a loaded plugin)."""
 
     name: str
     distribution: str | None = None
     version: str | None = None
     hooks: tuple[str, ...] = field(default=())
+    api: str | None = None
+    problem: str | None = None
+
+    @property
+    def provider(self) -> str:
+        """What qualifies the names it registers (``provider:name``): its distribution, else its own name."""
+        return self.distribution or self.name
 
     def label(self) -> str:
         """``name`` or ``name (distribution dist)`` for messages."""
@@ -63,7 +79,7 @@ class PluginInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "distribution": self.distribution, "version": self.version,
-                "hooks": list(self.hooks)}
+                "hooks": list(self.hooks), "api": self.api, "loaded": self.problem is None, "problem": self.problem}
 
 
 def _wanted(env: str | None) -> set[str] | None:
@@ -87,12 +103,15 @@ def _trace(pm: pluggy.PluginManager) -> None:
 
 @dataclass
 class Plugins:
-    """A plugin manager and what is known of each plugin registered with it."""
+    """A plugin manager, what is known of each plugin registered with it, and the installed plugins
+    that were not loaded because they do not fit the plugin API (``skipped``)."""
 
     manager: pluggy.PluginManager
     info: dict[str, PluginInfo] = field(default_factory=dict)
+    skipped: list[PluginInfo] = field(default_factory=list)
 
-    def add(self, plugin: object, name: str, dist: str | None = None, version: str | None = None) -> None:
+    def add(self, plugin: object, name: str, dist: str | None = None, version: str | None = None,
+            api: str | None = None) -> None:
         """Register ``plugin`` under ``name``; a hook that does not exist fails loudly."""
         label = PluginInfo(name, dist).label()
         if self.manager.get_plugin(name) is not None or name in self.info:
@@ -106,7 +125,12 @@ class Plugins:
             raise PluginError(f"plugin {label} is invalid: {exc}") from exc
         hooks = tuple(impl.function.__name__ for caller in self.manager.get_hookcallers(plugin) or []
                       for impl in caller.get_hookimpls() if impl.plugin is plugin)
-        self.info[name] = PluginInfo(name, dist, version, tuple(sorted(hooks)))
+        self.info[name] = PluginInfo(name, dist, version, tuple(sorted(hooks)), api)
+
+    def skip(self, info: PluginInfo) -> None:
+        """Leave out a plugin that does not fit the plugin API, with a warning saying why."""
+        self.skipped.append(info)
+        warnings.warn(PluginWarning(f"plugin {info.label()} is not loaded: {info.problem}"), stacklevel=3)
 
     def list(self) -> list[PluginInfo]:
         """Every registered plugin, built-ins first."""
@@ -126,7 +150,7 @@ def make_plugins(load: str | None | EllipsisType = ..., extra: tuple[object, ...
     from sslzoo import __version__
 
     for module_name in DEFAULT_PLUGINS:
-        plugins.add(importlib.import_module(module_name), module_name, "sslzoo", __version__)
+        plugins.add(importlib.import_module(module_name), module_name, BUILT_IN, __version__)
     installed: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
@@ -137,10 +161,21 @@ def make_plugins(load: str | None | EllipsisType = ..., extra: tuple[object, ...
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken plugin is reported, never swallowed
-            raise PluginError(
-                f"plugin {ep.name!r} from distribution {dist or '?'} failed to import: "
-                f"{type(exc).__name__}: {exc}") from exc
-        plugins.add(plugin, ep.name, dist, version)
+            missing = missing_name(exc)
+            if missing is None:
+                raise PluginError(
+                    f"plugin {ep.name!r} from distribution {dist or '?'} failed to import: "
+                    f"{type(exc).__name__}: {exc}") from exc
+            plugins.skip(PluginInfo(ep.name, dist, version, problem=(
+                f"it fails to import: {missing}; sslzoo no longer has that name (plugin API {PLUGIN_API}): "
+                f"see {MIGRATION_PAGE}")))
+            continue
+        declared = getattr(plugin, DECLARATION, getattr(sys.modules.get(ep.module), DECLARATION, None))
+        problem = misfit(declared)
+        if problem is not None:
+            plugins.skip(PluginInfo(ep.name, dist, version, api=str(declared), problem=problem))
+            continue
+        plugins.add(plugin, ep.name, dist, version, declared)
     for name in sorted((wanted or set()) - installed):
         close = difflib.get_close_matches(name, sorted(installed), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else f"installed: {', '.join(sorted(installed)) or 'none'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,9 +12,9 @@ from typing import Any, Generic, TypeVar
 from torch import nn
 
 from sslzoo.dataset import Dataset
-from sslzoo.errors import PluginError, PluginWarning, UnknownNameError
+from sslzoo.errors import AmbiguousNameError, PluginError, PluginWarning, UnknownNameError
 from sslzoo.hookspecs import HOOK_NAMES, REGISTRATION_HOOKS
-from sslzoo.plugins import PluginInfo, Plugins, make_plugins
+from sslzoo.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
 from sslzoo.strategy import FAMILIES, Strategy, unfinished
 
 T = TypeVar("T")
@@ -28,6 +29,15 @@ class ModelSpec:
     summary: str = ""
 
 
+QUALIFIER = ":"
+"""Separates a provider from a name in a qualified name ``DIST:NAME`` (``sslzoo:kcenter``)."""
+
+
+def _canonical(provider: str) -> str:
+    """A distribution name as pip compares them: case, ``-``, ``_`` and ``.`` do not matter."""
+    return re.sub(r"[-_.]+", "-", provider).lower()
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """One registered name: the object and the plugin that registered it."""
@@ -36,31 +46,77 @@ class Entry(Generic[T]):
     obj: T
     plugin: PluginInfo
 
+    @property
+    def qualified_name(self) -> str:
+        """``DIST:NAME``: the name with the distribution that provides it (``sslzoo`` for the built-ins)."""
+        return f"{self.plugin.provider}{QUALIFIER}{self.name}"
+
 
 class Table(Generic[T]):
-    """Names of one kind (strategy, dataset or model) → entries."""
+    """Names of one kind (strategy, dataset or model) → entries.
+
+    Two plugins of different distributions may register one name: both stay reachable by their
+    qualified names ``DIST:NAME``, and the bare name, which names no one thing, is an
+    :class:`~sslzoo.errors.AmbiguousNameError` listing them. A name that no other plugin registers
+    answers to both its bare and its qualified name.
+    """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.entries: dict[str, Entry[T]] = {}
+        self.providers: dict[str, list[Entry[T]]] = {}  # bare name → its entries: sslzoo's, then by distribution
 
     def add(self, name: str, obj: T, plugin: PluginInfo) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin.label()} registered a {self.kind} without a name")
-        if name in self.entries:
-            first = self.entries[name].plugin
-            raise PluginError(f"{self.kind} {name!r} is registered twice: by plugin {first.label()} "
-                              f"and by plugin {plugin.label()}")
-        self.entries[name] = Entry(name, obj, plugin)
+        if QUALIFIER in name:
+            raise PluginError(f"plugin {plugin.label()} registered {self.kind} {name!r}: a name cannot hold "
+                              f"{QUALIFIER!r}, which separates a distribution from a name (DIST{QUALIFIER}NAME)")
+        entries = self.providers.setdefault(name, [])
+        for first in entries:
+            if _canonical(first.plugin.provider) == _canonical(plugin.provider):
+                raise PluginError(f"{self.kind} {name!r} is registered twice: by plugin {first.plugin.label()} "
+                                  f"and by plugin {plugin.label()}")
+        entries.append(Entry(name, obj, plugin))
+        entries.sort(key=lambda e: (e.plugin.provider != BUILT_IN, _canonical(e.plugin.provider)))
 
     def get(self, name: str) -> Entry[T]:
-        try:
-            return self.entries[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, self.entries) from None
+        """The entry of a bare name that one plugin registers, or of a qualified name ``DIST:NAME``."""
+        provider, qualified, bare = name.rpartition(QUALIFIER)
+        found = self.providers.get(bare, [])
+        if qualified:
+            for entry in found:
+                if _canonical(entry.plugin.provider) == _canonical(provider):
+                    return entry
+            raise UnknownNameError(self.kind, name, [e.qualified_name for es in self.providers.values() for e in es])
+        if len(found) > 1:
+            raise AmbiguousNameError(self.kind, name, [entry.qualified_name for entry in found])
+        if not found:
+            raise UnknownNameError(self.kind, name, self.entries)
+        return found[0]
+
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name``, bare (ambiguous or not) or qualified, is registered."""
+        if not isinstance(name, str):
+            return False
+        provider, qualified, bare = name.rpartition(QUALIFIER)
+        return any(not qualified or _canonical(e.plugin.provider) == _canonical(provider)
+                   for e in self.providers.get(bare, []))
+
+    @property
+    def entries(self) -> dict[str, Entry[T]]:
+        """Every entry by the name that reaches it: its bare name, or its qualified name where several
+        plugins register that name; in the order of the bare names."""
+        return {name if len(found) == 1 else entry.qualified_name: entry
+                for name, found in sorted(self.providers.items()) for entry in found}
+
+    def clashes(self) -> dict[str, list[Entry[T]]]:
+        """The names several plugins register → their entries: sslzoo's first, then by distribution."""
+        return {name: list(found) for name, found in sorted(self.providers.items()) if len(found) > 1}
 
     def names(self, pattern: str = "*") -> list[str]:
-        return sorted(n for n in self.entries if fnmatch.fnmatchcase(n, pattern))
+        """The names that reach the entries (:attr:`entries`) whose bare or qualified name matches the glob."""
+        return [name for name, entry in self.entries.items()
+                if fnmatch.fnmatchcase(entry.name, pattern) or fnmatch.fnmatchcase(entry.qualified_name, pattern)]
 
 
 class Registry:

@@ -35,6 +35,7 @@ from sslzoo.api import create_strategy, option_names
 from sslzoo.context import Context
 from sslzoo.dataset import Arrays, Dataset
 from sslzoo.engine import Run, RunSpec
+from sslzoo.plugin_api import Alias, deprecated_alias
 from sslzoo.plugins import LOAD_ENV
 from sslzoo.registry import Registry, default_registry, reset_default_registry
 from sslzoo.strategy import ORACLE, Labels, Step, StepLoss, Strategy
@@ -407,3 +408,13 @@ class StrategyContract:
 
     def test_same_seed_gives_the_same_record(self) -> None:
         check_determinism(self._run())
+
+
+# -- deprecated aliases: each works, with a DeprecationWarning, for one minor version of the plugin API --
+
+_DEPRECATED = {"check_oracle": Alias("check_leak", check_leak, since="1.0")}
+
+
+def __getattr__(name: str) -> Any:
+    """A deprecated alias's object, with a ``DeprecationWarning`` naming its new name."""
+    return deprecated_alias(__name__, name, _DEPRECATED)

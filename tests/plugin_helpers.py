@@ -24,14 +24,21 @@ def registry_with(*strategies: type[Strategy]) -> Registry:
     return Registry(make_plugins(load="", extra=(Plugin(),)))
 
 
-def install_fake_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3",
-                              entry_point: str | None = None) -> None:
-    """Write ``module.py`` and ``dist-version.dist-info`` with an ``sslzoo`` entry point under ``root``."""
+def write_fake_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3",
+                            entry_point: str | None = None) -> None:
+    """Write ``module.py`` and ``dist-version.dist-info`` with an ``sslzoo`` entry point under ``root``, so that
+    a Python with ``root`` on its path (``PYTHONPATH``) finds the distribution."""
     (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[sslzoo]\n{entry_point or dist} = {module}\n")
+
+
+def install_fake_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3",
+                              entry_point: str | None = None) -> None:
+    """:func:`write_fake_distribution`, with ``root`` put on ``sys.path`` of this process."""
+    write_fake_distribution(root, dist, module, source, version, entry_point)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     importlib.invalidate_caches()

@@ -206,61 +206,6 @@ def test_an_observer_plugin_registers_nothing_without_a_warning(install, recwarn
     assert not [w for w in recwarn if issubclass(w.category, PluginWarning)]
 
 
-@pytest.mark.parametrize(("kind", "source", "owner"), [
-    ("strategy", """
-class Bald(Strategy):
-    name = "bald"
-    family = "al"
-
-@sslzoo.hookimpl
-def register_strategies(register):
-    register(Bald)
-""", "sslzoo.default_plugins.mc_dropout (distribution sslzoo)"),
-    ("dataset", """
-class Moons(Dataset):
-    name = "moons"
-    def load(self, seed):
-        raise AssertionError
-
-@sslzoo.hookimpl
-def register_datasets(register):
-    register(Moons)
-""", "sslzoo.default_plugins.datasets (distribution sslzoo)"),
-    ("model", """
-@sslzoo.hookimpl
-def register_models(register):
-    register("cnn", lambda shape, classes: torch.nn.Linear(2, classes))
-""", "sslzoo.default_plugins.models (distribution sslzoo)"),
-])
-def test_reusing_a_built_in_name(install, kind, source, owner):
-    install("sslzoo-clash", source)
-    name = {"strategy": "bald", "dataset": "moons", "model": "cnn"}[kind]
-    expected = (f"{kind} {name!r} is registered twice: by plugin {owner} and by plugin sslzoo-clash "
-                f"(distribution sslzoo-clash)")
-    with pytest.raises(PluginError) as info:
-        Registry(make_plugins())
-    assert str(info.value) == expected
-    assert fails_on_the_command_line("strategies") == f"Error: {expected}"
-
-
-def test_two_third_party_plugins_with_the_same_strategy_name(install):
-    source = """
-class Twin(Strategy):
-    name = "twin"
-    family = "baseline"
-
-@sslzoo.hookimpl
-def register_strategies(register):
-    register(Twin)
-"""
-    install("sslzoo-twin-a", source)
-    install("sslzoo-twin-b", source)
-    with pytest.raises(PluginError, match="strategy 'twin' is registered twice") as info:
-        Registry(make_plugins(load="sslzoo-twin-a,sslzoo-twin-b"))
-    assert "by plugin sslzoo-twin-a (distribution sslzoo-twin-a)" in str(info.value)
-    assert "by plugin sslzoo-twin-b (distribution sslzoo-twin-b)" in str(info.value)
-
-
 def test_registering_a_dataset_or_model_that_is_not_one(install):
     install("sslzoo-bad-data", """
 @sslzoo.hookimpl

@@ -12,7 +12,6 @@ from sslzoo.cli import main
 from sslzoo.errors import PluginError, PluginWarning
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
-from sslzoo.strategy import Strategy
 from tests.plugin_helpers import install_fake_distribution
 
 GOOD_PLUGIN = """
@@ -73,22 +72,6 @@ def test_misspelled_hookimpl_fails_loudly():
 
     with pytest.raises(PluginError, match="register_stratgies"):
         make_plugins(load="", extra=(Typo(),))
-
-
-def test_duplicate_strategy_name_names_both_plugins():
-    class Again(Strategy):
-        name = "supervised"
-        family = "baseline"
-
-    class Clash:
-        @hookimpl
-        def register_strategies(self, register):
-            register(Again)
-
-    with pytest.raises(PluginError) as info:
-        Registry(make_plugins(load="", extra=(Clash(),)))
-    assert "sslzoo.default_plugins.supervised" in str(info.value)
-    assert "Clash" in str(info.value)
 
 
 def test_plugin_that_fails_to_import_is_reported_with_its_distribution(fake_site, monkeypatch):

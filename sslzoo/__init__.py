@@ -58,6 +58,7 @@ from sslzoo.plugin_api import PLUGIN_API
 from sslzoo.plugins import make_plugins
 from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
 from sslzoo.ray_cluster import RayExecutor
+from sslzoo.recipe import Recipe
 from sslzoo.registry import ModelSpec, Registry
 from sslzoo.results.comparison import compare
 from sslzoo.results.reporting import report
@@ -67,8 +68,12 @@ from sslzoo.strategy import (
     Batch,
     EpochPlan,
     Labels,
+    PseudoLabels,
+    Step,
+    StepLoss,
     Strategy,
     TrainOptions,
+    supervised_loss,
     weighted_cross_entropy,
 )
 from sslzoo.teacher import Teacher
@@ -82,13 +87,13 @@ __all__ = [
     "list_datasets", "get_dataset", "create_dataset",
     "list_models", "get_model", "create_model",
     # writing a strategy
-    "Strategy", "TrainOptions", "Context", "Labels", "Batch", "EpochPlan", "ORACLE", "PSEUDO",
-    "weighted_cross_entropy", "Teacher",
+    "Strategy", "TrainOptions", "Context", "Labels", "Batch", "Step", "StepLoss", "PseudoLabels", "EpochPlan",
+    "ORACLE", "PSEUDO", "weighted_cross_entropy", "supervised_loss", "Teacher",
     "ActiveStrategy", "ActiveOptions", "UncertaintyStrategy", "MCDropoutStrategy", "MCDropoutOptions",
     "BatchStrategy", "GradientEmbedding",
     "ArgmaxPseudoLabeler", "argmax_labels", "scores", "top_k",
     # writing a dataset or a model
-    "Dataset", "Arrays", "ModelSpec", "HintonDropout",
+    "Dataset", "Arrays", "ModelSpec", "HintonDropout", "Recipe",
     # plugins
     "hookimpl", "Registry", "make_plugins", "PLUGIN_API",
     # errors and warnings

@@ -21,6 +21,7 @@ from sslzoo.executor import EXECUTORS, SerialExecutor, make_executor
 from sslzoo.options import parse_assignments
 from sslzoo.plugins import BUILT_IN, PluginInfo
 from sslzoo.preset import options_for
+from sslzoo.recipe import Recipe
 from sslzoo.registry import Table, default_registry
 from sslzoo.results.formatting import text_table
 from sslzoo.results.store import RecordStore
@@ -532,6 +533,17 @@ def models(as_json: bool) -> None:
     table = default_registry().models
     rows = _entry_rows(table, table.names(), lambda spec: {"name": spec.name, "summary": spec.summary})
     _listing(rows, as_json, ("name", "plugin", "summary"))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def recipes(as_json: bool) -> None:
+    """List the registered training recipes (the training option `recipe`, e.g. -o recipe=hinton2012)."""
+    table, plain = default_registry().recipes, Recipe("", "").settings()
+    rows = _entry_rows(table, table.names(), lambda recipe: {
+        "name": recipe.name, "summary": recipe.summary, "paper": recipe.paper, "settings": recipe.settings(),
+        "sets": ", ".join(f"{k}={v}" for k, v in recipe.settings().items() if v != plain[k]) or "-"})
+    _listing(rows, as_json, ("name", "plugin", "sets", "summary"))
 
 
 @main.command()

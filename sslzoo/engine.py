@@ -275,7 +275,9 @@ class Run:
         self.model_name = spec.model or self.dataset.default_model
         self.model_spec = self.registry.models.get(self.model_name).obj
         self.device = resolve_device(spec.device)
-        self.training = resolve_training(strategy.options, self.dataset.train_defaults, f"strategy {strategy.name!r}")
+        recipe = self.registry.recipes.get(strategy.options.recipe).obj
+        self.training = resolve_training(strategy.options, self.dataset.train_defaults, recipe,
+                                         f"strategy {strategy.name!r}")
         self.options = record_options(strategy, self.training)
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"

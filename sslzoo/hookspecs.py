@@ -36,6 +36,11 @@ def register_models(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_recipes(register: Callable[[Any], None]) -> None:
+    """Register training recipes: call ``register(sslzoo.Recipe(name, summary, ...))`` once per recipe."""
+
+
+@hookspec
 def run_started(run: dict[str, Any]) -> None:
     """Observe the start of one run (one strategy, dataset and seed).
 

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.datasets",
     "sslzoo.default_plugins.user_datasets",
     "sslzoo.default_plugins.models",
+    "sslzoo.default_plugins.recipes",
     "sslzoo.default_plugins.supervised",
     "sslzoo.default_plugins.uncertainty",
     "sslzoo.default_plugins.mc_dropout",

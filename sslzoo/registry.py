@@ -15,6 +15,7 @@ from sslzoo.dataset import Dataset
 from sslzoo.errors import AmbiguousNameError, PluginError, PluginWarning, UnknownNameError
 from sslzoo.hookspecs import HOOK_NAMES, REGISTRATION_HOOKS
 from sslzoo.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
+from sslzoo.recipe import Recipe
 from sslzoo.strategy import FAMILIES, Strategy, unfinished
 
 T = TypeVar("T")
@@ -127,10 +128,12 @@ class Registry:
         self.strategies: Table[type[Strategy]] = Table("strategy")
         self.datasets: Table[type[Dataset]] = Table("dataset")
         self.models: Table[ModelSpec] = Table("model")
+        self.recipes: Table[Recipe] = Table("recipe")
         self._registered: dict[str, int] = {}  # plugin name → names it registered
         self._collect("register_strategies", self._strategy)
         self._collect("register_datasets", self._dataset)
         self._collect("register_models", self._model)
+        self._collect("register_recipes", self._recipe)
         self._warn_idle()
 
     def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
@@ -204,6 +207,11 @@ class Registry:
             raise PluginError(f"plugin {plugin.label()} registered model {name!r} with a builder "
                               f"that is not callable")
         self.models.add(name, ModelSpec(name, build, summary), plugin)
+
+    def _recipe(self, plugin: PluginInfo, recipe: Any) -> None:
+        if not isinstance(recipe, Recipe):
+            raise PluginError(f"plugin {plugin.label()} registered {recipe!r}, which is not a sslzoo.Recipe")
+        self.recipes.add(recipe.name, recipe, plugin)
 
 
 _default: Registry | None = None

@@ -44,28 +44,10 @@ class TrainOptions:
     batch_size: int | None = field(default=None, metadata={"min": 1, "help": "labeled batch size"})
     lr: float | None = field(default=None, metadata={"min": 0.0, "help": "learning rate"})
     optimizer: Literal["sgd", "adam", "adamw"] | None = field(default=None, metadata={"help": "optimizer"})
-    adam_epsilon: Literal["algorithm1", "hat"] = field(default="algorithm1", metadata={
-        "help": "adam/adamw: where eps enters, added to the bias-corrected sqrt(v) (Kingma & Ba 2015, Algorithm 1; "
-                "PyTorch) or, as eps-hat, to the uncorrected sqrt(v) (their form before section 2.1; TensorFlow, "
-                "Keras); see sslzoo.adam"})
     momentum: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0, "help": "SGD momentum"})
     weight_decay: float | None = field(default=None, metadata={"min": 0.0, "help": "L2 penalty"})
-    weight_decay_on: Literal["all", "hidden_dense"] = field(default="all", metadata={
-        "help": "what the L2 penalty applies to: all parameters, or only the weights of the dense layers before "
-                "the output layer (a Keras W_regularizer on them, as Gal et al. 2017)"})
-    weight_decay_scale: Literal["none", "1/n"] = field(default="none", metadata={
-        "help": "1/n: divide weight_decay by the number of training samples whenever the optimizer is built "
-                "(each round with retrain=scratch; Gal et al. 2017's c/N)"})
     lr_decay: float = field(default=1.0, metadata={
         "min": 0.0, "max": 1.0, "help": "multiply the learning rate by this after every epoch (1: constant)"})
-    momentum_start: float | None = field(default=None, metadata={
-        "min": 0.0, "max": 1.0, "help": "SGD momentum at the first epoch, rising linearly to momentum over "
-                                        "momentum_epochs epochs (none: momentum throughout)"})
-    momentum_epochs: int = field(default=0, metadata={
-        "min": 0, "help": "epochs over which the momentum rises from momentum_start to momentum"})
-    momentum_dampening: bool = field(default=False, metadata={
-        "help": "SGD: scale each gradient by (1 - momentum) before it joins the velocity (the update of "
-                "Hinton et al. 2012 that Lee 2013 trained with)"})
     retrain: Literal["scratch", "warm"] = field(
         default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
     fit_features: Literal["training_set", "initial_labels"] = field(default="training_set", metadata={
@@ -75,9 +57,9 @@ class TrainOptions:
     patience: int = field(default=0, metadata={
         "min": 0, "help": "stop a round's training after N epochs without a better test accuracy and keep the best "
                           "weights (0: off; this selects on the test set, as some published protocols did)"})
-    patience_start: bool = field(default=False, metadata={
-        "help": "with patience: the weights a round starts from are the first candidate, so a round that never "
-                "beats them hands them back unchanged (a warm-started fit that cannot improve keeps its start)"})
+    recipe: str = field(default="default", metadata={
+        "help": "the training recipe: reproduction-specific optimiser and schedule semantics, by name (sslzoo "
+                "recipes lists them; default: PyTorch's)"})
     precision: Precision = field(default="auto", metadata={
         "help": "forward passes in bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU (bf16 changes the "
                 "numbers; on the CPU it pays where the matrix units take bf16, e.g. avx512_bf16)"})

@@ -1,10 +1,11 @@
-"""How a run trains: the training options with the dataset's defaults filled in, the optimizer
-they build, its per-epoch schedule, and early stopping on the test set.
+"""How a run trains: the training options with the dataset's defaults filled in and the recipe's
+semantics added, the optimizer they build, its per-epoch schedule, and early stopping on the test set.
 
 A strategy's :class:`~sslzoo.strategy.TrainOptions` may leave ``epochs``, ``batch_size``, ``lr``,
 ``optimizer``, ``momentum`` and ``weight_decay`` at ``None`` ("the dataset's default"); a run
-trains with :class:`Training`, the same options with every such ``None`` filled in, and leaves
-the strategy's own options as they were given.
+trains with :class:`Training`, the same options with every such ``None`` filled in and the settings
+of the :class:`~sslzoo.recipe.Recipe` its ``recipe`` option names, and leaves the strategy's own
+options as they were given.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sslzoo import inference
 from sslzoo.adam import AdamEpsilonHat, AdamWEpsilonHat
 from sslzoo.errors import OptionError
 from sslzoo.inference import Precision
+from sslzoo.recipe import Recipe
 from sslzoo.strategy import TrainOptions
 
 #: What a dataset that sets no ``train_defaults`` trains with.
@@ -31,7 +33,8 @@ FALLBACK_TRAINING: dict[str, Any] = {"epochs": 10, "batch_size": 64, "lr": 1e-3,
 @dataclass(frozen=True)
 class Training:
     """The training options a run uses: :class:`~sslzoo.strategy.TrainOptions` (see there for what
-    each means) with the dataset's defaults filled in, so that none of them is ``None``."""
+    each means) with the dataset's defaults filled in, so that none of them is ``None``, and the
+    settings of its recipe (:class:`~sslzoo.recipe.Recipe`, see there)."""
 
     epochs: int
     batch_size: int
@@ -51,15 +54,19 @@ class Training:
     eval_every: int
     patience: int
     patience_start: bool
+    recipe: str
     precision: Precision
 
 
-def resolve_training(options: TrainOptions, defaults: Mapping[str, Any], where: str) -> Training:
+def resolve_training(options: TrainOptions, defaults: Mapping[str, Any], recipe: Recipe, where: str) -> Training:
     """``options`` with each training option left at ``None`` taken from ``defaults`` (a dataset's
-    ``train_defaults``), then from :data:`FALLBACK_TRAINING`; options that cannot work together
-    are an :class:`~sslzoo.errors.OptionError` naming ``where`` (the strategy)."""
+    ``train_defaults``), then from :data:`FALLBACK_TRAINING`, and the settings of ``recipe`` (the one
+    ``options.recipe`` names); options that cannot work together are an
+    :class:`~sslzoo.errors.OptionError` naming ``where`` (the strategy)."""
     fallback = {**FALLBACK_TRAINING, **defaults}
-    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(Training)}
+    settings = recipe.settings()
+    values = {f.name: settings[f.name] if f.name in settings else getattr(options, f.name)
+              for f in dataclasses.fields(Training)}
     values.update({name: fallback[name] for name, value in values.items() if value is None and name in fallback})
     training = Training(**values)
     check_training(training, where)
@@ -67,14 +74,14 @@ def resolve_training(options: TrainOptions, defaults: Mapping[str, Any], where: 
 
 
 def check_training(training: Training, where: str) -> None:
-    """Training options that cannot work together fail before any training."""
+    """A recipe and training options that cannot work together fail before any training."""
     for name in ("momentum_start", "momentum_dampening"):
         if getattr(training, name) not in (None, False) and training.optimizer != "sgd":
-            raise OptionError(f"option {name}={getattr(training, name)} of {where} needs optimizer=sgd "
+            raise OptionError(f"recipe {training.recipe!r} of {where} sets {name} and needs optimizer=sgd "
                               f"(momentum is an SGD option), got optimizer={training.optimizer}")
     if training.momentum_start is not None and training.momentum_epochs < 1:
-        raise OptionError(f"option momentum_start={training.momentum_start} of {where} needs momentum_epochs of "
-                          f"at least 1 (the epochs over which the momentum rises to {training.momentum})")
+        raise OptionError(f"recipe {training.recipe!r} of {where} sets momentum_start={training.momentum_start} "
+                          f"and needs momentum_epochs of at least 1")
 
 
 def hidden_dense_weights(model: nn.Module) -> list[torch.Tensor]:

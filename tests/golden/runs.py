@@ -57,6 +57,10 @@ MOONS: dict[str, tuple[str, dict[str, Any]]] = {
     "entropy+pseudo_label": ("entropy+pseudo_label", {**AL, "t1": 5, "t2": 15, "unlabeled_batch_size": 64}),
     "least_confidence+self_training": ("least_confidence+self_training", AL),
     "margin>self_training": ("margin>self_training", AL),
+    "entropy-hinton2012": ("entropy", {**AL, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+                                       "recipe": "hinton2012"}),
+    "entropy-keras_adam": ("entropy", {**AL, "patience": 2, "recipe": "keras_adam"}),
+    "entropy-keras_l2_hidden": ("entropy", {**AL, "weight_decay": 2.5, "recipe": "keras_l2_hidden"}),
 }
 SMALL_MNIST = {"n_train": 3000, "n_test": 1000}
 MNIST_AL = {"epochs": 2, "budget": 120, "query_size": 10, "pool_subset": 500}

@@ -14,7 +14,7 @@ training option ``recipe`` (a preset names its own). A strategy's options stay i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT = "default"
 """The recipe of a run that names none: PyTorch's semantics."""
@@ -54,7 +54,7 @@ class Recipe:
     momentum_dampening: bool = False
     patience_start: bool = False
 
-    def settings(self) -> dict[str, object]:
+    def settings(self) -> dict[str, Any]:
         """What the recipe sets, by field (its name, summary and paper aside)."""
         return {key: value for key, value in vars(self).items() if key not in ("name", "summary", "paper")}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from sslzoo.errors import PluginError
 from sslzoo.inference import Precision
 from sslzoo.ledger import Ledger
 from sslzoo.oracle import CALL_RETURNED, OUTSIDE_LABEL, OracleHandle
+from sslzoo.plugin_api import MIGRATION_PAGE
 from sslzoo.strategy import ORACLE
 from sslzoo.teacher import Teacher, Teachers, View
 
@@ -72,6 +74,16 @@ class Context:
         finally:
             self._oracle = None
             handle.close(CALL_RETURNED)
+
+    @property
+    def phase(self) -> str:
+        """Deprecated since plugin API 1.0 (removed in 1.1): ``"step"`` inside ``loss``, ``"round"``
+        elsewhere. The hooks have one meaning each now: ``select``, ``label`` and ``weight`` run once
+        per round, so a 0.x strategy's ``if ctx.phase != "round"`` test passes there."""
+        warnings.warn(f"ctx.phase is deprecated since plugin API 1.0 and removed in 1.1: select, label and weight "
+                      f"run once per round and loss once per step, so no hook needs it (see {MIGRATION_PAGE})",
+                      DeprecationWarning, stacklevel=2)
+        return "step" if self._training else "round"
 
     @property
     def device(self) -> torch.device:

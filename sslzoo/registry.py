@@ -14,9 +14,10 @@ from torch import nn
 from sslzoo.dataset import Dataset
 from sslzoo.errors import AmbiguousNameError, PluginError, PluginWarning, UnknownNameError
 from sslzoo.hookspecs import HOOK_NAMES, REGISTRATION_HOOKS
+from sslzoo.plugin_api import MIGRATION_PAGE
 from sslzoo.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
 from sslzoo.recipe import Recipe
-from sslzoo.strategy import FAMILIES, Strategy, unfinished
+from sslzoo.strategy import FAMILIES, Strategy, first_api, unfinished
 
 T = TypeVar("T")
 
@@ -195,6 +196,12 @@ class Registry:
         missing = unfinished(cls)
         if missing:
             raise PluginError(f"plugin {plugin.label()}: strategy {cls.name!r} cannot run: {missing}")
+        old = first_api(cls)
+        if old is not None:
+            warnings.warn(PluginWarning(f"plugin {plugin.label()}: strategy {cls.name!r} is not registered: it is "
+                                        f"written for the first plugin API ({old}); see {MIGRATION_PAGE}"),
+                          stacklevel=2)
+            return
         self.strategies.add(cls.name, cls, plugin)
 
     def _dataset(self, plugin: PluginInfo, cls: Any) -> None:

@@ -286,3 +286,19 @@ def unfinished(cls: type[Strategy]) -> str | None:
     owner = next(base for base in cls.__mro__[1:]
                  if any(getattr(vars(base).get(m), "__isabstractmethod__", False) for m in missing))
     return f"class {cls.__qualname__} does not define {', '.join(missing)} (abstract in {owner.__qualname__})"
+
+
+FIRST_API_METHODS = ("transform", "unlabeled_batch_size")
+"""Methods of the first plugin API's step phase, which Plugin API 1.0 replaced by ``loss(ctx, step)``
+and ``epoch_plan``."""
+
+
+def first_api(cls: type[Strategy]) -> str | None:
+    """What in strategy class ``cls`` is written for the first plugin API (0.x), whose ``loss`` took
+    ``(ctx, labeled, unlabeled)`` and whose step phase had ``transform`` and ``unlabeled_batch_size``;
+    None for a class written for 1.0."""
+    found = [f"{name}()" for name in FIRST_API_METHODS if callable(getattr(cls, name, None))]
+    loss = inspect.signature(cls.loss)
+    if len(loss.parameters) == 4 and "step" not in loss.parameters:
+        found.append(f"loss{loss}".replace("(self, ", "("))
+    return ", ".join(found) or None

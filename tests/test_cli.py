@@ -29,7 +29,7 @@ def invoke(*args: str):
     (["bench", "--dataset", "moons", "--model", "nlp"], "unknown model 'nlp'; did you mean mlp"),
     (["bench", *FAST, "-o", "lr=fast"], "option lr='fast' of strategy 'supervised' is not allowed"),
     (["bench", "-s", "supervised", *FAST, "-o", "learning_rate=0.1"],
-     "valid options: adam_epsilon, batch_size, epochs"),
+     "valid options: batch_size, epochs, eval_every"),
     (["bench", *FAST, "-o", "treshold=0.9"], "no strategy being run has option 'treshold' (did you mean threshold?)"),
     (["bench", "--dataset", "moons", "--labels", "100000"], "--labels 100000 is larger than"),
     (["bench", "--dataset", "moons", "--labels", "0"], "--labels must be a positive number"),

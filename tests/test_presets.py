@@ -200,10 +200,10 @@ def test_a_variant_preset_is_its_base_with_its_own_keys_and_merged_options():
     base, variant = get_preset("al-linear-mnist4000"), get_preset("al-linear-mnist4000-faithful")
     assert variant.extends == base.name and base.extends is None
     assert variant.reference == base.reference and variant.strategies == base.strategies
-    assert variant.options == {**base.options, "adam_epsilon": "hat", "patience_start": True}
+    assert variant.options == {**base.options, "recipe": "keras_adam"}
     assert variant.title != base.title
     ci = variant.variant("ci")  # the base's [ci] table, over the variant's options
-    assert ci.options["patience_start"] is True and ci.options["budget"] == base.variant("ci").options["budget"]
+    assert ci.options["recipe"] == "keras_adam" and ci.options["budget"] == base.variant("ci").options["budget"]
 
 
 @pytest.mark.parametrize("files, fragment", [

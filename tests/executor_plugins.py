@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from sslzoo import Batch, Context, Strategy, TrainOptions, hookimpl
+from sslzoo import Context, Strategy, TrainOptions, hookimpl
+from sslzoo.strategy import Step
 
 #: Environment variable: the file each run appends "pid threads" to when it starts.
 THREADS_FILE = "SSLZOO_TEST_THREADS_FILE"
@@ -36,14 +37,14 @@ class DiesOnce(Strategy):
     summary = "supervised; its first try kills its own process mid-run"
     Options = DiesOnceOptions
 
-    def loss(self, ctx: Context, labeled: Batch, unlabeled: Batch | None) -> torch.Tensor:
+    def loss(self, ctx: Context, step: Step) -> torch.Tensor:
         marker = Path(self.options.marker)
         if not marker.exists():
             if str(os.getpid()) == os.environ.get(DRIVER_PID):
                 raise RuntimeError("dies_once runs in the test process itself, not in a worker")
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
-        return super().loss(ctx, labeled, unlabeled)
+        return super().loss(ctx, step)
 
 
 @hookimpl

@@ -55,7 +55,7 @@ def tiny_run(name: str, registry: Registry, *, n_train: int = 60, labels: int = 
 
 @dataclass
 class Call:
-    phase: str
+    round: int
     labeled: set[int]
     pool: torch.Tensor
     chosen: torch.Tensor
@@ -65,10 +65,6 @@ class Call:
 @dataclass
 class Recorder:
     calls: list[Call] = field(default_factory=list)
-
-    @property
-    def rounds(self) -> list[Call]:
-        return [c for c in self.calls if c.phase == "round"]
 
 
 @pytest.fixture
@@ -84,7 +80,7 @@ def record_select(monkeypatch):
             labeled = set(ctx.labeled_ids().tolist())
             expected = self.query_count(ctx, candidates.numel())
             chosen = original(self, ctx, candidates)
-            rec.calls.append(Call(ctx.phase, labeled, candidates.clone(), chosen.clone(), expected))
+            rec.calls.append(Call(ctx.round, labeled, candidates.clone(), chosen.clone(), expected))
             return chosen
 
         monkeypatch.setattr(cls, "select", select)
@@ -145,11 +141,11 @@ def test_options_parse_from_strings():
 def test_each_round_queries_exactly_k_unique_pool_ids_and_meets_the_budget(name, registry, record_select):
     rec = record_select(name, registry)
     record = tiny_run(name, registry, query_size=7, budget=30)  # 4 + 7 + 7 + 7 + 5 = 30
-    assert [c.chosen.numel() for c in rec.rounds] == [7, 7, 7, 5]
-    for call, k in zip(rec.rounds, [7, 7, 7, 5]):
+    assert [c.chosen.numel() for c in rec.calls] == [7, 7, 7, 5]
+    for call, k in zip(rec.calls, [7, 7, 7, 5]):
         check_query(call, k)
         assert call.pool.numel() == 60 - len(call.labeled)
-    assert not [c for c in rec.calls if c.phase != "round"], "an AL strategy has no step phase"
+    assert [c.round for c in rec.calls] == [1, 2, 3, 4], "an AL strategy selects once per round, never per step"
     assert [e["labels"] for e in record["curve"]] == [4, 11, 18, 25, 30]
     assert record["oracle_labels"] == 30 and record["termination"] == "budget"
 
@@ -158,8 +154,8 @@ def test_each_round_queries_exactly_k_unique_pool_ids_and_meets_the_budget(name,
 def test_budget_larger_than_the_pool_ends_with_pool_empty(name, registry, record_select):
     rec = record_select(name, registry)
     record = tiny_run(name, registry, n_train=30, query_size=10, budget=100)
-    assert [c.chosen.numel() for c in rec.rounds] == [10, 10, 6]
-    for call, k in zip(rec.rounds, [10, 10, 6]):
+    assert [c.chosen.numel() for c in rec.calls] == [10, 10, 6]
+    for call, k in zip(rec.calls, [10, 10, 6]):
         check_query(call, k)
     assert record["termination"] == "pool_empty"
     assert record["oracle_labels"] == 30 and [e["labels"] for e in record["curve"]] == [4, 14, 24, 30]
@@ -169,7 +165,7 @@ def test_budget_larger_than_the_pool_ends_with_pool_empty(name, registry, record
 def test_no_budget_or_query_size_means_ten_rounds_of_ten(name, registry, record_select):
     rec = record_select(name, registry)
     record = tiny_run(name, registry, n_train=200)
-    assert [c.chosen.numel() for c in rec.rounds] == [10] * 10
+    assert [c.chosen.numel() for c in rec.calls] == [10] * 10
     assert record["oracle_labels"] == 4 + 10 * 10 and record["termination"] == "budget"
     assert record["options"]["budget"] is None and record["options"]["query_size"] == 10
 
@@ -205,8 +201,8 @@ def test_pool_subset_scores_that_many_ids_and_still_queries_k(name, registry, re
     monkeypatch.setattr(cls, "score", score)
     record = tiny_run(name, registry, query_size=7, budget=30, pool_subset=12)
     assert scored == [12, 12, 12, 12]
-    assert [c.chosen.numel() for c in rec.rounds] == [7, 7, 7, 5]
-    for call, k in zip(rec.rounds, [7, 7, 7, 5]):
+    assert [c.chosen.numel() for c in rec.calls] == [7, 7, 7, 5]
+    for call, k in zip(rec.calls, [7, 7, 7, 5]):
         check_query(call, k)
     scored.clear()
     tiny_run(name, registry, query_size=7, budget=18, pool_subset=3)  # a subset never smaller than k
@@ -218,7 +214,7 @@ def test_pool_subset_scores_that_many_ids_and_still_queries_k(name, registry, re
 def test_same_seed_same_queries_other_seed_other_queries(name, registry, record_select):
     rec = record_select(name, registry)
     runs = [tiny_run(name, registry, query_size=5, budget=14, seed=s) for s in (3, 3, 4)]
-    picks = [[c.chosen.tolist() for c in rec.rounds[i * 2:(i + 1) * 2]] for i in range(3)]
+    picks = [[c.chosen.tolist() for c in rec.calls[i * 2:(i + 1) * 2]] for i in range(3)]
     assert picks[0] == picks[1] and picks[0] != picks[2]
     strip = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in runs]
     assert strip[0] == strip[1]
@@ -242,10 +238,17 @@ def make_ctx(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labeled: torch.
                    num_classes=int(y.max()) + 1, seed=seed, round=1)
 
 
-def test_select_in_the_step_phase_queries_nothing():
-    ctx = make_ctx(nn.Linear(2, 2), torch.randn(10, 2), torch.arange(10) % 2, torch.tensor([0, 1]))
-    ctx.phase = "step"
-    assert sslzoo.create_strategy("entropy").select(ctx, torch.arange(2, 10)).numel() == 0
+def test_beside_a_per_step_pseudo_labeler_the_active_learner_queries_once_per_round_only(registry, record_select):
+    """entropy+pseudo_label's training steps draw unlabeled batches and pseudo-label them; the oracle is
+    asked only by the active learner's select, once a round."""
+    rec = record_select("entropy", registry)
+    record = tiny_run("entropy+pseudo_label", registry, query_size=5, budget=14, t1=0.0, t2=1.0,
+                      unlabeled_batch_size=16)
+    assert [c.round for c in rec.calls] == [1, 2]
+    for call in rec.calls:
+        check_query(call, 5)
+    assert [e["labels"] for e in record["curve"]] == [4, 9, 14] and record["termination"] == "budget"
+    assert record["pseudo"]["count"] > 0  # the steps pseudo-labeled, without selecting
 
 
 def test_query_count_is_min_of_query_size_remaining_budget_and_candidates():

@@ -310,34 +310,39 @@ def test_a_bad_selection_names_the_round_and_up_to_five_offending_ids(install, c
     assert re.fullmatch(rf"Error: {owner}, round 1: " + message, line), line
 
 
-def test_step_phase_select_that_returns_labeled_ids_is_an_error(install):
-    install("sslzoo-bad-step", """
+BAD_STEP = """
+from sslzoo.strategy import EpochPlan, PseudoLabels, StepLoss, supervised_loss
+
 class BadStep(Strategy):
     name = "bad_step"
     family = "ssl"
+    level = "step"
 
-    def unlabeled_batch_size(self):
-        return 8
+    def epoch_plan(self, ctx):
+        return EpochPlan(8)
 
-    def select(self, ctx, candidates):
-        if ctx.phase != "step":
-            return candidates[:0]
-        ids = ctx.labeled_ids()[:3]
-        return torch.cat([ids, ids])  # labeled ids, twice: not from the unlabeled batch
-
-    def label(self, ctx, ids):
-        return Labels.pseudo(ids, torch.zeros_like(ids), torch.ones(ids.numel()))
+    def loss(self, ctx, step):
+        ids = IDS
+        return StepLoss(supervised_loss(ctx, step.labeled),
+                        PseudoLabels(ids, torch.zeros_like(ids), torch.ones(ids.numel())))
 
 @sslzoo.hookimpl
 def register_strategies(register):
     register(BadStep)
-""")
-    try:
+"""
+
+
+@pytest.mark.parametrize("ids", [
+    "torch.cat([ctx.labeled_ids()[:3]] * 2)",  # labeled ids, twice: not from the unlabeled batch
+    "step.unlabeled[:4]",  # a part of the batch, where a mask should say which ids were used
+    "step.unlabeled.flip(0)",  # the batch's ids in another order
+])
+def test_a_step_loss_that_pseudo_labels_other_ids_than_its_unlabeled_batch_is_an_error(install, ids):
+    install("sslzoo-bad-step", BAD_STEP.replace("IDS", ids))
+    owner = r"strategy 'bad_step' \(plugin sslzoo-bad-step \(distribution sslzoo-bad-step\)\)"
+    with pytest.raises(PluginError, match=rf"^{owner}: a step's pseudo-labels must be for the ids of its unlabeled "
+                                          r"batch \(step\.unlabeled\), in its order$"):
         sslzoo.run("bad_step", "moons", labels=10, options={"epochs": 1}, dataset_options={"n_train": 100})
-    except PluginError as exc:
-        assert "sslzoo-bad-step" in str(exc)
-    else:
-        raise AssertionError("a step-phase select of labeled, duplicate ids was used silently")
 
 
 def test_observer_that_raises_is_an_error_naming_the_plugin(install):

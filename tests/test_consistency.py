@@ -22,7 +22,7 @@ from sslzoo.errors import OptionError
 from sslzoo.ledger import Ledger
 from sslzoo.rampup import sigmoid_rampup
 from sslzoo.randaugment import OPS, apply_ops, cutout, equalize, rand_augment
-from sslzoo.strategy import Batch, Labels
+from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Step, StepLoss
 from sslzoo.teacher import Teachers
 from sslzoo.testing import tiny_run
 
@@ -118,14 +118,23 @@ def _context(model: nn.Module, x: torch.Tensor, labeled: int = 4) -> Context:
     ids = torch.arange(labeled)
     ledger.assign(Labels(ids, ids % 2, torch.ones(labeled), torch.ones(labeled, dtype=torch.int8)),
                   torch.ones(labeled), 0)
-    ctx = Context(model=model, x=x, ledger=ledger, generator=_generator(), num_classes=2, seed=0, phase="step")
+    ctx = Context(model=model, x=x, ledger=ledger, generator=_generator(), num_classes=2, seed=0)
     ctx.teachers = Teachers(model, x)
     return ctx
 
 
-def _batch(ctx: Context, ids: torch.Tensor, targets: torch.Tensor | None = None) -> Batch:
-    targets = ids % 2 if targets is None else targets
-    return Batch(ids, ctx.x[ids], targets, torch.ones(ids.numel()))
+def _batch(ctx: Context, ids: torch.Tensor) -> Batch:
+    """A labeled batch of ``ids``, labeled ``id % 2`` by the oracle."""
+    return Batch(ids, ctx.x[ids], ids % 2, torch.ones(ids.numel()),
+                 torch.full((ids.numel(),), ORACLE, dtype=torch.int8))
+
+
+def _loss(strategy, ctx: Context, labeled: torch.Tensor, unlabeled: torch.Tensor | None) -> StepLoss:
+    """``strategy.loss`` of one step, labeled ids ``labeled`` and unlabeled ids ``unlabeled``, called as the
+    engine calls it (inside ``ctx.training()``), its return value as a ``StepLoss``."""
+    with ctx.training():
+        out = strategy.loss(ctx, Step(_batch(ctx, labeled), unlabeled))
+    return out if isinstance(out, StepLoss) else StepLoss(out)
 
 
 class Constant(nn.Module):
@@ -139,6 +148,19 @@ class Constant(nn.Module):
         return torch.stack([self.logit.expand(x.shape[0]), torch.zeros(x.shape[0])], dim=1)
 
 
+class Seen(nn.Module):
+    """``model``, noting the inputs of its training-mode forward passes (those a loss back-propagates)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.inputs = model, []
+
+    def forward(self, x):
+        if self.training:
+            self.inputs.append(x.detach().clone())
+        return self.model(x)
+
+
 # --- FixMatch ------------------------------------------------------------------------------------
 
 
@@ -146,7 +168,9 @@ def test_fixmatch_defaults_are_the_papers():
     o = FixMatch().options
     assert (o.threshold, o.mu, o.batch_size, o.lambda_u, o.strong_ops, o.cutout, o.weak_shift, o.ema_decay) == (
         0.95, 7, 64, 1.0, 2, 0.5, 0.125, 0.999)
-    assert FixMatch().unlabeled_batch_size() == 448 and "Sohn" in FixMatch.paper and "2020" in FixMatch.paper
+    ctx = _context(Constant(0.0), torch.rand(12, 1, 8, 8))
+    assert FixMatch().epoch_plan(ctx) == EpochPlan(448)  # mu·B unlabeled ids joined to every labeled batch
+    assert FixMatch.level == "step" and "Sohn" in FixMatch.paper and "2020" in FixMatch.paper
 
 
 @pytest.mark.parametrize(("logit", "kept"), [(5.0, 8), (2.0, 0)])  # softmax 0.993 passes 0.95, 0.881 does not
@@ -154,35 +178,37 @@ def test_fixmatch_keeps_only_confident_weak_view_predictions(logit, kept):
     ctx = _context(Constant(logit), torch.rand(12, 1, 8, 8))
     strategy = FixMatch()
     pool = torch.arange(4, 12)
-    chosen = strategy.select(ctx, pool)
-    assert chosen.numel() == kept and torch.isin(chosen, pool).all()
-    labels = strategy.label(ctx, chosen)
-    assert (labels.targets == 0).all() and (labels.confidence >= 0.95).all()
-    ctx.phase = "round"
-    assert strategy.select(ctx, pool).numel() == 0  # it pseudo-labels in steps only
+    pseudo = _loss(strategy, ctx, torch.arange(4), pool).pseudo
+    assert torch.equal(pseudo.ids, pool) and int(pseudo.mask.sum()) == kept  # every drawn id, a mask of the kept
+    assert (pseudo.targets == 0).all() and torch.equal(pseudo.mask, pseudo.confidence >= 0.95)
+    assert strategy.select(ctx, pool).numel() == 0  # it pseudo-labels in steps only, never a round's pool
 
 
 def test_fixmatch_scales_the_unlabeled_loss_by_the_confident_share_of_the_batch():
-    ctx = _context(Constant(5.0), torch.rand(12, 1, 8, 8))
-    strategy = FixMatch(ema_decay=None)
-    chosen = strategy.select(ctx, torch.arange(4, 12))[:2]  # as if 2 of the 8 drawn were confident
-    labeled = _batch(ctx, torch.arange(4))
-    unlabeled = _batch(ctx, chosen, torch.zeros(2, dtype=torch.long))
-    for batch in (labeled, unlabeled):
-        batch.logits = ctx.model(batch.x)
-    ce_unlabeled = nn.functional.cross_entropy(unlabeled.logits, unlabeled.targets)
-    expected = nn.functional.cross_entropy(labeled.logits, labeled.targets) + 2 / 8 * ce_unlabeled
-    torch.testing.assert_close(strategy.loss(ctx, labeled, unlabeled), expected)
+    model = Seen(Constant(5.0))
+    ctx = _context(model, torch.rand(12, 1, 8, 8))
+    confident = torch.tensor([5, 9])
+    probabilities = torch.tensor([0.6, 0.4]).repeat(12, 1)
+    probabilities[confident] = torch.tensor([0.99, 0.01])
+    ctx.predict = lambda ids, view=None: probabilities[ids]  # 2 of the 8 drawn are confident
+    out = _loss(FixMatch(ema_decay=None), ctx, torch.arange(4), torch.arange(4, 12))
+    assert torch.equal(out.pseudo.mask, torch.isin(torch.arange(4, 12), confident))
+    assert [x.shape[0] for x in model.inputs] == [4 + 2]  # one training pass: labeled, then the confident ids
+    logits = Constant(5.0)(torch.zeros(1))
+    ce_labeled = nn.functional.cross_entropy(logits.expand(4, -1), torch.arange(4) % 2)
+    ce_unlabeled = nn.functional.cross_entropy(logits.expand(2, -1), torch.zeros(2, dtype=torch.long))
+    torch.testing.assert_close(out.loss, ce_labeled + 2 / 8 * ce_unlabeled)
 
 
-def test_fixmatch_gives_pool_ids_the_strong_view_and_labeled_ids_the_weak_one():
+def test_fixmatch_trains_kept_ids_on_their_strong_view_and_labeled_ids_on_their_weak_one():
     x = _digits(12, seed=1)
-    ctx = _context(Constant(0.0), x)
-    strategy = FixMatch(weak_shift=0.0)  # the weak view is the input itself
-    labeled = strategy.transform(ctx, _batch(ctx, torch.arange(4)))
-    unlabeled = strategy.transform(ctx, _batch(ctx, torch.arange(4, 12)))
-    assert torch.equal(labeled.x, x[:4])
-    assert not torch.equal(unlabeled.x, x[4:])
+    model = Seen(Constant(5.0))  # every unlabeled id is confident: all are kept
+    ctx = _context(model, x)
+    _loss(FixMatch(weak_shift=0.0), ctx, torch.arange(4), torch.arange(4, 12))  # the weak view is the input itself
+    (seen,) = model.inputs
+    assert seen.shape[0] == 12
+    assert torch.equal(seen[:4], x[:4])
+    assert not torch.equal(seen[4:], x[4:])
 
 
 def test_fixmatch_reports_the_moving_average_of_its_weights():
@@ -214,18 +240,17 @@ def test_mean_teacher_consistency_is_zero_when_teacher_and_student_agree():
     ctx = _context(model, torch.rand(12, 1, 8, 8))
     strategy = MeanTeacher(shift=0.0, input_noise=0.0, rampup_steps=0)
     ctx.unlabeled_batches = 1
-    labeled, unlabeled = _batch(ctx, torch.arange(4)), _batch(ctx, torch.arange(4, 12))
-    labels = strategy.label(ctx, unlabeled.ids)  # creates the teacher: a copy of the student
-    assert labels.ids is unlabeled.ids
-    for batch in (labeled, unlabeled):
-        batch.logits = model(batch.x)
-    ce = nn.functional.cross_entropy(labeled.logits, labeled.targets)
-    torch.testing.assert_close(strategy.loss(ctx, labeled, unlabeled), ce)
+    labeled, unlabeled = torch.arange(4), torch.arange(4, 12)
+    ce = nn.functional.cross_entropy(model(ctx.x[labeled]), labeled % 2)
+    first = _loss(strategy, ctx, labeled, unlabeled)  # creates the teacher: a copy of the student
+    torch.testing.assert_close(first.loss, ce)
+    teacher = ctx.teacher(name="mean_teacher").model
+    assert torch.equal(first.pseudo.ids, unlabeled)  # the record's pseudo-labels: the teacher's argmax
+    assert torch.equal(first.pseudo.targets, teacher(ctx.x[unlabeled]).argmax(dim=1)) and first.pseudo.mask is None
     with torch.no_grad():
         model[1].bias += torch.tensor([1.0, -1.0])  # the student moves, the teacher has not followed yet
-    for batch in (labeled, unlabeled):
-        batch.logits = model(batch.x)
-    assert strategy.loss(ctx, labeled, unlabeled) > ce + 1.0  # 100 × a squared difference of ~0.2
+    ce = nn.functional.cross_entropy(model(ctx.x[labeled]), labeled % 2)
+    assert _loss(strategy, ctx, labeled, unlabeled).loss > ce + 1.0  # 100 × a squared difference of ~0.2
 
 
 # --- VAT -----------------------------------------------------------------------------------------
@@ -269,16 +294,18 @@ def test_kl_divergence_is_zero_for_the_same_distribution_and_positive_otherwise(
 def test_vat_loss_adds_the_kl_only_for_unlabeled_batches_and_entmin_adds_the_entropy():
     model, x, _ = _vat_setup()
     ctx = _context(model, x)
-    labeled, unlabeled = _batch(ctx, torch.arange(4)), _batch(ctx, torch.arange(4, 40))
-    for batch in (labeled, unlabeled):
-        batch.logits = model(batch.x)
-    ce = nn.functional.cross_entropy(labeled.logits, labeled.targets)
+    labeled, unlabeled = torch.arange(4), torch.arange(4, 40)
+    ce = nn.functional.cross_entropy(model(x[labeled]), labeled % 2)
     plain = Vat(eps=0.5, xi=1e-2)
-    assert plain.loss(ctx, labeled, None) == ce
-    with_vat = plain.loss(ctx, labeled, unlabeled)
-    assert with_vat > ce
-    entmin = Vat(eps=0.0, xi=1e-2, entmin=True).loss(ctx, labeled, unlabeled)  # eps 0: the KL is 0
-    entropy = -(torch.softmax(unlabeled.logits, 1) * torch.log_softmax(unlabeled.logits, 1)).sum(1).mean()
+    alone = _loss(plain, ctx, labeled, None)
+    assert alone.loss == ce and alone.pseudo is None
+    with_vat = _loss(plain, ctx, labeled, unlabeled)
+    assert with_vat.loss > ce
+    assert torch.equal(with_vat.pseudo.ids, unlabeled)  # the record's pseudo-labels: the argmax of p
+    assert torch.equal(with_vat.pseudo.targets, model(x[unlabeled]).argmax(dim=1))
+    entmin = _loss(Vat(eps=0.0, xi=1e-2, entmin=True), ctx, labeled, unlabeled).loss  # eps 0: the KL is 0
+    logits = model(x[unlabeled])
+    entropy = -(torch.softmax(logits, 1) * torch.log_softmax(logits, 1)).sum(1).mean()
     torch.testing.assert_close(entmin, ce + entropy)
 
 
@@ -289,12 +316,11 @@ def test_pi_model_consistency_is_zero_for_a_deterministic_model_without_augmenta
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
     ctx = _context(model, torch.rand(12, 1, 8, 8))
-    labeled, unlabeled = _batch(ctx, torch.arange(4)), _batch(ctx, torch.arange(4, 12))
-    for batch in (labeled, unlabeled):
-        batch.logits = model(batch.x)
-    ce = nn.functional.cross_entropy(labeled.logits, labeled.targets)
-    torch.testing.assert_close(PiModel(shift=0.0, input_noise=0.0, rampup_steps=0).loss(ctx, labeled, unlabeled), ce)
-    noisy = PiModel(input_noise=0.5, rampup_steps=0).loss(ctx, labeled, unlabeled)
+    labeled, unlabeled = torch.arange(4), torch.arange(4, 12)
+    ce = nn.functional.cross_entropy(model(ctx.x[labeled]), labeled % 2)
+    torch.testing.assert_close(_loss(PiModel(shift=0.0, input_noise=0.0, rampup_steps=0), ctx, labeled,
+                                     unlabeled).loss, ce)
+    noisy = _loss(PiModel(input_noise=0.5, rampup_steps=0), ctx, labeled, unlabeled).loss
     assert noisy > ce
     noisy.backward()
     assert model[1].weight.grad is not None and model[1].weight.grad.abs().sum() > 0

@@ -230,11 +230,9 @@ class ReturnsPositions(sslzoo.ActiveStrategy):
 
     name = "returns_positions"
 
-    def select(self, ctx, candidates):
-        if ctx.phase != "round":
-            return candidates[:0]
-        k = self.query_count(ctx, candidates.numel())
-        return sslzoo.scores.margin_score(ctx.predict(candidates)).topk(k).indices
+    def select(self, ctx, pool):
+        k = self.query_count(ctx, pool.numel())
+        return sslzoo.scores.margin_score(ctx.predict(pool)).topk(k).indices
 
 
 def test_the_contract_catches_positions_that_happen_to_be_pool_ids():

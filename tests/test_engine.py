@@ -53,8 +53,8 @@ class NanAtStep(Strategy):
     name = "nan_at_step"
     family = "baseline"
 
-    def loss(self, ctx, labeled, unlabeled):
-        value = super().loss(ctx, labeled, unlabeled)
+    def loss(self, ctx, step):
+        value = super().loss(ctx, step)
         return value * torch.where(torch.tensor(ctx.step == 5), torch.tensor(float("nan")), torch.tensor(1.0))
 
 

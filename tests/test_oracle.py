@@ -10,7 +10,7 @@ import torch
 
 from sslzoo import Labels, Strategy, run
 from sslzoo.errors import OracleError, PluginError
-from sslzoo.strategy import ORACLE
+from sslzoo.strategy import ORACLE, EpochPlan
 from tests.plugin_helpers import registry_with
 
 N_TRAIN = 60
@@ -84,7 +84,7 @@ def test_asking_the_oracle_in_select_fails():
         return candidates[:5]
 
     with pytest.raises(OracleError, match=r"'peeking' .*, round 1: the oracle was asked outside the label hook: a "
-                                          r"strategy may ask for true labels only in label\(\), in the round phase"):
+                                          r"strategy may ask for true labels only in label\(\), once per round"):
         _run(asking("peeking", select=select))
 
 
@@ -103,12 +103,15 @@ def test_a_handle_kept_from_label_answers_nothing_later():
         _run(asking("keeping", label=label, stop=stop))
 
 
-def test_default_label_in_the_step_phase_says_no_oracle_labels_are_given_there():
-    strategy = asking("stepping", unlabeled_batch_size=lambda self: 8,
-                      select=lambda self, ctx, candidates: candidates[:5 if ctx.phase == "round" else 2],
-                      label=Strategy.label)
-    with pytest.raises(OracleError, match=r"'stepping' .*, round 0: the oracle was asked in the step phase, where "
-                                          r"no oracle labels are given: label must return pseudo-labels"):
+def test_asking_the_oracle_in_a_training_step_fails():
+    """A step's loss gets no oracle labels: its pseudo-labels go in its StepLoss."""
+    def loss(self, ctx, step):
+        ctx.oracle(step.unlabeled)
+        return Strategy.loss(self, ctx, step)
+
+    strategy = asking("stepping", epoch_plan=lambda self, ctx: EpochPlan(8), loss=loss)
+    with pytest.raises(OracleError, match=r"'stepping' .*, round 0: the oracle was asked outside the label hook: a "
+                                          r"strategy may ask for true labels only in label\(\), once per round"):
         _run(strategy)
 
 

@@ -13,7 +13,7 @@ from sslzoo.default_plugins.pseudo_label import LEE_2013, PseudoLabel, alpha
 from sslzoo.default_plugins.supervised import Supervised
 from sslzoo.engine import Run, RunSpec, epoch_steps
 from sslzoo.errors import OptionError
-from sslzoo.strategy import PSEUDO, EpochPlan, weighted_cross_entropy
+from sslzoo.strategy import EpochPlan, weighted_cross_entropy
 
 
 @pytest.fixture(autouse=True)
@@ -94,36 +94,36 @@ def test_epoch_steps_joint_alternating_and_supervised():
 
 
 class SpyPseudoLabel(PseudoLabel):
-    """Pseudo-Label that checks its own hooks from the outside: one entry per unlabeled batch in
-    ``batches``, and (labeled size, unlabeled size or None) per optimizer step in ``steps``."""
+    """Pseudo-Label that checks its own loss from the outside: (labeled size, unlabeled size or None) per
+    optimizer step in ``steps``, and one entry per unlabeled batch in ``batches``: the ids drawn, the model's
+    prediction for them, the pseudo-labels the loss reported, how many unlabeled rows its training forward
+    pass had and the alpha that makes its loss CE_l + alpha · CE_u."""
 
     def __init__(self, **options):
         super().__init__(**options)
         self.batches: list[dict] = []
         self.steps: list[tuple[int, int | None]] = []
-        self.round_selections: list[torch.Tensor] = []
 
-    def select(self, ctx, candidates):
-        chosen = super().select(ctx, candidates)
-        if ctx.phase == "round":
-            self.round_selections.append(chosen)
-        else:
-            self.batches.append({"epoch": ctx.epoch, "progress": ctx.progress, "candidates": candidates,
-                                 "probs": ctx.predict(candidates), "chosen": chosen})
-        return chosen
-
-    def weight(self, ctx, labels):
-        weights = super().weight(ctx, labels)
-        self.batches[-1].update(labels=labels, weights=weights)
-        return weights
-
-    def loss(self, ctx, labeled, unlabeled):
-        self.steps.append((labeled.ids.numel(), None if unlabeled is None else unlabeled.ids.numel()))
-        total = super().loss(ctx, labeled, unlabeled)
-        if unlabeled is not None:  # the alpha that makes the loss CE_l + alpha · CE_u
-            ce_l, ce_u = weighted_cross_entropy(labeled), weighted_cross_entropy(unlabeled)
-            self.batches[-1]["alpha"] = float(((total - ce_l) / ce_u).detach())
-        return total
+    def loss(self, ctx, step):
+        labeled, unlabeled = step.labeled, step.unlabeled
+        self.steps.append((labeled.ids.numel(), None if unlabeled is None else unlabeled.numel()))
+        if unlabeled is None:
+            return super().loss(ctx, step)
+        batch = {"epoch": ctx.epoch, "progress": ctx.progress, "candidates": unlabeled, "probs": ctx.predict(unlabeled)}
+        logits = []  # the outputs of the training forward pass (the output layer in training mode)
+        output_layer = list(ctx.model.modules())[-1]
+        hook = output_layer.register_forward_hook(lambda layer, _, out: logits.append(out) if layer.training else None)
+        try:
+            out = super().loss(ctx, step)
+        finally:
+            hook.remove()
+        ids, targets, confidence = out.pseudo.used()
+        n = labeled.ids.numel()
+        ce_l = weighted_cross_entropy(logits[-1][:n], labeled.targets, labeled.weights)
+        ce_u = weighted_cross_entropy(logits[-1][n:], targets, torch.ones_like(confidence))
+        self.batches.append({**batch, "pseudo": out.pseudo, "chosen": ids, "trained": logits[-1].shape[0] - n,
+                             "alpha": float(((out.loss - ce_l) / ce_u).detach()) if ids.numel() else None})
+        return out
 
 
 def _moons(strategy, labels=200, seed=0):
@@ -140,17 +140,15 @@ def test_each_step_labels_the_unlabeled_batch_with_the_models_argmax_weighted_by
     assert [b["epoch"] for b in strategy.batches] == [2] * 4 + [3] * 4 + [4] * 4 + [5] * 4
     for b in strategy.batches:
         confidence, argmax = b["probs"].max(dim=1)
-        assert torch.equal(b["chosen"], b["candidates"])  # no threshold: the whole batch
-        assert torch.equal(b["labels"].targets, argmax)
-        assert torch.allclose(b["labels"].confidence, confidence)
-        assert (b["labels"].source == PSEUDO).all()
-        assert torch.equal(b["weights"], torch.ones(100))  # alpha(t) is in the loss, not in the weights
+        assert b["pseudo"].mask is None and torch.equal(b["chosen"], b["candidates"])  # no threshold: the whole batch
+        assert torch.equal(b["pseudo"].ids, b["candidates"]) and b["trained"] == 100
+        assert torch.equal(b["pseudo"].targets, argmax)
+        assert torch.allclose(b["pseudo"].confidence, confidence)
         assert b["alpha"] == pytest.approx(alpha(b["progress"], 2, 4, 3.0), abs=1e-4)
         assert not torch.isin(b["candidates"], job.data.ledger.oracle()).any()
     ramp = [round(b["alpha"], 4) for b in strategy.batches]
     assert ramp[0] == 0.0 and ramp == sorted(ramp) and ramp[-1] == 3.0 and 0 < ramp[6] < 3
-    assert strategy.round_selections == []  # a single round: nothing enters the ledger
-    assert job.data.ledger.pseudo().numel() == 0
+    assert job.data.ledger.pseudo().numel() == 0  # a single round: nothing enters the ledger
     assert record["curve"][-1]["pseudo_labels"] == 16 * 100  # draws: every step's batch counts
     drawn = torch.cat([b["chosen"] for b in strategy.batches]).unique()
     assert record["curve"][-1]["pseudo_ids"] == drawn.numel() < 16 * 100  # distinct pool ids
@@ -163,9 +161,10 @@ def test_the_threshold_keeps_only_confident_pseudo_labels():
     kept = 0
     for b, (_, unlabeled) in zip(strategy.batches, strategy.steps[25 * 4:]):
         confidence = b["probs"].max(dim=1).values
+        assert unlabeled == 100 and torch.equal(b["pseudo"].ids, b["candidates"])  # every drawn id is reported ...
+        assert torch.equal(b["pseudo"].mask, b["pseudo"].confidence >= 0.9)  # ... with a mask of the kept
         assert set(b["chosen"].tolist()) == set(b["candidates"][confidence >= 0.9].tolist())
-        assert (b["labels"].confidence >= 0.9).all()
-        assert unlabeled == b["chosen"].numel()
+        assert b["trained"] == b["chosen"].numel()  # only the kept ids enter the training forward pass
         kept += b["chosen"].numel()
     assert 0 < kept < 100 * len(strategy.batches)
     assert record["curve"][-1]["pseudo_labels"] == kept

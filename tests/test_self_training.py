@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch import nn
 
 from sslzoo import hookimpl
 from sslzoo.augment import affine_matrices, random_affine
@@ -14,10 +15,9 @@ from sslzoo.dataset import Arrays
 from sslzoo.default_plugins.datasets import Mnist
 from sslzoo.default_plugins.self_training import SelfTraining
 from sslzoo.engine import Run, RunSpec
-from sslzoo.ledger import Ledger
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
-from sslzoo.strategy import ORACLE, PSEUDO, Batch, Labels
+from sslzoo.strategy import ORACLE, PSEUDO, Batch, Step
 
 MOONS_LABELS = 20
 
@@ -175,22 +175,34 @@ def test_random_affine_passes_through_non_images_and_empty_batches():
     assert random_affine(empty, g) is empty
 
 
-def test_transform_augments_only_the_pseudo_labeled_images():
-    ledger = Ledger(10, torch.device("cpu"))
-    oracle_ids, pseudo_ids = torch.tensor([0, 1, 2]), torch.tensor([5, 6])
-    ledger.assign(Labels(oracle_ids, torch.zeros(3, dtype=torch.long), torch.ones(3),
-                         torch.full((3,), ORACLE, dtype=torch.int8)), torch.ones(3), 0)
-    ledger.assign(Labels.pseudo(pseudo_ids, torch.ones(2, dtype=torch.long), torch.full((2,), 0.9)),
-                  torch.ones(2), 1)
-    ctx = SimpleNamespace(ledger=ledger, generator=_gen(0))
-    ids = torch.tensor([0, 5, 1, 6, 2])
-    x = _images(5)
-    batch = Batch(ids, x, torch.zeros(5, dtype=torch.long), torch.ones(5))
-    assert SelfTraining().transform(ctx, batch) is batch  # augment is off by default
-    out = SelfTraining(augment=True).transform(ctx, batch)
-    changed = (out.x - x).abs().flatten(1).amax(dim=1) > 1e-3
-    assert changed.tolist() == [False, True, False, True, False]
-    assert torch.equal(out.ids, ids) and torch.equal(out.targets, batch.targets)
+class InputsSeen(nn.Module):
+    """A linear model on 28x28 images that notes the inputs of each forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.inputs = nn.Linear(28 * 28, 2), []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return self.linear(x.flatten(1))
+
+
+@pytest.mark.parametrize(("augment", "moved"), [
+    (False, [False] * 5),  # augment is off by default
+    (True, [False, True, False, True, False]),
+])
+def test_the_loss_augments_only_the_pseudo_labeled_images(augment, moved):
+    ids, x, targets = torch.tensor([0, 5, 1, 6, 2]), _images(5), torch.tensor([0, 1, 0, 1, 1])
+    source = torch.tensor([ORACLE, PSEUDO, ORACLE, PSEUDO, ORACLE], dtype=torch.int8)
+    weights = torch.tensor([1.0, 0.5, 1.0, 0.5, 1.0])
+    model = InputsSeen()
+    ctx = SimpleNamespace(model=model, generator=_gen(0), activation="softmax")
+    strategy = SelfTraining(augment=augment) if augment else SelfTraining()
+    loss = strategy.loss(ctx, Step(Batch(ids, x, targets, weights, source)))
+    (seen,) = model.inputs  # one forward pass, on the batch as it is trained on
+    assert ((seen - x).abs().flatten(1).amax(dim=1) > 1e-3).tolist() == moved
+    expected = (nn.functional.cross_entropy(model.linear(seen.flatten(1)), targets, reduction="none") * weights).mean()
+    torch.testing.assert_close(loss, expected)
 
 
 class MnistSubset(Mnist):
@@ -210,18 +222,26 @@ class SubsetPlugin:
 
 
 class LossSpy(SelfTraining):
-    """Self-training that checks, in its loss hook, the images the model was trained on."""
+    """Self-training that checks, around its loss hook, the images the model was trained on."""
 
     def __init__(self, **options):
         super().__init__(**options)
         self.moved = {"pseudo": [], "oracle": []}
 
-    def loss(self, ctx, labeled, unlabeled):
-        moved = (labeled.x - ctx.x[labeled.ids]).abs().flatten(1).amax(dim=1) > 1e-4
-        pseudo = ctx.ledger.source[labeled.ids] == PSEUDO
+    def loss(self, ctx, step):
+        seen = []
+        hook = ctx.model.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+        try:
+            out = super().loss(ctx, step)
+        finally:
+            hook.remove()
+        labeled = step.labeled
+        moved = (seen[-1] - ctx.x[labeled.ids]).abs().flatten(1).amax(dim=1) > 1e-4
+        pseudo = labeled.source == PSEUDO
+        assert torch.equal(pseudo, ctx.ledger.source[labeled.ids] == PSEUDO)
         self.moved["pseudo"].append(moved[pseudo])
         self.moved["oracle"].append(moved[~pseudo])
-        return super().loss(ctx, labeled, unlabeled)
+        return out
 
 
 @pytest.mark.slow

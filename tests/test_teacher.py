@@ -3,6 +3,8 @@ exponential moving average, for any strategy, and ``evaluated_model``, which rep
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
@@ -67,13 +69,13 @@ class Follower(sslzoo.Strategy):
     teachers: list[Teacher] = []
     steps = 0
 
-    def loss(self, ctx, labeled, unlabeled):
+    def loss(self, ctx, step):
         teacher = ctx.teacher(self.decay, warmup=self.warmup)
         if teacher not in self.teachers:
             self.teachers.append(teacher)
             Follower.start, Follower.student = _weights(ctx.model), ctx.model
         Follower.steps += 1
-        return super().loss(ctx, labeled, unlabeled)
+        return super().loss(ctx, step)
 
     def evaluated_model(self, ctx):
         return ctx.teacher(name="teacher").model if self.evaluate else ctx.model
@@ -115,8 +117,8 @@ def test_a_model_built_afresh_gets_new_teachers():
         def stop(self, ctx):
             return None if ctx.round < 2 else "done"
 
-        def select(self, ctx, candidates):
-            return candidates[:3] if ctx.phase == "round" else candidates[:0]
+        def select(self, ctx, pool):
+            return pool[:3]
 
         def label(self, ctx, ids):
             return sslzoo.Labels.pseudo(ids, ids.new_zeros(ids.numel()), torch.ones(ids.numel()))
@@ -146,9 +148,9 @@ def test_a_teacher_asked_for_before_the_first_model_or_without_a_decay_is_a_plug
         family = "baseline"
         decay: float | None = None
 
-        def loss(self, ctx, labeled, unlabeled):
+        def loss(self, ctx, step):
             ctx.teacher(self.decay)
-            return super().loss(ctx, labeled, unlabeled)
+            return super().loss(ctx, step)
 
     with pytest.raises(PluginError, match="must give its decay"):
         sslzoo.run("nameless_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
@@ -170,16 +172,16 @@ def test_the_hook_references_mean_teacher_loss_trains_with_a_teacher():
     block, = [b for b in fenced_blocks(part(HOOKS_MD, "Teachers")) if b.lang == "python"]
     namespace: dict = {}
     exec(compile(block.body, "hooks.md", "exec"), namespace)
+    assert list(inspect.signature(namespace["loss"]).parameters) == ["self", "ctx", "step"], (
+        "the Teachers example of docs/plugins/hooks.md is not a loss(self, ctx, step)")
 
     class Documented(sslzoo.ArgmaxPseudoLabeler):
         name = "documented_teacher"
+        level = "step"
         loss = namespace["loss"]
 
-        def unlabeled_batch_size(self):
-            return 16
-
-        def select(self, ctx, candidates):
-            return candidates if ctx.phase == "step" else candidates[:0]
+        def epoch_plan(self, ctx):
+            return sslzoo.EpochPlan(16)
 
     check_strategy("documented_teacher", registry_with(Documented))
 
@@ -189,11 +191,12 @@ def test_predictions_through_a_view_see_the_transformed_inputs():
         name = "viewer"
         seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-        def loss(self, ctx, labeled, unlabeled):
+        def loss(self, ctx, step):
             blank = lambda x: torch.zeros_like(x)  # noqa: E731
             teacher = ctx.teacher(0.5)
-            Viewer.seen.append((ctx.predict(labeled.ids, view=blank), teacher.predict(labeled.ids, view=blank)))
-            return super().loss(ctx, labeled, unlabeled)
+            ids = step.labeled.ids
+            Viewer.seen.append((ctx.predict(ids, view=blank), teacher.predict(ids, view=blank)))
+            return super().loss(ctx, step)
 
     sslzoo.run("viewer", "moons", labels=20, options={"epochs": 1, "batch_size": 10}, dataset_options=MOONS,
                registry=registry_with(Viewer), device="cpu")

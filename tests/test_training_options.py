@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sslzoo import create_dataset, create_model, create_strategy, run
 from sslzoo.engine import Run, RunSpec
 from sslzoo.errors import OptionError
-from sslzoo.strategy import HELD_OUT, Batch, TrainOptions, weighted_cross_entropy
+from sslzoo.strategy import HELD_OUT, TrainOptions, weighted_cross_entropy
 from sslzoo.training import Training, make_optimizer, resolve_training, schedule_epoch
 
 
@@ -73,12 +73,14 @@ def test_momentum_start_needs_sgd_and_a_ramp():
 def test_sigmoid_outputs_sum_the_binary_cross_entropies_of_the_units():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
     targets = torch.tensor([0, 1])
-    batch = Batch(torch.arange(2), logits, targets, torch.tensor([1.0, 0.5]), logits=logits, activation="sigmoid")
+    weights = torch.tensor([1.0, 0.5])
     onehot = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     by_hand = -(onehot * torch.sigmoid(logits).log() + (1 - onehot) * (1 - torch.sigmoid(logits)).log()).sum(1)
-    assert weighted_cross_entropy(batch) == pytest.approx(float((by_hand * torch.tensor([1.0, 0.5])).mean()))
-    softmax = Batch(torch.arange(2), logits, targets, torch.ones(2), logits=logits)
-    assert weighted_cross_entropy(softmax) == pytest.approx(float(F.cross_entropy(logits, targets)))
+    sigmoid = weighted_cross_entropy(logits, targets, weights, "sigmoid")
+    assert sigmoid == pytest.approx(float((by_hand * weights).mean()))
+    softmax = weighted_cross_entropy(logits, targets, torch.ones(2))  # softmax unless told
+    assert softmax == pytest.approx(float(F.cross_entropy(logits, targets)))
+    assert softmax == weighted_cross_entropy(logits, targets, torch.ones(2), "softmax")
 
 
 def test_lee_mlp_declares_sigmoid_outputs_and_the_engine_trains_it_with_them():

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import gzip
 import json
 import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from sslzoo.api import create_strategy
 from sslzoo.context import Context
-from sslzoo.engine import Learner, Run, RunSpec
-from sslzoo.inference import Precision
+from sslzoo.default_plugins import pseudo_label
+from sslzoo.engine import Fit, Run, RunSpec
 from sslzoo.prefix import SharedPrefix
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,10 +72,33 @@ def matmul_flops(n: int = 2048, repeats: int = 8, device: str = "cpu", dtype: to
     return 2 * n ** 3 / best
 
 
-def unshare_prefix(learner: Learner, precision: Precision) -> Learner:
-    """``learner`` whose pseudo-label forward runs the whole model instead of sharing the training
+class NothingShared(SharedPrefix):
+    """A shared prefix that shares nothing: pseudo_label's unlabeled-only steps predict with the whole
+    model and train with another whole forward pass (sslzoo before the shared prefix was added)."""
+
+    @property
+    def shares(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def prefix_unshared() -> Iterator[None]:
+    """Within the block, pseudo_label makes two separate forward passes per unlabeled-only step."""
+    original = pseudo_label.SharedPrefix
+    pseudo_label.SharedPrefix = NothingShared  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        pseudo_label.SharedPrefix = original  # type: ignore[misc]
+
+
+class UnsharedRun(Run):
+    """The engine whose pseudo-label forward runs the whole model instead of sharing the training
     forward's prefix (the engine before that was added)."""
-    return dataclasses.replace(learner, prefix=SharedPrefix(nn.Identity(), precision))
+
+    def train_round(self, *args: Any, **kwargs: Any) -> Fit:
+        with prefix_unshared():
+            return super().train_round(*args, **kwargs)
 
 
 def torchvision_mnist_root(tmp: Path) -> Path:
@@ -109,6 +132,6 @@ def batch_round(candidates: int, *, epochs: int, seed: int) -> tuple[Context, to
     run = Run(RunSpec("batchbald", "mnist", labels=20, seed=seed, model="gal_cnn", device="cpu"), strategy)
     run.setup()
     run.train_round(0)
-    run.ctx.round, run.ctx.phase = 1, "round"
+    run.ctx.round = 1
     pool = run.data.ledger.pool()
     return run.ctx, pool[torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(seed))[:candidates]]

@@ -59,15 +59,13 @@ def plain_optimizer(model: torch.nn.Module, opts: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay, foreach=True)
 
 
-class PlainRun(Run):
+class PlainRun(speedlib.UnsharedRun):
     """The engine with the speed options off: for-each optimizer, NCHW weights, no shared prefix."""
 
     def fresh_learner(self) -> Learner:
         learner = super().fresh_learner()
         model = learner.model.to(memory_format=torch.contiguous_format)
-        optimizer = plain_optimizer(model, self.training)
-        return speedlib.unshare_prefix(dataclasses.replace(learner, model=model, optimizer=optimizer),
-                                       self.training.precision)
+        return dataclasses.replace(learner, model=model, optimizer=plain_optimizer(model, self.training))
 
 
 def execute(config: dict[str, Any], seed: int = 0, cls: type[Run] = Run) -> dict[str, Any]:

@@ -65,12 +65,12 @@ def gal2017_parts() -> dict[str, Any]:
     for labels in TIMED_LABELS:
         while ledger.oracle().numel() < labels:
             rnd += 1
-            run.ctx.round, run.ctx.phase = rnd, "round"  # as Run.execute leaves them between rounds
+            run.ctx.round = rnd  # as Run.execute leaves it between rounds
             stopped = run.acquire(rnd)
             assert stopped is None, stopped
         training[labels] = _seconds(lambda r=rnd: run.train_round(r))
         if labels == ACQUIRED_AT:
-            run.ctx.round, run.ctx.phase = rnd + 1, "round"
+            run.ctx.round = rnd + 1
             for name, strategy in (("bald", create_strategy("bald", **options["bald"])), ("random", run.strategy)):
                 started = time.perf_counter()
                 chosen = strategy.select(run.ctx, ledger.pool())

@@ -79,7 +79,7 @@ def trained_run(strategy: str = "bald", seed: int = SEED) -> tuple[Run, Any]:
     run = Run(RunSpec(strategy, "mnist", labels=1000, seed=seed, model="cnn", device="cpu"), strat)
     run.setup()
     run.train_round(0)
-    run.ctx.round, run.ctx.phase = 1, "round"
+    run.ctx.round = 1
     return run, strat
 
 

@@ -14,11 +14,11 @@ Everything is measured in this one run, so the ratios stay meaningful on a loade
   Normalize) → ``Subset`` of the same ids → ``DataLoader(batch_size=32, shuffle=True)`` (default
   ``num_workers=0``), the same model, ``torch.optim.Adam(lr=1e-3)``, cross-entropy;
 * ``bf16-cnn-bs32`` / ``fp32-cnn-bs32``: a bare step loop with and without CPU bf16 autocast;
-* ``step-cnn-bs256-<precision>``: the engine's training step (``Run._step``: forward, loss,
-  backward, fused SGD) of an unlabeled-only pseudo-labeling step of pl-cnn-mnist1000 (256 pool
-  images, SGD lr 0.1), the median of 30 steps, against the matmul peaks of this run (fp32, and
-  bf16 for the bf16 step), with a per-op profile (``torch.profiler``, self CPU time per step by op
-  and input shape);
+* ``step-cnn-bs256-<precision>``: the engine's training step (``Run._step``: pseudo_label's loss with
+  its argmax prediction through the shared prefix and the training forward, backward, fused SGD) of an
+  unlabeled-only pseudo-labeling step of pl-cnn-mnist1000 (256 pool images, SGD lr 0.1), the median of
+  30 steps, against the matmul peaks of this run (fp32, and bf16 for the bf16 step), with a per-op
+  profile (``torch.profiler``, self CPU time per step by op and input shape);
 * ``pl-epoch-<variant>``: the median of 3 full-pool epochs of pl-cnn-mnist1000's pseudo-labeling
   phase (59000 unlabeled images in 230 unlabeled-only steps of 256, a labeled pass of 1000 at batch
   32 after every 50): ``before`` (the pseudo-label forward runs the whole model), ``shared`` (it shares
@@ -50,7 +50,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from sslzoo import inference, models
 from sslzoo.api import create_strategy
 from sslzoo.engine import Learner, Run, RunSpec
-from sslzoo.strategy import Batch
+from sslzoo.quality import Tally
+from sslzoo.strategy import Batch, Step
 
 SEED = 0
 THREADS = speedlib.configure_threads()
@@ -78,15 +79,14 @@ def flops_per_image(model_name: str, batch: int) -> float:
     return counter.get_total_flops() / batch
 
 
-class PlainRun(Run):
+class PlainRun(speedlib.UnsharedRun):
     """The engine loop with its speed options off (for-each Adam, NCHW weights, no shared prefix)."""
 
     def fresh_learner(self) -> Learner:
         learner = super().fresh_learner()
         model = learner.model.to(memory_format=torch.contiguous_format)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.lr, foreach=True)
-        return speedlib.unshare_prefix(dataclasses.replace(learner, model=model, optimizer=optimizer),
-                                       self.training.precision)
+        return dataclasses.replace(learner, model=model, optimizer=optimizer)
 
 
 def engine_run(model: str, batch: int, images: int, cls: type[Run] = Run) -> Run:
@@ -167,7 +167,7 @@ def test_dataloader_training(benchmark, tmp_path_factory) -> None:
     from torchvision import transforms
 
     root = speedlib.torchvision_mnist_root(tmp_path_factory.mktemp("tv"))
-    ids = engine_run("cnn", 32, CNN_IMAGES).ledger.train().tolist()  # the same labeled images
+    ids = engine_run("cnn", 32, CNN_IMAGES).data.ledger.train().tolist()  # the same labeled images
     data = torchvision.datasets.MNIST(str(root), train=True, download=False, transform=transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]))
     loader = DataLoader(Subset(data, ids), batch_size=32, shuffle=True)
@@ -224,15 +224,17 @@ def pl_run(strategy: str, options: dict[str, Any], cls: type[Run] = Run) -> Run:
 
 
 def engine_step(precision: str) -> Callable[[], torch.Tensor]:
-    """The engine's training step on 256 pool images with (random) pseudo-labels and no labeled part."""
+    """The engine's training step on 256 pool images and no labeled part: pseudo_label's loss (the argmax
+    prediction through the shared prefix, then the training forward), counted, backward, SGD."""
     run = pl_run("pseudo_label", {**PL_EPOCH, "precision": precision})
-    run.learner = run.fresh_learner()
+    run.use(run.fresh_learner())
     run.learner.model.train()
-    ids = run.data.ledger.pool()[:STEP_BATCH]
+    ledger = run.data.ledger
+    ids = ledger.pool()[:STEP_BATCH]
     none = ids[:0]
-    labeled = Batch(none, run.data.x[none], run.data.ledger.target[none], run.data.ledger.weight[none])
-    unlabeled = Batch(ids, run.data.x[ids], torch.randint(0, 10, (STEP_BATCH,)), torch.ones(STEP_BATCH))
-    return lambda: run._step(labeled, unlabeled)
+    step = Step(Batch(none, run.data.x[none], ledger.target[none], ledger.weight[none], ledger.source[none]), ids)
+    tally = Tally(run.device, ledger.source.numel())
+    return lambda: run._step(run.strategy, step, tally)
 
 
 def op_profile(step: Callable[[], Any], rows: int = 12) -> list[dict[str, Any]]:
@@ -264,13 +266,6 @@ def test_engine_step(benchmark, precision: str) -> None:
     benchmark.extra_info["ms"] = seconds * 1e3
 
 
-class UnsharedRun(Run):
-    """The engine without the shared prefix: the pseudo-label forward runs the whole model."""
-
-    def fresh_learner(self) -> Learner:
-        return speedlib.unshare_prefix(super().fresh_learner(), self.training.precision)
-
-
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -278,7 +273,7 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 @pytest.mark.parametrize(("variant", "cls", "precision"), [
-    ("before", UnsharedRun, "fp32"), ("shared", Run, "fp32"), ("bf16", Run, "bf16"),
+    ("before", speedlib.UnsharedRun, "fp32"), ("shared", Run, "fp32"), ("bf16", Run, "bf16"),
 ], ids=["before", "shared", "bf16"])
 def test_pseudo_label_epoch(benchmark, variant: str, cls: type[Run], precision: str) -> None:
     run = pl_run("pseudo_label", {**PL_EPOCH, "precision": precision}, cls)

@@ -72,7 +72,7 @@ class OracleHandle:
     def close(self, reason: str) -> None:
         """Answer nothing from now on (each call raises ``OracleError(reason)``) and drop the labels."""
         self._closed = reason
-        self._truth = self._truth[:0]
+        self._truth = self._truth.new_empty(0)  # a new tensor: a zero-length view would keep the storage
 
     def __call__(self, ids: torch.Tensor) -> Labels:
         if self._closed is not None:

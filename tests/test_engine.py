@@ -12,6 +12,7 @@ from sslzoo import hookimpl, run
 from sslzoo.engine import Run, RunSpec
 from sslzoo.errors import DataError, OptionError, TrainingError
 from sslzoo.plugins import make_plugins
+from sslzoo.recipe import Recipe
 from sslzoo.registry import Registry
 from sslzoo.strategy import Strategy, TrainOptions
 from sslzoo.training import Training
@@ -130,15 +131,26 @@ def test_patience_stops_early_and_keeps_the_best_test_accuracy():
     assert final["test_accuracy"] == per_epoch[best_epoch - 1]
 
 
+class StartCompetes:
+    """A plugin with a recipe that sets patience_start alone."""
+
+    @staticmethod
+    @hookimpl
+    def register_recipes(register):
+        register(Recipe("start_competes", "early stopping's first candidate is the start", patience_start=True))
+
+
 def test_patience_start_lets_a_round_keep_the_weights_it_started_from():
     """With ``patience_start`` the weights a round starts from are the first candidate: a warm-started
     round that never beats them hands them back (best epoch 0, the previous round's accuracy), so the
     test accuracy never goes down from round to round; without it a round keeps its best epoch even
     when that is worse than its start."""
-    kwargs = dict(dataset="moons", labels=4, seed=0, dataset_options={"n_train": 300, "n_test": 300})
+    registry = Registry(make_plugins(load="", extra=(StartCompetes,)))
+    kwargs = dict(dataset="moons", labels=4, seed=0, dataset_options={"n_train": 300, "n_test": 300},
+                  registry=registry)
     options = {"epochs": 100, "lr": 0.1, "retrain": "warm", "patience": 10, "query_size": 2, "budget": 24}
     (plain,) = run("least_confidence", **kwargs, options=options)
-    (kept,) = run("least_confidence", **kwargs, options={**options, "patience_start": True})
+    (kept,) = run("least_confidence", **kwargs, options={**options, "recipe": "start_competes"})
     accuracy = [e["test_accuracy"] for e in plain["curve"]]
     assert any(b < a for a, b in zip(accuracy, accuracy[1:]))  # the case is not trivial
     assert all(e["best_epoch"] >= 1 for e in plain["curve"])
@@ -163,5 +175,8 @@ def test_a_run_leaves_the_strategy_options_as_given_and_records_the_training_it_
     assert None not in (job.training.momentum, job.training.weight_decay)
 
 
-def test_the_training_a_run_uses_has_every_training_option():
-    assert [f.name for f in dataclasses.fields(Training)] == [f.name for f in dataclasses.fields(TrainOptions)]
+def test_the_training_a_run_uses_has_every_training_option_and_every_recipe_setting():
+    recipe = set(Recipe("", "").settings())
+    fields = [f.name for f in dataclasses.fields(Training)]
+    assert [f for f in fields if f not in recipe] == [f.name for f in dataclasses.fields(TrainOptions)]
+    assert recipe <= set(fields)

@@ -42,7 +42,8 @@ def test_plugins_json_lists_the_example_with_its_version_and_hooks():
     assert done.returncode == 0, done.stderr
     listed = {p["name"]: p for p in json.loads(done.stdout)}
     assert listed["sslzoo_example"] == {"name": "sslzoo_example", "distribution": "sslzoo-example",
-                                        "version": EXAMPLE.version, "hooks": ["register_strategies"]}
+                                        "version": EXAMPLE.version, "hooks": ["register_strategies"],
+                                        "api": ">=1,<2", "loaded": True, "problem": None, "clashes": []}
 
 
 def test_strategies_lists_power_bald_with_its_distribution(monkeypatch):

@@ -103,6 +103,17 @@ def test_a_handle_kept_from_label_answers_nothing_later():
         _run(asking("keeping", label=label, stop=stop))
 
 
+def test_a_closed_handle_keeps_no_storage_of_its_answers():
+    from sslzoo.oracle import Oracle
+
+    truth = torch.arange(10) % 3
+    handle = Oracle(truth).handle(torch.tensor([2, 5, 7]), 3, "round 1")
+    assert handle(torch.tensor([5])).targets.tolist() == [2]
+    handle.close("closed")
+    kept = vars(handle)["_truth"]
+    assert kept.numel() == 0 and kept.untyped_storage().nbytes() == 0
+
+
 def test_asking_the_oracle_in_a_training_step_fails():
     """A step's loss gets no oracle labels: its pseudo-labels go in its StepLoss."""
     def loss(self, ctx, step):

@@ -1,5 +1,6 @@
-"""Training options every strategy has: learning-rate and momentum schedules, where the L2
-penalty applies and how it scales, sigmoid-output models, and the split that holds ids out."""
+"""Training options every strategy has and the recipes that add to them: learning-rate and momentum
+schedules, where the L2 penalty applies and how it scales, sigmoid-output models, and the split that
+holds ids out."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ import torch.nn.functional as F
 
 from sslzoo import create_dataset, create_model, create_strategy, run
 from sslzoo.engine import Run, RunSpec
-from sslzoo.errors import OptionError
+from sslzoo.errors import OptionError, UnknownNameError
+from sslzoo.recipe import BUILT_IN, Recipe
 from sslzoo.strategy import HELD_OUT, TrainOptions, weighted_cross_entropy
 from sslzoo.training import Training, make_optimizer, resolve_training, schedule_epoch
 
+RECIPES = {recipe.name: recipe for recipe in BUILT_IN}
 
-def _options(**given) -> Training:
+
+def _options(recipe: Recipe = RECIPES["default"], **given) -> Training:
     base = {"epochs": 1, "batch_size": 8, "lr": 1.5, "optimizer": "sgd", "momentum": 0.99, "weight_decay": 0.0}
-    return resolve_training(TrainOptions(**{**base, **given}), {}, "strategy 'test'")
+    return resolve_training(TrainOptions(**{**base, **given, "recipe": recipe.name}), {}, recipe, "strategy 'test'")
 
 
 def test_lr_decays_each_epoch_and_momentum_rises_linearly_to_its_final_value():
     model = create_model("lee_mlp", (1, 28, 28), 10)
-    opts = _options(lr_decay=0.998, momentum_start=0.5, momentum_epochs=500)
+    opts = _options(RECIPES["hinton2012"], lr_decay=0.998)
     optimizer = make_optimizer(model, opts, 100)
     seen = {}
     for epoch in (0, 1, 250, 499, 500, 799):
@@ -32,14 +36,17 @@ def test_lr_decays_each_epoch_and_momentum_rises_linearly_to_its_final_value():
     assert seen[250][1] == pytest.approx(0.745)
     assert seen[500][1] == seen[799][1] == 0.99
     assert seen[799][0] == pytest.approx(1.5 * 0.998 ** 799)
-    assert optimizer.param_groups[0]["dampening"] == 0.0
+    assert optimizer.param_groups[0]["dampening"] == 0.99  # hinton2012 dampens by the momentum of the moment
+    plain = _options(lr_decay=0.998)
+    schedule_epoch(optimizer, plain, 0)
+    assert optimizer.param_groups[0]["momentum"] == 0.99 and optimizer.param_groups[0]["dampening"] == 0.0
 
 
 def test_momentum_dampening_scales_the_gradient_by_one_minus_the_momentum():
     weight = torch.nn.Parameter(torch.zeros(1))
     model = torch.nn.Module()
     model.weight = weight
-    opts = _options(lr=1.0, momentum=0.9, momentum_dampening=True)
+    opts = _options(Recipe("dampened", "", momentum_dampening=True), lr=1.0, momentum=0.9)
     optimizer = make_optimizer(model, opts, 1)
     schedule_epoch(optimizer, opts, 0)
     for _ in range(2):
@@ -52,8 +59,8 @@ def test_momentum_dampening_scales_the_gradient_by_one_minus_the_momentum():
 
 def test_weight_decay_on_hidden_dense_layers_scaled_by_one_over_n_penalises_only_those_weights():
     model = create_model("gal_cnn", (1, 28, 28), 10)
-    optimizer = make_optimizer(model, _options(optimizer="adam", lr=1e-3, weight_decay=7.0,
-                                               weight_decay_on="hidden_dense", weight_decay_scale="1/n"), 350)
+    optimizer = make_optimizer(model, _options(RECIPES["keras_l2_hidden"], optimizer="adam", lr=1e-3,
+                                               weight_decay=7.0), 350)
     penalised = [g for g in optimizer.param_groups if g["weight_decay"] > 0]
     assert len(penalised) == 1 and penalised[0]["weight_decay"] == pytest.approx(0.02)
     assert [p.shape for p in penalised[0]["params"]] == [model[7].weight.shape]  # the dense 128 layer's kernel
@@ -61,13 +68,24 @@ def test_weight_decay_on_hidden_dense_layers_scaled_by_one_over_n_penalises_only
     assert others == sum(p.numel() for p in model.parameters()) - model[7].weight.numel()
 
 
-def test_momentum_start_needs_sgd_and_a_ramp():
-    with pytest.raises(OptionError, match="needs optimizer=sgd"):
-        run("supervised", "moons", labels=10, options={"epochs": 1, "momentum_start": 0.5, "momentum_epochs": 5})
-    with pytest.raises(OptionError, match="momentum_dampening=True .* needs optimizer=sgd"):
-        run("supervised", "moons", labels=10, options={"epochs": 1, "momentum_dampening": True})
+def test_a_momentum_recipe_needs_sgd_and_a_ramp():
+    with pytest.raises(OptionError, match="recipe 'hinton2012' of strategy 'supervised' sets momentum_start and "
+                                          "needs optimizer=sgd"):
+        run("supervised", "moons", labels=10, options={"epochs": 1, "recipe": "hinton2012"})
+    with pytest.raises(OptionError, match="recipe 'dampened' .* sets momentum_dampening and needs optimizer=sgd"):
+        _options(Recipe("dampened", "", momentum_dampening=True), optimizer="adam")
     with pytest.raises(OptionError, match="momentum_epochs of at least 1"):
-        run("supervised", "moons", labels=10, options={"epochs": 1, "optimizer": "sgd", "momentum_start": 0.5})
+        _options(Recipe("no_ramp", "", momentum_start=0.5))
+
+
+def test_an_unknown_recipe_names_the_close_ones():
+    with pytest.raises(UnknownNameError, match="unknown recipe 'hinton'; did you mean hinton2012"):
+        run("supervised", "moons", labels=10, options={"epochs": 1, "recipe": "hinton"})
+
+
+def test_the_reproduction_options_are_recipes_not_training_options():
+    with pytest.raises(OptionError, match="has no option 'adam_epsilon'"):
+        create_strategy("supervised", adam_epsilon="hat")
 
 
 def test_sigmoid_outputs_sum_the_binary_cross_entropies_of_the_units():

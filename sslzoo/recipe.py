@@ -13,6 +13,7 @@ training option ``recipe`` (a preset names its own). A strategy's options stay i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,3 +75,18 @@ BUILT_IN = (
            HINTON_2012, momentum_start=0.5, momentum_epochs=500, momentum_dampening=True),
 )
 """The built-in recipes, registered by sslzoo's default plugins."""
+
+
+def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's options as Plugin API 1.0 writes them: a record made before recipes lists their seven
+    settings as training options; when those are a built-in recipe's, they become its name (``recipe``),
+    so that such a record compares with, and resumes as, the same run today. Other options pass as
+    they are, and so do settings that no built-in recipe holds (a comparison then names them)."""
+    plain = Recipe("", "").settings()
+    if not any(key in options for key in plain):
+        return dict(options)
+    settings = {key: options.get(key, default) for key, default in plain.items()}
+    name = next((recipe.name for recipe in BUILT_IN if recipe.settings() == settings), None)
+    if name is None:
+        return dict(options)
+    return {**{key: value for key, value in options.items() if key not in plain}, "recipe": name}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from sslzoo import create_dataset, create_model, create_strategy, run
 from sslzoo.engine import Run, RunSpec
 from sslzoo.errors import OptionError, UnknownNameError
-from sslzoo.recipe import BUILT_IN, Recipe
+from sslzoo.recipe import BUILT_IN, Recipe, upgrade_options
 from sslzoo.strategy import HELD_OUT, TrainOptions, weighted_cross_entropy
 from sslzoo.training import Training, make_optimizer, resolve_training, schedule_epoch
 
@@ -125,3 +125,24 @@ def test_l2_scaling_gives_each_mnist_image_unit_norm():
     mnist = create_dataset("mnist", scale="l2", n_train=50, n_test=10)
     x = mnist.normalize(mnist.load(0).x_train)
     assert torch.allclose(x.flatten(1).norm(dim=1), torch.ones(50))
+
+
+LEGACY_DEFAULTS = {"adam_epsilon": "algorithm1", "weight_decay_on": "all", "weight_decay_scale": "none",
+                   "momentum_start": None, "momentum_epochs": 0, "momentum_dampening": False, "patience_start": False}
+
+
+@pytest.mark.parametrize("legacy, recipe", [
+    ({}, "default"),
+    ({"momentum_start": 0.5, "momentum_epochs": 500, "momentum_dampening": True}, "hinton2012"),
+    ({"adam_epsilon": "hat", "patience_start": True}, "keras_adam"),
+    ({"weight_decay_on": "hidden_dense", "weight_decay_scale": "1/n"}, "keras_l2_hidden"),
+])
+def test_a_record_made_before_recipes_reads_as_its_recipe(legacy, recipe):
+    options = {"epochs": 3, "lr": 0.1, **LEGACY_DEFAULTS, **legacy}
+    assert upgrade_options(options) == {"epochs": 3, "lr": 0.1, "recipe": recipe}
+
+
+def test_settings_that_no_recipe_holds_stay_as_they_were():
+    odd = {"epochs": 3, **LEGACY_DEFAULTS, "adam_epsilon": "hat"}
+    assert upgrade_options(odd) == odd
+    assert upgrade_options({"epochs": 3, "recipe": "default"}) == {"epochs": 3, "recipe": "default"}

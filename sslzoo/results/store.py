@@ -28,6 +28,7 @@ from typing import Any
 
 from sslzoo.errors import ResultsError
 from sslzoo.journal import Journal, Lines, hold, parse_lines, read_text
+from sslzoo.recipe import upgrade_options
 
 RECORDS_FILE = "records.jsonl"
 #: Keys every record must have to be compared, reported or resumed.
@@ -90,6 +91,8 @@ def _check_record(obj: Any, where: str) -> Record:
     acc = obj["test_accuracy"]
     if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0.0 <= acc <= 1.0:
         raise ResultsError(f"{where}: test_accuracy must be a number in [0, 1], got {acc!r}")
+    if isinstance(obj.get("options"), dict):
+        obj["options"] = upgrade_options(obj["options"])  # a record made before recipes names its recipe
     return obj
 
 

@@ -282,7 +282,8 @@ def test_pseudo_label_epoch(benchmark, variant: str, cls: type[Run], precision: 
     warmup = pl_run("supervised", {**SGD, "epochs": 1, "precision": precision})
     warmup_epoch = timed(lambda: warmup.train_round(0))
     data = run.data
-    evaluation = timed(lambda: inference.accuracy(run.learner.model, data.x_test, data.y_test, precision=precision))
+    evaluation = timed(lambda: data.judge.accuracy(inference.predicted_classes(run.learner.model, data.x_test,
+                                                                              precision=precision)))
     seconds = (PROTOCOL["warmup_epochs"] * warmup_epoch + PROTOCOL["pl_epochs"] * epoch
                + PROTOCOL["evaluations"] * evaluation)
     RESULTS["pl_epochs"][variant] = {

@@ -38,10 +38,11 @@ from sslzoo.context import Context
 from sslzoo.dataset import UNLABELED, Arrays, Dataset
 from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
+from sslzoo.judge import Judge
 from sslzoo.ledger import Ledger
 from sslzoo.metrics import class_metrics, curve_metrics
 from sslzoo.options import options_dict
-from sslzoo.oracle import Oracle, OracleHandle
+from sslzoo.oracle import OracleHandle
 from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
@@ -155,7 +156,7 @@ def check_selection(where: str, chosen: torch.Tensor, candidates: torch.Tensor) 
 
 
 def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: OracleHandle, expected_queries: int,
-                 truth: Oracle) -> None:
+                 judge: Judge) -> None:
     """``label`` must label exactly the selected ids, asking ``oracle`` for the expected number of them
     and returning its answers, unchanged, as the only oracle labels."""
     if labels.ids.numel() != chosen.numel() or not torch.isin(labels.ids, chosen).all():
@@ -170,21 +171,21 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: Oracl
         raise PluginError(f"{where}: label returned {marked.numel()} labels marked as oracle labels for the "
                           f"{answered.numel()} ids the oracle answered; the oracle's answers, and only they, "
                           f"are oracle labels")
-    changed = int((labels.targets[given] != truth.reveal(marked)).sum())
+    changed = judge.changed(marked, labels.targets[given])
     if changed:
         raise PluginError(f"{where}: label changed {changed} of the oracle's answers")
 
 
 @dataclass
 class RunData:
-    """A run's data on its device: the normalized training and test inputs, the test labels, the
-    hidden training labels (the oracle), the ledger of which training ids hold which label, the
-    class names and how many training samples have no label (left out of the run)."""
+    """A run's data on its device: the normalized training and test inputs, the judge that holds
+    the truth (the hidden training labels and the test labels: :mod:`sslzoo.judge`), the ledger of
+    which training ids hold which label, the class names and how many training samples have no
+    label (left out of the run)."""
 
     x: torch.Tensor
     x_test: torch.Tensor
-    y_test: torch.Tensor
-    oracle: Oracle
+    judge: Judge
     ledger: Ledger
     initial_ids: torch.Tensor  # the starting labels
     classes: list[str]
@@ -228,15 +229,15 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
         raise DataError(f"dataset {spec.dataset!r} has no labeled test split ({why}), and a benchmark measures "
                         f"accuracy on one; give it one{how}")
     known = (arrays.y_train >= 0).nonzero().flatten()
-    oracle = Oracle(arrays.y_train.to(device))  # the truth stays here: the context never holds it
+    judge = Judge(arrays.y_train.to(device), arrays.y_test.to(device), len(classes))  # the truth stays with it
     ledger = Ledger(arrays.y_train.numel(), device)
     initial = known[initial_labels(arrays.y_train[known], spec.labels, spec.seed, spec.split, spec.exclude_classes)]
-    ledger.assign(oracle.labels(initial.to(device)), torch.ones(initial.numel(), device=device), 0)
+    ledger.assign(judge.starting_labels(initial.to(device)), torch.ones(initial.numel(), device=device), 0)
     left_out = held_out(known.numel(), spec.seed, spec.split, torch.searchsorted(known, initial))
     unknown = (arrays.y_train < 0).nonzero().flatten()
     ledger.hold_out(torch.cat([known[left_out], unknown]).to(device))
     return RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
-                   y_test=arrays.y_test.to(device), oracle=oracle, ledger=ledger, initial_ids=initial.to(device),
+                   judge=judge, ledger=ledger, initial_ids=initial.to(device),
                    classes=classes, unlabeled=unknown.numel())
 
 
@@ -341,10 +342,10 @@ class Run:
         chosen, expected = self.select_round(rnd, pool, part)
         if chosen.numel() == 0:
             return 0
-        oracle = self.data.oracle.handle(chosen, expected, where)
+        oracle = self.data.judge.handle(chosen, expected, where)
         with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
             labels = part.label(self.ctx, chosen)
-        check_labels(where, labels, chosen, oracle, expected, self.data.oracle)
+        check_labels(where, labels, chosen, oracle, expected, self.data.judge)
         self.data.ledger.assign(labels, part.weight(self.ctx, labels), rnd)
         return chosen.numel()
 
@@ -411,7 +412,7 @@ class Run:
         sampler = PoolSampler(data.ledger.pool(), ctx.generator)
         semi = trainer.level == "step"
         tally = Tally(self.device, data.ledger.source.numel())
-        stopper = (EarlyStopping(training.patience, data.x_test, data.y_test, self.strategy.evaluated_model(ctx),
+        stopper = (EarlyStopping(training.patience, data.x_test, data.judge, self.strategy.evaluated_model(ctx),
                                  training.precision, training.patience_start) if training.patience else None)
         ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(training.epochs):
@@ -491,7 +492,7 @@ class Run:
         if pseudo.ids is not drawn and (pseudo.ids.shape != drawn.shape or not torch.equal(pseudo.ids, drawn)):
             raise PluginError(f"{self.where}: a step's pseudo-labels must be for the ids of its unlabeled batch "
                               f"(step.unlabeled), in its order")
-        tally.add(difficulty_buckets(confidence), targets == self.data.oracle.reveal(ids))
+        tally.add(difficulty_buckets(confidence), self.data.judge.correct(ids, targets))
         tally.mark(ids)
 
     def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
@@ -512,14 +513,15 @@ class Run:
         distinct ids that got one.
         """
         data, ledger = self.data, self.data.ledger
-        matrix = inference.confusion(self.strategy.evaluated_model(self.ctx), data.x_test, data.y_test,
-                                     data.num_classes, precision=self.training.precision)
-        accuracy = matrix.diagonal().sum().double() / max(1, data.y_test.numel())
+        predicted = inference.predicted_classes(self.strategy.evaluated_model(self.ctx), data.x_test,
+                                                precision=self.training.precision)
+        matrix = data.judge.confusion(predicted)
+        accuracy = matrix.diagonal().sum().double() / max(1, predicted.numel())
         tally = step_tally
         if tally is None:
             tally = Tally(self.device, ledger.source.numel())
             pseudo = ledger.pseudo()
-            tally.add(ledger.bucket[pseudo], ledger.target[pseudo] == data.oracle.reveal(pseudo))
+            tally.add(ledger.bucket[pseudo], data.judge.correct(pseudo, ledger.target[pseudo]))
             tally.mark(pseudo)
         summary = tally.summary()
         entry = {"round": rnd, "epoch": epoch, "epochs": self.training.epochs,
@@ -566,7 +568,7 @@ class Run:
         if self.data.unlabeled:
             record["unlabeled_samples"] = self.data.unlabeled  # training samples without a label, held out
         boundary = decision_boundary(self.strategy.evaluated_model(self.ctx), self.data.x, self.data.ledger,
-                                     self.data.oracle.reveal, self.data.num_classes, self.training.precision)
+                                     self.data.judge.correct, self.data.num_classes, self.training.precision)
         if boundary is not None:
             record["boundary"] = boundary
         return record

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from sslzoo import inference
+from sslzoo.judge import Judge
 from sslzoo.metrics import class_metrics
 from sslzoo.results.comparison import compare
 from sslzoo.results.reporting import report
@@ -25,15 +26,18 @@ def test_precision_and_recall_per_class_from_a_confusion_matrix() -> None:
     assert got["recall"] == [0.8, 0.75, 0.0, None]
 
 
-def test_the_confusion_counts_give_exactly_the_accuracy(one_thread) -> None:
+def test_the_judges_confusion_counts_give_exactly_its_accuracy(one_thread) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 3))
     x, y = torch.randn(300, 5), torch.randint(0, 3, (300,))
-    counts = inference.confusion(model, x, y, 3, chunk=64)
+    judge = Judge(torch.zeros(0, dtype=torch.long), y, 3)
+    reported = inference.predicted_classes(model, x, chunk=64)
+    counts = judge.confusion(reported)
     assert int(counts.sum()) == 300
     predicted = model(x).argmax(1)
+    assert torch.equal(reported, predicted)
     assert counts.tolist() == [[int(((y == i) & (predicted == j)).sum()) for j in range(3)] for i in range(3)]
-    assert float(counts.trace().double() / 300) == float(inference.accuracy(model, x, y, chunk=64))
+    assert float(counts.trace().double() / 300) == judge.accuracy(reported)
 
 
 def test_records_carry_classes_confusion_and_per_class_at_every_rounds_end() -> None:

@@ -62,6 +62,7 @@ from sslzoo.dataset import Dataset, resolve_dataset
 from sslzoo.engine import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
 from sslzoo.errors import OptionError, SessionError, UnknownNameError
 from sslzoo.journal import Journal, fsync_directory, hold, read_text, replace_file
+from sslzoo.judge import Judge
 from sslzoo.labeling import label_studio, sheets
 from sslzoo.labeling.answers import read_answers
 from sslzoo.labeling.control import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
@@ -69,7 +70,7 @@ from sslzoo.labeling.holdout import evaluated_on, held_out_items
 from sslzoo.labeling.ledger import GIVEN, Label, LabelBatch, LabelLedger, labeled
 from sslzoo.ledger import Ledger
 from sslzoo.metrics import class_metrics
-from sslzoo.oracle import Oracle, oracle_labels
+from sslzoo.oracle import oracle_labels
 from sslzoo.quality import BUCKETS, difficulty_buckets
 from sslzoo.record import round_float
 from sslzoo.registry import Registry, default_registry
@@ -327,7 +328,8 @@ class Session:
                  if x.id in labels]
         normalize = data.dataset.normalize  # the loaded dataset: it may standardize with its own statistics
         run.setup(RunData(x=normalize(data.x.to(device)), x_test=normalize(data.x_test.to(device)),
-                          y_test=data.y_test.to(device), oracle=Oracle(known.to(device)), ledger=Ledger(n, device),
+                          judge=Judge(known.to(device), data.y_test.to(device), len(self.classes)),
+                          ledger=Ledger(n, device),
                           initial_ids=torch.tensor(given, dtype=torch.long, device=device), classes=self.classes))
         run.data.ledger.hold_out(torch.tensor(sorted(out | set(self.holdout)), dtype=torch.long, device=device))
         for batch in batches:
@@ -401,14 +403,13 @@ class Session:
     def _evaluate(run: Run) -> dict[str, Any]:
         """Test accuracy, the confusion counts (true class by predicted class) and precision and recall
         per class (as a benchmark's records hold them), when the test split is there and labeled."""
-        y = run.data.y_test
-        if y.numel() == 0 or bool((y < 0).any()):
+        if not run.data.judge.scores_the_test_set():
             return {"test_accuracy": None}
-        matrix = inference.confusion(run.learner.model, run.data.x_test, y, run.data.num_classes,
-                                     precision=run.training.precision)
+        predicted = inference.predicted_classes(run.learner.model, run.data.x_test, precision=run.training.precision)
+        matrix = run.data.judge.confusion(predicted)
         confusion = matrix.tolist()
-        return {"test_accuracy": round_float(float(matrix.diagonal().sum()) / y.numel()), "confusion": confusion,
-                "per_class": class_metrics(confusion)}
+        return {"test_accuracy": round_float(float(matrix.diagonal().sum()) / predicted.numel()),
+                "confusion": confusion, "per_class": class_metrics(confusion)}
 
     # -- asking ----------------------------------------------------------------------------------
     def next(self, k: int) -> Round:

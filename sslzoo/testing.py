@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -52,7 +52,8 @@ LEDGER_FIELDS = ("source", "target", "round", "confidence", "weight", "bucket")
 __all__ = [
     "StrategyContract", "check_strategy", "tiny_run", "tiny_options", "only_plugins",
     "check_record", "check_selection", "check_leak", "check_determinism", "leak_difference", "labels_permuted",
-    "permute_labels", "TinyRun", "SelectCall", "HookCall", "TINY_DATA", "TINY_LABELS", "TINY_SPLIT", "TINY_OPTIONS",
+    "permute_labels", "one_class_labels", "LABEL_CHANGES",
+    "TinyRun", "SelectCall", "HookCall", "TINY_DATA", "TINY_LABELS", "TINY_SPLIT", "TINY_OPTIONS",
 ]
 
 
@@ -292,17 +293,34 @@ def permute_labels(y: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def one_class_labels(y: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """A copy of ``y`` whose labels at ``ids`` are all one class, the one least frequent among them: the
+    class distribution of those ids changes as much as it can (a permutation keeps it)."""
+    y = y.clone()
+    labels = y[ids]
+    if labels.numel():
+        counts = torch.bincount(labels, minlength=int(y.max()) + 1)
+        y[ids] = int(torch.argmin(torch.where(counts > 0, counts, counts.new_full((), labels.numel() + 1))))
+    return y
+
+
+LABEL_CHANGES: tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...] = (permute_labels, one_class_labels)
+"""How the leak check changes the hidden labels, one second run each: permuted among themselves (as
+many labels changed as a permutation can), and all of one class (the class distribution changed)."""
+
+
 @contextlib.contextmanager
-def labels_permuted(dataset: type[Dataset], ids: torch.Tensor) -> Iterator[None]:
-    """Within the block, ``dataset.load`` gives training labels permuted at ``ids`` (:func:`permute_labels`),
-    everything else unchanged. The class itself is patched, so every way sslzoo loads it (the run, the
-    registry, the API, the class) gives the permuted labels."""
+def labels_permuted(dataset: type[Dataset], ids: torch.Tensor,
+                    change: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = permute_labels) -> Iterator[None]:
+    """Within the block, ``dataset.load`` gives training labels changed at ``ids`` by ``change`` (default:
+    :func:`permute_labels`), everything else unchanged. The class itself is patched, so every way sslzoo
+    loads it (the run, the registry, the API, the class) gives the changed labels."""
     own = dataset.__dict__.get("load")
     original = dataset.load
 
     def load(self: Dataset, seed: int) -> Arrays:
         arrays = original(self, seed)
-        return dataclasses.replace(arrays, y_train=permute_labels(arrays.y_train, ids))
+        return dataclasses.replace(arrays, y_train=change(arrays.y_train, ids))
 
     dataset.load = load  # type: ignore[method-assign]
     try:
@@ -348,19 +366,24 @@ def leak_difference(first: TinyRun, second: TinyRun) -> str | None:
 def check_leak(run: TinyRun) -> TinyRun:
     """No hidden label reaches the strategy: run it again, same seed, options and registry, with the
     true labels of the training ids it never had from the oracle (neither starting labels nor ever
-    answered in ``run``) permuted; it must select, label and weigh exactly as before. A strategy that
-    errors in the second run fails too. Returns the second run."""
+    answered in ``run``) changed, once permuted among themselves and once all of one class (so that a
+    strategy reading only the hidden class distribution is caught too, see :data:`LABEL_CHANGES`); each
+    time it must select, label and weigh exactly as before. A strategy that errors in a second run fails
+    too. Returns the last second run."""
     name, job = run.record["strategy"], run.job
     hidden = torch.nonzero(job.data.ledger.source.cpu() != ORACLE).flatten()
-    try:
-        with labels_permuted(type(job.dataset), hidden):
-            again = tiny_run(name, run.record["seed"], job.registry, **job.spec.options)
-    except Exception as exc:
-        raise AssertionError(f"strategy {name!r} failed once the hidden labels of the {hidden.numel()} "
-                             f"never-queried training ids were permuted: {type(exc).__name__}: {exc}") from exc
-    difference = leak_difference(run, again)
-    assert difference is None, (f"hidden labels leak into strategy {name!r}: with the true labels of the "
-                                f"{hidden.numel()} never-queried training ids permuted, {difference}")
+    again = run
+    for change in LABEL_CHANGES:
+        how = "permuted" if change is permute_labels else "all set to one class"
+        try:
+            with labels_permuted(type(job.dataset), hidden, change):
+                again = tiny_run(name, run.record["seed"], job.registry, **job.spec.options)
+        except Exception as exc:
+            raise AssertionError(f"strategy {name!r} failed once the hidden labels of the {hidden.numel()} "
+                                 f"never-queried training ids were {how}: {type(exc).__name__}: {exc}") from exc
+        difference = leak_difference(run, again)
+        assert difference is None, (f"hidden labels leak into strategy {name!r}: with the true labels of the "
+                                    f"{hidden.numel()} never-queried training ids {how}, {difference}")
     return again
 
 

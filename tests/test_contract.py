@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sslzoo
-from sslzoo import Labels, Strategy
+from sslzoo import ORACLE, Labels, Strategy
 from sslzoo.engine import Run
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
@@ -21,6 +21,9 @@ from sslzoo.testing import (
     check_record,
     check_selection,
     check_strategy,
+    labels_permuted,
+    leak_difference,
+    one_class_labels,
     permute_labels,
     tiny_run,
 )
@@ -166,6 +169,37 @@ def test_leak_check_ignores_the_engines_pseudo_label_accuracy():
     second = check_leak(first)
     assert first.record["pseudo"]["count"] == second.record["pseudo"]["count"] > 0
     assert first.record["pseudo"]["accuracy"] != second.record["pseudo"]["accuracy"]
+
+
+class QueriesByTheClassPrior(QueriesOneClass):
+    """Reads only the pool's class counts from a truth source, and queries its lowest ids when class 0
+    is the commoner, else its highest: a cheat that no permutation of the hidden labels shows."""
+
+    name = "queries_by_the_class_prior"
+
+    def select(self, ctx, candidates):
+        counts = torch.bincount(self.truth(ctx)[candidates], minlength=2)
+        ordered = candidates.sort().values
+        return ordered[:5] if counts[0] >= counts[1] else ordered[-5:]
+
+
+def test_leak_check_catches_a_strategy_that_reads_only_the_hidden_class_distribution():
+    registry = registry_with(QueriesByTheClassPrior)
+    run = tiny_run(QueriesByTheClassPrior.name, registry=registry)
+    hidden = torch.nonzero(run.job.data.ledger.source != ORACLE).flatten()
+    with labels_permuted(type(run.job.dataset), hidden):  # a permutation keeps the class counts
+        assert leak_difference(run, tiny_run(QueriesByTheClassPrior.name, registry=registry)) is None
+    with pytest.raises(AssertionError, match="hidden labels leak into strategy 'queries_by_the_class_prior': with "
+                                             "the true labels of the \\d+ never-queried training ids all set to "
+                                             "one class, the select of round 1 returned something else"):
+        check_leak(run)
+
+
+def test_one_class_labels_give_every_hidden_id_the_class_least_frequent_among_them():
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])  # classes 3 x 0, 2 x 1, 3 x 2 among them
+    changed = one_class_labels(y, ids)
+    assert changed[ids].tolist() == [1] * 8 and torch.equal(changed[8:], y[8:])
 
 
 def test_permuted_labels_keep_the_class_counts_and_change_all_they_can():

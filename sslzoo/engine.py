@@ -437,7 +437,7 @@ class Run:
                sampler: PoolSampler, tally: Tally) -> float:
         """One epoch's optimizer steps over ``train_ids`` (and pool batches from ``sampler``), each
         ``trainer``'s loss; returns the mean loss (the epoch's one host sync)."""
-        ctx, data, bs = self.ctx, self.data, self.training.batch_size
+        ctx, data, ledger, bs = self.ctx, self.data, self.data.ledger, self.training.batch_size
         n = train_ids.numel()
         last_batch = math.ceil(n / bs) - 1
         schedule = epoch_steps(n, bs, sampler.pool.numel(), plan)
@@ -450,7 +450,6 @@ class Run:
             if b == 0:  # a labeled pass starts
                 order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
             ids = order[b * bs:(b + 1) * bs] if b >= 0 else train_ids[:0]
-            ledger = data.ledger
             labeled = Batch(ids, data.x[ids], ledger.target[ids], ledger.weight[ids], ledger.source[ids])
             unlabeled = None
             if draws_unlabeled:

@@ -1,7 +1,7 @@
 """The oracle: the hidden ground truth of the training set, and the handle one ``label`` call gets.
 
-The truth is held by the engine alone: :class:`Oracle` is an attribute of the run, never of the
-:class:`~sslzoo.context.Context` nor of anything the context holds. For each ``label``
+The truth is held by the run's judge alone (:mod:`sslzoo.judge`, whose :class:`Oracle` this is),
+never by the :class:`~sslzoo.context.Context` nor by anything the context holds. For each ``label``
 call the engine opens an :class:`OracleHandle` as ``ctx.oracle``: it carries the true labels of
 that call's ids only, answers for those ids, counts the distinct ids it answered and refuses to
 answer beyond the round's ``query_count``. When the call returns the handle is closed and drops
@@ -29,13 +29,13 @@ def oracle_labels(ids: torch.Tensor, targets: torch.Tensor) -> Labels:
 
 
 class Oracle:
-    """The hidden ground truth of the training set, kept by the engine and never given to a strategy."""
+    """The hidden ground truth of the training set, kept by the judge and never given to a strategy."""
 
     def __init__(self, targets: torch.Tensor) -> None:
         self._targets = targets
 
     def reveal(self, ids: torch.Tensor) -> torch.Tensor:
-        """True labels of ``ids``, for the engine's own reports (pseudo-label accuracy, the boundary)."""
+        """True labels of ``ids``, for the judge's figures (pseudo-label accuracy, the boundary)."""
         return self._targets[ids]
 
     def labels(self, ids: torch.Tensor) -> Labels:

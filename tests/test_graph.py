@@ -162,7 +162,7 @@ def test_bad_seeds_labels_and_alpha_are_errors():
         graph.label_spreading(g, torch.tensor([1]), torch.tensor([0]), 2, alpha=1.0)
 
 
-# -- agreement with scikit-learn (the bench extra) ----------------------------------------------------
+# -- agreement with scikit-learn (the test extra) -----------------------------------------------------
 
 @pytest.mark.parametrize("method", ["label_propagation", "label_spreading"])
 def test_same_distributions_as_scikit_learn_on_the_same_graph(method):

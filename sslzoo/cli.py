@@ -16,8 +16,9 @@ import click
 from sslzoo import __version__
 from sslzoo.bench import DEFAULT_BENCH, Part, format_table, run_grid, strategy_options, summarize
 from sslzoo.engine import Progress, RunSpec
-from sslzoo.errors import PluginWarning, SslzooError
+from sslzoo.errors import PluginWarning, ResultsError, SslzooError
 from sslzoo.executor import EXECUTORS, SerialExecutor, make_executor
+from sslzoo.journal import replace_file, unwritable
 from sslzoo.options import parse_assignments
 from sslzoo.plugins import BUILT_IN, PluginInfo
 from sslzoo.preset import options_for
@@ -50,27 +51,22 @@ class Group(click.Group):
 
 
 def _dump(data: Any, target: str) -> None:
-    """``data`` as JSON on stdout (``-``) or in file ``target``, replaced whole (a crash while writing
-    leaves the previous version)."""
+    """``data`` as JSON on stdout (``-``) or in what ``target`` names, replaced whole (a crash while
+    writing leaves the previous version; a link or a device is written through, :func:`replace_file`)."""
     text = json.dumps(data, indent=2)
     if target == "-":
         click.echo(text)
         return
-    temporary = f"{target}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(temporary, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise click.ClickException(f"{target}: cannot write: {exc.strerror or exc}") from None
+    replace_file(target, (text + "\n").encode("utf-8"), ResultsError)
 
 
 def _check_writable(target: str, flag: str) -> None:
     """A file the command will write must be writable before any run starts."""
     if os.path.isdir(target):
         raise click.ClickException(f"{flag} {target}: is a directory; give a file name such as {target}/records.json")
+    refused = unwritable(target)
+    if refused:
+        raise click.ClickException(f"{flag} {target}: {refused}")
     parent = os.path.dirname(target) or "."
     if not os.path.isdir(parent):
         raise click.ClickException(f"{flag} {target}: the directory {parent} does not exist")
@@ -430,11 +426,7 @@ def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json:
     text = result.render("json" if as_json else fmt)
     click.echo(text)
     if output is not None:
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        except OSError as exc:
-            raise click.ClickException(f"{output}: cannot write: {exc.strerror or exc}") from None
+        replace_file(output, (text + "\n").encode("utf-8"), ResultsError)
     if result.exit_code:
         sys.exit(result.exit_code)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,8 +148,22 @@ class Journal:
 
 
 def replace_file(path: str | os.PathLike, data: bytes, error: type[SslzooError]) -> None:
-    """Write ``data`` to ``path`` whole: into a file beside it, fsync-ed, then renamed over it."""
-    target = Path(path)
+    """Write ``data`` to what ``path`` names, whole: a regular file (or a new one) through a file beside
+    it, fsync-ed, then renamed over it; through a symbolic link, the file it points to (the link
+    stays); a character device (``/dev/null``) written through as it is. Anything else (a named pipe,
+    a socket, a directory) is an ``error`` naming it: nothing at the path is replaced."""
+    target = Path(os.path.realpath(path))
+    refused = unwritable(target)
+    if refused:
+        raise error(f"{path}: {refused}")
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISCHR(os.stat(target).st_mode):
+            try:
+                with open(target, "wb") as device:
+                    device.write(data)
+            except OSError as exc:
+                raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
+            return
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
@@ -161,6 +176,21 @@ def replace_file(path: str | os.PathLike, data: bytes, error: type[SslzooError])
             os.unlink(temporary)
         raise error(f"{target}: cannot write: {exc.strerror or exc}") from None
     fsync_directory(target.parent)
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why :func:`replace_file` would refuse ``path`` (followed through links): it names something that is
+    neither a regular file nor a character device; None when it may be written (or does not exist)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISCHR(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "something else")
+    return f"not a regular file ({kind}); give the path of a file to write"
 
 
 @contextlib.contextmanager

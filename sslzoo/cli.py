@@ -16,7 +16,7 @@ import click
 from sslzoo import __version__
 from sslzoo.bench import DEFAULT_BENCH, Part, format_table, run_grid, strategy_options, summarize
 from sslzoo.engine import Progress, RunSpec
-from sslzoo.errors import PluginWarning, ResultsError, SslzooError
+from sslzoo.errors import ResultsError, SslzooError, SslzooWarning
 from sslzoo.executor import EXECUTORS, SerialExecutor, make_executor
 from sslzoo.journal import replace_file, unwritable
 from sslzoo.options import parse_assignments
@@ -38,7 +38,7 @@ class Group(click.Group):
             shown = warnings.showwarning
 
             def one_line(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-                if issubclass(category, PluginWarning):
+                if issubclass(category, SslzooWarning):
                     click.echo(f"warning: {message}", err=True)
                 else:
                     shown(message, category, *args, **kwargs)

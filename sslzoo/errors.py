@@ -52,7 +52,17 @@ class PluginError(SslzooError):
     """A plugin that fails to import, registers something invalid, or breaks a hook's contract."""
 
 
-class PluginWarning(UserWarning):
+class SslzooWarning(UserWarning):
+    """Something sslzoo did otherwise than asked, or could not do without stopping: the command line
+    shows it as one ``warning:`` line on stderr."""
+
+
+class DataWarning(SslzooWarning):
+    """Data read otherwise than it lies on disk, or a cache that could not be kept: a symbolic link
+    not followed, a tensor cache entry that could not be written."""
+
+
+class PluginWarning(SslzooWarning):
     """A plugin setting that does nothing, such as an ``SSLZOO_LOAD_PLUGINS`` name no plugin has, or a
     loaded plugin that registers nothing and observes nothing."""
 

@@ -187,10 +187,31 @@ def unwritable(path: str | os.PathLike) -> str | None:
         return None
     if stat.S_ISREG(mode) or stat.S_ISCHR(mode):
         return None
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISBLK, "a block device"))
-    kind = next((name for test, name in kinds if test(mode)), "something else")
-    return f"not a regular file ({kind}); give the path of a file to write"
+    return f"not a regular file ({node_kind(mode)}); give the path of a file to write"
+
+
+def node_kind(mode: int) -> str:
+    """What a file's ``st_mode`` says it is, in words: "a directory", "a named pipe", ..."""
+    kinds = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "something else")
+
+
+def make_directory(path: str | os.PathLike, error: type[SslzooError], purpose: str) -> Path:
+    """``path`` as a directory, made with its parents when missing (a link to a directory is used as
+    it is); an ``error`` naming what is there when it is no directory, or why it cannot be made.
+    ``purpose`` says what the directory is for ("--out takes the directory for ...")."""
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise error(f"{path}: not a directory ({node_kind(mode)}); {purpose}")
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{path}: cannot create the directory: {exc.strerror or exc}; {purpose}") from None
+    return Path(path)
 
 
 @contextlib.contextmanager

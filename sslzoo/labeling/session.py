@@ -215,12 +215,14 @@ class Session:
         """A new session in ``directory`` (absent or empty) on ``dataset`` (a name, or a path as
         ``sslzoo bench`` takes it) with ``strategy``: everything is checked and the data read first,
         then the session appears whole (written beside ``directory`` and renamed into place), holding
-        the labels the dataset gives, if any. Dataset options naming files are kept as absolute paths.
+        the labels the dataset gives, if any; a ``directory`` that is a symbolic link (to an empty
+        directory, or to none yet) holds the session where it points, the link stays. Dataset options
+        naming files are kept as absolute paths.
 
         ``control``: a control group drawing that fraction of each round's queries at random
         (:mod:`sslzoo.labeling.control`); it needs a labeled test split or ``holdout``, that many of
         the dataset's labels set aside to measure every training on (:mod:`sslzoo.labeling.holdout`)."""
-        target = Path(directory)
+        target = Path(os.path.realpath(directory)) if os.path.islink(directory) else Path(directory)
         if (target / SESSION_FILE).exists():
             raise SessionError(f"{target}: already a labeling session; continue it with `sslzoo label next {target}`")
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -328,9 +330,9 @@ class Session:
                  if x.id in labels]
         normalize = data.dataset.normalize  # the loaded dataset: it may standardize with its own statistics
         run.setup(RunData(x=normalize(data.x.to(device)), x_test=normalize(data.x_test.to(device)),
-                          judge=Judge(known.to(device), data.y_test.to(device), len(self.classes)),
                           ledger=Ledger(n, device),
-                          initial_ids=torch.tensor(given, dtype=torch.long, device=device), classes=self.classes))
+                          initial_ids=torch.tensor(given, dtype=torch.long, device=device), classes=self.classes),
+                  Judge(known.to(device), data.y_test.to(device), len(self.classes)))
         run.data.ledger.hold_out(torch.tensor(sorted(out | set(self.holdout)), dtype=torch.long, device=device))
         for batch in batches:
             ids = torch.tensor([x.id for x in batch.labels if x.id in labels], dtype=torch.long, device=device)
@@ -403,10 +405,12 @@ class Session:
     def _evaluate(run: Run) -> dict[str, Any]:
         """Test accuracy, the confusion counts (true class by predicted class) and precision and recall
         per class (as a benchmark's records hold them), when the test split is there and labeled."""
-        if not run.data.judge.scores_the_test_set():
+        judge = run.judge
+        assert isinstance(judge, Judge)  # a session's judge is in its process: its truth is the person labeling
+        if not judge.scores_the_test_set():
             return {"test_accuracy": None}
         predicted = inference.predicted_classes(run.learner.model, run.data.x_test, precision=run.training.precision)
-        matrix = run.data.judge.confusion(predicted)
+        matrix = judge.confusion(predicted)
         confusion = matrix.tolist()
         return {"test_accuracy": round_float(float(matrix.diagonal().sum()) / predicted.numel()),
                 "confusion": confusion, "per_class": class_metrics(confusion)}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sslzoo.errors import ResultsError
+from sslzoo.journal import make_directory, replace_file, unwritable
 from sslzoo.metrics import budget_points
 from sslzoo.preset import SIZES, Preset, get_preset, list_presets
 from sslzoo.results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus
@@ -425,8 +426,8 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
 
         groups = {s: recs for (s,), recs in group_by(records, by_keys("strategy")).items()
                   if recs[0].get("family") in ("al", "hybrid")}  # the budget curves, not fixed-label baselines
-        path = page_dir / FIGURES / f"learning_curves_{preset.name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = make_directory(page_dir / FIGURES, ResultsError, "the results page's figures go there") / \
+            f"learning_curves_{preset.name}.png"
         into = Report(out_dir=path.parent, markdown=path.parent / "unused.md")
         learning_curves(groups, _colors(list(groups)), f"{preset.name} ({', '.join(sizes)})", path, into)
         figures.append(path)
@@ -444,10 +445,14 @@ def _check_page(page: Path, results: Path) -> None:
                            f"`sslzoo results` in a checkout of sslzoo or pass --results DIR")
     if page.is_dir():
         raise ResultsError(f"{page}: is a directory; --out takes the page's file name")
-    if page.exists():
+    refused = unwritable(page)
+    if refused:
+        raise ResultsError(f"{page}: {refused}")
+    if page.is_file():  # a character device (/dev/null) is written through, never read
         try:
-            head = page.read_text(encoding="utf-8")[:2000]
-        except (OSError, UnicodeDecodeError) as exc:
+            with open(page, "rb") as handle:
+                head = handle.read(8000).decode("utf-8", errors="replace")
+        except OSError as exc:
             raise ResultsError(f"{page}: cannot read it to check that sslzoo wrote it ({exc}); "
                                f"not overwriting it") from None
         if MARKER not in head:
@@ -477,7 +482,7 @@ def write_results(results: str | Path = "benchmarks/results", page: str | Path =
     sections = [section(get_preset(name), results, page.parent, figures) for name in list_presets()]
     for name, lines in zip(list_presets(), sections):
         md += [f'<a id="{name}"></a>', ""] + lines
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
+    make_directory(page.parent, ResultsError, "the results page goes there")
+    replace_file(page, ("\n".join(md).rstrip() + "\n").encode("utf-8"), ResultsError)
     return [page, *figures]
 

@@ -22,6 +22,7 @@ when the records hold that group, and precision and recall by class.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -35,6 +36,7 @@ from typing import Any
 from sslzoo.control import control_of
 from sslzoo.default_plugins.pseudo_label import alpha
 from sslzoo.errors import ResultsError
+from sslzoo.journal import make_directory, replace_file, unwritable
 from sslzoo.metrics import efficiency_boost
 from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.results.classes import better_classes, class_table, draw_confusions
@@ -74,7 +76,10 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, path: Path, into: Report) -> None:
-    fig.savefig(path, format="png")
+    """The figure as a PNG file, replaced whole (a link written through, a pipe refused: :func:`replace_file`)."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    replace_file(path, png.getvalue(), ResultsError)
     into.figures.append(path)
 
 
@@ -452,11 +457,10 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
     notes; returns what was written."""
     loaded = as_records(results, "RESULTS")
     groups = group(loaded, "RESULTS")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ResultsError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
+    out = make_directory(out_dir, ResultsError, "--out takes the directory for report.md and the figures")
+    refused = unwritable(out / "report.md")
+    if refused:  # before any figure is drawn
+        raise ResultsError(f"{out / 'report.md'}: {refused}")
     into = Report(out_dir=out, markdown=out / "report.md", notes=[*notes, *loaded.warnings])
     by_dataset: dict[tuple[str, str], dict[str, list[Record]]] = {}
     for (strategy, dataset, preset), g in groups.items():
@@ -539,7 +543,7 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
                    f"![Decision boundaries on {title}]({path.name})", ""]
     if into.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in into.notes] + [""]
-    into.markdown.write_text("\n".join(md), encoding="utf-8")
+    replace_file(into.markdown, "\n".join(md).encode("utf-8"), ResultsError)
     into.label_efficiency = [row for per in by_dataset.values() for row in label_efficiency(per, reference)]
     into.control_group = [row for per in by_dataset.values() for row in control_group(per)]
     return into

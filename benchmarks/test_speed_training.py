@@ -50,7 +50,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from sslzoo import inference, models
 from sslzoo.api import create_strategy
 from sslzoo.engine import Learner, Run, RunSpec
-from sslzoo.quality import Tally
 from sslzoo.strategy import Batch, Step
 
 SEED = 0
@@ -233,7 +232,7 @@ def engine_step(precision: str) -> Callable[[], torch.Tensor]:
     ids = ledger.pool()[:STEP_BATCH]
     none = ids[:0]
     step = Step(Batch(none, run.data.x[none], ledger.target[none], ledger.weight[none], ledger.source[none]), ids)
-    tally = Tally(run.device, ledger.source.numel())
+    tally = run.tally()
     return lambda: run._step(run.strategy, step, tally)
 
 
@@ -281,9 +280,9 @@ def test_pseudo_label_epoch(benchmark, variant: str, cls: type[Run], precision: 
     epoch = benchmark.stats.stats.median
     warmup = pl_run("supervised", {**SGD, "epochs": 1, "precision": precision})
     warmup_epoch = timed(lambda: warmup.train_round(0))
-    data = run.data
-    evaluation = timed(lambda: data.judge.accuracy(inference.predicted_classes(run.learner.model, data.x_test,
-                                                                              precision=precision)))
+    data, judge = run.data, run.judge
+    evaluation = timed(lambda: judge.accuracy(inference.predicted_classes(run.learner.model, data.x_test,
+                                                                         precision=precision)))
     seconds = (PROTOCOL["warmup_epochs"] * warmup_epoch + PROTOCOL["pl_epochs"] * epoch
                + PROTOCOL["evaluations"] * evaluation)
     RESULTS["pl_epochs"][variant] = {

@@ -7,7 +7,6 @@ oracle, pseudo-labeled, or left in the pool.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,8 +20,7 @@ GRID = 60  # grid points per axis
 POOL_POINTS = 400  # unlabeled points kept (evenly spaced ids) to show the data and the pseudo-labels
 
 
-def decision_boundary(model: nn.Module, x: torch.Tensor, ledger: Ledger,
-                      correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], num_classes: int,
+def decision_boundary(model: nn.Module, x: torch.Tensor, ledger: Ledger, num_classes: int,
                       precision: Precision = "auto") -> dict[str, Any] | None:
     """For 2-D inputs ``x`` only: ``model``'s class on a grid over the training data, and the
     training points that were labeled at the start, queried from the oracle, pseudo-labeled, or
@@ -30,8 +28,8 @@ def decision_boundary(model: nn.Module, x: torch.Tensor, ledger: Ledger,
 
     Coordinates are the model's inputs (after the dataset's ``normalize``), rounded to 3 decimals;
     ``classes`` holds one string of digits per grid row (bottom row first) when there are at most
-    10 classes, else lists of ints. ``correct`` flags are ``correct(ids, labels)``'s, the judge's
-    verdict on labels of those ids (:meth:`sslzoo.judge.Judge.correct`).
+    10 classes, else lists of ints. The judge adds to the pseudo-labeled and pool points whether
+    each label is right (``correct``: :meth:`sslzoo.judge.Judge.finish`).
     """
     if x.dim() != 2 or x.shape[1] != 2 or x.shape[0] == 0:
         return None
@@ -66,6 +64,6 @@ def decision_boundary(model: nn.Module, x: torch.Tensor, ledger: Ledger,
                  "classes": ["".join(map(str, r)) for r in rows] if num_classes <= 10 else rows},
         "labeled": points(oracle[first], label=ledger.target[oracle[first]]),
         "queried": points(oracle[~first], label=ledger.target[oracle[~first]], round=ledger.round[oracle[~first]]),
-        "pseudo": points(pseudo, label=ledger.target[pseudo], correct=correct(pseudo, ledger.target[pseudo])),
-        "pool": points(pool, pred=pool_pred, correct=correct(pool, pool_pred)),
+        "pseudo": points(pseudo, label=ledger.target[pseudo]),
+        "pool": points(pool, pred=pool_pred),
     }

@@ -23,6 +23,7 @@ device and reported once per epoch with the strategy, round, epoch and step.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -38,9 +39,8 @@ from sslzoo.context import Context
 from sslzoo.dataset import UNLABELED, Arrays, Dataset
 from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
 from sslzoo.features import fit_features
-from sslzoo.judge import Judge
+from sslzoo.judge import Judge, Referee
 from sslzoo.ledger import Ledger
-from sslzoo.metrics import class_metrics, curve_metrics
 from sslzoo.options import options_dict
 from sslzoo.oracle import OracleHandle
 from sslzoo.quality import Tally, difficulty_buckets
@@ -155,8 +155,7 @@ def check_selection(where: str, chosen: torch.Tensor, candidates: torch.Tensor) 
                           f"select returns global dataset ids taken from its candidates, never positions in them")
 
 
-def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: OracleHandle, expected_queries: int,
-                 judge: Judge) -> None:
+def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: OracleHandle, expected_queries: int) -> None:
     """``label`` must label exactly the selected ids, asking ``oracle`` for the expected number of them
     and returning its answers, unchanged, as the only oracle labels."""
     if labels.ids.numel() != chosen.numel() or not torch.isin(labels.ids, chosen).all():
@@ -171,21 +170,20 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: Oracl
         raise PluginError(f"{where}: label returned {marked.numel()} labels marked as oracle labels for the "
                           f"{answered.numel()} ids the oracle answered; the oracle's answers, and only they, "
                           f"are oracle labels")
-    changed = judge.changed(marked, labels.targets[given])
+    changed = oracle.changed(marked, labels.targets[given])
     if changed:
         raise PluginError(f"{where}: label changed {changed} of the oracle's answers")
 
 
 @dataclass
 class RunData:
-    """A run's data on its device: the normalized training and test inputs, the judge that holds
-    the truth (the hidden training labels and the test labels: :mod:`sslzoo.judge`), the ledger of
-    which training ids hold which label, the class names and how many training samples have no
-    label (left out of the run)."""
+    """A run's data as the learner holds it, on its device: the normalized training and test inputs,
+    the ledger of which training ids hold which label (no hidden label: the truth is the judge's,
+    :mod:`sslzoo.judge`), the class names and how many training samples have no label (left out of
+    the run)."""
 
     x: torch.Tensor
     x_test: torch.Tensor
-    judge: Judge
     ledger: Ledger
     initial_ids: torch.Tensor  # the starting labels
     classes: list[str]
@@ -216,10 +214,13 @@ def check_arrays(arrays: Arrays, dataset: str, num_classes: int) -> Arrays:
     return dataclasses.replace(arrays, y_train=arrays.y_train.long(), y_test=arrays.y_test.long())
 
 
-def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
-    """The dataset on ``device``, with the starting labels of ``spec`` in the ledger (round 0) and the
-    ids the split holds out marked. A benchmark simulates the labeler with the dataset's labels: the
-    test split must be labeled, and training samples without a label are held out of the run."""
+def load_data(dataset: Dataset, spec: RunSpec, device: torch.device,
+              notify: Callable[..., None] | None = None) -> tuple[RunData, Judge]:
+    """The dataset on ``device``: the learner's data, with the starting labels of ``spec`` in the
+    ledger (round 0) and the ids the split holds out marked, and the judge that holds the truth
+    (calling ``notify`` for the observers). A benchmark simulates the labeler with the dataset's
+    labels: the test split must be labeled, and training samples without a label are held out of
+    the run."""
     arrays = dataset.load(spec.seed)
     classes = arrays.class_names(dataset.num_classes)
     arrays = check_arrays(arrays, spec.dataset, len(classes))
@@ -229,16 +230,16 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device) -> RunData:
         raise DataError(f"dataset {spec.dataset!r} has no labeled test split ({why}), and a benchmark measures "
                         f"accuracy on one; give it one{how}")
     known = (arrays.y_train >= 0).nonzero().flatten()
-    judge = Judge(arrays.y_train.to(device), arrays.y_test.to(device), len(classes))  # the truth stays with it
+    judge = Judge(arrays.y_train.to(device), arrays.y_test.to(device), len(classes), notify)  # the truth stays with it
     ledger = Ledger(arrays.y_train.numel(), device)
     initial = known[initial_labels(arrays.y_train[known], spec.labels, spec.seed, spec.split, spec.exclude_classes)]
     ledger.assign(judge.starting_labels(initial.to(device)), torch.ones(initial.numel(), device=device), 0)
     left_out = held_out(known.numel(), spec.seed, spec.split, torch.searchsorted(known, initial))
     unknown = (arrays.y_train < 0).nonzero().flatten()
     ledger.hold_out(torch.cat([known[left_out], unknown]).to(device))
-    return RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
-                   judge=judge, ledger=ledger, initial_ids=initial.to(device),
-                   classes=classes, unlabeled=unknown.numel())
+    data = RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
+                   ledger=ledger, initial_ids=initial.to(device), classes=classes, unlabeled=unknown.numel())
+    return data, judge
 
 
 @dataclass
@@ -285,34 +286,42 @@ class Run:
 
     # -- the loop, top to bottom -----------------------------------------------------------
     def execute(self) -> Record:
-        """Run the rounds until the strategy stops, and return the record."""
+        """Run the rounds until the strategy stops, with the judge in this process, and return the
+        record. ``sslzoo bench``, the executors and :func:`sslzoo.run` run the learner in a process of
+        its own instead (:func:`sslzoo.learner_process.judged_run`); this is the engine's loop for
+        tests, debugging and the labeling workflow."""
         started = time.perf_counter()
         self.setup()
+        self.learn(started)
+        judge = self.judge
+        assert isinstance(judge, Judge)
+        return judge.record
+
+    def learn(self, started: float) -> None:
+        """The rounds, after :meth:`setup`: train, report to the judge, acquire, until the strategy stops;
+        the record without its figures goes to the judge last (``started``: when the run began, for its
+        wall time)."""
         self.strategy.check(self.ctx)  # options that cannot work here fail before any training
-        run_info = self._run_info()
-        self.registry.notify("run_started", run=run_info)
-        curve: list[dict[str, Any]] = []
+        self.judge.started(self._run_info())
         rnd, termination = 0, None
         while termination is None:
-            fit = self.train_round(rnd, curve)
-            entry, pseudo = self.evaluate(rnd, self.training.epochs, fit.tally)
-            if fit.best_epoch is not None:
-                entry["best_epoch"] = fit.best_epoch  # the epoch whose weights were kept
-            curve.append(entry)
-            self.registry.notify("round_ended", run=run_info, entry=entry)
+            fit = self.train_round(rnd)
+            self.evaluate(rnd, self.training.epochs, fit.tally, fit.best_epoch)
             rnd += 1
             self.ctx.round = rnd
             termination = self.strategy.stop(self.ctx) or self.acquire(rnd)
-        record = self._record(curve, pseudo, termination, time.perf_counter() - started)
-        self.registry.notify("run_ended", record=record)
-        return record
+        self.judge.finish(self._record(termination, time.perf_counter() - started))
 
-    def setup(self, data: RunData | None = None) -> None:
-        """Seed, load the data onto the device (or take ``data``, as a labeling session does with the
-        labels it holds) and build the context: the run's state (the first part of :meth:`execute`;
-        public so that a benchmark can time training alone)."""
+    def setup(self, data: RunData | None = None, judge: Referee | None = None) -> None:
+        """Seed, load the data onto the device with its judge here (or take ``data`` and ``judge``, as a
+        learner process does with what its judge sent, and a labeling session with the labels it holds)
+        and build the context: the run's state (the first part of :meth:`execute`; public so that a
+        benchmark can time training alone)."""
         torch.manual_seed(self.spec.seed)
-        self.data = load_data(self.dataset, self.spec, self.device) if data is None else data
+        if data is None or judge is None:
+            data, judge = load_data(self.dataset, self.spec, self.device, self.registry.notify)
+        self.data, self.judge = data, judge
+        self._tallies = itertools.count()
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.spec.seed)
         self.ctx = Context(model=nn.Identity(), x=self.data.x, ledger=self.data.ledger, generator=generator,
@@ -342,10 +351,10 @@ class Run:
         chosen, expected = self.select_round(rnd, pool, part)
         if chosen.numel() == 0:
             return 0
-        oracle = self.data.judge.handle(chosen, expected, where)
+        oracle = self.judge.handle(chosen, expected, where)
         with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
             labels = part.label(self.ctx, chosen)
-        check_labels(where, labels, chosen, oracle, expected, self.data.judge)
+        check_labels(where, labels, chosen, oracle, expected)
         self.data.ledger.assign(labels, part.weight(self.ctx, labels), rnd)
         return chosen.numel()
 
@@ -393,17 +402,16 @@ class Run:
             raise OptionError(f"{where} gives outputs of shape {tuple(out.shape[1:])} per sample, the dataset has "
                               f"{classes} classes")
 
-    def train_round(self, rnd: int, curve: list[dict[str, Any]] | None = None) -> Fit:
+    def train_round(self, rnd: int) -> Fit:
         """Round ``rnd``'s training: a fresh learner when due (round 0, or ``retrain="scratch"``), then
         ``epochs`` epochs, each following the strategy's ``epoch_plan`` (see :func:`epoch_steps`).
 
-        With ``eval_every`` N, a mid-round entry (``epoch`` < ``epochs``) joins ``curve`` every N
+        With ``eval_every`` N, a mid-round entry (``epoch`` < ``epochs``) goes to the judge every N
         epochs. With ``patience`` N, training stops after N epochs without a better test accuracy and
         the best weights are restored (with ``patience_start`` the weights the round started from are
         the first candidate). Public so that a benchmark can time training alone.
         """
         ctx, training, data = self.ctx, self.training, self.data
-        curve = [] if curve is None else curve
         ctx.round = rnd
         if rnd == 0 or training.retrain == "scratch":
             self.use(self.fresh_learner())
@@ -411,9 +419,10 @@ class Run:
         train_ids = data.ledger.train()
         sampler = PoolSampler(data.ledger.pool(), ctx.generator)
         semi = trainer.level == "step"
-        tally = Tally(self.device, data.ledger.source.numel())
-        stopper = (EarlyStopping(training.patience, data.x_test, data.judge, self.strategy.evaluated_model(ctx),
-                                 training.precision, training.patience_start) if training.patience else None)
+        tally = self.tally()
+        stopper = (EarlyStopping(training.patience, data.x_test, self.judge.accuracy,
+                                 self.strategy.evaluated_model(ctx), training.precision, training.patience_start)
+                   if training.patience else None)
         ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(training.epochs):
             schedule_epoch(self.learner.optimizer, training, epoch)
@@ -426,7 +435,7 @@ class Run:
                 self.progress({"round": rnd, "epoch": epoch + 1, "epochs": training.epochs, "loss": loss,
                                "labels": train_ids.numel()})
             if training.eval_every and (epoch + 1) % training.eval_every == 0 and epoch + 1 < training.epochs:
-                curve.append(self.evaluate(rnd, epoch + 1, tally if semi else None)[0])
+                self.evaluate(rnd, epoch + 1, tally if semi else None)
             if stopper is not None and stopper.stop(self.strategy.evaluated_model(ctx), epoch + 1):
                 break
         if stopper is not None:
@@ -483,7 +492,7 @@ class Run:
         return loss
 
     def _count(self, pseudo: PseudoLabels, step: Step, tally: Tally) -> None:
-        """Count a step's pseudo-labels and their quality (against the hidden truth, for the record):
+        """Count a step's pseudo-labels and report them to the judge (who scores them for the record):
         they must be for ids of the step's unlabeled batch, one each (checked on the host only when the
         counts disagree, so that a correct step does not sync)."""
         ids, targets, confidence = pseudo.used()
@@ -491,7 +500,7 @@ class Run:
         if pseudo.ids is not drawn and (pseudo.ids.shape != drawn.shape or not torch.equal(pseudo.ids, drawn)):
             raise PluginError(f"{self.where}: a step's pseudo-labels must be for the ids of its unlabeled batch "
                               f"(step.unlabeled), in its order")
-        tally.add(difficulty_buckets(confidence), self.data.judge.correct(ids, targets))
+        tally.add(difficulty_buckets(confidence), ids, targets)
         tally.mark(ids)
 
     def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
@@ -502,43 +511,38 @@ class Run:
                                 f"of that epoch); try a lower learning rate")
 
     # -- reporting -------------------------------------------------------------------------
-    def evaluate(self, rnd: int, epoch: int, step_tally: Tally | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The curve entry after ``epoch`` epochs of round ``rnd`` (labels, pseudo-labels, test accuracy
-        and, at the round's end, the ``confusion`` counts of the test samples by true and predicted
-        class) and the pseudo-label summary it reports.
+    def tally(self) -> Tally:
+        """A new tally of pseudo-labels, reporting them to the judge."""
+        return Tally(self.device, self.data.ledger.source.numel(), self.judge.pseudo, next(self._tallies))
 
-        Pseudo-label quality is the step phase's tally so far, or the ledger's pseudo-labels:
-        ``pseudo_labels`` counts the pseudo-labels given (per step, every draw), ``pseudo_ids`` the
-        distinct ids that got one.
+    def evaluate(self, rnd: int, epoch: int, step_tally: Tally | None, best_epoch: int | None = None) -> None:
+        """Report the curve entry after ``epoch`` epochs of round ``rnd`` to the judge: the evaluated
+        model's classes of the test set and the pseudo-labels so far (``best_epoch``: with ``patience``,
+        the epoch whose weights were kept), which the judge scores.
+
+        The pseudo-labels are the step phase's tally so far, or the ledger's pseudo-labels.
         """
         data, ledger = self.data, self.data.ledger
         predicted = inference.predicted_classes(self.strategy.evaluated_model(self.ctx), data.x_test,
                                                 precision=self.training.precision)
-        matrix = data.judge.confusion(predicted)
-        accuracy = matrix.diagonal().sum().double() / max(1, predicted.numel())
         tally = step_tally
         if tally is None:
-            tally = Tally(self.device, ledger.source.numel())
+            tally = self.tally()
             pseudo = ledger.pseudo()
-            tally.add(ledger.bucket[pseudo], data.judge.correct(pseudo, ledger.target[pseudo]))
+            tally.add(ledger.bucket[pseudo], pseudo, ledger.target[pseudo])
             tally.mark(pseudo)
-        summary = tally.summary()
-        entry = {"round": rnd, "epoch": epoch, "epochs": self.training.epochs,
-                 "labels": int(ledger.oracle().numel()),
-                 "pseudo_labels": summary["count"],
-                 "pseudo_ids": summary["ids"],
-                 "pseudo_accuracy": summary["accuracy"],
-                 "test_accuracy": round_float(float(accuracy))}
-        if epoch == self.training.epochs:  # a round's end: its counts per true and predicted class
-            entry["confusion"] = matrix.tolist()
-        return entry, summary
+        entry: dict[str, Any] = {"round": rnd, "epoch": epoch, "epochs": self.training.epochs}
+        if best_epoch is not None:
+            entry["best_epoch"] = best_epoch
+        self.judge.entry(entry, predicted, tally.counts())
 
     def _run_info(self) -> dict[str, Any]:
         return {"strategy": self.strategy.name, "dataset": self.spec.dataset, "model": self.model_name,
                 "seed": self.spec.seed, "options": dict(self.options), "device": str(self.device)}
 
-    def _record(self, curve: list[dict[str, Any]], pseudo: dict[str, Any], termination: str,
-                wall: float) -> Record:
+    def _record(self, termination: str, wall: float) -> Record:
+        """The record without its figures (``None`` where the judge puts them: see
+        :meth:`sslzoo.judge.Judge.finish`)."""
         plugins = [self.registry.strategies.get(part.name).plugin for part in self.strategy.parts()]
         record = {
             "strategy": self.strategy.name,
@@ -551,15 +555,15 @@ class Run:
             "seed": self.spec.seed,
             "split": {"how": self.spec.split, "exclude_classes": list(self.spec.exclude_classes)},
             "labels": int(self.data.initial_ids.numel()),
-            "oracle_labels": curve[-1]["labels"],
-            "test_accuracy": curve[-1]["test_accuracy"],
+            "oracle_labels": None,
+            "test_accuracy": None,
             "termination": termination,
             "classes": self.data.classes,
-            "confusion": curve[-1]["confusion"],
-            "per_class": class_metrics(curve[-1]["confusion"]),
-            "curve": curve,
-            "pseudo": pseudo,
-            "al_metrics": curve_metrics([e for e in curve if e["epoch"] == e["epochs"]]),
+            "confusion": None,
+            "per_class": None,
+            "curve": None,
+            "pseudo": None,
+            "al_metrics": None,
             "wall_seconds": round_float(wall, 3),
             "device": str(self.device),
             "versions": versions(plugins),
@@ -567,7 +571,7 @@ class Run:
         if self.data.unlabeled:
             record["unlabeled_samples"] = self.data.unlabeled  # training samples without a label, held out
         boundary = decision_boundary(self.strategy.evaluated_model(self.ctx), self.data.x, self.data.ledger,
-                                     self.data.judge.correct, self.data.num_classes, self.training.precision)
+                                     self.data.num_classes, self.training.precision)
         if boundary is not None:
             record["boundary"] = boundary
         return record

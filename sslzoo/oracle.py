@@ -59,6 +59,7 @@ class OracleHandle:
         order = torch.argsort(ids)
         self._ids, self._truth = ids[order], truth[order]
         self._asked = torch.zeros(ids.numel(), dtype=torch.bool, device=ids.device)
+        self._answers = torch.full((ids.numel(),), -1, dtype=torch.long, device=ids.device)  # what it answered
         self._allowed, self._where = allowed, where
         self._closed: str | None = None
 
@@ -95,8 +96,14 @@ class OracleHandle:
             raise OracleError(f"{self._where}: label asked the oracle for {count} labels; its query_count "
                               f"allows {self._allowed} this round")
         self._asked = asked
+        self._answers[pos] = self._truth[pos]
         return oracle_labels(ids, self._truth[pos])
 
     def answered(self) -> torch.Tensor:
         """The sorted ids this handle has answered for."""
         return self._ids[self._asked]
+
+    def changed(self, ids: torch.Tensor, labels: torch.Tensor) -> int:
+        """How many of ``labels``, given as this handle's answers for ``ids`` (ids it answered), are not
+        its answers."""
+        return int((labels != self._answers[torch.searchsorted(self._ids, ids)]).sum())

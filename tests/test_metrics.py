@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sslzoo.judge import Judge
 from sslzoo.metrics import budget_auc, budget_points, curve_metrics, labels_to_reach
-from sslzoo.quality import Tally, difficulty_buckets
+from sslzoo.quality import Tally, difficulty_buckets, pseudo_summary
 
 
 def curve(*points: tuple[int, float]) -> list[dict]:
@@ -57,16 +58,20 @@ def test_difficulty_buckets_are_confidence_terciles_most_confident_first():
     assert difficulty_buckets(torch.tensor([])).tolist() == []
 
 
-def test_the_tally_counts_draws_per_bucket_and_distinct_ids():
-    tally = Tally(torch.device("cpu"), n_ids=10)
+def test_the_tally_counts_draws_per_bucket_and_distinct_ids_and_the_judge_scores_them():
+    judge = Judge(torch.tensor([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]), torch.zeros(1, dtype=torch.long), 2)
+    tally = Tally(torch.device("cpu"), 10, judge.pseudo, key=0)
     # step 1: ids 1, 2, 3 in buckets easy, medium, hard; the hard one wrong
-    tally.add(torch.tensor([0, 1, 2], dtype=torch.int8), torch.tensor([True, True, False]))
+    tally.add(torch.tensor([0, 1, 2], dtype=torch.int8), torch.tensor([1, 2, 3]), torch.tensor([1, 0, 0]))
     tally.mark(torch.tensor([1, 2, 3]))
     # step 2: id 2 again (easy, right) and id 7 (easy, wrong)
-    tally.add(torch.tensor([0, 0], dtype=torch.int8), torch.tensor([True, False]))
+    tally.add(torch.tensor([0, 0], dtype=torch.int8), torch.tensor([2, 7]), torch.tensor([0, 0]))
     tally.mark(torch.tensor([2, 7]))
-    assert tally.summary() == {
+    judge.started({})
+    judge.entry({"round": 0, "epoch": 1, "epochs": 1}, torch.zeros(1, dtype=torch.long), tally.counts())
+    judge.finish({"pseudo": None})
+    assert judge.record["pseudo"] == {
         "count": 5, "ids": 4, "accuracy": 0.6,
         "buckets": {"easy": {"count": 3, "accuracy": round(2 / 3, 6)}, "medium": {"count": 1, "accuracy": 1.0},
                     "hard": {"count": 1, "accuracy": 0.0}}}
-    assert Tally(torch.device("cpu"), n_ids=3).summary()["accuracy"] is None
+    assert pseudo_summary([0, 0, 0], [0, 0, 0], 0)["accuracy"] is None

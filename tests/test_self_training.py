@@ -72,7 +72,7 @@ def test_a_round_accepts_exactly_the_pool_samples_at_or_above_the_threshold():
     # the first round's confident argmax labels are nearly all right, and the rest mostly:
     # labels that are not the argmax (or not frozen from the round that accepted them) fail this
     first = strategy.rounds[0]["chosen"]
-    assert job.data.judge.correct(first, job.data.ledger.target[first]).float().mean() >= 0.95
+    assert job.judge.correct(first, job.data.ledger.target[first]).float().mean() >= 0.95
     assert record["curve"][-1]["pseudo_accuracy"] >= 0.8
     assert record["oracle_labels"] == MOONS_LABELS  # self-training never asks the oracle
 

@@ -21,6 +21,7 @@ from sslzoo.record import selected_on_test, selected_on_test_note
 from sslzoo.registry import Registry, default_registry
 from sslzoo.results.formatting import by_keys, group_by, mean_std, plus_minus, text_table
 from sslzoo.results.store import RecordStore
+from sslzoo.split import initial_labels
 from sslzoo.strategy import Strategy
 
 #: What ``sslzoo bench`` runs with no ``--strategy``: supervised vs pseudo-labeling vs self-training
@@ -82,6 +83,20 @@ def check_seeds(seed: int, seeds: int) -> None:
     if seed < 0 or seed + seeds - 1 > MAX_SEED:
         raise OptionError(f"--seed {seed}: seeds must lie between 0 and {MAX_SEED}"
                           + (f" (the last seed would be {seed + seeds - 1})" if seeds > 1 and seed >= 0 else ""))
+
+
+#: Upper bounds of the options that count a run's loops (seeds have :data:`MAX_SEEDS`): a larger value
+#: is a typo that would run until killed.
+LOOP_LIMITS = {"epochs": 100_000, "max_rounds": 100_000}
+
+
+def check_loops(strategy: Strategy) -> None:
+    """The strategy's epochs per round and rounds must be at most their :data:`LOOP_LIMITS`."""
+    for key, value in strategy.resolved_options().items():
+        limit = LOOP_LIMITS.get(key.rpartition(".")[2])
+        if limit is not None and isinstance(value, int) and value > limit:
+            raise OptionError(f"option {key}={value} of strategy {strategy.name!r} is not allowed: it must be at most "
+                              f"{limit}")
 
 
 Built = list[tuple[RunSpec, Strategy]]
@@ -161,6 +176,7 @@ def run_grid(parts: Sequence[Part], dataset: str = DEFAULT_BENCH["dataset"], *, 
     setup = {"dataset": dataset, "model": model, "device": device, "split": split,
              "exclude_classes": tuple(exclude_classes), "dataset_options": dataset_options or {}}
     planned = [_build(part, setup, range(seed, seed + seeds), control, registry) for part in parts]
+    check_label_counts(sorted({part.labels for part in parts}), setup, seed, registry)
     stores = [part.out if isinstance(part.out, RecordStore) or part.out is None else RecordStore(part.out)
               for part in parts]
     with contextlib.ExitStack() as hold:
@@ -182,6 +198,18 @@ def run_grid(parts: Sequence[Part], dataset: str = DEFAULT_BENCH["dataset"], *, 
     return results
 
 
+def check_label_counts(counts: Sequence[int], setup: Mapping[str, Any], seed: int, registry: Registry) -> None:
+    """With several label counts (a preset's parts), each one's starting labels must be drawable from
+    the dataset, read once (for the first seed) and split as the runs split it: a count too large is
+    refused before the first run of any part. Every split that draws the largest count draws the
+    smaller ones, so that one is checked. One count alone is checked by its first run, before any work."""
+    if len(counts) < 2:
+        return
+    dataset = registry.datasets.get(setup["dataset"]).obj(**setup["dataset_options"])
+    y = dataset.load(seed).y_train
+    initial_labels(y[y >= 0], max(counts), seed, setup["split"], setup["exclude_classes"])
+
+
 def _build(part: Part, setup: Mapping[str, Any], seeds: range, control: bool, registry: Registry) -> Built:
     """The part's (spec, strategy) pairs, every strategy built and its options checked."""
     strategies, options = part.strategies, part.options
@@ -198,7 +226,10 @@ def _build(part: Part, setup: Mapping[str, Any], seeds: range, control: bool, re
         names = list(per_strategy)
     specs = [RunSpec(strategy=name, labels=part.labels, seed=s, options=per_strategy[name], preset=part.preset,
                      **{**setup, "dataset_options": dict(setup["dataset_options"])}) for name in names for s in seeds]
-    return [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]
+    built = [(spec, create_strategy(spec.strategy, registry, **spec.options)) for spec in specs]
+    for _, strategy in built[::len(seeds) or 1]:  # one per strategy: the seeds share its options
+        check_loops(strategy)
+    return built
 
 
 class _Driver:

@@ -378,7 +378,7 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
     params["dataset_options"] = [f"{k}={v}" for k, v in dataset_options.items()]
     parts = [(n, names, p.record_name(n)) for n, names in p.label_groups(args["strategies"])]
     if "labels" in given:  # --labels N: the protocol's part at N if it has one, else every strategy at N
-        parts = [part for part in parts if part[0] == params["labels"] and len(p.label_groups()) > 1] or \
+        parts = [part for part in parts if part[0] == params["labels"] and p.several_counts()] or \
             [(params["labels"], args["strategies"], p.record_name())]
     params["runs"] = parts
     params.update(preset=None, config=None, scaled=False, ci_size=False)

@@ -3,23 +3,29 @@ class) for the labeled images, a folder of unlabeled images, and an optional tes
 
 Images are found as torchvision's ``ImageFolder`` finds them (its extensions, any depth below the
 class folder), hidden files and folders (``.name``) aside, and decoded as its loader decodes them
-(Pillow, into tensors with torchvision's ``pil_to_tensor``), keeping grey images grey. Every
-mistake in the layout or the files is a :class:`~sslzoo.errors.DataError` naming the folder or
-file.
+(Pillow, into tensors with torchvision's ``pil_to_tensor``), keeping grey images grey. A 16-bit or
+32-bit integer image and a float image in [0, 1] are scaled to 8 bits from their real depth, never
+clipped. A link to a folder is followed unless it leads back into the dataset's folders (or to one
+already read): such a link is left out with a :class:`~sslzoo.errors.DataWarning`, so no image is
+read twice and no loop is walked. Every mistake in the layout or the files is a
+:class:`~sslzoo.errors.DataError` naming the folder or file.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from sslzoo.dataset import UNLABELED
-from sslzoo.errors import DataError
+from sslzoo.errors import DataError, DataWarning
 
 Channels = Literal["auto", "grey", "rgb"]
 
@@ -49,12 +55,29 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def images_in(directory: Path) -> list[Path]:
-    """The image files at any depth below ``directory``, sorted, hidden files and folders left out."""
+def images_in(directory: Path, trees: Iterable[Path] = ()) -> list[Path]:
+    """The image files at any depth below ``directory``, sorted, hidden files and folders left out. A
+    link to a folder inside ``directory`` or ``trees`` (the dataset's folders), or holding one of them,
+    or inside a folder it already read, is not followed (a :class:`~sslzoo.errors.DataWarning` says so)."""
     suffixes = image_extensions()
+    read = [directory.resolve(), *(tree.resolve() for tree in trees)]
     found = []
     for parent, folders, names in os.walk(directory, followlinks=True):
-        folders[:] = sorted(f for f in folders if not _hidden(f))
+        kept = []
+        for name in sorted(f for f in folders if not _hidden(f)):
+            path = Path(parent) / name
+            if path.is_symlink():
+                real = path.resolve()
+                inside = next((t for t in read if real.is_relative_to(t)), None)
+                around = next((t for t in read if t.is_relative_to(real)), None)
+                if inside or around:
+                    where = f"which leads back into {inside}" if inside else f"which holds {around}"
+                    warnings.warn(DataWarning(f"{path}: a link to {real}, {where}; not followed (its images would be "
+                                              f"read twice, or without end)"), stacklevel=2)
+                    continue
+                read.append(real)
+            kept.append(name)
+        folders[:] = kept
         found += [Path(parent) / n for n in names if not _hidden(n) and n.lower().endswith(suffixes)]
     return sorted(found)
 
@@ -95,10 +118,14 @@ def list_images(root: str, unlabeled: str | None = None, test: str | None = None
     if not class_dirs:
         raise DataError(f"{top} has no class folders; {layout}")
     classes = [d.name for d in class_dirs]
+    if len(classes) < 2:
+        raise DataError(f"{top} has one class folder only ({classes[0]!r}); a classifier needs at least two classes: "
+                        f"{layout}")
+    trees = [top, *extra]
     train: list[Path] = []
     labels: list[int] = []
     for index, folder in enumerate(class_dirs):
-        found = images_in(folder)
+        found = images_in(folder, trees)
         if not found:
             raise DataError(f"class {folder.name!r} has no images: {folder} holds no image files "
                             f"({', '.join(image_extensions())})")
@@ -106,16 +133,16 @@ def list_images(root: str, unlabeled: str | None = None, test: str | None = None
         labels += [index] * len(found)
     if unlabeled:
         folder = _folder(unlabeled, "unlabeled folder")
-        found = images_in(folder)
+        found = images_in(folder, trees)
         if not found:
             raise DataError(f"unlabeled folder {folder} holds no image files ({', '.join(image_extensions())})")
         train += found
         labels += [UNLABELED] * len(found)
-    test_files, test_labels = _test_images(_folder(test, "test folder"), classes) if test else ([], [])
+    test_files, test_labels = _test_images(_folder(test, "test folder"), classes, trees) if test else ([], [])
     return Listing(classes, train, labels, test_files, test_labels)
 
 
-def _test_images(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+def _test_images(folder: Path, classes: list[str], trees: list[Path]) -> tuple[list[Path], list[int]]:
     """A test folder: class folders named like the training classes (labeled) or images only (unlabeled)."""
     class_dirs = _class_folders(folder, set())
     loose = _loose_images(folder)
@@ -126,7 +153,7 @@ def _test_images(folder: Path, classes: list[str]) -> tuple[list[Path], list[int
     if not class_dirs:
         if not loose:
             raise DataError(f"test folder {folder} holds no image files ({', '.join(image_extensions())})")
-        found = images_in(folder)
+        found = images_in(folder, trees)
         return found, [UNLABELED] * len(found)
     files: list[Path] = []
     labels: list[int] = []
@@ -134,7 +161,7 @@ def _test_images(folder: Path, classes: list[str]) -> tuple[list[Path], list[int
         if class_dir.name not in classes:
             raise DataError(f"test class folder {class_dir} is not one of the training classes "
                             f"({', '.join(classes)})")
-        found = images_in(class_dir)
+        found = images_in(class_dir, trees)
         if not found:
             raise DataError(f"test class {class_dir.name!r} has no images: {class_dir} holds no image files")
         files += found
@@ -153,12 +180,34 @@ def decode(path: Path) -> Tensor:
             opened.load()
             if opened.mode in ("L", "LA", "RGB", "RGBA"):
                 return pil_to_tensor(opened)
-            if opened.mode in ("1", "I", "I;16", "F") or opened.mode.startswith("I;"):
+            if opened.mode == "1":
                 return pil_to_tensor(opened.convert("L"))
+            if opened.mode in ("I", "F") or opened.mode.startswith("I;"):
+                return _eight_bits(np.asarray(opened), opened.mode, path)
             return pil_to_tensor(opened.convert("RGBA" if "transparency" in opened.info else "RGB"))
+    except DataError:
+        raise
     except Exception as exc:  # Pillow's decoders raise many kinds of errors: a corrupt file is any of them
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read image {path}: {reason}") from None
+
+
+def _eight_bits(pixels: np.ndarray, mode: str, path: Path) -> Tensor:
+    """A grey image of more than 8 bits as uint8 (1, height, width), scaled from its real depth: 16-bit
+    integers (``I;16``, and ``I`` whose values fit 16 bits) from 0-65535, 32-bit ones from 0-(2^32 - 1),
+    floats from [0, 1]; a DataError naming the file for values outside that range."""
+    values = pixels.astype(np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode == "F":
+        top, depth = 1.0, "a float image, read in [0, 1]"
+    elif mode.startswith("I;16") or 0 <= low <= high <= 65535:
+        top, depth = 65535.0, "a 16-bit image"
+    else:
+        top, depth = 2.0**32 - 1, "a 32-bit image"
+    if not (np.isfinite(values).all() and 0 <= low and high <= top):
+        raise DataError(f"cannot read image {path}: {depth} whose values run from {low:g} to {high:g}; its pixels must "
+                        f"lie between 0 and {top:g}")
+    return torch.from_numpy(np.rint(values * (255.0 / top)).astype(np.uint8)).unsqueeze(0)
 
 
 def _to_channels(image: Tensor, channels: int) -> Tensor:

@@ -123,6 +123,18 @@ class Journal:
             os.fsync(handle.fileno())
         self.repaired = f"{self.path}: removed an incomplete last line ({size - keep} bytes) left by a killed run"
 
+    def check_writable(self) -> None:
+        """An ``error`` now where :meth:`append` could not write (a read-only file or file system), so
+        that no work is done whose entries would be lost; a file this made to find out is removed."""
+        new = not self.path.exists()
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise self.error(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+        if new:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
     def append(self, entry: Any) -> None:
         """Append ``entry`` as one line: one ``os.write`` on an ``O_APPEND`` descriptor, then fsync."""
         line = (json.dumps(entry, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")

@@ -119,7 +119,14 @@ class Preset:
         """The ``preset`` a record of this variant carries: NAME, NAME:scaled or NAME:ci, then
         ``@LABELS`` when the protocol has several label counts."""
         name = self.name if self.size == "full" else f"{self.name}:{self.size}"
-        return f"{name}@{labels}" if labels is not None and len(self.label_groups()) > 1 else name
+        return f"{name}@{labels}" if labels is not None and self.several_counts() else name
+
+    def several_counts(self) -> bool:
+        """Whether the protocol runs at more than one label count (read up to the second count: a
+        protocol of thousands of counts names each part's records in linear time)."""
+        counts = (n for name in self.strategies for n in self.labels_for.get(name, self.labels))
+        first = next(counts, None)
+        return any(n != first for n in counts)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "description": self.description,

@@ -6,13 +6,17 @@ An ``.npz`` file holds ``x`` (samples first: features (N, D), or images (N, H, W
 
 A CSV file has a header row naming its columns; one of them holds the labels (any text: the class
 names, sorted, numerically when they are all integers; an empty cell is a sample without a
-label), the others numbers (the features), apart from the columns the user leaves out. Every
-mistake is a :class:`~sslzoo.errors.DataError` naming the file (and for a CSV file the line and
-column).
+label), the others numbers (the features), apart from the columns the user leaves out.
+
+Both need at least two classes and one feature; inputs must fit in float32 (the engine's type);
+labels without class names must be the classes 0 .. C-1, each of them used. Every mistake is a
+:class:`~sslzoo.errors.DataError` naming the file (and for a CSV file the line and column, and the
+label or class at fault).
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import difflib
 import math
@@ -27,6 +31,9 @@ from torch import Tensor
 
 from sslzoo.dataset import UNLABELED
 from sslzoo.errors import DataError
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest input the engine's float32 tensors hold: a larger one would become infinite."""
 
 
 def data_file(path: str, what: str) -> Path:
@@ -90,20 +97,54 @@ def read_npz(path: Path) -> NpzArrays:
                             f"{tuple(x.shape[1:])}; they must be the same")
     else:
         x_test, y_test = x[:0], y[:0]
-    top = int(max(int(y.max()), int(y_test.max()) if y_test.numel() else -1))
-    if classes and top >= len(classes):
-        raise DataError(f"{path}: a label is {top} but classes names {len(classes)} classes (0-{len(classes) - 1})")
-    if top < 0:
+    if int(y.max()) < 0:
         raise DataError(f"{path}: y holds no label at all (every entry is -1); label at least one sample of each class")
-    return NpzArrays(x, y, x_test, y_test, classes or [str(c) for c in range(top + 1)])
+    return NpzArrays(x, y, x_test, y_test, _npz_classes(classes, torch.cat([y, y_test]), path))
+
+
+def _npz_classes(classes: list[str], labels: Tensor, path: Path) -> list[str]:
+    """The class names: ``classes`` checked (distinct, at least two, every label names one), or without
+    them the labels 0 .. C-1, each used by a sample."""
+    used = torch.unique(labels[labels >= 0]).tolist()
+    if classes:
+        twice = [(name, count) for name, count in collections.Counter(classes).items() if count > 1]
+        if twice:
+            raise DataError(f"{path}: classes names {twice[0][0]!r} {twice[0][1]} times; class names must be distinct")
+        if used[-1] >= len(classes):
+            raise DataError(f"{path}: a label is {used[-1]} but classes names {len(classes)} classes "
+                            f"(0-{len(classes) - 1})")
+        named = classes
+    else:
+        if used != list(range(len(used))):
+            gap = next(c for c, label in enumerate(used) if label != c)
+            raise DataError(f"{path}: label {used[-1]} is used but no sample has label {gap}; without a "
+                            f"classes array the labels must be 0 .. C-1, each of them used (labels here: "
+                            f"{_some(used)}); give classes, or number the classes from 0")
+        named = [str(c) for c in used]
+    if len(named) < 2:
+        raise DataError(f"{path}: one class only ({named[0]!r}); a classifier needs at least two classes")
+    return named
+
+
+def _some(values: Sequence[object], shown: int = 8) -> str:
+    """The first ``shown`` values, comma-separated, with how many more there are."""
+    text = ", ".join(map(str, values[:shown]))
+    return text + (f" and {len(values) - shown} more" if len(values) > shown else "")
 
 
 def _inputs(array: np.ndarray, path: Path, key: str) -> Tensor:
     if array.dtype.kind not in "uif" or array.ndim not in (2, 3, 4) or len(array) == 0:
         raise DataError(f"{path}: {key} has shape {array.shape} and dtype {array.dtype}; expected numbers shaped "
                         f"(N, D) features or (N, H, W), (N, C, H, W), (N, H, W, C) images")
+    if 0 in array.shape[1:]:
+        raise DataError(f"{path}: {key} has shape {array.shape}: its samples hold no values; each sample needs at "
+                        f"least one feature (or pixel)")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise DataError(f"{path}: {key} holds NaN or infinite values")
+    largest = float(np.abs(array).max()) if array.dtype.kind == "f" or array.dtype.itemsize > 2 else 0.0
+    if largest > FLOAT32_MAX:
+        raise DataError(f"{path}: {key} holds {largest:g}, beyond the float32 range the inputs are read in "
+                        f"(at most {FLOAT32_MAX:.4g} in size); rescale the values")
     if array.ndim == 3:
         array = array[:, None]
     elif array.ndim == 4 and array.shape[-1] in (1, 3, 4) and array.shape[1] not in (1, 3, 4):
@@ -170,7 +211,7 @@ def read_csv(path: Path, label: str, ignore: Sequence[str] = (), columns: Sequen
             continue  # blank lines
         if len(row) != len(header):
             raise DataError(f"{path}:{line}: {len(row)} cells, the header has {len(header)}")
-        labels.append(row[at].strip())
+        labels.append(_label(row[at], path, line, label))
         lines.append(line)
         values.append([_number(row[i], path, line, header[i]) for i in features])
     if not values:
@@ -185,12 +226,39 @@ def _number(cell: str, path: Path, line: int, column: str) -> float:
         raise DataError(f"{path}:{line}: column {column!r} holds {cell.strip()!r}, not a number") from None
     if not math.isfinite(value):
         raise DataError(f"{path}:{line}: column {column!r} holds {cell.strip()!r}, not a finite number")
+    if abs(value) > FLOAT32_MAX:
+        raise DataError(f"{path}:{line}: column {column!r} holds {cell.strip()!r}, beyond the float32 range the "
+                        f"features are read in (at most {FLOAT32_MAX:.4g} in size); rescale the column")
     return value
 
 
-def class_names(cells: Sequence[str]) -> list[str]:
-    """The distinct non-empty label cells, sorted (numerically when every one is an integer)."""
-    names = sorted({c for c in cells if c})
+def _label(cell: str, path: Path, line: int, column: str) -> str:
+    """A label cell, stripped; a DataError for one holding a control character (a NUL byte, ...)."""
+    text = cell.strip()
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise DataError(f"{path}:{line}: the label {text!r} in column {column!r} holds the control character "
+                        f"{bad!r}; labels are printable text")
+    return text
+
+
+def class_names(table: Table, path: Path) -> list[str]:
+    """The distinct non-empty label cells of ``table``, sorted (numerically when every one is an
+    integer); a DataError naming the line of a label that differs from another only by case ('Pos'
+    and 'pos': one class or two?), or when fewer than two classes are labeled."""
+    counts = collections.Counter(c for c in table.labels if c)
+    names = sorted(counts)
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(name.casefold(), []).append(name)
+    for same in spellings.values():
+        if len(same) > 1:
+            usual, odd = sorted(same, key=lambda name: (-counts[name], name))[:2]
+            line = table.lines[table.labels.index(odd)]
+            raise DataError(f"{path}:{line}: the label {odd!r} differs from the label {usual!r} only by case; write "
+                            f"each class's label one way")
+    if len(names) == 1:
+        raise DataError(f"{path}: one class only ({names[0]!r}); a classifier needs at least two classes")
     try:
         return sorted(names, key=int)
     except ValueError:

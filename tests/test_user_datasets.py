@@ -84,6 +84,7 @@ def test_image_folder_with_colour_images_is_rgb_and_resizes_on_request(tmp_path:
      or write_png(root / "dog" / "1.png", torch.zeros(1, 4, 4, dtype=torch.uint8)),
      r"class 'cat' has no images: .*cat holds no image files"),
     (lambda root: write_png(root / "dog" / "1.png", torch.zeros(1, 4, 4, dtype=torch.uint8))
+     and write_png(root / "cat" / "1.png", torch.zeros(1, 4, 4, dtype=torch.uint8))
      and (root / "dog" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken"),
      r"cannot read image .*dog.2\.png: "),
     (lambda root: root.mkdir(), r"has no class folders"),

@@ -53,11 +53,16 @@ class Mnist(Dataset):
         return (x.float() / 255.0 - MNIST_MEAN) / MNIST_STD
 
 
+MAX_MOONS = 10_000_000
+"""The most two-moons samples of a split (160 MB as they are generated): a larger size is a typo."""
+
+
 @dataclass
 class MoonsOptions:
-    n_train: int = field(default=1000, metadata={"min": 2, "help": "training samples"})
-    n_test: int = field(default=1000, metadata={"min": 2, "help": "test samples"})
-    noise: float = field(default=0.1, metadata={"min": 0.0, "help": "std of the gaussian noise"})
+    n_train: int = field(default=1000, metadata={"min": 2, "max": MAX_MOONS, "help": "training samples"})
+    n_test: int = field(default=1000, metadata={"min": 2, "max": MAX_MOONS, "help": "test samples"})
+    noise: float = field(default=0.1, metadata={"min": 0.0, "max": 100.0, "help": "std of the gaussian noise (the "
+                                                "moons span about 3: more than 100 leaves nothing to learn)"})
 
 
 class TwoMoons(Dataset):

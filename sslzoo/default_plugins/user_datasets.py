@@ -225,7 +225,7 @@ class Csv(Standardized):
     def _parse(self) -> dict[str, Any]:
         o = self.options
         table = read_csv(self.path, o.label, o.ignore)
-        classes = class_names(table.labels)
+        classes = class_names(table, self.path)
         if not classes:
             raise DataError(f"{self.path}: column {o.label!r} holds no label at all; label at least one row of "
                             f"each class")

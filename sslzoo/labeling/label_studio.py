@@ -8,7 +8,11 @@ with its confidence as the score (Label Studio shows them as pre-annotations).
 
 In: :func:`read_export` reads both JSON exports of Label Studio, ``JSON`` (tasks with their
 annotations; the latest annotation that was not cancelled counts) and ``JSON_MIN`` (one flat object
-per annotated task), and finds each task's item by ``data.sslzoo_id``.
+per annotated task), and finds each task's item by ``data.sslzoo_id``. Every field it reads is
+checked against the type Label Studio's export gives it (``annotations`` and ``result`` lists,
+``was_cancelled`` a boolean, ``choices`` a list of class names, times as text, ...): a field of
+another type is a one-line :class:`~sslzoo.errors.SessionError` naming the task and the field, never
+a label read wrong or a task dropped.
 """
 
 from __future__ import annotations
@@ -59,23 +63,75 @@ def tasks(items: Sequence[dict[str, Any]], model_version: str) -> list[dict[str,
     return out
 
 
-def _labeler(value: Any) -> str | None:
+_KINDS = {dict: "an object", list: "a list", str: "text", int: "a whole number", bool: "true or false",
+          float: "a number", type(None): "null"}
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words: "an object", "a list", "text ('10')", ..."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true or false)"
+    kind = next((name for t, name in _KINDS.items() if type(value) is t), type(value).__name__)
+    return f"{kind} ({value!r})" if isinstance(value, (str, int, float)) else kind
+
+
+def _field(container: dict[str, Any], key: str, kinds: tuple[type, ...], where: str, path: str) -> Any:
+    """``container[key]`` (None when absent), a SessionError naming the task and the field when it is
+    there but of none of ``kinds`` (a bool is no whole number)."""
+    value = container.get(key)
+    if value is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)):
+        return value
+    wanted = " or ".join(_KINDS[k] for k in kinds)
+    raise SessionError(f"{where}: field {path} is {_json_kind(value)}, expected {wanted} (Label Studio's export "
+                       f"format)")
+
+
+def _labeler(container: dict[str, Any], key: str, where: str, path: str) -> str | None:
     """Who annotated, as Label Studio's exports say it: a user's email, or their numeric id."""
+    value = _field(container, key, (int, str, dict), where, path)
     if isinstance(value, dict):
-        value = value.get("email") or value.get("id")
+        value = _field(value, "email", (str,), where, f"{path}.email") or _field(value, "id", (int,), where,
+                                                                                  f"{path}.id")
     if value is None or value == "":
         return None
     return f"label-studio user {value}" if isinstance(value, int) else str(value)
 
 
-def _choice(result: Any, where: str) -> str | None:
+def _time(container: dict[str, Any], where: str, path: str) -> str | None:
+    """When it was annotated: ``updated_at``, else ``created_at`` (ISO 8601 text)."""
+    updated = _field(container, "updated_at", (str,), where, f"{path}updated_at")
+    created = _field(container, "created_at", (str,), where, f"{path}created_at")
+    return updated or created
+
+
+def _choices(value: Any, where: str, path: str) -> list[str]:
+    """The class names of a choices control's value: a list of text."""
+    if not isinstance(value, list):
+        raise SessionError(f"{where}: field {path} is {_json_kind(value)}, expected a list of class names "
+                           f"(Label Studio's export format)")
+    for index, choice in enumerate(value):
+        if not isinstance(choice, str):
+            raise SessionError(f"{where}: field {path}[{index}] is {_json_kind(choice)}, expected a class name "
+                               f"(text)")
+    return value
+
+
+def _choice(annotation: dict[str, Any], where: str, path: str) -> str | None:
     """The one class chosen in an annotation's ``result``, or None when it chose nothing."""
-    chosen = [c for r in result if isinstance(r, dict) and r.get("type") == "choices"
-              for c in (r.get("value") or {}).get("choices", [])] if isinstance(result, list) else []
+    result = _field(annotation, "result", (list,), where, f"{path}.result") or []
+    chosen: list[str] = []
+    for index, region in enumerate(result):
+        at = f"{path}.result[{index}]"
+        if not isinstance(region, dict):
+            raise SessionError(f"{where}: field {at} is {_json_kind(region)}, expected an object")
+        if _field(region, "type", (str,), where, f"{at}.type") != "choices":
+            continue
+        value = _field(region, "value", (dict,), where, f"{at}.value") or {}
+        chosen += _choices(value.get("choices", []), where, f"{at}.value.choices")
     if len(chosen) > 1:
-        raise SessionError(f"{where}: the annotation chooses {len(chosen)} classes ({', '.join(map(str, chosen))}); "
-                           f"an item takes one class")
-    return str(chosen[0]) if chosen else None
+        raise SessionError(f"{where}: the annotation chooses {len(chosen)} classes ({', '.join(chosen)}); an item "
+                           f"takes one class")
+    return chosen[0] if chosen else None
 
 
 def _item_id(value: Any, where: str) -> int:
@@ -86,17 +142,24 @@ def _item_id(value: Any, where: str) -> int:
 
 def _full_task(task: dict[str, Any], where: str) -> Answer | None:
     """A task of the ``JSON`` export: its latest annotation that was not cancelled and chose a class."""
-    data = task.get("data")
-    if not isinstance(data, dict) or ID_FIELD not in data:
+    data = _field(task, "data", (dict,), where, "data")
+    if data is None or ID_FIELD not in data:
         raise SessionError(f"{where}: no data.{ID_FIELD}: only tasks exported by sslzoo "
                            f"(label-studio-tasks.json) can be imported")
-    done = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
-    done.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
-    for annotation in reversed(done):
-        label = _choice(annotation.get("result"), where)
+    item = _item_id(data[ID_FIELD], where)
+    done = []
+    for index, annotation in enumerate(_field(task, "annotations", (list,), where, "annotations") or []):
+        path = f"annotations[{index}]"
+        if not isinstance(annotation, dict):
+            raise SessionError(f"{where}: field {path} is {_json_kind(annotation)}, expected an object")
+        if not _field(annotation, "was_cancelled", (bool,), where, f"{path}.was_cancelled"):
+            done.append((_time(annotation, where, f"{path}.") or "", index, annotation))
+    for at, index, annotation in sorted(done, key=lambda entry: entry[:2], reverse=True):
+        path = f"annotations[{index}]"
+        label = _choice(annotation, where, path)
         if label is not None:
-            return Answer(_item_id(data[ID_FIELD], where), label, _labeler(annotation.get("completed_by")),
-                          annotation.get("updated_at") or annotation.get("created_at"), where)
+            return Answer(item, label, _labeler(annotation, "completed_by", where, f"{path}.completed_by"),
+                          at or None, where)
     return None
 
 
@@ -105,17 +168,18 @@ def _min_task(task: dict[str, Any], where: str) -> Answer | None:
     if ID_FIELD not in task:
         raise SessionError(f"{where}: no {ID_FIELD}: only tasks exported by sslzoo "
                            f"(label-studio-tasks.json) can be imported")
-    value = task.get(FROM_NAME)
-    if isinstance(value, dict):
-        value = value.get("choices")
-    if isinstance(value, list):
-        if len(value) > 1:
-            raise SessionError(f"{where}: the annotation chooses {len(value)} classes; an item takes one class")
-        value = value[0] if value else None
+    value = _field(task, FROM_NAME, (str, list, dict), where, FROM_NAME)
+    if isinstance(value, (list, dict)):
+        chosen = _choices(value, where, FROM_NAME) if isinstance(value, list) else \
+            _choices(value.get("choices", []), where, f"{FROM_NAME}.choices")
+        if len(chosen) > 1:
+            raise SessionError(f"{where}: the annotation chooses {len(chosen)} classes ({', '.join(chosen)}); an item "
+                               f"takes one class")
+        value = chosen[0] if chosen else None
     if value in (None, ""):
         return None
-    return Answer(_item_id(task[ID_FIELD], where), str(value), _labeler(task.get("annotator")),
-                  task.get("updated_at") or task.get("created_at"), where)
+    return Answer(_item_id(task[ID_FIELD], where), value, _labeler(task, "annotator", where, "annotator"),
+                  _time(task, where, ""), where)
 
 
 def read_export(text: str, path: Path) -> list[Answer]:
@@ -124,14 +188,18 @@ def read_export(text: str, path: Path) -> list[Answer]:
         exported = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SessionError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise SessionError(f"{path}: JSON nested too deeply to be a Label Studio export") from None
     if not isinstance(exported, list):
         raise SessionError(f"{path}: not a Label Studio export (a JSON {type(exported).__name__}, expected a "
                            f"list of tasks)")
     answers = []
     for number, task in enumerate(exported):
-        where = f"{path}: task {task.get('id', number) if isinstance(task, dict) else number}"
         if not isinstance(task, dict):
-            raise SessionError(f"{where}: not a Label Studio task (a JSON {type(task).__name__})")
+            raise SessionError(f"{path}: task {number}: not a Label Studio task ({_json_kind(task)}, expected an "
+                               f"object)")
+        where = f"{path}: task {number}"
+        where = f"{path}: task {_field(task, 'id', (int, str), where, 'id') or number}"
         answer = (_full_task if "annotations" in task or "data" in task else _min_task)(task, where)
         if answer is not None:
             answers.append(answer)

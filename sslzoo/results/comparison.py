@@ -303,7 +303,7 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
         ns: Stats | None
         delta = tol = None
         if b is not None and n is not None:
-            _check_same_runs(b, n)
+            _check_same_runs(b, n, [*base_loaded.warnings, *new_loaded.warnings])
             changed = _changed_options(b.records[0].get("options") or {}, n.records[0].get("options") or {})
             if changed:
                 notes.append(f"strategy {key[0]!r} on {key[1]!r} ran with other options: {changed}")
@@ -343,7 +343,9 @@ def _changed_options(base: Mapping[str, Any], new: Mapping[str, Any]) -> str:
                      for k in keys if canonical(base.get(k)) != canonical(new.get(k)))
 
 
-def _check_same_runs(base: _Group, new: _Group) -> None:
+def _check_same_runs(base: _Group, new: _Group, skipped: Sequence[str]) -> None:
+    """The two sides ran the same settings and seeds; a mismatch of seeds names the lines the files
+    skipped (``skipped``: a torn last line left by a killed run is the usual reason)."""
     b, n = base.records[0], new.records[0]
     name = f"strategy {b['strategy']!r} on {b['dataset']!r}"
     for k in SETUP_KEYS:
@@ -354,7 +356,8 @@ def _check_same_runs(base: _Group, new: _Group) -> None:
     if bs != ns:
         raise ResultsError(f"{_where(new.origins[0])}: mismatched seeds for {name}: NEW has seeds "
                            f"{', '.join(map(str, ns))}, BASELINE ({_where(base.origins[0])}) has "
-                           f"{', '.join(map(str, bs))}; run the same seeds on both sides")
+                           f"{', '.join(map(str, bs))}; run the same seeds on both sides"
+                           + "".join(f" (note: {line})" for line in skipped))
 
 
 # -- rendering ----------------------------------------------------------------------------------------

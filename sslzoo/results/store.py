@@ -224,7 +224,8 @@ class RecordStore:
         """The (spec, strategy) pairs still to run; sets :attr:`reused` and :attr:`notes`.
 
         Without ``resume`` a store that already holds records is an error (no silent mixing or
-        duplicates). With it, stored records whose resume key matches a planned run are reused,
+        duplicates); a store whose file cannot be written (a read-only directory) is one before any run.
+        With it, stored records whose resume key matches a planned run are reused,
         after :func:`check_resumable` made sure they come from this version and setup.
         """
         from sslzoo import __version__
@@ -244,6 +245,8 @@ class RecordStore:
                 self.reused.append(reusable.pop(key))
             else:
                 todo.append(pair)
+        if todo:  # before the first run: a record that cannot be stored would be lost
+            self.journal.check_writable()
         return todo
 
 

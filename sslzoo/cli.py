@@ -263,6 +263,9 @@ def main() -> None:
 @click.option("--retries", type=int, default=None,
               help="With --workers or --executor ray: how many times a run whose worker died runs again; then it "
                    "is reported and the rest go on  [default: 1]")
+@click.option("--in-process", is_flag=True,
+              help="For debugging: each run's learner (the strategy) in this process, beside the hidden labels, "
+                   "instead of a process of its own; the records say so (\"judge\": \"in-process\").")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
@@ -270,7 +273,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
           control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
           cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
-          runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
+          in_process: bool = False, runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size})
     if json_out is not None:
@@ -290,7 +293,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     if resume and out_dir is None:
         raise click.UsageError("--resume needs --out DIR (the directory to resume)")
     executor = make_executor(executor_kind, workers=workers, ray_address=ray_address, cpus_per_run=cpus_per_run,
-                             gpus_per_run=gpus_per_run, retries=retries)
+                             gpus_per_run=gpus_per_run, retries=retries, in_process=in_process)
     finished: list[dict[str, Any]] = []
     overall = _Overall()
     on_terminal = _on_terminal()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import pickle
+import traceback
 from collections.abc import Iterable
 
 
@@ -93,3 +95,21 @@ class SessionError(SslzooError):
 class WorkerError(SslzooError):
     """Runs of a bench that a worker process or a Ray task could not finish: the worker died (killed,
     out of memory) on every try; the runs that finished are kept, ``--resume`` runs the rest."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another process (a worker, a learner), as the cause of
+    the one raised here."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def portable(exc: BaseException) -> tuple[BaseException, str]:
+    """``exc`` (or, when it does not survive pickling, a WorkerError with its text) and its traceback,
+    to send to another process (inside its ``except`` block)."""
+    text = traceback.format_exc()
+    try:
+        return pickle.loads(pickle.dumps(exc)), text
+    except Exception:
+        return WorkerError(f"{type(exc).__name__}: {exc}"), text

@@ -20,24 +20,22 @@ retried up to ``retries`` times; a run still not done is reported at the end wit
 
 from __future__ import annotations
 
-import importlib
 import os
-import pickle
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Protocol
 
 import torch
 
-from sslzoo.api import create_strategy
-from sslzoo.engine import Progress, Record, Run, RunSpec
-from sslzoo.errors import OptionError, PluginError, PluginWarning, WorkerError
-from sslzoo.plugins import DEFAULT_PLUGINS, make_plugins
+from sslzoo import learner_process
+from sslzoo.engine import Progress, Record, RunSpec
+from sslzoo.errors import OptionError, WorkerError
+from sslzoo.learner_process import judged_run
 from sslzoo.registry import Registry
+from sslzoo.registry_recipe import RegistryRecipe
 from sslzoo.strategy import Strategy
+
+__all__ = ["EXECUTORS", "Executor", "Listener", "RegistryRecipe", "SerialExecutor", "execute_run", "make_executor"]
 
 
 class Listener(Protocol):
@@ -66,83 +64,36 @@ class Executor(ABC):
 
 
 class SerialExecutor(Executor):
-    """Each run in this process, one after another: what ``sslzoo bench`` does without ``--workers``."""
+    """One run after another, judged in this process, each learner in a fresh process of its own
+    (``in_process``: the learner here too, for debugging): what ``sslzoo bench`` does without
+    ``--workers``."""
+
+    def __init__(self, in_process: bool = False) -> None:
+        self.in_process = in_process
 
     def execute(self, runs: Sequence[tuple[RunSpec, Strategy]], registry: Registry, listener: Listener) -> None:
-        for index, (spec, strategy) in enumerate(runs):
+        if not self.in_process:
+            learner_process.prepare()
+        for index, (spec, _) in enumerate(runs):
             listener.started(index, 0)
 
             def progress(info: dict[str, Any], index: int = index) -> None:
                 listener.progress(index, info)
 
-            listener.finished(index, Run(spec, strategy, registry, progress).execute())
-
-
-# -- what a worker needs ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PluginRef:
-    """One plugin of the driver's registry as a worker adds it: a module by its name, any other
-    plugin object as itself (pickled by reference to its class)."""
-
-    name: str
-    module: str | None
-    plugin: object | None
-    distribution: str | None
-    version: str | None
-
-    def load(self) -> object:
-        return importlib.import_module(self.module) if self.module is not None else self.plugin
-
-
-@dataclass(frozen=True)
-class RegistryRecipe:
-    """How a worker builds the driver's registry again: the built-ins, then the driver's other
-    plugins (installed ones and those passed to :func:`~sslzoo.plugins.make_plugins` as ``extra``)."""
-
-    plugins: tuple[PluginRef, ...]
-
-    @classmethod
-    def of(cls, registry: Registry) -> RegistryRecipe:
-        """The recipe of ``registry``; a plugin that cannot be sent to another process is a
-        :class:`~sslzoo.errors.PluginError` naming it."""
-        refs = []
-        for info in registry.plugins.list():
-            if info.name in DEFAULT_PLUGINS:
-                continue
-            plugin = registry.plugins.manager.get_plugin(info.name)
-            module = plugin.__name__ if isinstance(plugin, ModuleType) else None
-            ref = PluginRef(info.name, module, None if module else plugin, info.distribution, info.version)
-            try:
-                pickle.loads(pickle.dumps(ref))
-            except Exception as exc:
-                raise PluginError(f"plugin {info.label()} cannot run in worker processes: it cannot be pickled "
-                                  f"({type(exc).__name__}: {exc}); register a module, or an instance of a class "
-                                  f"defined at the top level of a module") from None
-            refs.append(ref)
-        return cls(tuple(refs))
-
-    def build(self) -> Registry:
-        """The registry (its warnings were the driver's to give)."""
-        plugins = make_plugins(load="")
-        for ref in self.plugins:
-            plugins.add(ref.load(), ref.name, ref.distribution, ref.version)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PluginWarning)
-            return Registry(plugins)
+            listener.finished(index, judged_run(spec, registry, progress, self.in_process))
 
 
 def execute_run(spec: RunSpec, registry: Registry, progress: Progress | None = None) -> Record:
-    """One run in a worker: the strategy built from ``spec`` as the driver built it, then run."""
-    strategy = create_strategy(spec.strategy, registry, **spec.options)
-    return Run(spec, strategy, registry, progress).execute()
+    """One run in a worker: the strategy built from ``spec`` as the driver built it, then run with its
+    learner in a process of its own (:func:`~sslzoo.learner_process.judged_run`)."""
+    return judged_run(spec, registry, progress)
 
 
 def prepare_worker(threads: int) -> None:
-    """A worker process before its runs: its torch threads, set before any torch work, and torch's
-    optimizer machinery loaded (the first optimizer a process builds imports it, seconds of work
-    that would otherwise count in the wall time of the worker's first run)."""
+    """A worker process before its runs: its torch threads, set before any torch work, and its
+    learners' fork server started (:func:`~sslzoo.learner_process.prepare`)."""
     torch.set_num_threads(threads)
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)])
+    learner_process.prepare()
 
 
 def usable_cores() -> int:
@@ -174,12 +125,15 @@ EXECUTORS = ("local", "ray")
 
 def make_executor(kind: str = "local", *, workers: int = 1, ray_address: str | None = None,
                   cpus_per_run: float | None = None, gpus_per_run: float | None = None,
-                  retries: int | None = None) -> Executor:
+                  retries: int | None = None, in_process: bool = False) -> Executor:
     """The executor ``sslzoo bench``'s options ask for; an option that does not apply to it is an
     OptionError saying what it needs (``None``: not given)."""
     if kind not in EXECUTORS:
         raise OptionError(f"--executor {kind!r} is not allowed: use {' or '.join(EXECUTORS)}")
     check_count(workers, "--workers", 1)
+    if in_process and (kind != "local" or workers != 1):
+        raise OptionError("--in-process runs each learner in this process: it does not go with --workers or "
+                          "--executor ray")
     if kind == "ray":
         if workers != 1:
             raise OptionError("--workers is for local worker processes; with --executor ray each run is a Ray "
@@ -196,7 +150,7 @@ def make_executor(kind: str = "local", *, workers: int = 1, ray_address: str | N
         if retries is not None:
             raise OptionError("--retries needs --workers N (N > 1) or --executor ray: a serial bench runs in "
                               "this process")
-        return SerialExecutor()
+        return SerialExecutor(in_process)
     from sslzoo.worker_pool import ProcessExecutor
 
     return ProcessExecutor(workers, retries=1 if retries is None else retries)

@@ -6,9 +6,9 @@ default the two live in different processes (:mod:`sslzoo.learner_process`): the
 never receives a hidden label. What the learner may ask of the judge, and what it reports to it, is
 :class:`Referee`, the whole interface between them:
 
-* the oracle: the labels a run starts with (:meth:`Referee.starting_labels`) and a handle for one
-  ``label`` call (:meth:`Referee.handle`), which answers only ids passed to that call, up to the
-  round's ``query_count`` of them;
+* the oracle: a handle for one ``label`` call (:meth:`Referee.handle`), which answers only ids
+  passed to that call, up to the round's ``query_count`` of them (the labels a run starts with come
+  with its data: :meth:`Judge.starting_labels`);
 * reports, which return nothing: the run's settings (:meth:`Referee.started`), pseudo-labels as
   they are given (:meth:`Referee.pseudo`), the model's classes of the test set at each evaluation
   (:meth:`Referee.entry`) and the record without its figures (:meth:`Referee.finish`). The judge
@@ -42,9 +42,6 @@ Notify = Callable[..., None]
 
 class Referee(Protocol):
     """What the learner may ask of its run's judge and report to it (see the module's docstring)."""
-
-    def starting_labels(self, ids: torch.Tensor) -> Labels:
-        """Oracle labels of the ids the run starts with."""
 
     def handle(self, ids: torch.Tensor, allowed: int, where: str) -> OracleHandle:
         """The oracle of one ``label`` call on ``ids``, answering for ``allowed`` of them."""

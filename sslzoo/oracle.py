@@ -2,14 +2,17 @@
 
 The truth is held by the run's judge alone (:mod:`sslzoo.judge`, whose :class:`Oracle` this is),
 never by the :class:`~sslzoo.context.Context` nor by anything the context holds. For each ``label``
-call the engine opens an :class:`OracleHandle` as ``ctx.oracle``: it carries the true labels of
-that call's ids only, answers for those ids, counts the distinct ids it answered and refuses to
-answer beyond the round's ``query_count``. When the call returns the handle is closed and drops
-the labels. Anywhere else ``ctx.oracle`` is a closed handle: every call raises
+call the engine opens an :class:`OracleHandle` as ``ctx.oracle``: it answers for that call's ids
+only, asking the judge per call (over the pipe to the judge's process, or, with the judge in the
+same process, from the truth of that call's ids alone), counts the distinct ids it answered and
+refuses to answer beyond the round's ``query_count``. When the call returns the handle is closed
+and drops what answers. Anywhere else ``ctx.oracle`` is a closed handle: every call raises
 :class:`~sslzoo.errors.OracleError` saying where the oracle can be asked.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -20,6 +23,10 @@ OUTSIDE_LABEL = ("the oracle was asked outside the label hook: a strategy may as
                  "label(), once per round, and only for the ids passed to that call")
 CALL_RETURNED = ("the oracle was asked through a handle kept from this round's label call after that call "
                  "returned: it answers only during the label call it was given to")
+
+
+Answer = Callable[[torch.Tensor], torch.Tensor]
+"""The true labels of some ids, as one ``label`` call's handle gets them."""
 
 
 def oracle_labels(ids: torch.Tensor, targets: torch.Tensor) -> Labels:
@@ -43,8 +50,11 @@ class Oracle:
         return oracle_labels(ids, self._targets[ids])
 
     def handle(self, ids: torch.Tensor, allowed: int, where: str) -> OracleHandle:
-        """An open handle for one ``label`` call on ``ids`` that may answer for ``allowed`` of them."""
-        return OracleHandle(ids, self._targets[ids], allowed, where)
+        """An open handle for one ``label`` call on ``ids`` that may answer for ``allowed`` of them: it
+        holds the truth of those ids only, until it is closed."""
+        known = ids.sort().values
+        truth = self._targets[known]
+        return OracleHandle(ids, lambda asked: truth[torch.searchsorted(known, asked)], allowed, where)
 
 
 class OracleHandle:
@@ -55,9 +65,11 @@ class OracleHandle:
     :class:`~sslzoo.errors.OracleError` (a :class:`~sslzoo.errors.PluginError`) before answering.
     """
 
-    def __init__(self, ids: torch.Tensor, truth: torch.Tensor, allowed: int, where: str) -> None:
-        order = torch.argsort(ids)
-        self._ids, self._truth = ids[order], truth[order]
+    def __init__(self, ids: torch.Tensor, answer: Answer, allowed: int, where: str,
+                 on_close: Callable[[str], None] | None = None) -> None:
+        self._ids = ids.sort().values
+        self._answer: Answer | None = answer  # the true labels of asked ids (of the judge, or over its pipe)
+        self._on_close = on_close
         self._asked = torch.zeros(ids.numel(), dtype=torch.bool, device=ids.device)
         self._answers = torch.full((ids.numel(),), -1, dtype=torch.long, device=ids.device)  # what it answered
         self._allowed, self._where = allowed, where
@@ -66,17 +78,19 @@ class OracleHandle:
     @classmethod
     def closed(cls, reason: str) -> OracleHandle:
         """A handle that answers nothing: each call raises ``OracleError(reason)``."""
-        handle = cls(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 0, "")
+        handle = cls(torch.zeros(0, dtype=torch.long), torch.clone, 0, "")
         handle.close(reason)
         return handle
 
     def close(self, reason: str) -> None:
-        """Answer nothing from now on (each call raises ``OracleError(reason)``) and drop the labels."""
+        """Answer nothing from now on (each call raises ``OracleError(reason)``) and drop what answers."""
+        if self._closed is None and self._on_close is not None:
+            self._on_close(reason)
         self._closed = reason
-        self._truth = self._truth.new_empty(0)  # a new tensor: a zero-length view would keep the storage
+        self._answer = None
 
     def __call__(self, ids: torch.Tensor) -> Labels:
-        if self._closed is not None:
+        if self._closed is not None or self._answer is None:
             raise OracleError(f"{self._where}: {self._closed}" if self._where else self._closed)
         if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
             got = (f"a tensor of shape {tuple(ids.shape)} and dtype {ids.dtype}" if isinstance(ids, torch.Tensor)
@@ -95,9 +109,10 @@ class OracleHandle:
         if count > self._allowed:
             raise OracleError(f"{self._where}: label asked the oracle for {count} labels; its query_count "
                               f"allows {self._allowed} this round")
+        answers = self._answer(ids)
         self._asked = asked
-        self._answers[pos] = self._truth[pos]
-        return oracle_labels(ids, self._truth[pos])
+        self._answers[pos] = answers
+        return oracle_labels(ids, answers)
 
     def answered(self) -> torch.Tensor:
         """The sorted ids this handle has answered for."""

@@ -15,9 +15,7 @@ A script that runs a bench with workers must guard its entry point with
 from __future__ import annotations
 
 import multiprocessing
-import pickle
 import signal
-import traceback
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
@@ -25,7 +23,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sslzoo.engine import RunSpec
-from sslzoo.errors import WorkerError
+from sslzoo.errors import RemoteTraceback, portable
 from sslzoo.executor import (
     Executor,
     Listener,
@@ -43,22 +41,6 @@ from sslzoo.strategy import Strategy
 STOP_GRACE = 5.0
 
 
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker, as the cause of the one raised in the driver."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-def _portable(exc: BaseException) -> tuple[BaseException, str]:
-    """``exc`` (or, when it does not survive pickling, a WorkerError with its text) and its traceback."""
-    text = traceback.format_exc()
-    try:
-        return pickle.loads(pickle.dumps(exc)), text
-    except Exception:
-        return WorkerError(f"{type(exc).__name__}: {exc}"), text
-
-
 def serve(conn: Connection, recipe: RegistryRecipe, threads: int) -> None:
     """A worker's life: take a run, send its epochs and its record back, until the driver ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it ends the workers
@@ -66,7 +48,7 @@ def serve(conn: Connection, recipe: RegistryRecipe, threads: int) -> None:
     try:
         registry = recipe.build()
     except Exception as exc:
-        conn.send(("failed", _portable(exc)))
+        conn.send(("failed", portable(exc)))
         return
     while True:
         try:
@@ -76,7 +58,7 @@ def serve(conn: Connection, recipe: RegistryRecipe, threads: int) -> None:
         try:
             record = execute_run(spec, registry, lambda info: conn.send(("progress", info)))
         except Exception as exc:
-            conn.send(("failed", _portable(exc)))
+            conn.send(("failed", portable(exc)))
             continue
         conn.send(("finished", record))
 
@@ -87,7 +69,7 @@ class _Worker:
     def __init__(self, context: Any, slot: int, recipe: RegistryRecipe, threads: int) -> None:
         self.slot = slot
         self.conn, child = context.Pipe()
-        self.process: BaseProcess = context.Process(target=serve, args=(child, recipe, threads), daemon=True,
+        self.process: BaseProcess = context.Process(target=serve, args=(child, recipe, threads), daemon=False,
                                                     name=f"sslzoo-worker-{slot}")
         self.process.start()
         child.close()

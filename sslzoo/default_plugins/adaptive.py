@@ -1,10 +1,10 @@
 """FixMatch's step with an adaptive pseudo-label rule: the shared base of FlexMatch, FreeMatch, SoftMatch and Dash.
 
-USB (Wang et al. 2022, ``USB_2022``: the reference implementation of all four) writes each of
-them as FixMatch's ``train_step`` with its own masking hook, the object that turns the weak view's
+USB (Wang et al. 2022, ``USB_2022``: the reference implementation of all four) writes each of them
+as FixMatch's ``train_step`` with its own masking hook, the object that turns the weak view's
 predictions into a mask or weight per unlabeled id and keeps the state that makes it adaptive.
-:class:`AdaptiveMatch` is that ``train_step``; each method's module supplies the hook (:meth:`AdaptiveMatch.guess`) and
-its state. One step:
+:class:`AdaptiveMatch` is that ``train_step``; each method's module supplies the hook
+(:meth:`AdaptiveMatch.guess`) and its state. One step:
 
 1. the model predicts the weak view of each unlabeled id (dropout off, no gradient, as sslzoo's
    FixMatch does);

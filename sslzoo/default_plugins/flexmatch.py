@@ -2,12 +2,12 @@
 
 The threshold of class c moves with how well the model has learned c, estimated without labels by
 its learning effect σ_c: the number of unlabeled ids whose latest confident prediction (top
-probability ≥ τ = 0.95) was c. Normalised by the largest of them it gives β_c; with
-the threshold warm-up the ids not yet predicted confidently count as one more "class" in
-that maximum, so that every β_c stays small while they are the majority. The flexible threshold
-maps β_c by the convex function M(x) = x / (2 − x): ``T_c = M(β_c) · τ``. An unlabeled id
-whose weak view's top class is c is kept when its probability reaches T_c; the loss is then
-FixMatch's (:mod:`sslzoo.default_plugins.adaptive`). At the start β is 0, so every id is kept.
+probability ≥ τ = 0.95) was c. Normalised by the largest of them it gives β_c; with the threshold
+warm-up the ids not yet predicted confidently count as one more "class" in that maximum, so that
+every β_c stays small while they are the majority. The flexible threshold maps β_c by the convex
+function M(x) = x / (2 − x): ``T_c = M(β_c) · τ``. An unlabeled id whose weak view's top class is c
+is kept when its probability reaches T_c; the loss is then FixMatch's
+(:mod:`sslzoo.default_plugins.adaptive`). At the start β is 0, so every id is kept.
 
 The port follows USB's ``FlexMatchThresholdingHook``: the mask is taken with the β of the previous
 step, then the ids predicted with confidence ≥ τ record their class and β is recomputed. Where

@@ -3,19 +3,19 @@
 No id is dropped. The weight of an unlabeled id whose (aligned) top probability is p is 1 where p
 reaches the mean μ_t of the top probabilities, and ``exp(−(p − μ_t)² / (2 σ_t² / n_sigma²))`` below
 it (a Gaussian of standard deviation σ_t / ``n_sigma``, ``n_sigma`` = 2); μ_t and σ_t² are
-exponential moving averages (momentum m = 0.999) of the batches' mean and unbiased variance of
-the top probability, starting at 1/C and 1. Uniform alignment (UA) first
-rescales each prediction by u / p̂ (u uniform, p̂ the moving average of the batches' mean
-prediction, starting with the first batch's) and renormalises it, so that classes the model
-under-predicts weigh more. The aligned predictions give the weights only: the targets are the top
-classes of the unaligned ones. The loss is FixMatch's (:mod:`sslzoo.default_plugins.adaptive`),
-each id's cross-entropy scaled by its weight.
+exponential moving averages (momentum m = 0.999) of the batches' mean and unbiased variance of the
+top probability, starting at 1/C and 1. Uniform alignment (UA) first rescales each prediction by u /
+p̂ (u uniform, p̂ the moving average of the batches' mean prediction, starting with the first
+batch's) and renormalises it, so that classes the model under-predicts weigh more. The aligned
+predictions give the weights only: the targets are the top classes of the unaligned ones. The loss
+is FixMatch's (:mod:`sslzoo.default_plugins.adaptive`), each id's cross-entropy scaled by its
+weight.
 
 The port follows USB's ``DistAlignEMAHook`` (uniform target) and ``SoftMatchWeightingHook``. Where
-sslzoo differs: a batch of one id leaves the variance as it was (the unbiased variance of one
-value is undefined; USB's would become NaN); USB's options ``per_class``, ``dist_uniform=False``
-(alignment towards the labeled predictions) and soft targets are left out (the paper's defaults
-are the ones kept); USB moves the averages with host numbers (``.item()``), sslzoo on the device.
+sslzoo differs: a batch of one id leaves the variance as it was (the unbiased variance of one value
+is undefined; USB's would become NaN); USB's options ``per_class``, ``dist_uniform=False``
+(alignment towards the labeled predictions) and soft targets are left out (the paper's defaults are
+the ones kept); USB moves the averages with host numbers (``.item()``), sslzoo on the device.
 """
 
 from __future__ import annotations

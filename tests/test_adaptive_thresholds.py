@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from sslzoo import run
 from sslzoo.api import create_strategy
 from sslzoo.cli import main
 from sslzoo.context import Context
@@ -397,9 +396,7 @@ def test_each_composes_with_an_active_learner(name):
 
 @pytest.mark.parametrize("name", NEW)
 def test_a_short_moons_run_trains(name):
-    options = {"epochs": 60, "batch_size": 16, "lr": 0.05, **({"warmup_steps": 20, "rho_every": 10}
-                                                              if name == "dash" else {})}
-    record = run(name, "moons", labels=10, seed=0, options=options,
-                 dataset_options={"n_train": 300, "n_test": 300})[0]
+    options = {"warmup_steps": 20, "rho_every": 10} if name == "dash" else {}
+    record = tiny_run(name, epochs=60, lr=0.05, **options).record  # 10 labels, 60 steps (chance: 0.5)
     assert record["test_accuracy"] >= 0.75 and record["pseudo"]["count"] > 0
-    assert math.isfinite(record["pseudo"]["accuracy"])
+    assert record["pseudo"]["accuracy"] > 0.6

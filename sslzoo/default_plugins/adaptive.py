@@ -17,6 +17,15 @@ predictions into a mask or weight per unlabeled id and keeps the state that make
    over the whole unlabeled batch), plus the method's own term where it has one (FreeMatch's
    fairness, :meth:`AdaptiveMatch.extra_loss`).
 
+Where sslzoo differs from USB in all four, as its FixMatch does from the FixMatch paper: USB takes
+the weak view's logits from the training pass (one forward pass of the labeled, weak and strong
+batches, dropout on, batch norm on the batch), sslzoo predicts the weak view with dropout off and
+no gradient, as every sslzoo pseudo-labeler does; and the ids of weight 0 skip the training pass,
+which leaves the loss unchanged but, in a model with batch norm, its batch statistics. On a model
+with sigmoid output units (``ctx.activation``) the cross-entropies with class targets are the
+units' binary ones, as in sslzoo's FixMatch; the rest reads the softmax, as USB does. The
+agreement tests (``tests/test_adaptive_thresholds.py``) hold the two to the same logits.
+
 The state belongs to the model it follows: it starts afresh when the run trains a new model (each
 round with ``retrain="scratch"``) and is told of each new round (:meth:`AdaptiveMatch.start`), so
 that composed with an active learner the methods follow a shrinking pool.

@@ -53,6 +53,8 @@ from sslzoo.training import EarlyStopping, Training, make_optimizer, resolve_tra
 
 Progress = Callable[[dict[str, Any]], None]
 Record = dict[str, Any]
+Trace = Callable[[str, Context, tuple[Any, ...]], None]
+"""Told what each hook returned, after it returned: ``(hook, ctx, returned)`` (:attr:`Run.trace`)."""
 
 
 @dataclass
@@ -283,6 +285,7 @@ class Run:
         self.options = record_options(strategy, self.training)
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
+        self.trace: Trace | None = None  # what each hook returned, for the leak check (sslzoo.testing)
 
     # -- the loop, top to bottom -----------------------------------------------------------
     def execute(self) -> Record:
@@ -354,8 +357,12 @@ class Run:
         oracle = self.judge.handle(chosen, expected, where)
         with self.ctx.asking(oracle):  # label may ask the oracle for its own ids, up to query_count of them
             labels = part.label(self.ctx, chosen)
+        self._traced("label", *((labels.ids, labels.targets, labels.confidence, labels.source)
+                                if isinstance(labels, Labels) else (labels,)))
         check_labels(where, labels, chosen, oracle, expected)
-        self.data.ledger.assign(labels, part.weight(self.ctx, labels), rnd)
+        weights = part.weight(self.ctx, labels)
+        self._traced("weight", weights)
+        self.data.ledger.assign(labels, weights, rnd)
         return chosen.numel()
 
     def select_round(self, rnd: int, pool: torch.Tensor, part: Strategy | None = None) -> tuple[torch.Tensor, int]:
@@ -365,6 +372,7 @@ class Run:
         part = part or composite.selectors(self.strategy, self.ctx)[0]
         expected = part.query_count(self.ctx, pool.numel())
         chosen = part.select(self.ctx, pool)
+        self._traced("select", chosen)
         check_selection(f"{self.where}, round {rnd}", chosen, pool)
         return chosen, expected
 
@@ -480,6 +488,9 @@ class Run:
         with inference.autocast(self.device, self.training.precision), self.ctx.training():
             out = trainer.loss(self.ctx, step)
         loss, pseudo = (out.loss, out.pseudo) if isinstance(out, StepLoss) else (out, None)
+        if self.trace is not None:
+            seen = () if pseudo is None else (pseudo.ids, pseudo.targets, pseudo.confidence, pseudo.mask)
+            self._traced("loss", loss.detach() if isinstance(loss, torch.Tensor) else loss, *seen)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise PluginError(f"{self.where}: loss must return a scalar tensor (or a StepLoss holding one), "
                               f"got {type(loss).__name__ if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
@@ -502,6 +513,12 @@ class Run:
                               f"(step.unlabeled), in its order")
         tally.add(difficulty_buckets(confidence), ids, targets)
         tally.mark(ids)
+
+    def _traced(self, hook: str, *returned: Any) -> None:
+        """Tell :attr:`trace` (if any) what ``hook`` returned, as copies."""
+        if self.trace is not None:
+            self.trace(hook, self.ctx, tuple(value.detach().clone() if isinstance(value, torch.Tensor) else value
+                                             for value in returned))
 
     def _check_finite(self, rnd: int, epoch: int, steps: int, bad_step: torch.Tensor) -> None:
         step = int(bad_step)

@@ -30,12 +30,14 @@ any program whose work runs in ``spawn`` or ``forkserver`` processes must.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
+import os
 import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -64,13 +66,15 @@ IN_PROCESS = "in-process"
 
 @dataclass(frozen=True)
 class Start:
-    """What the judge hands a learner: the run, how to build its registry, its torch threads and
-    random state, and the learner's data: the normalized inputs, the starting labels (ids and
-    targets), the ids held out of the run, the class names and how many training samples have no
-    label."""
+    """What the judge hands a learner: the run, how to build its registry, the judge's environment
+    variables (the fork server's are those of when it started), its torch threads and random state,
+    and the learner's data: the normalized inputs, the starting labels (ids and targets), the ids
+    held out of the run, the class names and how many training samples have no label; and a probe
+    for tests."""
 
     spec: RunSpec
     recipe: RegistryRecipe
+    environ: dict[str, str]
     threads: int
     rng_state: torch.Tensor
     x: torch.Tensor
@@ -80,6 +84,17 @@ class Start:
     held_out: torch.Tensor
     classes: list[str]
     unlabeled: int
+    probe: Probe | None = None
+
+
+class Probe(Protocol):
+    """What a test looks at inside a learner (:func:`probed_run`; the leak check of
+    :mod:`sslzoo.testing`): ``before`` the rounds, with the run set up, and ``after`` them, whose
+    value (tensors and plain data) comes back to the judge's process."""
+
+    def before(self, run: Run) -> None: ...
+
+    def after(self, run: Run) -> Any: ...
 
 
 def context() -> Any:
@@ -106,17 +121,27 @@ def judged_run(spec: RunSpec, registry: Registry, progress: Progress | None = No
                in_process: bool = False) -> Record:
     """Run ``spec``: this process judges, a fresh learner process learns (``in_process``: both here).
     The strategy, model, dataset and training options are checked here before any data is loaded."""
-    began = time.perf_counter()
-    strategy = create_strategy(spec.strategy, registry, **spec.options)
-    run = Run(spec, strategy, registry, progress)
     if in_process:
-        return {**run.execute(), "judge": IN_PROCESS}
+        strategy = create_strategy(spec.strategy, registry, **spec.options)
+        return {**Run(spec, strategy, registry, progress).execute(), "judge": IN_PROCESS}
+    return _judged(spec, registry, progress, None)[0]
+
+
+def probed_run(spec: RunSpec, registry: Registry, probe: Probe) -> tuple[Record, Any]:
+    """:func:`judged_run` with ``probe`` in the learner: the record and what ``probe.after`` returned."""
+    return _judged(spec, registry, None, probe)
+
+
+def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe: Probe | None) -> tuple[Record, Any]:
+    began = time.perf_counter()
+    run = Run(spec, create_strategy(spec.strategy, registry, **spec.options), registry, progress)
     torch.manual_seed(spec.seed)
     data, judge = load_data(run.dataset, spec, torch.device("cpu"), registry.notify)
-    start = Start(spec=spec, recipe=RegistryRecipe.of(registry), threads=torch.get_num_threads(),
+    start = Start(spec=spec, recipe=RegistryRecipe.of(registry), environ=dict(os.environ),
+                  threads=torch.get_num_threads(),
                   rng_state=torch.get_rng_state(), x=data.x.share_memory_(), x_test=data.x_test.share_memory_(),
                   initial_ids=data.initial_ids, initial_targets=data.ledger.target[data.initial_ids],
-                  held_out=data.ledger.ids(HELD_OUT), classes=data.classes, unlabeled=data.unlabeled)
+                  held_out=data.ledger.ids(HELD_OUT), classes=data.classes, unlabeled=data.unlabeled, probe=probe)
     del data
     referee = Referee(judge, run.training.epochs if run.training.patience else 0, progress)
     ctx = context()
@@ -129,7 +154,8 @@ def judged_run(spec: RunSpec, registry: Registry, progress: Progress | None = No
     finally:
         conn.close()
         _stop(process)
-    return {**judge.record, "wall_seconds": round_float(time.perf_counter() - began, 3)}
+    evidence = torch.load(io.BytesIO(referee.evidence), weights_only=False) if referee.evidence else None
+    return {**judge.record, "wall_seconds": round_float(time.perf_counter() - began, 3)}, evidence
 
 
 def _stop(process: Any) -> None:
@@ -152,6 +178,7 @@ class Referee:
         self.judge, self.epochs, self.progress = judge, epochs, progress
         self.handle: OracleHandle | None = None
         self.accuracies = 0
+        self.evidence: bytes | None = None  # what a probe in the learner returned, saved
 
     def serve(self, conn: Connection, process: Any, learner: str) -> None:
         """Serve the ``process`` of the ``learner`` until it sends its record; its error is raised here,
@@ -166,7 +193,8 @@ class Referee:
                        else f"exit code {code}")
                 raise WorkerError(f"{learner} ended before it finished the run ({how})") from None
             if kind == "finish":
-                self.judge.finish(*args)
+                record, self.evidence = args
+                self.judge.finish(record)
                 return
             if kind == "failed":
                 error, text = args[0]
@@ -215,6 +243,8 @@ def learn(conn: Connection, start: Start) -> None:
     send an error back if it fails. Ctrl-C is the judge's: it ends the learner."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     began = time.perf_counter()
+    os.environ.clear()
+    os.environ.update(start.environ)
     torch.set_num_threads(start.threads)
     judge = RemoteJudge(conn)
     try:
@@ -230,7 +260,15 @@ def learn(conn: Connection, start: Start) -> None:
         run.setup(RunData(x=start.x.to(device), x_test=start.x_test.to(device), ledger=ledger, initial_ids=initial,
                           classes=start.classes, unlabeled=start.unlabeled), judge)
         torch.set_rng_state(start.rng_state)  # as after the judge loaded the data, which may draw from it
+        if start.probe is not None:
+            start.probe.before(run)
         run.learn(began)
+        evidence = None
+        if start.probe is not None:
+            buffer = io.BytesIO()
+            torch.save(start.probe.after(run), buffer)
+            evidence = buffer.getvalue()
+        conn.send(("finish", judge.record, evidence))
     except Exception as exc:
         conn.send(("failed", portable(exc)))
 
@@ -249,6 +287,7 @@ class RemoteJudge:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.record: Record = {}  # without its figures: it goes to the judge last
         self.pending: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         self.held = 0
 
@@ -297,5 +336,6 @@ class RemoteJudge:
         self._send("entry", entry, predicted, tally)
 
     def finish(self, record: Record) -> None:
-        self._send("finish", record)
+        self._flush()
+        self.record = record
 

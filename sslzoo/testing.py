@@ -34,11 +34,12 @@ import torch
 from sslzoo.api import create_strategy, option_names
 from sslzoo.context import Context
 from sslzoo.dataset import Arrays, Dataset
-from sslzoo.engine import Run, RunSpec
+from sslzoo.engine import Run, RunSpec, Trace
+from sslzoo.learner_process import probed_run
 from sslzoo.plugin_api import Alias, deprecated_alias
 from sslzoo.plugins import LOAD_ENV
 from sslzoo.registry import Registry, default_registry, reset_default_registry
-from sslzoo.strategy import ORACLE, Labels, Step, StepLoss, Strategy
+from sslzoo.strategy import ORACLE, Strategy
 
 TINY_DATA = {"n_train": 200, "n_test": 200, "noise": 0.1}
 TINY_LABELS = 10
@@ -53,7 +54,8 @@ __all__ = [
     "StrategyContract", "check_strategy", "tiny_run", "tiny_options", "only_plugins",
     "check_record", "check_selection", "check_leak", "check_determinism", "leak_difference", "labels_permuted",
     "permute_labels", "one_class_labels", "LABEL_CHANGES",
-    "TinyRun", "SelectCall", "HookCall", "TINY_DATA", "TINY_LABELS", "TINY_SPLIT", "TINY_OPTIONS",
+    "TinyRun", "SelectCall", "HookCall", "Evidence", "LeakProbe", "judged_tiny_run",
+    "TINY_DATA", "TINY_LABELS", "TINY_SPLIT", "TINY_OPTIONS",
 ]
 
 
@@ -152,8 +154,7 @@ def _shuffled_select(strategy: Strategy, ctx: Context, candidates: torch.Tensor)
         twin = copy.deepcopy(strategy)
     except Exception:  # a strategy that holds what cannot be copied is not probed
         return call
-    for hook in HOOKS:  # the spies: the twin runs its own hooks
-        vars(twin).pop(hook, None)
+    vars(twin).pop("select", None)  # the probe: the twin runs its own select
     order = torch.randperm(candidates.numel(), generator=torch.Generator().manual_seed(SHUFFLE_SEED + ctx.round))
     call.shuffled = candidates[order.to(candidates.device)]
     generator, global_rng = ctx.generator.get_state(), torch.get_rng_state()
@@ -167,55 +168,34 @@ def _shuffled_select(strategy: Strategy, ctx: Context, candidates: torch.Tensor)
     return call
 
 
-HOOKS = ("select", "label", "weight", "loss")
+def _tracer(calls: list[HookCall]) -> Trace:
+    """An engine trace (:attr:`sslzoo.engine.Run.trace`) that appends each hook's call to ``calls``."""
+
+    def trace(hook: str, ctx: Context, returned: tuple[Any, ...]) -> None:
+        calls.append(HookCall(hook, ctx.round, ctx.step, returned))
+
+    return trace
 
 
-def _spy(strategy: Strategy, result: TinyRun) -> None:
-    """Record every call of the four hooks of ``strategy`` (of each part of a composition) into ``result``."""
+def _probe_selects(strategy: Strategy, result: TinyRun) -> None:
+    """Ask a copy of each part of ``strategy`` what it selects from its candidates shuffled, at every
+    ``select`` (:class:`SelectCall`, into ``result``)."""
     for part in strategy.parts():
-        _spy_part(part, result)
+        select = part.select
 
+        def probed(ctx: Context, candidates: torch.Tensor, part: Strategy = part,
+                   select: Callable[[Context, torch.Tensor], torch.Tensor] = select) -> torch.Tensor:
+            probe = _shuffled_select(part, ctx, candidates)
+            chosen = select(ctx, candidates)
+            probe.chosen = _copy(chosen)
+            result.selects.append(probe)
+            return chosen
 
-def _spy_part(strategy: Strategy, result: TinyRun) -> None:
-    select, label, weight, loss = strategy.select, strategy.label, strategy.weight, strategy.loss
-
-    def record(hook: str, ctx: Any, *returned: Any) -> None:
-        result.calls.append(HookCall(hook, ctx.round, ctx.step, tuple(map(_copy, returned))))
-
-    def spy_select(ctx: Context, candidates: torch.Tensor) -> torch.Tensor:
-        probe = _shuffled_select(strategy, ctx, candidates)
-        chosen = select(ctx, candidates)
-        probe.chosen = _copy(chosen)
-        result.selects.append(probe)
-        record("select", ctx, chosen)
-        return chosen
-
-    def spy_label(ctx: Context, ids: torch.Tensor) -> Labels:
-        labels = label(ctx, ids)
-        if isinstance(labels, Labels):
-            record("label", ctx, labels.ids, labels.targets, labels.confidence, labels.source)
-        else:
-            record("label", ctx, labels)
-        return labels
-
-    def spy_weight(ctx: Context, labels: Labels) -> torch.Tensor:
-        weights = weight(ctx, labels)
-        record("weight", ctx, weights)
-        return weights
-
-    def spy_loss(ctx: Context, step: Step) -> torch.Tensor | StepLoss:
-        out = loss(ctx, step)
-        value, pseudo = (out.loss, out.pseudo) if isinstance(out, StepLoss) else (out, None)
-        seen = () if pseudo is None else (pseudo.ids, pseudo.targets, pseudo.confidence, pseudo.mask)
-        record("loss", ctx, value.detach() if isinstance(value, torch.Tensor) else value, *seen)
-        return out
-
-    # instance attributes shadow the methods
-    vars(strategy).update(select=spy_select, label=spy_label, weight=spy_weight, loss=spy_loss)
+        vars(part)["select"] = probed  # an instance attribute shadows the method
 
 
 def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overrides: Any) -> TinyRun:
-    """Run ``name`` on a tiny two-moons problem, spying on its four hooks.
+    """Run ``name`` on a tiny two-moons problem, in this process, tracing its four hooks.
 
     ``overrides`` are strategy options, on top of the tiny ones (:func:`tiny_options`). Each
     ``select`` is also asked of a copy of the strategy with the candidates shuffled
@@ -228,7 +208,8 @@ def tiny_run(name: str, seed: int = 0, registry: Registry | None = None, **overr
                    split=TINY_SPLIT, options=options, dataset_options=dict(TINY_DATA))
     job = Run(spec, strategy, registry)
     result = TinyRun(job, {})
-    _spy(strategy, result)
+    _probe_selects(strategy, result)
+    job.trace = _tracer(result.calls)
     result.record = job.execute()
     return result
 
@@ -332,11 +313,65 @@ def labels_permuted(dataset: type[Dataset], ids: torch.Tensor,
             dataset.load = own  # type: ignore[method-assign]
 
 
-def leak_difference(first: TinyRun, second: TinyRun) -> str | None:
+@dataclass
+class Evidence:
+    """What a run's strategy did, as seen inside its learner: every hook's call (``calls``), the
+    ledger's fields, the trained model's weights, and the run's record."""
+
+    record: dict[str, Any]
+    calls: list[HookCall]
+    ledger: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, run: TinyRun) -> Evidence:
+        """The evidence of a tiny run made in this process."""
+        return cls(run.record, run.calls, {name: getattr(run.job.data.ledger, name) for name in LEDGER_FIELDS},
+                   run.job.learner.model.state_dict())
+
+
+@dataclass
+class LeakProbe:
+    """The leak check's :class:`~sslzoo.learner_process.Probe`: traces the hooks in the learner and
+    returns the :class:`Evidence` but the record. With ``change``, the dataset's class in the learner's
+    process gives the training labels changed at ``hidden`` as the judge's data has them, so that a
+    strategy that loads the data again through sslzoo sees the change too."""
+
+    change: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    hidden: torch.Tensor | None = None
+    calls: list[HookCall] = field(default_factory=list)
+    changed: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # held for the learner's life
+
+    def before(self, run: Run) -> None:
+        run.trace = _tracer(self.calls)
+        if self.change is not None and self.hidden is not None:
+            self.changed.enter_context(labels_permuted(type(run.dataset), self.hidden, self.change))
+
+    def after(self, run: Run) -> Evidence:
+        return Evidence({}, self.calls, {name: getattr(run.data.ledger, name) for name in LEDGER_FIELDS},
+                        run.learner.model.state_dict())
+
+
+def judged_tiny_run(name: str, seed: int = 0, registry: Registry | None = None, probe: LeakProbe | None = None,
+                    **overrides: Any) -> Evidence:
+    """:func:`tiny_run` as ``sslzoo bench`` runs it: the judge here, the learner in a fresh process (its
+    strategy's plugin must be importable there: a module, or an instance of a top-level class), with
+    ``probe`` (default: a plain :class:`LeakProbe`) tracing it there."""
+    registry = registry or default_registry()
+    options = tiny_options(name, registry, **overrides)
+    spec = RunSpec(strategy=name, dataset="moons", labels=TINY_LABELS, seed=seed, device="cpu",
+                   split=TINY_SPLIT, options=options, dataset_options=dict(TINY_DATA))
+    record, evidence = probed_run(spec, registry, probe or LeakProbe())
+    evidence.record = record
+    return evidence
+
+
+def leak_difference(first: Evidence | TinyRun, second: Evidence | TinyRun) -> str | None:
     """The first thing the strategy did differently in ``second`` than in ``first`` (None: nothing):
     a ``select``, ``label`` or ``weight`` call, the ledger, the trained model, the curve's test
-    accuracies and oracle labels, or the termination. The engine's own pseudo-label accuracy, which
+    accuracies and oracle labels, or the termination. The judge's pseudo-label accuracy, which
     compares with the hidden truth, is not looked at."""
+    first, second = (Evidence.of(run) if isinstance(run, TinyRun) else run for run in (first, second))
     for a, b in zip(first.calls, second.calls):
         if not a.same(b):
             return (f"{a.where()} returned something else" if a.where() == b.where()
@@ -344,17 +379,16 @@ def leak_difference(first: TinyRun, second: TinyRun) -> str | None:
     if len(first.calls) != len(second.calls):
         return f"its hooks were called {len(first.calls)} times, then {len(second.calls)} times"
     for name in LEDGER_FIELDS:
-        a, b = getattr(first.job.data.ledger, name), getattr(second.job.data.ledger, name)
-        if not torch.equal(a, b):
-            ids = torch.nonzero(a != b).flatten()
+        mine, theirs = first.ledger[name], second.ledger[name]
+        if not torch.equal(mine, theirs):
+            ids = torch.nonzero(mine != theirs).flatten()
             return f"the ledger's {name} differs at {ids.numel()} ids (e.g. id {int(ids[0])})"
-    weights, again = first.job.learner.model.state_dict(), second.job.learner.model.state_dict()
-    for key, value in weights.items():
-        if key not in again or not _equal(value, again[key]):
+    for key, value in first.weights.items():
+        if key not in second.weights or not _equal(value, second.weights[key]):
             return f"the trained model differs ({key})"
 
-    def curve(run: TinyRun) -> list[tuple[Any, ...]]:
-        return [(e["round"], e["epoch"], e["labels"], e["test_accuracy"]) for e in run.record["curve"]]
+    def curve(evidence: Evidence) -> list[tuple[Any, ...]]:
+        return [(e["round"], e["epoch"], e["labels"], e["test_accuracy"]) for e in evidence.record["curve"]]
 
     if curve(first) != curve(second):
         return "the curve's test accuracies or oracle labels differ"
@@ -363,25 +397,29 @@ def leak_difference(first: TinyRun, second: TinyRun) -> str | None:
     return None
 
 
-def check_leak(run: TinyRun) -> TinyRun:
+def check_leak(run: TinyRun) -> Evidence:
     """No hidden label reaches the strategy: run it again, same seed, options and registry, with the
     true labels of the training ids it never had from the oracle (neither starting labels nor ever
-    answered in ``run``) changed, once permuted among themselves and once all of one class (so that a
-    strategy reading only the hidden class distribution is caught too, see :data:`LABEL_CHANGES`); each
-    time it must select, label and weigh exactly as before. A strategy that errors in a second run fails
-    too. Returns the last second run."""
-    name, job = run.record["strategy"], run.job
-    hidden = torch.nonzero(job.data.ledger.source.cpu() != ORACLE).flatten()
-    again = run
+    answered) changed, once permuted among themselves and once all of one class (so that a strategy
+    reading only the hidden class distribution is caught too, see :data:`LABEL_CHANGES`); each time it
+    must select, label and weigh exactly as before. Every run of the check is judged as ``sslzoo bench``
+    judges it, its learner in a fresh process (:func:`judged_tiny_run`), so no run sees another's
+    memory; the changed labels are the judge's data, and what the dataset's class loads in the learner.
+    A strategy that errors in a changed run fails too. Returns the evidence of the last changed run."""
+    name, registry, options = run.record["strategy"], run.job.registry, run.job.spec.options
+    seed = run.record["seed"]
+    first = judged_tiny_run(name, seed, registry, **options)
+    hidden = torch.nonzero(first.ledger["source"] != ORACLE).flatten()
+    again = first
     for change in LABEL_CHANGES:
         how = "permuted" if change is permute_labels else "all set to one class"
         try:
-            with labels_permuted(type(job.dataset), hidden, change):
-                again = tiny_run(name, run.record["seed"], job.registry, **job.spec.options)
+            with labels_permuted(type(run.job.dataset), hidden, change):
+                again = judged_tiny_run(name, seed, registry, LeakProbe(change, hidden), **options)
         except Exception as exc:
             raise AssertionError(f"strategy {name!r} failed once the hidden labels of the {hidden.numel()} "
                                  f"never-queried training ids were {how}: {type(exc).__name__}: {exc}") from exc
-        difference = leak_difference(run, again)
+        difference = leak_difference(first, again)
         assert difference is None, (f"hidden labels leak into strategy {name!r}: with the true labels of the "
                                     f"{hidden.numel()} never-queried training ids {how}, {difference}")
     return again

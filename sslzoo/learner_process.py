@@ -24,17 +24,22 @@ This is how every run of ``sslzoo bench``, of its worker processes and Ray tasks
 :func:`sslzoo.run` executes. ``in_process`` runs both sides in this process (:meth:`Run.execute`),
 for debugging; its record says so (``"judge": "in-process"``).
 
-A script that runs a benchmark must guard its entry point with ``if __name__ == "__main__":``, as
-any program whose work runs in ``spawn`` or ``forkserver`` processes must.
+The learner does not import the caller's ``__main__`` script (unless a plugin is defined there), so
+a script that calls :func:`sslzoo.run` needs no ``if __name__ == "__main__":`` guard, where
+``--workers`` and Ray need one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -147,7 +152,8 @@ def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe:
     ctx = context()
     conn, child = ctx.Pipe()
     process = ctx.Process(target=learn, args=(child, start), daemon=True, name="sslzoo-learner")
-    process.start()
+    with contextlib.nullcontext() if start.recipe.needs_main() else _main_left_out():
+        process.start()
     child.close()
     try:
         referee.serve(conn, process, f"the learner process of strategy {spec.strategy!r} (seed {spec.seed})")
@@ -156,6 +162,19 @@ def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe:
         _stop(process)
     evidence = torch.load(io.BytesIO(referee.evidence), weights_only=False) if referee.evidence else None
     return {**judge.record, "wall_seconds": round_float(time.perf_counter() - began, 3)}, evidence
+
+
+@contextlib.contextmanager
+def _main_left_out() -> Iterator[None]:
+    """While a learner starts: ``__main__`` as a bare module, so that the learner does not import the
+    caller's script again (``spawn`` and ``forkserver`` children do, which runs an unguarded script's
+    top level in the child). The learner needs nothing of it unless a plugin is defined there."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _stop(process: Any) -> None:

@@ -61,6 +61,11 @@ class RegistryRecipe:
             refs.append(ref)
         return cls(tuple(refs))
 
+    def needs_main(self) -> bool:
+        """Whether a plugin is defined in the ``__main__`` module (a script's), which another process
+        must then import to rebuild it."""
+        return any(ref.module == "__main__" or type(ref.plugin).__module__ == "__main__" for ref in self.plugins)
+
     def build(self) -> Registry:
         """The registry (its warnings were the driver's to give)."""
         plugins = make_plugins(load="")

@@ -4,6 +4,9 @@ and the leak check flags those whose behaviour depends on labels they read anoth
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,13 @@ def test_a_judged_run_gives_the_record_of_the_same_run_in_process(registry):
     assert {k: v for k, v in judged.record.items() if k != "wall_seconds"} == \
         {k: v for k, v in local.record.items() if k != "wall_seconds"}
     assert [(c.hook, c.round, c.step) for c in judged.calls] == [(c.hook, c.round, c.step) for c in local.calls]
+
+
+def test_a_script_without_a_main_guard_runs_its_learners_without_running_itself_again(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text('import sslzoo\nprint(sslzoo.run("supervised", "moons", labels=6, options={"epochs": 1})[0]'
+                      '["oracle_labels"])\n')
+    done = subprocess.run([sys.executable, str(script)], env={**os.environ, "SSLZOO_LOAD_PLUGINS": ""}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["6"]

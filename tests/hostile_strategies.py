@@ -313,7 +313,7 @@ class ClassPrior(Hostile):
         return ordered[:5] if counts[0] >= counts[1] else ordered[-5:]
 
 
-class TestDetecting(Hostile):
+class DetectsTests(Hostile):
     """Honest when ``sslzoo/testing.py`` is on the call stack; otherwise it loads the data again and
     queries what it found in class 1."""
 
@@ -343,10 +343,10 @@ class Fragile(Hostile):
 
 
 HOSTILE: tuple[type[Hostile], ...] = (GcScan, FrameWalk, CtxWalk, ImportWrapper, HandleInternals, WholePool,
-                                      KeptHandle, ClassPrior, TestDetecting)
+                                      KeptHandle, ClassPrior, DetectsTests)
 """Every hostile strategy; those of :data:`READS_THE_DATA` go through the route the judge cannot close."""
 
-READS_THE_DATA = (ClassPrior, TestDetecting)
+READS_THE_DATA = (ClassPrior, DetectsTests)
 
 
 @hookimpl

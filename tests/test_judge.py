@@ -31,7 +31,7 @@ from sslzoo.testing import (
     tiny_run,
 )
 from tests import hostile_strategies
-from tests.hostile_strategies import HOSTILE, READS_THE_DATA, ClassPrior, Fragile, GcScan, TestDetecting
+from tests.hostile_strategies import HOSTILE, READS_THE_DATA, ClassPrior, DetectsTests, Fragile, GcScan
 
 IN_REACH = [strategy for strategy in HOSTILE if strategy not in READS_THE_DATA]
 BENCH = ["--dataset", "moons", "--labels", "10", "--split", "random", "-o", "epochs=1", "-q",
@@ -113,7 +113,7 @@ def test_the_class_prior_is_invisible_to_a_permutation_and_caught_by_one_class_l
 
 def test_the_whole_contract_includes_the_leak_check(registry):
     with pytest.raises(AssertionError, match="hidden labels leak into strategy 'hostile_test_detecting'"):
-        check_strategy(TestDetecting.name, registry)
+        check_strategy(DetectsTests.name, registry)
 
 
 def test_the_leak_check_passes_a_hostile_strategy_that_found_nothing(registry):

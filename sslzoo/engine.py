@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from sslzoo import composite, inference
+from sslzoo.batches import pass_bounds, pass_length, pass_order
 from sslzoo.boundary import decision_boundary
 from sslzoo.context import Context
 from sslzoo.dataset import UNLABELED, Arrays, Dataset
@@ -47,7 +47,7 @@ from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import held_out, initial_labels
-from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, PseudoLabels, Step, StepLoss, Strategy
+from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, PseudoLabels, Step, StepLoss, Strategy, TrainOptions
 from sslzoo.teacher import Teachers
 from sslzoo.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 
@@ -87,9 +87,13 @@ def resolve_device(name: str) -> torch.device:
 
 def record_options(strategy: Strategy, training: Training) -> dict[str, Any]:
     """The strategy's options as its record reports them, the training options as the run uses them
-    (a ``None`` left for the dataset's default is the value it got)."""
+    (a ``None`` left for the dataset's default is the value it got). A training option recorded only
+    when set (``recorded="when set"`` in its metadata) is left out at its default, so that the records
+    of runs that do not set it read as those made before it existed."""
     used = vars(training)
-    return {key: used.get(key, value) for key, value in strategy.resolved_options().items()}
+    quiet = {f.name: f.default for f in dataclasses.fields(TrainOptions) if f.metadata.get("recorded") == "when set"}
+    options = {key: used.get(key, value) for key, value in strategy.resolved_options().items()}
+    return {key: value for key, value in options.items() if key not in quiet or value != quiet[key]}
 
 
 class PoolSampler:
@@ -109,15 +113,17 @@ class PoolSampler:
         return batch
 
 
-def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan) -> list[tuple[int, bool]]:
-    """One epoch's steps as (labeled batch index within its pass or -1, draws an unlabeled batch).
+def epoch_steps(n_labeled: int, batch_size: int, n_pool: int, plan: EpochPlan,
+                last_batch: str = "keep") -> list[tuple[int, bool]]:
+    """One epoch's steps as (labeled batch index within its pass or -1, draws an unlabeled batch), for a
+    labeled pass of ``n_labeled`` samples cut by ``last_batch`` (:func:`sslzoo.batches.pass_bounds`).
 
     Joint steps (``plan.labeled_every == 0``): one labeled pass, each step with an unlabeled batch
     when the plan asks for one. Alternating steps (``labeled_every == N``): one pass over the pool
     in unlabeled-only steps, with a full labeled pass after every N of them (after the 1st, the
     (N+1)th, ... with ``plan.labeled_first``).
     """
-    labeled_pass = [(b, False) for b in range(math.ceil(n_labeled / batch_size))]
+    labeled_pass = [(b, False) for b in range(len(pass_bounds(n_labeled, batch_size, last_batch)))]
     size = plan.unlabeled_batch_size if n_pool else 0
     if size == 0:
         return labeled_pass
@@ -181,8 +187,9 @@ def check_labels(where: str, labels: Labels, chosen: torch.Tensor, oracle: Oracl
 class RunData:
     """A run's data as the learner holds it, on its device: the normalized training and test inputs,
     the ledger of which training ids hold which label (no hidden label: the truth is the judge's,
-    :mod:`sslzoo.judge`), the class names and how many training samples have no label (left out of
-    the run)."""
+    :mod:`sslzoo.judge`), the class names, how many training samples have no label (left out of
+    the run) and the validation set, if the run has one (its ids, held out of the pool and of
+    training, and their labels)."""
 
     x: torch.Tensor
     x_test: torch.Tensor
@@ -190,6 +197,8 @@ class RunData:
     initial_ids: torch.Tensor  # the starting labels
     classes: list[str]
     unlabeled: int = 0
+    validation_ids: torch.Tensor | None = None
+    validation_targets: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -216,13 +225,18 @@ def check_arrays(arrays: Arrays, dataset: str, num_classes: int) -> Arrays:
     return dataclasses.replace(arrays, y_train=arrays.y_train.long(), y_test=arrays.y_test.long())
 
 
-def load_data(dataset: Dataset, spec: RunSpec, device: torch.device,
-              notify: Callable[..., None] | None = None) -> tuple[RunData, Judge]:
+VALIDATION_STREAM = 0x5EED_0A11DA7E
+"""Mixed into the run's seed for the validation set's draw, so that it is not the starting labels'."""
+
+
+def load_data(dataset: Dataset, spec: RunSpec, device: torch.device, notify: Callable[..., None] | None = None,
+              validation: int = 0, counted: bool = False) -> tuple[RunData, Judge]:
     """The dataset on ``device``: the learner's data, with the starting labels of ``spec`` in the
     ledger (round 0) and the ids the split holds out marked, and the judge that holds the truth
     (calling ``notify`` for the observers). A benchmark simulates the labeler with the dataset's
     labels: the test split must be labeled, and training samples without a label are held out of
-    the run."""
+    the run. ``validation`` ids drawn at random from the pool, with the run's seed, are labeled by
+    the judge (among the oracle labels if ``counted``) and held out of the pool and of training."""
     arrays = dataset.load(spec.seed)
     classes = arrays.class_names(dataset.num_classes)
     arrays = check_arrays(arrays, spec.dataset, len(classes))
@@ -241,6 +255,16 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device,
     ledger.hold_out(torch.cat([known[left_out], unknown]).to(device))
     data = RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
                    ledger=ledger, initial_ids=initial.to(device), classes=classes, unlabeled=unknown.numel())
+    if validation:
+        pool = ledger.pool().cpu()
+        if validation >= pool.numel():
+            raise OptionError(f"option validation={validation} is not allowed: the pool of dataset {spec.dataset!r} "
+                              f"has {pool.numel()} ids after the starting labels; ask for fewer")
+        draw = torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(spec.seed ^ VALIDATION_STREAM))
+        chosen = pool[draw[:validation]].sort().values.to(device)
+        data.validation_ids = chosen
+        data.validation_targets = judge.starting_labels(chosen, counted).targets
+        ledger.hold_out(chosen)
     return data, judge
 
 
@@ -257,7 +281,7 @@ class Learner:
 
 class Fit(NamedTuple):
     """What a round's training returns: the step phase's pseudo-label tally (None: the round had no
-    step phase) and, with ``patience``, the epoch whose weights were kept."""
+    step phase) and, with ``patience`` or a validation set, the epoch whose weights were kept."""
 
     tally: Tally | None
     best_epoch: int | None
@@ -322,7 +346,8 @@ class Run:
         benchmark can time training alone)."""
         torch.manual_seed(self.spec.seed)
         if data is None or judge is None:
-            data, judge = load_data(self.dataset, self.spec, self.device, self.registry.notify)
+            data, judge = load_data(self.dataset, self.spec, self.device, self.registry.notify,
+                                    self.training.validation, self.training.validation_counted)
         self.data, self.judge = data, judge
         self._tallies = itertools.count()
         generator = torch.Generator(device=self.device)
@@ -415,9 +440,10 @@ class Run:
         ``epochs`` epochs, each following the strategy's ``epoch_plan`` (see :func:`epoch_steps`).
 
         With ``eval_every`` N, a mid-round entry (``epoch`` < ``epochs``) goes to the judge every N
-        epochs. With ``patience`` N, training stops after N epochs without a better test accuracy and
-        the best weights are restored (with ``patience_start`` the weights the round started from are
-        the first candidate). Public so that a benchmark can time training alone.
+        epochs. With ``patience`` N, training stops after N epochs without a better accuracy (on the
+        validation set when the run has one, else on the test set: :meth:`early_stopping`) and the best
+        weights are restored (with ``patience_start`` the weights the round started from are the first
+        candidate). Public so that a benchmark can time training alone.
         """
         ctx, training, data = self.ctx, self.training, self.data
         ctx.round = rnd
@@ -428,9 +454,7 @@ class Run:
         sampler = PoolSampler(data.ledger.pool(), ctx.generator)
         semi = trainer.level == "step"
         tally = self.tally()
-        stopper = (EarlyStopping(training.patience, data.x_test, self.judge.accuracy,
-                                 self.strategy.evaluated_model(ctx), training.precision, training.patience_start)
-                   if training.patience else None)
+        stopper = self.early_stopping()
         ctx.unlabeled_batches = ctx.labeled_passes = 0
         for epoch in range(training.epochs):
             schedule_epoch(self.learner.optimizer, training, epoch)
@@ -450,14 +474,35 @@ class Run:
             stopper.restore(self.strategy.evaluated_model(ctx))
         return Fit(tally if semi else None, stopper.best_epoch if stopper is not None else None)
 
+    def early_stopping(self) -> EarlyStopping | None:
+        """A round's model selection: on the validation set when the run has one (from its labels, in
+        this process; with ``patience`` 0 every epoch is a candidate and none stops the round), else
+        with ``patience`` on the test set (the judge's accuracy), else none."""
+        training, data, model = self.training, self.data, self.strategy.evaluated_model(self.ctx)
+        if data.validation_ids is not None and data.validation_targets is not None:
+            targets = data.validation_targets
+
+            def accuracy(predicted: torch.Tensor) -> float:
+                return float((predicted == targets).double().mean())
+
+            return EarlyStopping(training.patience or training.epochs, data.x[data.validation_ids], accuracy, model,
+                                 training.precision, training.patience_start)
+        if training.patience:
+            return EarlyStopping(training.patience, data.x_test, self.judge.accuracy, model, training.precision,
+                                 training.patience_start)
+        return None
+
     def _epoch(self, rnd: int, epoch: int, trainer: Strategy, plan: EpochPlan, train_ids: torch.Tensor,
                sampler: PoolSampler, tally: Tally) -> float:
         """One epoch's optimizer steps over ``train_ids`` (and pool batches from ``sampler``), each
-        ``trainer``'s loss; returns the mean loss (the epoch's one host sync)."""
-        ctx, data, ledger, bs = self.ctx, self.data, self.data.ledger, self.training.batch_size
+        ``trainer``'s loss; returns the mean loss (the epoch's one host sync). A labeled pass draws
+        ``samples_per_epoch`` and cuts its ``last_batch`` as :mod:`sslzoo.batches` says."""
+        ctx, data, ledger, training = self.ctx, self.data, self.data.ledger, self.training
         n = train_ids.numel()
-        last_batch = math.ceil(n / bs) - 1
-        schedule = epoch_steps(n, bs, sampler.pool.numel(), plan)
+        length = pass_length(n, training.samples_per_epoch)
+        bounds = pass_bounds(length, training.batch_size, training.last_batch)
+        last_batch = len(bounds) - 1
+        schedule = epoch_steps(length, training.batch_size, sampler.pool.numel(), plan, training.last_batch)
         steps = ctx.steps_per_epoch = len(schedule)
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
@@ -465,8 +510,8 @@ class Run:
         for s, (b, draws_unlabeled) in enumerate(schedule):
             ctx.step_in_epoch = s
             if b == 0:  # a labeled pass starts
-                order = train_ids[torch.randperm(n, generator=ctx.generator, device=self.device)]
-            ids = order[b * bs:(b + 1) * bs] if b >= 0 else train_ids[:0]
+                order = train_ids[pass_order(n, training.samples_per_epoch, ctx.generator, self.device)]
+            ids = order[bounds[b][0]:bounds[b][1]] if b >= 0 else train_ids[:0]
             labeled = Batch(ids, data.x[ids], ledger.target[ids], ledger.weight[ids], ledger.source[ids])
             unlabeled = None
             if draws_unlabeled:
@@ -587,6 +632,9 @@ class Run:
         }
         if self.data.unlabeled:
             record["unlabeled_samples"] = self.data.unlabeled  # training samples without a label, held out
+        if self.data.validation_ids is not None:  # model selection on it, not on the test set
+            record["validation"] = {"size": int(self.data.validation_ids.numel()),
+                                    "counted": self.training.validation_counted}
         boundary = decision_boundary(self.strategy.evaluated_model(self.ctx), self.data.x, self.data.ledger,
                                      self.data.num_classes, self.training.precision)
         if boundary is not None:

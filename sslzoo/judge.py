@@ -84,9 +84,10 @@ class Judge:
         self.record: Record = {}
 
     # -- the oracle ---------------------------------------------------------------------------------
-    def starting_labels(self, ids: torch.Tensor) -> Labels:
-        """Oracle labels of the ids the run starts with."""
-        self._answered[ids] = True
+    def starting_labels(self, ids: torch.Tensor, counted: bool = True) -> Labels:
+        """Oracle labels of the ids the run starts with (its validation set's too: ``counted`` says
+        whether they count among the oracle labels)."""
+        self._answered[ids] = counted
         return self._oracle.labels(ids)
 
     def handle(self, ids: torch.Tensor, allowed: int, where: str) -> OracleHandle:

@@ -14,11 +14,12 @@ processes::
     complete the record; observers' hooks
 
 The learner's process receives the normalized inputs (in shared memory), the starting labels, the
-ids held out of the run, and the oracle's answers for the ids its ``label`` asks about; nothing
-else of the truth, and nothing the judge computes from it except, for ``patience``, one test
-accuracy per epoch it trains. It is a fresh process: forked from a server process that imported
-sslzoo and torch and never held any data (``forkserver``; ``spawn`` where the platform has no fork
-server), so nothing of an earlier run or of the judge's memory is in it.
+ids held out of the run, the labels of its validation set if it has one, and the oracle's answers
+for the ids its ``label`` asks about; nothing else of the truth, and nothing the judge computes
+from it except, for ``patience`` without a validation set, one test accuracy per epoch it trains.
+It is a fresh process: forked from a server process that imported sslzoo and torch and never held
+any data (``forkserver``; ``spawn`` where the platform has no fork server), so nothing of an
+earlier run or of the judge's memory is in it.
 
 This is how every run of ``sslzoo bench``, of its worker processes and Ray tasks, and of
 :func:`sslzoo.run` executes. ``in_process`` runs both sides in this process (:meth:`Run.execute`),
@@ -74,8 +75,8 @@ class Start:
     """What the judge hands a learner: the run, how to build its registry, the judge's environment
     variables (the fork server's are those of when it started), its torch threads and random state,
     and the learner's data: the normalized inputs, the starting labels (ids and targets), the ids
-    held out of the run, the class names and how many training samples have no label; and a probe
-    for tests."""
+    held out of the run, the class names, how many training samples have no label and the
+    validation set's ids and labels (None: no validation set); and a probe for tests."""
 
     spec: RunSpec
     recipe: RegistryRecipe
@@ -89,6 +90,8 @@ class Start:
     held_out: torch.Tensor
     classes: list[str]
     unlabeled: int
+    validation_ids: torch.Tensor | None = None
+    validation_targets: torch.Tensor | None = None
     probe: Probe | None = None
 
 
@@ -141,14 +144,17 @@ def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe:
     began = time.perf_counter()
     run = Run(spec, create_strategy(spec.strategy, registry, **spec.options), registry, progress)
     torch.manual_seed(spec.seed)
-    data, judge = load_data(run.dataset, spec, torch.device("cpu"), registry.notify)
+    data, judge = load_data(run.dataset, spec, torch.device("cpu"), registry.notify, run.training.validation,
+                            run.training.validation_counted)
     start = Start(spec=spec, recipe=RegistryRecipe.of(registry), environ=dict(os.environ),
                   threads=torch.get_num_threads(),
                   rng_state=torch.get_rng_state(), x=data.x.share_memory_(), x_test=data.x_test.share_memory_(),
                   initial_ids=data.initial_ids, initial_targets=data.ledger.target[data.initial_ids],
-                  held_out=data.ledger.ids(HELD_OUT), classes=data.classes, unlabeled=data.unlabeled, probe=probe)
+                  held_out=data.ledger.ids(HELD_OUT), classes=data.classes, unlabeled=data.unlabeled,
+                  validation_ids=data.validation_ids, validation_targets=data.validation_targets, probe=probe)
     del data
-    referee = Referee(judge, run.training.epochs if run.training.patience else 0, progress)
+    selects_on_test = run.training.patience and not run.training.validation
+    referee = Referee(judge, run.training.epochs if selects_on_test else 0, progress)
     ctx = context()
     conn, child = ctx.Pipe()
     process = ctx.Process(target=learn, args=(child, start), daemon=True, name="sslzoo-learner")
@@ -276,8 +282,10 @@ def learn(conn: Connection, start: Start) -> None:
         ledger.assign(oracle_labels(initial, start.initial_targets.to(device)),
                       torch.ones(initial.numel(), device=device), 0)
         ledger.hold_out(start.held_out.to(device))
+        validation = [None if t is None else t.to(device) for t in (start.validation_ids, start.validation_targets)]
         run.setup(RunData(x=start.x.to(device), x_test=start.x_test.to(device), ledger=ledger, initial_ids=initial,
-                          classes=start.classes, unlabeled=start.unlabeled), judge)
+                          classes=start.classes, unlabeled=start.unlabeled, validation_ids=validation[0],
+                          validation_targets=validation[1]), judge)
         torch.set_rng_state(start.rng_state)  # as after the judge loaded the data, which may draw from it
         if start.probe is not None:
             start.probe.before(run)

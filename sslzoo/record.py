@@ -26,8 +26,11 @@ def round_float(value: float, digits: int = 6) -> float:
 
 
 def selected_on_test(record: Mapping[str, Any]) -> int:
-    """The record's ``patience`` (0: none): its training kept the epoch with the best *test* accuracy,
-    a model selection on the test set that overstates what a held-out test set would show."""
+    """The record's ``patience`` (0: none, or selected on a validation set): its training kept the epoch
+    with the best *test* accuracy, a model selection on the test set that overstates what a held-out
+    test set would show."""
+    if record.get("validation"):
+        return 0
     options = record.get("options")
     value = options.get("patience") if isinstance(options, Mapping) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -42,6 +42,14 @@ class TrainOptions:
 
     epochs: int | None = field(default=None, metadata={"min": 1, "help": "epochs per round"})
     batch_size: int | None = field(default=None, metadata={"min": 1, "help": "labeled batch size"})
+    samples_per_epoch: int = field(default=0, metadata={
+        "min": 0, "recorded": "when set",
+        "help": "labeled samples an epoch draws, with repetition, when more than the labeled set (BatchBALD's "
+                "RandomFixedLengthSampler; 0: one pass over the labeled set)"})
+    last_batch: Literal["keep", "drop", "even"] = field(default="keep", metadata={
+        "recorded": "when set",
+        "help": "a pass's last partial batch: keep it, drop it (a set smaller than a batch is one batch), or split "
+                "the pass into equal-size batches (sizes differing by at most 1)"})
     lr: float | None = field(default=None, metadata={"min": 0.0, "help": "learning rate"})
     optimizer: Literal["sgd", "adam", "adamw"] | None = field(default=None, metadata={"help": "optimizer"})
     momentum: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0, "help": "SGD momentum"})
@@ -55,8 +63,17 @@ class TrainOptions:
                 "set, or on the initial labeled set only"})
     eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})
     patience: int = field(default=0, metadata={
-        "min": 0, "help": "stop a round's training after N epochs without a better test accuracy and keep the best "
-                          "weights (0: off; this selects on the test set, as some published protocols did)"})
+        "min": 0, "help": "stop a round's training after N epochs without a better accuracy and keep the best weights "
+                          "(0: off): on the validation set when there is one, else on the test set (as some "
+                          "published protocols did; such records are flagged as selected on the test set)"})
+    validation: int = field(default=0, metadata={
+        "min": 0, "recorded": "when set",
+        "help": "draw N random ids of the pool, with the run's seed, as a labeled validation set, never trained on "
+                "or queried; each round keeps the weights of its best epoch on it (and stops early with patience)"})
+    validation_counted: bool = field(default=False, metadata={
+        "recorded": "when set",
+        "help": "count the validation labels among the oracle labels (false: as protocols that take the "
+                "validation set for free, e.g. BatchBALD's)"})
     recipe: str = field(default="default", metadata={
         "help": "the training recipe: reproduction-specific optimiser and schedule semantics, by name (sslzoo "
                 "recipes lists them; default: PyTorch's)"})

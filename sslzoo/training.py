@@ -38,6 +38,8 @@ class Training:
 
     epochs: int
     batch_size: int
+    samples_per_epoch: int
+    last_batch: Literal["keep", "drop", "even"]
     lr: float
     optimizer: Literal["sgd", "adam", "adamw"]
     adam_epsilon: Literal["algorithm1", "hat"]
@@ -54,6 +56,8 @@ class Training:
     eval_every: int
     patience: int
     patience_start: bool
+    validation: int
+    validation_counted: bool
     recipe: str
     precision: Precision
 
@@ -79,6 +83,9 @@ def check_training(training: Training, where: str) -> None:
         if getattr(training, name) not in (None, False) and training.optimizer != "sgd":
             raise OptionError(f"recipe {training.recipe!r} of {where} sets {name} and needs optimizer=sgd "
                               f"(momentum is an SGD option), got optimizer={training.optimizer}")
+    if training.validation_counted and not training.validation:
+        raise OptionError(f"option validation_counted of {where} counts a validation set and needs validation of "
+                          f"at least 1, got validation=0")
     if training.momentum_start is not None and training.momentum_epochs < 1:
         raise OptionError(f"recipe {training.recipe!r} of {where} sets momentum_start={training.momentum_start} "
                           f"and needs momentum_epochs of at least 1")

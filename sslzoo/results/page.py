@@ -377,7 +377,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
                f"{' '.join(variant.note.split())} The full protocol: "
                f"`sslzoo bench --preset {preset.name}`.", ""]
     patience = variant.options.get("patience")
-    if patience:
+    if patience and not variant.options.get("validation"):
         md += [f"**Selected on the test set**, as the original protocol: each fit stops after {patience} epochs "
                f"without a better test accuracy and keeps its best weights (`patience`), so these numbers "
                f"overstate what a held-out test set would show.", ""]

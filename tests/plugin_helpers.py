@@ -7,8 +7,11 @@ import importlib
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import sslzoo
 from sslzoo import Strategy, hookimpl
+from sslzoo.executor import SerialExecutor
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 
@@ -43,3 +46,14 @@ def install_fake_distribution(root: Path, dist: str, module: str, source: str, v
         sys.path.insert(0, str(root))
     importlib.invalidate_caches()
     sys.modules.pop(module, None)
+
+
+IN_PROCESS = SerialExecutor(in_process=True)
+"""The executor for a test whose strategies are defined in the test or patched in its process: each
+run's learner stays in this process (a learner process could not import them), as
+``sslzoo bench --in-process`` does."""
+
+
+def run_here(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`sslzoo.run` with each learner in this process (:data:`IN_PROCESS`)."""
+    return sslzoo.run(*args, executor=IN_PROCESS, **kwargs)

@@ -22,6 +22,7 @@ from sslzoo.ledger import Ledger
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from sslzoo.strategy import ORACLE, Labels
+from tests.plugin_helpers import run_here
 
 UNCERTAINTY = ("random", "least_confidence", "margin", "entropy")
 MC_DROPOUT = ("bald", "mc_entropy", "mc_variation_ratios", "mc_mean_std")
@@ -49,7 +50,7 @@ def registry() -> Registry:
 def tiny_run(name: str, registry: Registry, *, n_train: int = 60, labels: int = 4, seed: int = 0,
              model: str | None = None, **options) -> dict:
     """One quick run on two-moons (1 epoch per round): for counting, not for accuracy."""
-    return sslzoo.run(name, "moons", labels=labels, seed=seed, device="cpu", model=model, registry=registry,
+    return run_here(name, "moons", labels=labels, seed=seed, device="cpu", model=model, registry=registry,
                       options={"epochs": 1, **options}, dataset_options={"n_train": n_train, "n_test": 50})[0]
 
 
@@ -339,7 +340,7 @@ class MostConfident(UncertaintyStrategy):
 
 
 def _mean_accuracy(name: str, registry: Registry) -> float:
-    records = sslzoo.run(name, registry=registry, **COMPARISON)
+    records = run_here(name, registry=registry, **COMPARISON)
     assert all(r["oracle_labels"] == 30 and r["termination"] == "budget" for r in records)
     return statistics.fmean(r["test_accuracy"] for r in records)
 

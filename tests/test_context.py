@@ -6,7 +6,7 @@ import torch
 
 import sslzoo
 from sslzoo.strategy import PseudoLabels, StepLoss
-from tests.plugin_helpers import registry_with
+from tests.plugin_helpers import registry_with, run_here
 
 
 class Observer(sslzoo.ArgmaxPseudoLabeler):
@@ -63,7 +63,7 @@ class Observer(sslzoo.ArgmaxPseudoLabeler):
 
 def observed() -> Observer:
     Observer.seen, Observer.id_sets = [], []
-    sslzoo.run("observer", "moons", labels=10, options={"epochs": 1}, dataset_options={"n_train": 60, "n_test": 20},
+    run_here("observer", "moons", labels=10, options={"epochs": 1}, dataset_options={"n_train": 60, "n_test": 20},
                registry=registry_with(Observer))
     return Observer
 

@@ -16,6 +16,7 @@ from sslzoo.errors import PluginWarning
 from sslzoo.plugin_api import MIGRATION_PAGE, PLUGIN_API, fits
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
+from tests.plugin_helpers import run_here
 
 
 class FirstRoundQueries(sslzoo.ActiveStrategy):
@@ -65,7 +66,7 @@ def test_a_per_step_strategy_of_the_first_api_is_left_out_with_one_line_naming_t
     assert said == [f"plugin first_api_plugin: strategy 'first_step_pseudo' is not registered: it is written for "
                     f"the first plugin API (unlabeled_batch_size(), loss(ctx, labeled, unlabeled)); see "
                     f"{MIGRATION_PAGE}"]
-    (record,) = sslzoo.run("margin", "moons", labels=6, options={"epochs": 2, "budget": 8, "query_size": 2},
+    (record,) = run_here("margin", "moons", labels=6, options={"epochs": 2, "budget": 8, "query_size": 2},
                            registry=registry)
     assert record["oracle_labels"] == 8
 
@@ -73,7 +74,7 @@ def test_a_per_step_strategy_of_the_first_api_is_left_out_with_one_line_naming_t
 def test_a_round_strategy_testing_ctx_phase_runs_through_the_deprecated_phase():
     registry, _ = _registry()
     with pytest.warns(DeprecationWarning, match=f"ctx.phase is deprecated.*{MIGRATION_PAGE}"):
-        (record,) = sslzoo.run("first_round_queries", "moons", labels=6,
+        (record,) = run_here("first_round_queries", "moons", labels=6,
                                options={"epochs": 2, "budget": 10, "query_size": 2}, registry=registry)
     assert [e["labels"] for e in record["curve"]] == [6, 8, 10]
 

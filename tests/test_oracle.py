@@ -11,7 +11,7 @@ import torch
 from sslzoo import Labels, Strategy, run
 from sslzoo.errors import OracleError, PluginError
 from sslzoo.strategy import ORACLE, EpochPlan
-from tests.plugin_helpers import registry_with
+from tests.plugin_helpers import IN_PROCESS, registry_with
 
 N_TRAIN = 60
 QUERIES = 3
@@ -43,7 +43,7 @@ def asking(name: str, **hooks) -> type[Strategy]:
 def _run(strategy: type[Strategy], **options):
     registry = registry_with(strategy)
     return run(strategy.name, "moons", labels=10, registry=registry, options={"epochs": 1, **options},
-               dataset_options={"n_train": N_TRAIN, "n_test": 50})[0]
+               dataset_options={"n_train": N_TRAIN, "n_test": 50}, executor=IN_PROCESS)[0]
 
 
 def test_label_may_ask_for_query_count_of_its_own_ids():
@@ -110,8 +110,8 @@ def test_a_closed_handle_keeps_no_storage_of_its_answers():
     handle = Oracle(truth).handle(torch.tensor([2, 5, 7]), 3, "round 1")
     assert handle(torch.tensor([5])).targets.tolist() == [2]
     handle.close("closed")
-    kept = vars(handle)["_truth"]
-    assert kept.numel() == 0 and kept.untyped_storage().nbytes() == 0
+    assert vars(handle)["_answer"] is None  # what answered, holding the truth of the call's ids, is dropped
+    assert vars(handle)["_answers"].tolist() == [-1, 2, -1]  # what it answered, and nothing else
 
 
 def test_asking_the_oracle_in_a_training_step_fails():

@@ -13,7 +13,7 @@ import sslzoo
 from sslzoo.errors import PluginError
 from sslzoo.teacher import Teacher
 from sslzoo.testing import check_strategy
-from tests.plugin_helpers import registry_with
+from tests.plugin_helpers import registry_with, run_here
 
 MOONS = {"n_train": 60, "n_test": 40}
 
@@ -85,7 +85,7 @@ def _follow(decay: float, warmup: bool = True, evaluate: bool = False, **options
     Follower.decay, Follower.warmup, Follower.evaluate = decay, warmup, evaluate
     Follower.teachers, Follower.steps = [], 0
     registry = registry_with(Follower)
-    record, = sslzoo.run("follower", "moons", labels=20, options={"epochs": 3, "batch_size": 4, **options},
+    record, = run_here("follower", "moons", labels=20, options={"epochs": 3, "batch_size": 4, **options},
                          dataset_options=MOONS, registry=registry, device="cpu")
     return record
 
@@ -126,7 +126,7 @@ def test_a_model_built_afresh_gets_new_teachers():
     Follower.teachers = []
     for retrain, teachers in (("scratch", 2), ("warm", 1)):
         Follower.teachers, Follower.decay = [], 0.5
-        sslzoo.run("follower_rounds", "moons", labels=20, options={"epochs": 1, "retrain": retrain},
+        run_here("follower_rounds", "moons", labels=20, options={"epochs": 1, "retrain": retrain},
                    dataset_options=MOONS, registry=registry_with(Rounds), device="cpu")
         assert len(Follower.teachers) == teachers, retrain
 
@@ -140,7 +140,7 @@ def test_a_teacher_asked_for_before_the_first_model_or_without_a_decay_is_a_plug
             ctx.teacher(0.99)
 
     with pytest.raises(PluginError, match="before the first model was built"):
-        sslzoo.run("early_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
+        run_here("early_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
                    registry=registry_with(Early), device="cpu")
 
     class Nameless(sslzoo.Strategy):
@@ -153,11 +153,11 @@ def test_a_teacher_asked_for_before_the_first_model_or_without_a_decay_is_a_plug
             return super().loss(ctx, step)
 
     with pytest.raises(PluginError, match="must give its decay"):
-        sslzoo.run("nameless_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
+        run_here("nameless_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
                    registry=registry_with(Nameless), device="cpu")
     Nameless.decay = 1.5
     with pytest.raises(PluginError, match=r"decay=1.5\): the decay must be between 0 and 1"):
-        sslzoo.run("nameless_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
+        run_here("nameless_teacher", "moons", labels=20, options={"epochs": 1}, dataset_options=MOONS,
                    registry=registry_with(Nameless), device="cpu")
 
 
@@ -198,7 +198,7 @@ def test_predictions_through_a_view_see_the_transformed_inputs():
             Viewer.seen.append((ctx.predict(ids, view=blank), teacher.predict(ids, view=blank)))
             return super().loss(ctx, step)
 
-    sslzoo.run("viewer", "moons", labels=20, options={"epochs": 1, "batch_size": 10}, dataset_options=MOONS,
+    run_here("viewer", "moons", labels=20, options={"epochs": 1, "batch_size": 10}, dataset_options=MOONS,
                registry=registry_with(Viewer), device="cpu")
     for student, teacher in Viewer.seen:  # every id looks the same through the view
         assert student.shape == teacher.shape == (10, 2)

@@ -146,7 +146,7 @@ def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe:
     torch.manual_seed(spec.seed)
     data, judge = load_data(run.dataset, spec, torch.device("cpu"), registry.notify, run.training.validation,
                             run.training.validation_counted)
-    start = Start(spec=spec, recipe=RegistryRecipe.of(registry), environ=dict(os.environ),
+    start = Start(spec=spec, recipe=RegistryRecipe.of(registry, providers_only=True), environ=dict(os.environ),
                   threads=torch.get_num_threads(),
                   rng_state=torch.get_rng_state(), x=data.x.share_memory_(), x_test=data.x_test.share_memory_(),
                   initial_ids=data.initial_ids, initial_targets=data.ledger.target[data.initial_ids],

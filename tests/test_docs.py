@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import importlib.util
 import json
 import os
@@ -37,7 +38,7 @@ from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 from sslzoo.strategy import TrainOptions
 from sslzoo.testing import check_strategy
-from tests.plugin_helpers import registry_with
+from tests.plugin_helpers import registry_with, run_here
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -142,8 +143,8 @@ def test_the_plugin_hook_examples_register_and_observe(tmp_path, monkeypatch):
                 exec(compile(block.body, f"hooks.md:{block.line}", "exec"), vars(module))
     registry = Registry(make_plugins(load="", extra=(module,)))
     assert registry.plugins.info["hooks_md_examples"].hooks == tuple(sorted(hookspecs))
-    (record,) = sslzoo.run("smallest_max", "blobs", labels=6, options={"budget": 9, "query_size": 3},
-                           registry=registry)
+    (record,) = run_here("smallest_max", "blobs", labels=6, options={"budget": 9, "query_size": 3},
+                         registry=registry)  # the module is made here: a learner process could not import it
     assert [e["labels"] for e in record["curve"]] == [6, 9]
     assert json.loads((tmp_path / "finished.jsonl").read_text())["strategy"] == "smallest_max"
 
@@ -233,12 +234,13 @@ def test_an_active_strategy_needs_a_score_unless_it_selects_itself():
         Selects().score(None, torch.arange(3))
 
 
-def test_the_testing_guide_example_without_installing_passes():
+def test_the_testing_guide_example_without_installing_passes(tmp_path, monkeypatch):
+    """The example as a test module of its own (the leak check's learners import it by its name)."""
     text = (DOCS / "plugins" / "testing.md").read_text(encoding="utf-8")
     (block,) = [b for b in fenced_blocks(text) if "class Mine" in b.body]
-    namespace: dict = {}
-    exec(compile(block.body, "testing.md", "exec"), namespace)
-    namespace["test_mine_honours_the_contract"]()
+    (tmp_path / "test_mine_example.py").write_text(block.body, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("test_mine_example").test_mine_honours_the_contract()
 
 
 # -- the strategy reference ------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from sslzoo.boundary import decision_boundary
 from sslzoo.context import Context
 from sslzoo.dataset import UNLABELED, Arrays, Dataset
 from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
-from sslzoo.features import fit_features
+from sslzoo.features import fit_features, fitted_depth, tabulate
 from sslzoo.judge import Judge, Referee
 from sslzoo.ledger import Ledger
 from sslzoo.options import options_dict
@@ -349,6 +349,9 @@ class Run:
             data, judge = load_data(self.dataset, self.spec, self.device, self.registry.notify,
                                     self.training.validation, self.training.validation_counted)
         self.data, self.judge = data, judge
+        self.inputs = (data.x, data.x_test)  # as loaded: a fitted prefix's outputs may replace them (_fit)
+        self.features: nn.Module | None = None
+        self._table: tuple[torch.Tensor, nn.Module, torch.Tensor, torch.Tensor] | None = None
         self._tallies = itertools.count()
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.spec.seed)
@@ -403,16 +406,37 @@ class Run:
 
     def fresh_learner(self) -> Learner:
         """An untrained model on the device (its fitted feature layers fitted), with its optimizer."""
-        x, ledger = self.data.x, self.data.ledger
-        model = self.model_spec.build(tuple(x.shape[1:]), self.data.num_classes).to(self.device)
+        ledger = self.data.ledger
+        model = self.model_spec.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
         fitted_on = self.data.initial_ids if self.training.fit_features == "initial_labels" else ledger.train()
-        fit_features(model, x[fitted_on])
+        model = self._fit(model, fitted_on)
         self._check_fits(model)
+        x = self.data.x
         if x.dim() == 4:  # images: channels_last convolutions (faster on CUDA and on the CPU here)
             model = model.to(memory_format=torch.channels_last)
         return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
                        activation=inference.output_activation(model),
                        teachers=Teachers(model, x, self.training.precision))
+
+    def _fit(self, model: nn.Module, fitted_on: torch.Tensor) -> nn.Module:
+        """Fit ``model``'s feature layers on the inputs of ``fitted_on``. A fitted prefix
+        (:func:`~sslzoo.features.fitted_depth`) is computed once per fit for every input (not again
+        when fitted on the same ids): the run's inputs become its outputs (:attr:`features` keeps it)
+        and the rest of the model is returned."""
+        depth = fitted_depth(model)
+        table = self._table
+        if not depth or table is None or not torch.equal(table[0], fitted_on):
+            x, x_test = self.inputs
+            fit_features(model, x[fitted_on])
+            if not depth:
+                return model
+            prefix = nn.Sequential(*list(model.children())[:depth])
+            self._table = table = (fitted_on, prefix, tabulate(prefix, x), tabulate(prefix, x_test))
+        _, self.features, self.data.x, self.data.x_test = table
+        self.ctx.x = self.data.x
+        rest = nn.Sequential(*list(model.children())[depth:])
+        rest.__dict__.update({k: v for k, v in vars(model).items() if not k.startswith("_")})  # its output_activation
+        return rest
 
     def use(self, learner: Learner) -> None:
         """Train ``learner`` from now on (the context's model, activation and teachers are its)."""

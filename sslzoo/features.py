@@ -6,6 +6,12 @@ oracle-labeled and pseudo-labeled samples, never the test set or the rest of the
 same data a scikit-learn ``Pipeline.fit`` would see. With the training option
 ``fit_features="initial_labels"`` it is fitted on the initial labeled set only, every round the
 same fit (a pipeline fitted once before self-training starts).
+
+A fitted layer has no parameters to train, so its outputs depend only on its fit: the engine
+computes them once per fit for every training and test input (:func:`tabulate`; once per run with
+``fit_features="initial_labels"``) and trains the layers after them on those features, instead of
+recomputing them for every batch. The strategy then sees the features as ``ctx.x`` and the layers
+after them as ``ctx.model``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslzoo.errors import TrainingError
+from sslzoo.inference import sequential_layers
+from sslzoo.prefix import MODE_FREE
 
 
 class FittedFeatures(nn.Module, abc.ABC):
@@ -31,21 +39,32 @@ class PcaPolynomial(FittedFeatures):
     """Each input flattened and L2-normalised, projected on the training set's top ``components``
     principal axes (centred, as scikit-learn's ``PCA``), then expanded to the degree-2 polynomial
     features ``1, z_i, z_i z_j (i <= j)`` (scikit-learn's ``PolynomialFeatures(2)``):
-    ``1 + k + k(k+1)/2`` outputs, 1326 for k = 50."""
+    ``1 + k + k(k+1)/2`` outputs, 1326 for k = 50.
+
+    With ``standardize`` the polynomial features are then centred and scaled to unit variance on
+    the same training inputs, fitted together with the PCA (scikit-learn's ``StandardScaler`` after
+    ``PolynomialFeatures``: a constant feature, such as the leading 1, becomes 0). Unscaled, the
+    squares and products of the components span orders of magnitude and SGD on them converges
+    slowly; the source pipeline has no such step (its ``SGDClassifier`` runs on the unscaled
+    features)."""
 
     mean: torch.Tensor  # buffers (register_buffer)
     axes: torch.Tensor
     rows: torch.Tensor
     cols: torch.Tensor
+    shift: torch.Tensor
+    scale: torch.Tensor
 
-    def __init__(self, in_features: int, components: int = 50) -> None:
+    def __init__(self, in_features: int, components: int = 50, standardize: bool = False) -> None:
         super().__init__()
-        self.components = components
+        self.components, self.standardize = components, standardize
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("axes", torch.zeros(in_features, components))
         rows, cols = torch.triu_indices(components, components)
         self.register_buffer("rows", rows)
         self.register_buffer("cols", cols)
+        self.register_buffer("shift", torch.zeros(self.out_features))
+        self.register_buffer("scale", torch.ones(self.out_features))
 
     @property
     def out_features(self) -> int:
@@ -67,11 +86,20 @@ class PcaPolynomial(FittedFeatures):
         _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
         self.mean.copy_(mean.float())
         self.axes.copy_(vectors[:, -self.components:].flip(1).float())
+        if self.standardize:
+            features = self._polynomial(x).double()
+            std = features.std(0, unbiased=False)
+            self.shift.copy_(features.mean(0).float())
+            self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)).float())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _polynomial(self, x: torch.Tensor) -> torch.Tensor:
         z = (self._normalised(x) - self.mean) @ self.axes
         ones = torch.ones(z.shape[0], 1, dtype=z.dtype, device=z.device)
-        return torch.cat([ones, z, z[:, self.rows] * z[:, self.cols]], dim=1)
+        return torch.cat([ones, z, z.index_select(1, self.rows) * z.index_select(1, self.cols)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self._polynomial(x)
+        return (features - self.shift) / self.scale if self.standardize else features
 
 
 def fit_features(model: nn.Module, x: torch.Tensor) -> None:
@@ -86,7 +114,31 @@ def fit_features(model: nn.Module, x: torch.Tensor) -> None:
         raise TrainingError(f"fitted feature layers must be direct layers of an nn.Sequential model; "
                             f"{type(model).__name__} holds one elsewhere")
     with torch.no_grad():
-        for layer in layers[:fitted[-1] + 1]:
+        for i, layer in enumerate(layers[:fitted[-1] + 1]):
             if isinstance(layer, FittedFeatures):
                 layer.fit(x)
-            x = layer(x)
+            if i < fitted[-1]:  # the last fitted layer's outputs are not needed to fit
+                x = layer(x)
+
+
+#: Inputs a fitted prefix transforms at a time (:func:`tabulate`): bounds the memory of the intermediates.
+TABULATE_CHUNK = 8192
+
+
+def fitted_depth(model: nn.Module) -> int:
+    """How many leading layers of ``model`` end with its last :class:`FittedFeatures` layer, when
+    they hold nothing to train (no parameter) and compute the same in train and eval mode, so that
+    their outputs can be computed once per fit (0: none, or not so)."""
+    layers = sequential_layers(model) or []
+    fitted = [i for i, layer in enumerate(layers) if isinstance(layer, FittedFeatures)]
+    if not fitted:
+        return 0
+    prefix = layers[:fitted[-1] + 1]
+    fixed = all(isinstance(layer, FittedFeatures) or type(layer) in MODE_FREE for layer in prefix)
+    return len(prefix) if fixed and not any(p.numel() for layer in prefix for p in layer.parameters()) else 0
+
+
+def tabulate(prefix: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The outputs of the fitted ``prefix`` for every input of ``x``, in chunks, without gradient."""
+    with torch.no_grad():
+        return torch.cat([prefix(chunk) for chunk in x.split(TABULATE_CHUNK)]) if x.shape[0] else prefix(x)

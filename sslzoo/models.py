@@ -44,6 +44,24 @@ def gal_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
         nn.Linear(128, num_classes))
 
 
+def batchbald_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Kirsch, van Amersfoort & Gal 2019 (BatchBALD; ``src/mnist_model.py`` of github.com/BlackHC/BatchBALD):
+    5x5 conv 32, Dropout2d 0.5, max-pool 2, ReLU; 5x5 conv 64, Dropout2d 0.5, max-pool 2, ReLU; dense 128,
+    dropout 0.5, ReLU; dense C (no weight decay in their training). Where sslzoo differs: torch's dropout
+    layers, one mask per sample in training as the authors' ``MCDropout``; their inference masks are
+    sslzoo's MC-dropout's concern (:mod:`sslzoo.dropout`), and their log-softmax output is the loss's."""
+    channels, height, width = input_shape
+
+    def side(n: int) -> int:  # k5 conv, pool 2, k5 conv, pool 2
+        return ((n - 4) // 2 - 4) // 2
+
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 5), nn.Dropout2d(0.5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(32, 64, 5), nn.Dropout2d(0.5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(64 * side(height) * side(width), 128), nn.Dropout(0.5), nn.ReLU(),
+        nn.Linear(128, num_classes))
+
+
 def mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """784-512-256-C with ReLU and dropout 0.3."""
     return nn.Sequential(
@@ -69,6 +87,13 @@ def pca_poly_logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequen
     training set, degree-2 polynomial features (1326), softmax regression (its L2 penalty is the
     optimizer's ``weight_decay``)."""
     features = PcaPolynomial(math.prod(input_shape), components=50)
+    return nn.Sequential(features, nn.Linear(features.out_features, num_classes))
+
+
+def pca_poly_std_logreg(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """``pca_poly_logreg`` with its polynomial features standardized (mean 0, variance 1 on the inputs
+    the PCA is fitted on), so that SGD converges in the source's few epochs."""
+    features = PcaPolynomial(math.prod(input_shape), components=50, standardize=True)
     return nn.Sequential(features, nn.Linear(features.out_features, num_classes))
 
 

@@ -205,6 +205,7 @@ def builtin(name: str) -> tuple[nn.Module, torch.Tensor]:
 @pytest.mark.parametrize(("name", "cached", "stochastic"), [
     ("cnn", [0, 1, 2, 3, 5, 6], [4, 7, 8, 9, 10, 11]),  # its Dropout2d after the pool and ReLU
     ("gal_cnn", [0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10]),
+    ("batchbald_cnn", [0, 2, 3], [1, 4, 5, 6, 7, 8, 9, 10, 11, 12]),  # pool and ReLU commute with its Dropout2d
     ("mlp", [0, 1, 2], [3, 4, 5, 6, 7]),
     ("moons_mlp", [0, 1, 2, 3, 4, 5, 6], [7, 8])])
 def test_the_layers_before_the_first_dropout_of_a_builtin_are_cached(name, cached, stochastic):
@@ -378,3 +379,12 @@ def test_consistent_passes_are_reproducible_and_keep_the_dropout_rate():
     kept = torch.cat(seen[1:])  # after the split probe: every pass's outputs
     assert torch.equal(a, inference.mc_probabilities(model, x, torch.arange(3), 40, generator(5), consistent=True))
     assert within_binomial(float((kept > 0).sum()) / 3, 40 * 2000, 0.75)
+
+
+def test_batchbalds_network_has_the_authors_layer_sizes():
+    """src/mnist_model.py of BatchBALD: conv 1-32 k5 (832), conv 32-64 k5 (51,264), fc 1024-128 (131,200),
+    fc 128-10 (1,290) parameters, three dropout layers of p = 0.5."""
+    model, x = builtin("batchbald_cnn")
+    assert [p.numel() for p in model.parameters()] == [800, 32, 51_200, 64, 131_072, 128, 1_280, 10]
+    assert [m.p for m in model if isinstance(m, (nn.Dropout, nn.Dropout2d))] == [0.5, 0.5, 0.5]
+    assert model(x).shape == (12, 10)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
 import pickle
+import signal
 import traceback
 from collections.abc import Iterable
+from typing import NoReturn
 
 
 class SslzooError(Exception):
@@ -95,6 +99,28 @@ class SessionError(SslzooError):
 class WorkerError(SslzooError):
     """Runs of a bench that a worker process or a Ray task could not finish: the worker died (killed,
     out of memory) on every try; the runs that finished are kept, ``--resume`` runs the rest."""
+
+
+class LearnerDied(WorkerError):
+    """A run's learner process ended before its run did (killed, out of memory); ``code`` is its exit
+    code, negative for the signal that killed it."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None]]:
+        return type(self), (str(self), self.code)
+
+    def end_like_it(self) -> NoReturn:
+        """End this process as the learner ended (its signal, or its exit code), so that whoever
+        watches this process (a bench's driver, Ray) sees the run's process die and retries it."""
+        code = self.code if self.code is not None else 1
+        if code < 0:
+            with contextlib.suppress(OSError, ValueError):  # SIGKILL's cannot be set, nor need be
+                signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code if code > 0 else 1)
 
 
 class RemoteTraceback(Exception):

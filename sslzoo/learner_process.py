@@ -51,7 +51,7 @@ import torch.multiprocessing  # noqa: F401  (hands the learner its inputs in sha
 
 from sslzoo.api import create_strategy
 from sslzoo.engine import Progress, Record, Run, RunData, RunSpec, load_data
-from sslzoo.errors import OracleError, RemoteTraceback, WorkerError, portable
+from sslzoo.errors import LearnerDied, OracleError, RemoteTraceback, WorkerError, portable
 from sslzoo.judge import Judge
 from sslzoo.ledger import Ledger
 from sslzoo.oracle import OracleHandle, oracle_labels
@@ -216,7 +216,7 @@ class Referee:
                 code = process.exitcode
                 how = (f"killed by {signal.Signals(-code).name}" if isinstance(code, int) and code < 0
                        else f"exit code {code}")
-                raise WorkerError(f"{learner} ended before it finished the run ({how})") from None
+                raise LearnerDied(f"{learner} ended before it finished the run ({how})", code) from None
             if kind == "finish":
                 record, self.evidence = args
                 self.judge.finish(record)
@@ -296,8 +296,11 @@ def learn(conn: Connection, start: Start) -> None:
             torch.save(start.probe.after(run), buffer)
             evidence = buffer.getvalue()
         conn.send(("finish", judge.record, evidence))
+    except (BrokenPipeError, ConnectionResetError, EOFError):  # the judge is gone (Ctrl-C, killed): so is the run
+        return
     except Exception as exc:
-        conn.send(("failed", portable(exc)))
+        with contextlib.suppress(OSError):
+            conn.send(("failed", portable(exc)))
 
 
 def plain(value: Any) -> Any:

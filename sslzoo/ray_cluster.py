@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from sslzoo.engine import Record, RunSpec
-from sslzoo.errors import OptionError
+from sslzoo.errors import LearnerDied, OptionError
 from sslzoo.executor import (
     Executor,
     Listener,
@@ -53,7 +53,10 @@ def import_ray() -> ModuleType:
 def ray_task(spec: RunSpec, recipe: RegistryRecipe, threads: int) -> Record:
     """One run as a Ray task: its threads, then the run, its record returned to the driver."""
     prepare_worker(threads)
-    return execute_run(spec, recipe.build())
+    try:
+        return execute_run(spec, recipe.build())
+    except LearnerDied as died:  # the task's worker dies as the run's learner did: Ray retries the task
+        died.end_like_it()
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sslzoo.engine import RunSpec
-from sslzoo.errors import RemoteTraceback, portable
+from sslzoo.errors import LearnerDied, RemoteTraceback, portable
 from sslzoo.executor import (
     Executor,
     Listener,
@@ -57,6 +57,8 @@ def serve(conn: Connection, recipe: RegistryRecipe, threads: int) -> None:
             return
         try:
             record = execute_run(spec, registry, lambda info: conn.send(("progress", info)))
+        except LearnerDied as died:  # the worker dies as the run's learner did: the driver retries the run
+            died.end_like_it()
         except Exception as exc:
             conn.send(("failed", portable(exc)))
             continue

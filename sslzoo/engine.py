@@ -248,7 +248,8 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device, notify: Cal
     known = (arrays.y_train >= 0).nonzero().flatten()
     judge = Judge(arrays.y_train.to(device), arrays.y_test.to(device), len(classes), notify)  # the truth stays with it
     ledger = Ledger(arrays.y_train.numel(), device)
-    initial = known[initial_labels(arrays.y_train[known], spec.labels, spec.seed, spec.split, spec.exclude_classes)]
+    initial = known[initial_labels(arrays.y_train[known], spec.labels, spec.seed, spec.split, spec.exclude_classes,
+                                   classes)]
     ledger.assign(judge.starting_labels(initial.to(device)), torch.ones(initial.numel(), device=device), 0)
     left_out = held_out(known.numel(), spec.seed, spec.split, torch.searchsorted(known, initial))
     unknown = (arrays.y_train < 0).nonzero().flatten()

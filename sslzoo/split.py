@@ -19,6 +19,7 @@ def initial_labels(
     seed: int,
     how: str = "balanced",
     exclude_classes: Sequence[int] = (),
+    classes: Sequence[str] = (),
 ) -> Tensor:
     """Return the sorted int64 ids (indices into ``y``) of the ``n`` initially labeled samples.
 
@@ -93,7 +94,8 @@ def initial_labels(
             members = (y == c).nonzero().flatten() if order is None else order[y[order] == c]
             if members.numel() < want:
                 raise DataError(
-                    f"class {c} has only {members.numel()} samples among the candidates of the {how} split "
+                    f"class {c}{f' ({classes[c]!r})' if c < len(classes) else ''} has only {members.numel()} samples "
+                    f"among the candidates of the {how} split "
                     f"but it asks for {want} of it; lower --labels or use the 'random' or 'first' split"
                 )
             chosen.append(members[torch.randperm(members.numel(), generator=g)[:want]] if order is None

@@ -133,6 +133,14 @@ def test_an_image_folder_of_one_class_is_refused(tmp_path):
 X = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
 
 
+def test_a_class_too_small_for_the_split_is_named_by_its_name(tmp_path):
+    x = np.random.default_rng(0).normal(size=(41, 2)).astype(np.float32)
+    y = np.array([0] * 20 + [1] * 20 + [2])
+    data = npz(tmp_path / "three.npz", x=x, y=y, x_test=x, y_test=y, classes=np.array(["cat", "dog", "emu"]))
+    refused(["bench", "-s", "supervised", "--dataset", data, "--labels", "6", "--epochs", "1"],
+            "class 2 ('emu') has only 1 samples")
+
+
 @pytest.mark.parametrize(("arrays", "message"), [
     ({"y": [0, 1] * 4, "classes": ["same", "same"]}, "classes names 'same' 2 times; class names must be distinct"),
     ({"y": [0] * 8}, "one class only ('0'); a classifier needs at least two classes"),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -45,9 +47,36 @@ class Group(click.Group):
 
             warnings.showwarning = one_line
             try:
-                return super().invoke(ctx)
+                with _terminate_as_interrupt():
+                    return super().invoke(ctx)
             except SslzooError as exc:
                 raise click.ClickException(str(exc)) from None
+            except KeyboardInterrupt as stop:
+                how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+                click.echo(f"{how}: every finished run's record is kept; with --out DIR, the same command with "
+                           f"--resume runs the rest", err=True)
+                raise click.Abort() from None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that a terminated command stops as an interrupted one."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dump(data: Any, target: str) -> None:

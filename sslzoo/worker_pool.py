@@ -14,6 +14,7 @@ A script that runs a bench with workers must guard its entry point with
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 from collections import deque
@@ -42,27 +43,28 @@ STOP_GRACE = 5.0
 
 
 def serve(conn: Connection, recipe: RegistryRecipe, threads: int) -> None:
-    """A worker's life: take a run, send its epochs and its record back, until the driver ends it."""
+    """A worker's life: take a run, send its epochs and its record back, until the driver ends it or
+    is gone (then the worker ends quietly: it holds nothing the driver still wants)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it ends the workers
-    prepare_worker(threads)
-    try:
-        registry = recipe.build()
-    except Exception as exc:
-        conn.send(("failed", portable(exc)))
-        return
-    while True:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError):
+        prepare_worker(threads)
         try:
-            spec = conn.recv()
-        except EOFError:  # the driver is gone
-            return
-        try:
-            record = execute_run(spec, registry, lambda info: conn.send(("progress", info)))
-        except LearnerDied as died:  # the worker dies as the run's learner did: the driver retries the run
-            died.end_like_it()
+            registry = recipe.build()
         except Exception as exc:
             conn.send(("failed", portable(exc)))
-            continue
-        conn.send(("finished", record))
+            return
+        while True:
+            spec = conn.recv()
+            try:
+                record = execute_run(spec, registry, lambda info: conn.send(("progress", info)))
+            except LearnerDied as died:  # the worker dies as the run's learner did: the driver retries the run
+                died.end_like_it()
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                raise
+            except Exception as exc:
+                conn.send(("failed", portable(exc)))
+                continue
+            conn.send(("finished", record))
 
 
 class _Worker:

@@ -221,6 +221,29 @@ def test_ctrl_c_stops_the_command_and_its_workers_and_resume_finishes_the_grid(t
     assert by_run(kept).items() <= by_run(load(out).records).items()
 
 
+@pytest.mark.slow
+def test_sigterm_stops_the_command_as_ctrl_c_does_and_resume_finishes_the_grid(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sslzoo", "bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
+               "--seeds", "4", "--epochs", "300", "--out", str(out), "-q"]
+    bench = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while not (records.exists() and records.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    bench.terminate()  # SIGTERM to the command alone, as a job scheduler sends it
+    _, stderr = bench.communicate(timeout=60)
+    assert bench.returncode == 1 and "terminated (SIGTERM)" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    assert group_ends(bench.pid, within=10.0)  # its learner and fork server went with it
+    kept = load(out).records
+    assert 1 <= len(kept) < 4
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(by_run(load(out).records)) == 4
+
+
 def group_ends(group: int, within: float) -> bool:
     """Whether every process of ``group`` is gone (and reaped) within ``within`` seconds."""
     deadline = time.monotonic() + within

@@ -80,10 +80,25 @@ def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
                      logging_level=logging.WARNING)
     except ConnectionError as exc:
         raise OptionError(f"{given} {where}: no Ray cluster answers there ({exc})") from None
+    except Exception as exc:  # a malformed address (ValueError), a local instance that cannot start, ...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OptionError(f"{given} {where}: Ray cannot connect there ({reason})" if where
+                          else f"--executor ray: Ray could not start a local instance ({reason})") from None
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def check_resources(ray: ModuleType, cpus: float, gpus: float) -> None:
+    """A run's request must fit the cluster's total, or no run could ever be scheduled (Ray would wait
+    for resources that never come)."""
+    total = ray.cluster_resources()
+    for flag, asked, name in (("--cpus-per-run", cpus, "CPU"), ("--gpus-per-run", gpus, "GPU")):
+        have = float(total.get(name, 0.0))
+        if asked > have:
+            raise OptionError(f"{flag} {asked:g}: the Ray cluster has {have:g} {name}s in all, so no run could "
+                              f"ever start; ask for at most {have:g}")
 
 
 def _check_reachable(address: str, given: str, timeout: float = 10.0) -> None:
@@ -123,6 +138,7 @@ class RayExecutor(Executor):
         lost: list[tuple[RunSpec, str]] = []
         done = 0
         with connected(ray, self.address):
+            check_resources(ray, self.cpus, self.gpus)
             task = ray.remote(ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
                                                 retry_exceptions=False)
             shared = ray.put(recipe)

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli import main
-from sslzoo.errors import PluginError, TrainingError, WorkerError
+from sslzoo.errors import OptionError, PluginError, TrainingError, WorkerError
 from sslzoo.executor import SerialExecutor, usable_cores
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry, reset_default_registry
@@ -325,6 +325,24 @@ def test_a_ray_address_where_nothing_answers_is_a_one_line_error_at_once():
                                        "--executor", "ray", "--ray-address", "127.0.0.1:1"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "--ray-address 127.0.0.1:1: no Ray cluster answers there" in result.output
+
+
+@pytest.mark.parametrize("address", ["not an address", "http://127.0.0.1:1"])
+def test_a_malformed_ray_address_is_a_one_line_error(address):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
+    result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
+                                       "--executor", "ray", "--ray-address", address])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"Error: --ray-address {address}: ") and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_request_no_node_of_the_cluster_can_meet_is_refused_not_waited_for(local_ray):
+    from sslzoo.ray_cluster import RayExecutor
+
+    gpus = local_ray.cluster_resources().get("GPU", 0.0)
+    with pytest.raises(OptionError, match=f"--gpus-per-run {gpus + 1:g}: the Ray cluster has {gpus:g} GPUs in all"):
+        sslzoo.run(**GRID, executor=RayExecutor(gpus_per_run=gpus + 1))
 
 
 def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch):

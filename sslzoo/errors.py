@@ -68,6 +68,10 @@ class DataWarning(SslzooWarning):
     not followed, a tensor cache entry that could not be written."""
 
 
+class WorkerWarning(SslzooWarning):
+    """A run whose worker process died (killed, out of memory) and that runs again."""
+
+
 class PluginWarning(SslzooWarning):
     """A plugin setting that does nothing, such as an ``SSLZOO_LOAD_PLUGINS`` name no plugin has, or a
     loaded plugin that registers nothing and observes nothing."""

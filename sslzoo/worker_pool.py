@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
@@ -24,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sslzoo.engine import RunSpec
-from sslzoo.errors import LearnerDied, RemoteTraceback, portable
+from sslzoo.errors import LearnerDied, RemoteTraceback, WorkerWarning, portable
 from sslzoo.executor import (
     Executor,
     Listener,
@@ -170,6 +171,9 @@ class ProcessExecutor(Executor):
                     worker.stop()
                     if tries[index] <= self.retries:
                         todo.appendleft(index)
+                        spec = specs[index]
+                        warnings.warn(f"{spec.strategy} seed {spec.seed}: {why}; it runs again (try "
+                                      f"{tries[index] + 1} of {self.retries + 1})", WorkerWarning, stacklevel=1)
                     else:
                         lost.append((specs[index], why))
                     if todo:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli import main
-from sslzoo.errors import OptionError, PluginError, TrainingError, WorkerError
+from sslzoo.errors import OptionError, PluginError, TrainingError, WorkerError, WorkerWarning
 from sslzoo.executor import SerialExecutor, usable_cores
 from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry, reset_default_registry
@@ -108,7 +108,9 @@ def table(text: str) -> list[str]:
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_only_that_try_which_runs_again_and_is_stored_once(tmp_path):
-    runs_once_though_killed_once(ProcessExecutor(2, retries=1), tmp_path)
+    with pytest.warns(WorkerWarning, match=r"dies_once seed \d: its worker was killed by SIGKILL; it runs again "
+                                           r"\(try 2 of 2\)"):
+        runs_once_though_killed_once(ProcessExecutor(2, retries=1), tmp_path)
 
 
 @pytest.mark.slow

@@ -227,7 +227,7 @@ def test_ctrl_c_stops_the_command_and_its_workers_and_resume_finishes_the_grid(t
 def test_sigterm_stops_the_command_as_ctrl_c_does_and_resume_finishes_the_grid(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "sslzoo", "bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
-               "--seeds", "4", "--epochs", "300", "--out", str(out), "-q"]
+               "--seeds", "4", "--epochs", "150", "--out", str(out), "-q"]
     bench = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     records = out / "records.jsonl"
@@ -244,6 +244,24 @@ def test_sigterm_stops_the_command_as_ctrl_c_does_and_resume_finishes_the_grid(t
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert len(by_run(load(out).records)) == 4
+
+
+@pytest.mark.slow
+def test_workers_whose_driver_was_killed_end_quietly(tmp_path):
+    out = tmp_path / "out"
+    bench = subprocess.Popen([sys.executable, "-m", "sslzoo", "bench", "-s", "supervised", "--dataset", "moons",
+                              "--labels", "10", "--seeds", "4", "--epochs", "150", "--out", str(out), "-q",
+                              "--workers", "2"], start_new_session=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while not (records.exists() and records.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    bench.kill()  # SIGKILL to the driver alone: its workers find their pipe closed
+    bench.wait()
+    assert group_ends(bench.pid, within=30.0)
+    _, stderr = bench.communicate(timeout=10)
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
 
 
 def group_ends(group: int, within: float) -> bool:

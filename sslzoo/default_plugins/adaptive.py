@@ -1,6 +1,6 @@
-"""FixMatch's step with an adaptive pseudo-label rule: the shared base of FlexMatch, FreeMatch, SoftMatch and Dash.
+"""FixMatch's step with an adaptive pseudo-label rule: the shared base of FlexMatch, FreeMatch, SoftMatch, Dash and UDA.
 
-USB (Wang et al. 2022, ``USB_2022``: the reference implementation of all four) writes each of them
+USB (Wang et al. 2022, ``USB_2022``: the reference implementation of all five) writes each of them
 as FixMatch's ``train_step`` with its own masking hook, the object that turns the weak view's
 predictions into a mask or weight per unlabeled id and keeps the state that makes it adaptive.
 :class:`AdaptiveMatch` is that ``train_step``; each method's module supplies the hook
@@ -15,9 +15,10 @@ predictions into a mask or weight per unlabeled id and keeps the state that make
 4. the loss is ``CE(labeled) + lambda_u · (1 / (mu·B)) · Σ_u w(u) · CE(strong(u), target(u))``
    (USB's ``consistency_loss(logits, targets, 'ce', mask)``: the weighted cross-entropy averaged
    over the whole unlabeled batch), plus the method's own term where it has one (FreeMatch's
-   fairness, :meth:`AdaptiveMatch.extra_loss`).
+   fairness, :meth:`AdaptiveMatch.extra_loss`); ``CE(labeled)`` is the method's too (UDA's
+   training-signal annealing, :meth:`FixMatch.supervised`).
 
-Where sslzoo differs from USB in all four, as its FixMatch does from the FixMatch paper: USB takes
+Where sslzoo differs from USB in all of them, as its FixMatch does from the FixMatch paper: USB takes
 the weak view's logits from the training pass (one forward pass of the labeled, weak and strong
 batches, dropout on, batch norm on the batch), sslzoo predicts the weak view with dropout off and
 no gradient, as every sslzoo pseudo-labeler does; and the ids of weight 0 skip the training pass,
@@ -33,17 +34,16 @@ that composed with an active learner the methods follow a shrinking pool.
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from sslzoo.default_plugins.fixmatch import EMA_TEACHER, FixMatch, FixMatchOptions
-from sslzoo.strategy import Batch, PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
+from sslzoo.default_plugins.fixmatch import FixMatch, fixmatch_field
+from sslzoo.strategy import PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -52,26 +52,18 @@ USB_2022 = ("USB: Yidong Wang, Hao Chen, Yue Fan, et al. USB: A Unified Semi-sup
             "Classification. NeurIPS 2022 Datasets and Benchmarks Track "
             "(github.com/microsoft/Semi-supervised-learning).")
 
-_FIXMATCH = {f.name: f for f in dataclasses.fields(FixMatchOptions)}
-
-
-def _as_fixmatch(name: str) -> Any:
-    """A field with FixMatch's default, bounds and help for option ``name``."""
-    return dataclasses.field(default=_FIXMATCH[name].default, metadata=_FIXMATCH[name].metadata)
-
-
 @dataclass
 class AdaptiveOptions(TrainOptions):
     """FixMatch's options but its fixed threshold: the batches, the loss weight, the views and the average."""
 
-    batch_size: int | None = _as_fixmatch("batch_size")
-    mu: int = _as_fixmatch("mu")
-    lambda_u: float = _as_fixmatch("lambda_u")
-    weak_shift: float = _as_fixmatch("weak_shift")
-    flip: bool = _as_fixmatch("flip")
-    strong_ops: int = _as_fixmatch("strong_ops")
-    cutout: float = _as_fixmatch("cutout")
-    ema_decay: float | None = _as_fixmatch("ema_decay")
+    batch_size: int | None = fixmatch_field("batch_size")
+    mu: int = fixmatch_field("mu")
+    lambda_u: float = fixmatch_field("lambda_u")
+    weak_shift: float = fixmatch_field("weak_shift")
+    flip: bool = fixmatch_field("flip")
+    strong_ops: int = fixmatch_field("strong_ops")
+    cutout: float = fixmatch_field("cutout")
+    ema_decay: float | None = fixmatch_field("ema_decay")
 
 
 class Guess(NamedTuple):
@@ -129,18 +121,6 @@ class AdaptiveMatch(FixMatch, ABC):
             self.start(ctx, fresh)
             self._model, self._round = weakref.ref(ctx.model), ctx.round
 
-    def labeled_only(self, ctx: Context, labeled: Batch) -> StepLoss:
-        """The cross-entropy of the labeled batch's weak view alone (a step without unlabeled ids)."""
-        logits = ctx.model(self.weak(ctx, labeled.x))
-        loss = weighted_cross_entropy(logits, labeled.targets, labeled.weights, ctx.activation)
-        self.follow_average(ctx)
-        return StepLoss(loss)
-
-    def follow_average(self, ctx: Context) -> None:
-        """Keep the moving average of the weights (``ema_decay``) that the run reports."""
-        if self.options.ema_decay is not None:
-            ctx.teacher(self.options.ema_decay, name=EMA_TEACHER)  # created at the first step, then followed
-
     def loss(self, ctx: Context, step: Step) -> StepLoss:
         """``CE(weak(labeled)) + lambda_u · Σ_u w(u) · CE(strong(u), target(u)) / (mu·B)`` (+ the
         method's extra term), target and weight from :meth:`guess` on the weak view's prediction."""
@@ -156,7 +136,7 @@ class AdaptiveMatch(FixMatch, ABC):
         strong = self.strong(ctx, self.weak(ctx, ctx.x[kept])) if kept.numel() else ctx.x[kept]
         n = labeled.ids.numel()
         logits = ctx.model(torch.cat([self.weak(ctx, labeled.x), strong]))
-        loss = (weighted_cross_entropy(logits[:n], labeled.targets, labeled.weights, ctx.activation)
+        loss = (self.supervised(ctx, logits[:n], labeled)
                 + self.options.lambda_u * consistency_loss(logits[n:], guess.targets[keep], guess.weights[keep],
                                                            unlabeled.numel(), ctx.activation))
         extra = self.extra_loss(ctx, logits[n:]) if kept.numel() else None

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,7 +40,7 @@ from sslzoo.augment import shift_and_noise
 from sslzoo.hookspecs import hookimpl
 from sslzoo.pseudo import ArgmaxPseudoLabeler
 from sslzoo.randaugment import rand_augment
-from sslzoo.strategy import EpochPlan, PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
+from sslzoo.strategy import Batch, EpochPlan, PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
 
 if TYPE_CHECKING:
     from sslzoo.context import Context
@@ -75,6 +75,12 @@ class FixMatchOptions(TrainOptions):
                                         "(none: the model itself)"})
 
 
+def fixmatch_field(name: str, default: Any = dataclasses.MISSING) -> Any:
+    """A field with FixMatch's bounds and help for option ``name``, and its default unless given."""
+    known = {f.name: f for f in dataclasses.fields(FixMatchOptions)}[name]
+    return field(default=known.default if default is dataclasses.MISSING else default, metadata=known.metadata)
+
+
 class FixMatch(ArgmaxPseudoLabeler):
     """Sohn et al. (2020): confident weak-view predictions are the targets of strong views. Its labeled
     batches hold 64 ids (the paper's B; the training option ``batch_size``), not the dataset's default."""
@@ -102,32 +108,41 @@ class FixMatch(ArgmaxPseudoLabeler):
         """The strong view of a weak view: RandAugment, then Cutout."""
         return rand_augment(weak, ctx.generator, self.options.strong_ops, self.options.cutout)
 
+    def supervised(self, ctx: Context, logits: torch.Tensor, labeled: Batch) -> torch.Tensor:
+        """The labeled batch's term from its training ``logits``: the weighted cross-entropy."""
+        return weighted_cross_entropy(logits, labeled.targets, labeled.weights, ctx.activation)
+
+    def labeled_only(self, ctx: Context, labeled: Batch) -> StepLoss:
+        """The labeled term of the labeled batch's weak view alone (a step without unlabeled ids)."""
+        loss = self.supervised(ctx, ctx.model(self.weak(ctx, labeled.x)), labeled)
+        self.follow_average(ctx)
+        return StepLoss(loss)
+
+    def follow_average(self, ctx: Context) -> None:
+        """Keep the moving average of the weights (``ema_decay``) that the run reports."""
+        if self.options.ema_decay is not None:
+            ctx.teacher(self.options.ema_decay, name=EMA_TEACHER)  # created at the first step, then followed
+
     # -- the objective (the paper's Algorithm 1) --------------------------------------------
     def loss(self, ctx: Context, step: Step) -> StepLoss:
         """``CE(weak(labeled)) + lambda_u · Σ_{max q ≥ tau} CE(strong(u), argmax q) / (mu·B)`` (eq. 4),
         q the model's prediction on the weak view of each unlabeled id (no gradient)."""
         o = self.options
         labeled, unlabeled = step.labeled, step.unlabeled
-        pseudo = None
-        if unlabeled is not None:
-            # pseudo-labels: the prediction on the weak view, kept where confident (one host sync: the count)
-            confidence, targets = ctx.predict(unlabeled, view=lambda x: self.weak(ctx, x)).max(dim=1)
-            pseudo = PseudoLabels(unlabeled, targets, confidence, confidence >= o.threshold)
+        if unlabeled is None:
+            return self.labeled_only(ctx, labeled)
+        # pseudo-labels: the prediction on the weak view, kept where confident (one host sync: the count)
+        confidence, targets = ctx.predict(unlabeled, view=lambda x: self.weak(ctx, x)).max(dim=1)
+        pseudo = PseudoLabels(unlabeled, targets, confidence, confidence >= o.threshold)
         weak = self.weak(ctx, labeled.x)
         n = labeled.ids.numel()
-        if pseudo is None:
-            logits = ctx.model(weak)
-            loss = weighted_cross_entropy(logits, labeled.targets, labeled.weights, ctx.activation)
-        else:
-            kept, kept_targets, kept_confidence = pseudo.used()
-            strong = self.strong(ctx, self.weak(ctx, ctx.x[kept])) if kept.numel() else ctx.x[kept]
-            logits = ctx.model(torch.cat([weak, strong]))
-            loss_u = weighted_cross_entropy(logits[n:], kept_targets, torch.ones_like(kept_confidence),
-                                            ctx.activation)
-            loss = (weighted_cross_entropy(logits[:n], labeled.targets, labeled.weights, ctx.activation)
-                    + o.lambda_u * (kept.numel() / pseudo.ids.numel()) * loss_u)
-        if o.ema_decay is not None:
-            ctx.teacher(o.ema_decay, name=EMA_TEACHER)  # created at the first step, then followed
+        kept, kept_targets, kept_confidence = pseudo.used()
+        strong = self.strong(ctx, self.weak(ctx, ctx.x[kept])) if kept.numel() else ctx.x[kept]
+        logits = ctx.model(torch.cat([weak, strong]))
+        loss_u = weighted_cross_entropy(logits[n:], kept_targets, torch.ones_like(kept_confidence), ctx.activation)
+        loss = (self.supervised(ctx, logits[:n], labeled)
+                + o.lambda_u * (kept.numel() / pseudo.ids.numel()) * loss_u)
+        self.follow_average(ctx)
         return StepLoss(loss, pseudo)
 
     def evaluated_model(self, ctx: Context) -> nn.Module:

@@ -62,6 +62,7 @@ from sslzoo.recipe import Recipe
 from sslzoo.registry import ModelSpec, Registry
 from sslzoo.results.comparison import compare
 from sslzoo.results.reporting import report
+from sslzoo.stopping import Predictions, StoppingCriterion, StoppingOptions
 from sslzoo.strategy import (
     ORACLE,
     PSEUDO,
@@ -94,6 +95,8 @@ __all__ = [
     "ArgmaxPseudoLabeler", "argmax_labels", "scores", "top_k",
     # writing a dataset or a model
     "Dataset", "Arrays", "ModelSpec", "HintonDropout", "Recipe",
+    # writing a stopping criterion
+    "StoppingCriterion", "StoppingOptions", "Predictions",
     # plugins
     "hookimpl", "Registry", "make_plugins", "PLUGIN_API",
     # errors and warnings

@@ -249,6 +249,9 @@ def main() -> None:
               help="Leave this class out of the initial labeled set (repeatable).")
 @click.option("--budget", type=int, default=None, help="Active learning: oracle labels to reach.")
 @click.option("--query-size", type=int, default=None, help="Active learning: ids queried per round.")
+@click.option("--stop", default=None, metavar="NAME[:KEY=VALUE,...]",
+              help="Active learning: end a run when this stopping criterion fires (sslzoo stopping-criteria); the "
+                   "record says the round and why.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Strategy option (NAME.KEY=VALUE for one strategy only).")
 @click.option("--dataset-option", "-d", "dataset_options", multiple=True, metavar="KEY=VALUE",
@@ -297,14 +300,14 @@ def main() -> None:
                    "instead of a process of its own; the records say so (\"judge\": \"in-process\").")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
-          query_size: int | None, options: Sequence[str], dataset_options: Sequence[str], data_dir: str | None,
-          as_json: bool, json_out: str | None, out_dir: str | None, resume: bool, quiet: bool,
+          query_size: int | None, stop: str | None, options: Sequence[str], dataset_options: Sequence[str],
+          data_dir: str | None, as_json: bool, json_out: str | None, out_dir: str | None, resume: bool, quiet: bool,
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
           control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
           cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
           in_process: bool = False, runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
-    _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size})
+    _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size, "stop": stop})
     if json_out is not None:
         _check_writable(json_out, "--json-out")
     if preset is not None or config is not None:
@@ -313,7 +316,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     if scaled or ci_size:
         raise click.UsageError("--scaled and --ci need --preset NAME or --config FILE")
     opts: dict[str, Any] = dict(parse_assignments(options))
-    for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size)):
+    for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size), ("stop", stop)):
         if value is not None:
             opts[key] = value
     dopts: dict[str, Any] = dict(parse_assignments(dataset_options))
@@ -401,7 +404,7 @@ def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size
             params[key] = args[key]
     params["strategies"] = args["strategies"]
     user = dict(parse_assignments(params["options"]))
-    for key in ("epochs", "budget", "query_size"):  # --epochs N is -o epochs=N: it overrides NAME.epochs too
+    for key in ("epochs", "budget", "query_size", "stop"):  # --epochs N is -o epochs=N: it overrides NAME.epochs too
         if params[key] is not None:
             user[key] = str(params.pop(key))
             params[key] = None
@@ -568,6 +571,17 @@ def recipes(as_json: bool) -> None:
         "name": recipe.name, "summary": recipe.summary, "paper": recipe.paper, "settings": recipe.settings(),
         "sets": ", ".join(f"{k}={v}" for k, v in recipe.settings().items() if v != plain[k]) or "-"})
     _listing(rows, as_json, ("name", "plugin", "sets", "summary"))
+
+
+@main.command("stopping-criteria")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def stopping_criteria(as_json: bool) -> None:
+    """List the registered stopping criteria (bench --stop NAME[:KEY=VALUE,...], the training option `stop`)."""
+    table = default_registry().stopping_criteria
+    rows = _entry_rows(table, table.names(), lambda cls: cls.describe())
+    if not as_json:
+        rows = [{**row, "defaults": ", ".join(f"{o['name']}={o['default']}" for o in row["options"])} for row in rows]
+    _listing(rows, as_json, ("name", "plugin", "defaults", "summary"))
 
 
 @main.command()

@@ -47,6 +47,7 @@ from sslzoo.quality import Tally, difficulty_buckets
 from sslzoo.record import round_float, versions
 from sslzoo.registry import Registry, default_registry
 from sslzoo.split import held_out, initial_labels
+from sslzoo.stopping import Stopping
 from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, PseudoLabels, Step, StepLoss, Strategy, TrainOptions
 from sslzoo.teacher import Teachers
 from sslzoo.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
@@ -310,6 +311,7 @@ class Run:
         self.options = record_options(strategy, self.training)
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
+        self.stopping = Stopping(self.registry, self.training.stop, self.where) if self.training.stop else None
         self.trace: Trace | None = None  # what each hook returned, for the leak check (sslzoo.testing)
 
     # -- the loop, top to bottom -----------------------------------------------------------
@@ -337,7 +339,8 @@ class Run:
             self.evaluate(rnd, self.training.epochs, fit.tally, fit.best_epoch)
             rnd += 1
             self.ctx.round = rnd
-            termination = self.strategy.stop(self.ctx) or self.acquire(rnd)
+            termination = (self.strategy.stop(self.ctx) or (self.stopping and self.stopping.ask(self.ctx))
+                           or self.acquire(rnd))
         self.judge.finish(self._record(termination, time.perf_counter() - started))
 
     def setup(self, data: RunData | None = None, judge: Referee | None = None) -> None:
@@ -645,6 +648,7 @@ class Run:
             "oracle_labels": None,
             "test_accuracy": None,
             "termination": termination,
+            **({"stopped": self.stopping.stopped} if self.stopping is not None and self.stopping.stopped else {}),
             "classes": self.data.classes,
             "confusion": None,
             "per_class": None,

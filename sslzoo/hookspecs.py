@@ -41,6 +41,12 @@ def register_recipes(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_stopping_criteria(register: Callable[[type], None]) -> None:
+    """Register stopping criteria: call ``register(MyCriterion)`` once per
+    :class:`~sslzoo.stopping.StoppingCriterion` subclass."""
+
+
+@hookspec
 def run_started(run: dict[str, Any]) -> None:
     """Observe the start of one run (one strategy, dataset and seed).
 

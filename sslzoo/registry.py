@@ -17,6 +17,7 @@ from sslzoo.hookspecs import HOOK_NAMES, REGISTRATION_HOOKS
 from sslzoo.plugin_api import MIGRATION_PAGE
 from sslzoo.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
 from sslzoo.recipe import Recipe
+from sslzoo.stopping import StoppingCriterion
 from sslzoo.strategy import FAMILIES, Strategy, first_api, unfinished
 
 T = TypeVar("T")
@@ -130,11 +131,13 @@ class Registry:
         self.datasets: Table[type[Dataset]] = Table("dataset")
         self.models: Table[ModelSpec] = Table("model")
         self.recipes: Table[Recipe] = Table("recipe")
+        self.stopping_criteria: Table[type[StoppingCriterion]] = Table("stopping criterion")
         self._registered: dict[str, int] = {}  # plugin name → names it registered
         self._collect("register_strategies", self._strategy)
         self._collect("register_datasets", self._dataset)
         self._collect("register_models", self._model)
         self._collect("register_recipes", self._recipe)
+        self._collect("register_stopping_criteria", self._stopping_criterion)
         self._warn_idle()
 
     def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
@@ -219,6 +222,14 @@ class Registry:
         if not isinstance(recipe, Recipe):
             raise PluginError(f"plugin {plugin.label()} registered {recipe!r}, which is not a sslzoo.Recipe")
         self.recipes.add(recipe.name, recipe, plugin)
+
+    def _stopping_criterion(self, plugin: PluginInfo, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, StoppingCriterion)):
+            raise PluginError(f"plugin {plugin.label()} registered {cls!r}, which is not a "
+                              f"sslzoo.StoppingCriterion subclass")
+        if getattr(cls.check, "__isabstractmethod__", False):
+            raise PluginError(f"plugin {plugin.label()}: stopping criterion {cls.name!r} defines no check")
+        self.stopping_criteria.add(cls.name, cls, plugin)
 
 
 _default: Registry | None = None

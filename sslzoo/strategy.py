@@ -77,6 +77,10 @@ class TrainOptions:
     recipe: str = field(default="default", metadata={
         "help": "the training recipe: reproduction-specific optimiser and schedule semantics, by name (sslzoo "
                 "recipes lists them; default: PyTorch's)"})
+    stop: str = field(default="", metadata={
+        "recorded": "when set",
+        "help": "a stopping criterion asked after each round, NAME[:KEY=VALUE,...] (sslzoo stopping-criteria lists "
+                "them); when it fires the run ends and its record says why (empty: none, the run goes to its end)"})
     precision: Precision = field(default="auto", metadata={
         "help": "forward passes in bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU (bf16 changes the "
                 "numbers; on the CPU it pays where the matrix units take bf16, e.g. avx512_bf16)"})

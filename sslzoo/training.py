@@ -59,6 +59,7 @@ class Training:
     validation: int
     validation_counted: bool
     recipe: str
+    stop: str
     precision: Precision
 
 

@@ -506,18 +506,18 @@ class Run:
         """A round's model selection: on the validation set when the run has one (from its labels, in
         this process; with ``patience`` 0 every epoch is a candidate and none stops the round), else
         with ``patience`` on the test set (the judge's accuracy), else none."""
-        training, data, model = self.training, self.data, self.strategy.evaluated_model(self.ctx)
+        training, data = self.training, self.data
         if data.validation_ids is not None and data.validation_targets is not None:
             targets = data.validation_targets
 
             def accuracy(predicted: torch.Tensor) -> float:
                 return float((predicted == targets).double().mean())
 
-            return EarlyStopping(training.patience or training.epochs, data.x[data.validation_ids], accuracy, model,
-                                 training.precision, training.patience_start)
-        if training.patience:
-            return EarlyStopping(training.patience, data.x_test, self.judge.accuracy, model, training.precision,
-                                 training.patience_start)
+            return EarlyStopping(training.patience or training.epochs, data.x[data.validation_ids], accuracy,
+                                 self.strategy.evaluated_model(self.ctx), training.precision, training.patience_start)
+        if training.patience:  # the evaluated model is asked for only here: it may not exist before a step
+            return EarlyStopping(training.patience, data.x_test, self.judge.accuracy,
+                                 self.strategy.evaluated_model(self.ctx), training.precision, training.patience_start)
         return None
 
     def _epoch(self, rnd: int, epoch: int, trainer: Strategy, plan: EpochPlan, train_ids: torch.Tensor,

@@ -16,15 +16,22 @@ from sslzoo.plugins import make_plugins
 from sslzoo.registry import Registry
 
 
+class Strategies:
+    """A plugin registering ``strategies``; an instance pickles by reference to this class, so a learner
+    process can rebuild it when the strategies are defined at the top level of a module."""
+
+    def __init__(self, strategies: tuple[type[Strategy], ...]) -> None:
+        self.strategies = strategies
+
+    @hookimpl
+    def register_strategies(self, register: Any) -> None:
+        for strategy in self.strategies:
+            register(strategy)
+
+
 def registry_with(*strategies: type[Strategy]) -> Registry:
     """A fresh registry holding the built-ins and ``strategies``, registered by one plugin object."""
-    class Plugin:
-        @hookimpl
-        def register_strategies(self, register):  # type: ignore[no-untyped-def]
-            for strategy in strategies:
-                register(strategy)
-
-    return Registry(make_plugins(load="", extra=(Plugin(),)))
+    return Registry(make_plugins(load="", extra=(Strategies(strategies),)))
 
 
 def write_fake_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3",

@@ -40,7 +40,7 @@ def built(name: str) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     shape = (2,) if name.startswith("moons") else (1, 28, 28)
     model = getattr(models, name)(shape, 10 if len(shape) == 3 else 2)
-    x = torch.randn(64 if name == "pca_poly_logreg" else 6, *shape)
+    x = torch.randn(64 if name.startswith("pca_poly") else 6, *shape)  # the PCA needs 50 samples
     fit_features(model, x)
     return model, x[:6]
 

@@ -12,7 +12,7 @@ from torch import nn
 import sslzoo
 from sslzoo.errors import PluginError
 from sslzoo.teacher import Teacher
-from sslzoo.testing import check_strategy
+from sslzoo.testing import check_determinism, check_record, check_strategy, tiny_run
 from tests.plugin_helpers import registry_with, run_here
 
 MOONS = {"n_train": 60, "n_test": 40}
@@ -183,7 +183,10 @@ def test_the_hook_references_mean_teacher_loss_trains_with_a_teacher():
         def epoch_plan(self, ctx):
             return sslzoo.EpochPlan(16)
 
-    check_strategy("documented_teacher", registry_with(Documented))
+    registry = registry_with(Documented)  # defined here: no learner process could import it, so no leak check
+    run = tiny_run("documented_teacher", registry=registry)
+    check_record(run)
+    check_determinism(run, registry)
 
 
 def test_predictions_through_a_view_see_the_transformed_inputs():

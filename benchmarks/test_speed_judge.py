@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import speedlib
 
-ROUNDS = 3
+ROUNDS = 2
 WORKLOADS: dict[str, list[str]] = {
     "default": [],
     "bald": ["-s", "bald", "--labels", "100", "-d", "n_train=12000", "-d", "n_test=1000", "-o", "epochs=1",

@@ -66,6 +66,9 @@ FLUSH_AT = 1 << 20
 #: Seconds a learner gets to exit after it is terminated, before it is killed.
 STOP_GRACE = 5.0
 
+#: Seconds a learner that sent its last message gets to exit by itself, before it is terminated.
+EXIT_GRACE = 0.5
+
 IN_PROCESS = "in-process"
 """A record's ``judge`` when the learner shared the judge's process."""
 
@@ -185,7 +188,7 @@ def _main_left_out() -> Iterator[None]:
 
 def _stop(process: Any) -> None:
     """End the learner: it has sent all it will (its record, or an error), or the judge gives up."""
-    process.join(STOP_GRACE if process.exitcode is None and not process.is_alive() else 0.1)
+    process.join(EXIT_GRACE)
     if process.is_alive():
         process.terminate()
         process.join(STOP_GRACE)

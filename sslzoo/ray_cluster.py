@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,9 @@ from sslzoo.executor import (
 )
 from sslzoo.registry import Registry
 from sslzoo.strategy import Strategy
+
+#: What a Ray address looks like: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``.
+ADDRESS = re.compile(r"auto|(ray://)?[^\s:/]+:\d+")
 
 MISSING = "--executor ray needs Ray, which is not installed: pip install 'sslzoo[ray]'"
 ADDRESS_ENV = "RAY_ADDRESS"
@@ -67,6 +71,8 @@ def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
     where = address or os.environ.get(ADDRESS_ENV)
     given = "--ray-address" if address else ADDRESS_ENV
     if where:
+        if not ADDRESS.fullmatch(where):
+            raise OptionError(f"{given} {where!r} is not a Ray address: use HOST:PORT, ray://HOST:PORT or auto")
         _check_reachable(where, given)
     if ray.is_initialized():
         yield

@@ -169,7 +169,9 @@ def test_a_run_leaves_the_strategy_options_as_given_and_records_the_training_it_
     assert dataclasses.asdict(strategy.options) == given and given["epochs"] is None  # "the dataset's default"
     moons = job.dataset.train_defaults
     assert job.training.epochs == moons["epochs"] and job.training.lr == 0.05
-    recorded_when_set = {"samples_per_epoch", "last_batch", "validation", "validation_counted"}  # at their defaults
+    recorded_when_set = {f.name for f in dataclasses.fields(TrainOptions)  # left out at their defaults
+                         if f.metadata.get("recorded") == "when set"}
+    assert {"samples_per_epoch", "last_batch", "validation", "validation_counted", "stop"} <= recorded_when_set
     assert job.options == {**{k: v for k, v in given.items() if k not in recorded_when_set},
                            "epochs": moons["epochs"], "batch_size": moons["batch_size"],
                            "optimizer": moons["optimizer"], "momentum": job.training.momentum,

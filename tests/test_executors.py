@@ -353,7 +353,8 @@ def test_a_malformed_ray_address_is_a_one_line_error(address):
     result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
                                        "--executor", "ray", "--ray-address", address])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert result.output.startswith(f"Error: --ray-address {address}: ") and len(result.output.splitlines()) == 1
+    assert result.output.startswith(f"Error: --ray-address {address!r} is not a Ray address: use HOST:PORT, "
+                                    f"ray://HOST:PORT or auto") and len(result.output.splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import gc
 import json
 import sys
 import types
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,14 @@ def _filled(cell: Any) -> bool:
 
 # -- the routes -----------------------------------------------------------------------------------------
 def gc_scan(ctx: Context) -> torch.Tensor | None:
-    """Every object the garbage collector tracks, and the tensors they hold."""
-    objects = gc.get_objects()
+    """Every object the garbage collector tracks, and the tensors they hold (quietly: some objects
+    warn when looked at)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _scan(gc.get_objects(), ctx)
+
+
+def _scan(objects: list[Any], ctx: Context) -> torch.Tensor | None:
     found = _first_truth(objects, ctx)
     if found is not None:
         return found

@@ -116,10 +116,7 @@ class Judge:
         count += torch.bincount(buckets.long(), weights=right.double(), minlength=len(BUCKETS)).long()
 
     def entry(self, entry: dict[str, Any], predicted: torch.Tensor, tally: dict[str, Any]) -> None:
-        self.scored_entry(entry, predicted, tally)
-
-    def scored_entry(self, entry: dict[str, Any], predicted: torch.Tensor, tally: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`entry`, returning the entry with its figures as the curve holds it."""
+        """Score the entry and append it, with its figures, to :attr:`curve`."""
         matrix = self.confusion(predicted)
         correct = self._correct.get(tally["key"])
         summary = pseudo_summary(tally["given"], correct.tolist() if correct is not None else [0] * len(BUCKETS),
@@ -140,7 +137,6 @@ class Judge:
         if end:
             self._pseudo = summary
             self._observe("round_ended", run=self._run, entry=scored)
-        return scored
 
     def finish(self, record: Record) -> None:
         """Complete the record (:attr:`record`) with its figures: those of the curve's last entry, the

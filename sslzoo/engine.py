@@ -4,13 +4,16 @@
         (after round 0) stop? → select → label → weight on the pool → move ids between the ledger's
         index sets
         a fresh model when due → train: for each step:
-            labeled batch (+ unlabeled ids) → loss (and what it pseudo-labeled, counted) → optimizer
-            step → the teachers follow the model
-        evaluate (the strategy's evaluated model) on the test set → append an entry to the run's curve
-    → the record
+            labeled batch (+ unlabeled ids) → loss (and what it pseudo-labeled, reported to the
+            judge) → optimizer step → the teachers follow the model
+        evaluate (the strategy's evaluated model) on the test set → its classes to the judge, which
+        scores them into the run's curve
+    → the record, without its figures, to the judge
 
-:meth:`Run.execute` is that loop, top to bottom. The run's state is made in two places: the data
-(:class:`RunData`: inputs on the device, the hidden truth, the ledger) and the strategy's
+:meth:`Run.learn` is that loop, top to bottom; the judge (:mod:`sslzoo.judge`) holds the truth and
+every figure, in this process (:meth:`Run.execute`) or another (:mod:`sslzoo.learner_process`).
+The run's state is made in two places: the data (:class:`RunData`: inputs on the device, the
+ledger; no hidden label) and the strategy's
 :class:`~sslzoo.context.Context` once, by :meth:`Run.setup`; the model with its optimizer and
 teachers (:class:`Learner`) by :meth:`Run.fresh_learner` at round 0 and, with ``retrain=scratch``,
 every round. Everything else is passed and returned.

@@ -144,3 +144,20 @@ class AdaptiveMatch(FixMatch, ABC):
             loss = loss + extra
         self.follow_average(ctx)
         return StepLoss(loss, pseudo)
+
+
+class DistributionAlignment:
+    """Predictions scaled by ``p_target / p_model`` and renormalised, ``p_model`` the moving average of the
+    batches' mean prediction (USB's ``DistAlignEMAHook``)."""
+
+    def __init__(self, p_target: torch.Tensor, momentum: float) -> None:
+        self.p_target, self.momentum = p_target, momentum
+        self.p_model: torch.Tensor | None = None
+
+    def align(self, probs: torch.Tensor) -> torch.Tensor:
+        """Move ``p_model`` towards the mean of ``probs``, then align them."""
+        mean = probs.mean(dim=0)
+        m = self.momentum
+        self.p_model = mean if self.p_model is None else self.p_model * m + mean * (1 - m)
+        aligned = probs * (self.p_target + 1e-6) / (self.p_model + 1e-6)
+        return aligned / aligned.sum(dim=-1, keepdim=True)

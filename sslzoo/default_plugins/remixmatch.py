@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 
-from sslzoo.default_plugins.adaptive import USB_2022
+from sslzoo.default_plugins.adaptive import USB_2022, DistributionAlignment
 from sslzoo.default_plugins.fixmatch import fixmatch_field
 from sslzoo.default_plugins.mixmatch import (
     MixMatch,
@@ -82,23 +82,6 @@ class ReMixMatchOptions(MixMatchOptions):
         if self.temperature <= 0:
             raise OptionError(f"option temperature={self.temperature} of strategy 'remixmatch' is not allowed: it "
                               f"must be greater than 0")
-
-
-class DistributionAlignment:
-    """Predictions scaled by ``p_target / p_model`` and renormalised, ``p_model`` the moving average of the
-    batches' mean prediction (USB's ``DistAlignEMAHook``)."""
-
-    def __init__(self, p_target: torch.Tensor, momentum: float) -> None:
-        self.p_target, self.momentum = p_target, momentum
-        self.p_model: torch.Tensor | None = None
-
-    def align(self, probs: torch.Tensor) -> torch.Tensor:
-        """Move ``p_model`` towards the mean of ``probs``, then align them."""
-        mean = probs.mean(dim=0)
-        m = self.momentum
-        self.p_model = mean if self.p_model is None else self.p_model * m + mean * (1 - m)
-        aligned = probs * (self.p_target + 1e-6) / (self.p_model + 1e-6)
-        return aligned / aligned.sum(dim=-1, keepdim=True)
 
 
 def class_frequencies(targets: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, Guess
+from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, DistributionAlignment, Guess
 from sslzoo.errors import OptionError
 from sslzoo.hookspecs import hookimpl
 
@@ -59,22 +59,13 @@ class TruncatedGaussian:
 
     def __init__(self, num_classes: int, momentum: float, n_sigma: float, device: torch.device) -> None:
         self.momentum, self.n_sigma = momentum, n_sigma
-        self.p_target = torch.full((num_classes,), 1.0 / num_classes, device=device)
-        self.p_model: torch.Tensor | None = None
+        self.alignment = DistributionAlignment(torch.full((num_classes,), 1.0 / num_classes, device=device), momentum)
         self.mu = torch.tensor(1.0 / num_classes, device=device)
         self.var = torch.tensor(1.0, device=device)
 
-    def align(self, probs: torch.Tensor) -> torch.Tensor:
-        """``probs`` rescaled by ``u / p̂`` and renormalised, after moving p̂ towards their mean."""
-        mean = probs.mean(dim=0)
-        m = self.momentum
-        self.p_model = mean if self.p_model is None else self.p_model * m + mean * (1 - m)
-        aligned = probs * (self.p_target + 1e-6) / (self.p_model + 1e-6)
-        return aligned / aligned.sum(dim=-1, keepdim=True)
-
     def weights(self, probs: torch.Tensor) -> torch.Tensor:
         """Each prediction's weight, after moving μ and σ² towards the aligned batch."""
-        confidence = self.align(probs).max(dim=-1).values
+        confidence = self.alignment.align(probs).max(dim=-1).values  # uniform alignment
         m = self.momentum
         self.mu = m * self.mu + (1 - m) * confidence.mean()
         if confidence.numel() > 1:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslzoo import models
+from sslzoo.ops import networks as models
 
 SEED = 0
 IMAGES = 4096

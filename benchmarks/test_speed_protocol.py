@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 import speedlib
 
-from sslzoo.api import create_strategy, default_registry
-from sslzoo.bench import strategy_options
-from sslzoo.engine import Run, RunSpec
-from sslzoo.preset import get_preset
+from sslzoo.engine.catalog import create_strategy, default_registry
+from sslzoo.engine.run import Run, RunSpec
+from sslzoo.planning.bench import strategy_options
+from sslzoo.planning.preset import get_preset
 
 THREADS = speedlib.configure_threads()
 TIMED_LABELS = (20, 260, 510, 760, 1000)

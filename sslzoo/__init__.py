@@ -8,18 +8,31 @@ the example plugin import only these; every other module path is internal and ma
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from sslzoo import scores
-from sslzoo.active import (
-    ActiveOptions,
-    ActiveStrategy,
-    BatchStrategy,
-    MCDropoutOptions,
-    MCDropoutStrategy,
-    UncertaintyStrategy,
+from sslzoo import _moved, scores
+from sslzoo._version import __version__
+from sslzoo.contract.context import Context
+from sslzoo.contract.dataset import Arrays, Dataset
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.plugin_api import PLUGIN_API
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.recipe import Recipe
+from sslzoo.contract.registry import ModelSpec, Registry
+from sslzoo.contract.stopping import Predictions, StoppingCriterion, StoppingOptions
+from sslzoo.contract.strategy import (
+    ORACLE,
+    PSEUDO,
+    Batch,
+    EpochPlan,
+    Labels,
+    PseudoLabels,
+    Step,
+    StepLoss,
+    Strategy,
+    TrainOptions,
+    supervised_loss,
+    weighted_cross_entropy,
 )
-from sslzoo.api import (
+from sslzoo.engine.catalog import (
     create_dataset,
     create_model,
     create_strategy,
@@ -30,10 +43,6 @@ from sslzoo.api import (
     list_models,
     list_strategies,
 )
-from sslzoo.bench import run
-from sslzoo.context import Context
-from sslzoo.dataset import Arrays, Dataset
-from sslzoo.embedding import GradientEmbedding
 from sslzoo.errors import (
     AmbiguousNameError,
     ChecksumError,
@@ -50,35 +59,25 @@ from sslzoo.errors import (
     UnknownNameError,
     WorkerError,
 )
-from sslzoo.executor import Executor, SerialExecutor
-from sslzoo.hookspecs import hookimpl
-from sslzoo.layers import HintonDropout
-from sslzoo.picking import top_k
-from sslzoo.plugin_api import PLUGIN_API
-from sslzoo.plugins import make_plugins
-from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
-from sslzoo.ray_cluster import RayExecutor
-from sslzoo.recipe import Recipe
-from sslzoo.registry import ModelSpec, Registry
-from sslzoo.results.comparison import compare
-from sslzoo.results.reporting import report
-from sslzoo.stopping import Predictions, StoppingCriterion, StoppingOptions
-from sslzoo.strategy import (
-    ORACLE,
-    PSEUDO,
-    Batch,
-    EpochPlan,
-    Labels,
-    PseudoLabels,
-    Step,
-    StepLoss,
-    Strategy,
-    TrainOptions,
-    supervised_loss,
-    weighted_cross_entropy,
+from sslzoo.ops.embedding import GradientEmbedding
+from sslzoo.ops.layers import HintonDropout
+from sslzoo.ops.picking import top_k
+from sslzoo.ops.teacher import Teacher
+from sslzoo.planning.bench import run
+from sslzoo.planning.executor import Executor, SerialExecutor
+from sslzoo.planning.ray_cluster import RayExecutor
+from sslzoo.planning.worker_pool import ProcessExecutor
+from sslzoo.reports.comparison import compare
+from sslzoo.reports.reporting import report
+from sslzoo.strategies.active import (
+    ActiveOptions,
+    ActiveStrategy,
+    BatchStrategy,
+    MCDropoutOptions,
+    MCDropoutStrategy,
+    UncertaintyStrategy,
 )
-from sslzoo.teacher import Teacher
-from sslzoo.worker_pool import ProcessExecutor
+from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler, argmax_labels
 
 __all__ = [
     # running and comparing
@@ -105,3 +104,5 @@ __all__ = [
     "AmbiguousNameError",
     "__version__",
 ]
+
+_moved.install()

@@ -1,5 +1,5 @@
 """``python -m sslzoo`` is the ``sslzoo`` command."""
 
-from sslzoo.cli import main
+from sslzoo.cli.main import main
 
 main()

@@ -11,9 +11,9 @@ from typing import Any
 
 import sslzoo
 from sslzoo import Strategy, hookimpl
-from sslzoo.executor import SerialExecutor
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
+from sslzoo.planning.executor import SerialExecutor
 
 
 class Strategies:

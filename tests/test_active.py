@@ -1,4 +1,4 @@
-"""Active learning (sslzoo.active, default_plugins.uncertainty and .mc_dropout): query counts,
+"""Active learning (sslzoo.strategies.active, default_plugins.uncertainty and .mc_dropout): query counts,
 budgets, pool exhaustion, options, MC-dropout mechanics, and a real-training comparison."""
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ import torch
 from torch import nn
 
 import sslzoo
-from sslzoo import active, scores
-from sslzoo.active import ActiveStrategy, UncertaintyStrategy
-from sslzoo.context import Context
-from sslzoo.engine import Run
+from sslzoo import scores
+from sslzoo.contract.context import Context
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.ledger import Ledger
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
+from sslzoo.contract.strategy import ORACLE, Labels
+from sslzoo.engine.run import Run
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.ledger import Ledger
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
-from sslzoo.strategy import ORACLE, Labels
+from sslzoo.strategies import active
+from sslzoo.strategies.active import ActiveStrategy, UncertaintyStrategy
 from tests.plugin_helpers import run_here
 
 UNCERTAINTY = ("random", "least_confidence", "margin", "entropy")

@@ -19,17 +19,17 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from sslzoo.api import create_strategy
-from sslzoo.cli import main
-from sslzoo.context import Context
+from sslzoo.cli.main import main
+from sslzoo.contract.context import Context
+from sslzoo.contract.ledger import Ledger
+from sslzoo.contract.strategy import ORACLE, Batch, Labels, Step, StepLoss
 from sslzoo.default_plugins.adaptive import Guess
 from sslzoo.default_plugins.dash import Dash
 from sslzoo.default_plugins.flexmatch import FlexMatch
 from sslzoo.default_plugins.freematch import FreeMatch
 from sslzoo.default_plugins.softmatch import SoftMatch
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import OptionError
-from sslzoo.ledger import Ledger
-from sslzoo.strategy import ORACLE, Batch, Labels, Step, StepLoss
 from sslzoo.testing import tiny_run
 
 NEW = ("flexmatch", "freematch", "softmatch", "dash")

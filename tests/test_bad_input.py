@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.bench import DEFAULT_BENCH
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry, reset_default_registry
+from sslzoo.datasets.mnist import load_mnist
 from sslzoo.errors import DataError, PluginWarning
-from sslzoo.hookspecs import hookimpl
-from sslzoo.mnist import load_mnist
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry, reset_default_registry
+from sslzoo.planning.bench import DEFAULT_BENCH
 
 FAST = ["--dataset", "moons", "--labels", "10", "--epochs", "2", "-q"]
 HUGE = "99999999999999999999"
@@ -239,8 +239,7 @@ def test_an_unmatched_plugin_name_warns():
 
 
 def test_models_register_with_the_keyword_the_hookspec_documents():
-    from sslzoo import hookspecs
-
+    from sslzoo.contract import hookspecs
     class Models:
         @hookimpl
         def register_models(self, register):
@@ -253,8 +252,7 @@ def test_models_register_with_the_keyword_the_hookspec_documents():
 
 
 def test_the_api_and_the_command_run_the_same_default_comparison(monkeypatch):
-    from sslzoo import cli
-
+    from sslzoo.cli import main as cli
     api_plan: list = []
     sslzoo.run(plan=lambda built: api_plan.extend(built) or [])
     cli_plan: list = []

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
 from sslzoo.errors import PluginError, PluginWarning
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
 from tests.plugin_helpers import install_fake_distribution, run_here
 
 TINY_BENCH = ["--dataset", "moons", "--labels", "10", "-d", "n_train=100", "-d", "n_test=100", "--epochs", "1",
@@ -27,9 +27,9 @@ TINY_BENCH = ["--dataset", "moons", "--labels", "10", "-d", "n_train=100", "-d",
 HEADER = """
 import torch
 import sslzoo
-from sslzoo.active import ActiveStrategy
-from sslzoo.dataset import Arrays, Dataset
-from sslzoo.strategy import Labels, Strategy
+from sslzoo.strategies.active import ActiveStrategy
+from sslzoo.contract.dataset import Arrays, Dataset
+from sslzoo.contract.strategy import Labels, Strategy
 """
 
 
@@ -306,7 +306,7 @@ def test_a_bad_selection_names_the_round_and_up_to_five_offending_ids(install, c
 
 
 BAD_STEP = """
-from sslzoo.strategy import EpochPlan, PseudoLabels, StepLoss, supervised_loss
+from sslzoo.contract.strategy import EpochPlan, PseudoLabels, StepLoss, supervised_loss
 
 class BadStep(Strategy):
     name = "bad_step"

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from sslzoo import inference
-from sslzoo.judge import Judge
-from sslzoo.metrics import class_metrics
-from sslzoo.results.comparison import compare
-from sslzoo.results.reporting import report
+from sslzoo.engine.judge import Judge
+from sslzoo.ops import inference
+from sslzoo.ops.metrics import class_metrics
+from sslzoo.reports.comparison import compare
+from sslzoo.reports.reporting import report
 from tests.tiny_records import moons_records, write_jsonl
 
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli import main
+from sslzoo.cli.main import main
 from sslzoo.errors import ResultsError
-from sslzoo.results.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points
+from sslzoo.reports.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points
 from tests.tiny_records import moons_records, write_jsonl
 
 
@@ -107,7 +107,7 @@ def test_active_learning_metrics_come_from_the_curve_or_the_record(records):
     points = [(e["labels"], e["test_accuracy"]) for e in al["curve"]]
     area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
     assert budget_auc(al) == pytest.approx(area / (points[-1][0] - points[0][0]))
-    # a record without a curve: its al_metrics as sslzoo.metrics.curve_metrics writes them (labels per
+    # a record without a curve: its al_metrics as sslzoo.ops.metrics.curve_metrics writes them (labels per
     # accuracy target, None = never reached)
     assert budget_auc({**al, "curve": [], "al_metrics": {"budget_auc": 0.5, "labels_to_accuracy": {"0.8": 20}}}) == 0.5
     base = [{**r, "curve": [], "al_metrics": {"labels_to_accuracy": {"0.80": 20, "0.90": None}}} for r in records]

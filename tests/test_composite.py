@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from sslzoo import run
-from sslzoo.api import create_strategy
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.strategy import ORACLE, PSEUDO
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import OptionError, UnknownNameError
-from sslzoo.strategy import ORACLE, PSEUDO
 from sslzoo.testing import tiny_run
 
 

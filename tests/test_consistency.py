@@ -10,20 +10,20 @@ import torch
 from torch import nn
 
 from sslzoo import run
-from sslzoo.api import create_strategy
-from sslzoo.augment import shift_and_noise
-from sslzoo.consistency import softmax_mse
-from sslzoo.context import Context
+from sslzoo.contract.context import Context
+from sslzoo.contract.ledger import Ledger
+from sslzoo.contract.strategy import ORACLE, Batch, EpochPlan, Labels, Step, StepLoss
 from sslzoo.default_plugins.fixmatch import FixMatch
 from sslzoo.default_plugins.mean_teacher import MeanTeacher
 from sslzoo.default_plugins.pi_model import PiModel
 from sslzoo.default_plugins.vat import Vat, kl_divergence, unit_vectors, virtual_adversarial_perturbation
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import OptionError
-from sslzoo.ledger import Ledger
-from sslzoo.rampup import sigmoid_rampup
-from sslzoo.randaugment import OPS, apply_ops, cutout, equalize, rand_augment
-from sslzoo.strategy import ORACLE, Batch, EpochPlan, Labels, Step, StepLoss
-from sslzoo.teacher import Teachers
+from sslzoo.ops.augment import shift_and_noise
+from sslzoo.ops.rampup import sigmoid_rampup
+from sslzoo.ops.randaugment import OPS, apply_ops, cutout, equalize, rand_augment
+from sslzoo.ops.teacher import Teachers
+from sslzoo.strategies.consistency import softmax_mse
 from sslzoo.testing import tiny_run
 
 NEW = ("fixmatch", "mean_teacher", "vat", "pi_model")

@@ -7,9 +7,9 @@ import torch
 
 import sslzoo
 from sslzoo import Labels, Strategy
-from sslzoo.engine import Run
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
+from sslzoo.engine.run import Run
 from sslzoo.testing import (
     StrategyContract,
     check_determinism,

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli import main
-from sslzoo.control import control_of, with_controls
+from sslzoo.cli.main import main
+from sslzoo.contract.registry import default_registry
 from sslzoo.errors import OptionError
-from sslzoo.metrics import budget_points, efficiency_boost
-from sslzoo.registry import default_registry
-from sslzoo.results.reporting import report
+from sslzoo.ops.metrics import budget_points, efficiency_boost
+from sslzoo.planning.control_group import control_of, with_controls
+from sslzoo.reports.reporting import report
 from tests.tiny_records import TINY, moons_records
 
 

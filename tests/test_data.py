@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from sslzoo.datasets.mnist import BUNDLED_DIR, FILES, load_mnist
+from sslzoo.datasets.moons import make_moons
+from sslzoo.datasets.split import SPLITS, held_out, initial_labels
 from sslzoo.errors import ChecksumError, DataError, OptionError
-from sslzoo.mnist import BUNDLED_DIR, FILES, load_mnist
-from sslzoo.moons import make_moons
-from sslzoo.split import SPLITS, held_out, initial_labels
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

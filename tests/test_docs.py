@@ -2,13 +2,13 @@
 
 - every hookspec, and every Strategy, ActiveStrategy and Dataset method, is documented in
   docs/plugins/hooks.md with its exact signature, and the hook examples work;
-- docs/strategies.md is exactly what ``sslzoo.docs`` generates from the registered strategies;
+- docs/strategies.md is exactly what ``tools.docs`` generates from the registered strategies;
 - the ``--help`` blocks in the docs are the real ``--help`` output;
 - the plugin tutorial, followed literally in a fresh directory, gives a working plugin, identical
   to plugins/sslzoo-example;
 - relative links between the docs resolve.
 
-After changing a strategy or the CLI, regenerate with ``python -m sslzoo.docs``.
+After changing a strategy or the CLI, regenerate with ``python -m tools.docs``.
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ import pytest
 import torch
 
 import sslzoo
-from sslzoo import docs
-from sslzoo.embedding import embeddings
-from sslzoo.options import describe_options, make_options
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
-from sslzoo.strategy import TrainOptions
+from sslzoo.contract.options import describe_options, make_options
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
+from sslzoo.contract.strategy import TrainOptions
+from sslzoo.ops.embedding import embeddings
 from sslzoo.testing import check_strategy
 from tests.plugin_helpers import registry_with, run_here
+from tools import docs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLE = ROOT / "plugins" / "sslzoo-example"
-REGENERATE = "regenerate with: python -m sslzoo.docs"
+REGENERATE = "regenerate with: python -m tools.docs"
 
 
 @dataclass
@@ -104,16 +104,16 @@ def signatures(path: Path, cls: str | None = None) -> dict[str, str]:
 HOOKS_MD = (DOCS / "plugins" / "hooks.md").read_text(encoding="utf-8")
 HOOK_SECTIONS = sections(HOOKS_MD)
 DOCUMENTED = [
-    ("", signatures(ROOT / "sslzoo" / "hookspecs.py")),
-    ("", signatures(ROOT / "sslzoo" / "strategy.py", "Strategy")),
-    ("ActiveStrategy.", signatures(ROOT / "sslzoo" / "active.py", "ActiveStrategy")),
-    ("BatchStrategy.", signatures(ROOT / "sslzoo" / "active.py", "BatchStrategy")),
-    ("Dataset.", signatures(ROOT / "sslzoo" / "dataset.py", "Dataset")),
+    ("", signatures(ROOT / "sslzoo" / "contract" / "hookspecs.py")),
+    ("", signatures(ROOT / "sslzoo" / "contract" / "strategy.py", "Strategy")),
+    ("ActiveStrategy.", signatures(ROOT / "sslzoo" / "strategies" / "active.py", "ActiveStrategy")),
+    ("BatchStrategy.", signatures(ROOT / "sslzoo" / "strategies" / "active.py", "BatchStrategy")),
+    ("Dataset.", signatures(ROOT / "sslzoo" / "contract" / "dataset.py", "Dataset")),
 ]
 
 
 def test_hookspecs_are_what_the_plugin_manager_uses():
-    specs = {name for name, fn in vars(sslzoo.hookspecs).items()
+    specs = {name for name, fn in vars(sslzoo.contract.hookspecs).items()
              if callable(fn) and hasattr(fn, "sslzoo_spec")}
     assert specs == set(DOCUMENTED[0][1]), "hookspecs.py holds a public function that is no hookspec"
 
@@ -135,7 +135,7 @@ def test_every_hook_section_documents_something_that_exists():
 def test_the_plugin_hook_examples_register_and_observe(tmp_path, monkeypatch):
     """The complete examples of the plugin-hook sections, in one module, make a working plugin."""
     monkeypatch.chdir(tmp_path)  # run_ended's example appends to finished.jsonl
-    hookspecs = signatures(ROOT / "sslzoo" / "hookspecs.py")
+    hookspecs = signatures(ROOT / "sslzoo" / "contract" / "hookspecs.py")
     module = types.ModuleType("hooks_md_examples")
     for name in hookspecs:
         for block in fenced_blocks(HOOK_SECTIONS[name]):
@@ -198,8 +198,8 @@ def test_the_hook_reference_lists_every_score_and_the_pickers_exact_signature():
     (block,) = [b for b in fenced_blocks(section) if b.lang == "python"]
     documented = ast.parse(block.body + "    pass\n").body[0]
     assert f"def top_k({ast.unparse(documented.args)}) -> {ast.unparse(documented.returns)}:" == \
-        signatures(ROOT / "sslzoo" / "picking.py")["top_k"]
-    assert sslzoo.top_k is sslzoo.picking.top_k
+        signatures(ROOT / "sslzoo" / "ops" / "picking.py")["top_k"]
+    assert sslzoo.top_k is sslzoo.ops.picking.top_k
 
 
 def test_the_hook_references_own_model_pass_gives_what_ctx_embed_gives():
@@ -407,7 +407,7 @@ def test_the_cookbook_recipe_runs_as_written(module, tmp_path, monkeypatch):
         own = {hook for hook in ("score", "pick", "select", "label", "weight", "loss")
                if getattr(vars(cls).get(hook), "__module__", None) == module}
         assert own == {RECIPES[module]}, own
-        sslzoo.registry.reset_default_registry(registry)
+        sslzoo.contract.registry.reset_default_registry(registry)
         tests = importlib.import_module(f"test_{module}")
         ran = [name for name, test in vars(tests).items() if name.startswith("test_") and callable(test)]
         assert ran

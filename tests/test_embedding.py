@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslzoo import inference, models
-from sslzoo.embedding import GradientEmbedding, embedding_layer, embeddings, gradient_embeddings
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
 from sslzoo.errors import TrainingError
-from sslzoo.features import fit_features
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
+from sslzoo.ops import inference
+from sslzoo.ops import networks as models
+from sslzoo.ops.embedding import GradientEmbedding, embedding_layer, embeddings, gradient_embeddings
+from sslzoo.ops.features import fit_features
 
 BUILT_IN_MODELS = Registry(make_plugins(load="")).models.names()
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from sslzoo import hookimpl, run
-from sslzoo.engine import Run, RunSpec
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.recipe import Recipe
+from sslzoo.contract.registry import Registry
+from sslzoo.contract.strategy import Strategy, TrainOptions
+from sslzoo.engine.run import Run, RunSpec
+from sslzoo.engine.training import Training
 from sslzoo.errors import DataError, OptionError, TrainingError
-from sslzoo.plugins import make_plugins
-from sslzoo.recipe import Recipe
-from sslzoo.registry import Registry
-from sslzoo.strategy import Strategy, TrainOptions
-from sslzoo.training import Training
 
 MOONS = {"labels": 20, "options": {"epochs": 100}}
 

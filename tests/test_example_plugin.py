@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli import main
+from sslzoo.cli.main import main
 
 try:
     EXAMPLE = importlib.metadata.distribution("sslzoo-example")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli import main
-from sslzoo.plugins import make_plugins
+from sslzoo.cli.main import main
+from sslzoo.contract.plugins import make_plugins
 from tests.plugin_helpers import install_fake_distribution
 
 BLOBS_PLUGIN = """
@@ -167,7 +167,7 @@ def test_trace_prints_each_hook_call_and_its_plugin_to_stderr(site, monkeypatch)
 @pytest.mark.parametrize("value", ["", "0"])
 def test_trace_is_off_unless_asked_for(monkeypatch, capsys, value):
     monkeypatch.setenv("SSLZOO_TRACE_PLUGINS", value)
-    from sslzoo.registry import Registry
+    from sslzoo.contract.registry import Registry
 
     Registry(make_plugins(load=""))
     assert "sslzoo: hook" not in capsys.readouterr().err

@@ -11,11 +11,11 @@ import warnings
 import pytest
 
 import sslzoo
-from sslzoo.context import Context
+from sslzoo.contract.context import Context
+from sslzoo.contract.plugin_api import MIGRATION_PAGE, PLUGIN_API, fits
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
 from sslzoo.errors import PluginWarning
-from sslzoo.plugin_api import MIGRATION_PAGE, PLUGIN_API, fits
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
 from tests.plugin_helpers import run_here
 
 

@@ -42,9 +42,9 @@ def test_a_markdown_table_aligns_numbers_right_and_escapes_pipes():
 
 
 def test_the_results_page_names_are_reachable_from_the_package():
-    from sslzoo.results import accuracy_rows, write_results
-    from sslzoo.results.page import accuracy_rows as page_rows
+    from sslzoo.reports import accuracy_rows, write_results
+    from sslzoo.reports.page import accuracy_rows as page_rows
 
     assert accuracy_rows is page_rows and callable(write_results)
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
-        importlib.import_module("sslzoo.results").nothing_here  # noqa: B018
+        importlib.import_module("sslzoo.reports").nothing_here  # noqa: B018

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo import ORACLE
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry, reset_default_registry
 from sslzoo.default_plugins.datasets import TwoMoons
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry, reset_default_registry
 from sslzoo.testing import (
     TINY_DATA,
     LeakProbe,

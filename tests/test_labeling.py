@@ -18,16 +18,16 @@ import torch
 from click.testing import CliRunner
 
 from sslzoo import create_model, hookimpl, scores
-from sslzoo.cli import main
-from sslzoo.dataset import Arrays
+from sslzoo.cli.main import main
+from sslzoo.contract.dataset import Arrays
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
 from sslzoo.default_plugins.datasets import TwoMoons
 from sslzoo.errors import OptionError, SessionError
-from sslzoo.inference import probabilities
 from sslzoo.labeling import Session, SimulatedLabeler, simulate
-from sslzoo.labeling.ledger import LABELS_FILE
+from sslzoo.labeling.label_log import LABELS_FILE
 from sslzoo.labeling.session import MODEL_FILE
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
+from sslzoo.ops.inference import probabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 MOONS = {"n_train": 300, "n_test": 500}

@@ -1,4 +1,4 @@
-"""MC-dropout passes (sslzoo.masks, sslzoo.dropout, sslzoo.inference): exact keep rates, independent
+"""MC-dropout passes (sslzoo.ops.masks, sslzoo.ops.dropout, sslzoo.ops.inference): exact keep rates, independent
 and reproducible masks, torch's dropout semantics, the prefix split only where it is the model's own
 function, and passes that agree with plain full-model passes (exactly under the same masks, and in
 distribution against torch's own dropout)."""
@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslzoo
-from sslzoo import inference, masks, scores
-from sslzoo.dropout import SELU_ALPHA, StochasticDropout
+from sslzoo import scores
 from sslzoo.errors import OptionError, TrainingError
+from sslzoo.ops import inference, masks
+from sslzoo.ops.dropout import SELU_ALPHA, StochasticDropout
 
 
 @pytest.fixture(autouse=True)

@@ -19,15 +19,15 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from sslzoo.api import create_strategy
-from sslzoo.cli import main
-from sslzoo.context import Context
+from sslzoo.cli.main import main
+from sslzoo.contract.context import Context
+from sslzoo.contract.ledger import Ledger
+from sslzoo.contract.strategy import ORACLE, Batch, Labels, Step, StepLoss
 from sslzoo.default_plugins.mixmatch import Mixing, MixMatch
 from sslzoo.default_plugins.remixmatch import ReMixMatch
 from sslzoo.default_plugins.uda import Uda
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import OptionError
-from sslzoo.ledger import Ledger
-from sslzoo.strategy import ORACLE, Batch, Labels, Step, StepLoss
 from sslzoo.testing import tiny_run
 
 NEW = ("uda", "mixmatch", "remixmatch")

@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
+from sslzoo.contract.options import make_options, parse_assignments
 from sslzoo.errors import OptionError
-from sslzoo.options import make_options, parse_assignments
 
 
 @dataclass

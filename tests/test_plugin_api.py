@@ -28,12 +28,12 @@ from click.testing import CliRunner
 
 import sslzoo
 import sslzoo.testing
-from sslzoo.api import create_strategy
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.plugin_api import PLUGIN_API, fits, misfit, parse_version
+from sslzoo.contract.plugins import LOAD_ENV, make_plugins
+from sslzoo.contract.registry import Registry, reset_default_registry
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import AmbiguousNameError, PluginError, PluginWarning, UnknownNameError
-from sslzoo.plugin_api import PLUGIN_API, fits, misfit, parse_version
-from sslzoo.plugins import LOAD_ENV, make_plugins
-from sslzoo.registry import Registry, reset_default_registry
 from sslzoo.testing import check_leak, only_plugins
 from tests.plugin_helpers import install_fake_distribution, write_fake_distribution
 

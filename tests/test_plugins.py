@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from sslzoo import hookimpl
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
 from sslzoo.errors import PluginError, PluginWarning
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
 from tests.plugin_helpers import install_fake_distribution
 
 GOOD_PLUGIN = """

@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from sslzoo import models
-from sslzoo.context import Context
+from sslzoo.contract.context import Context
+from sslzoo.contract.ledger import Ledger
+from sslzoo.contract.strategy import ORACLE, Batch, Step
 from sslzoo.default_plugins import pseudo_label
 from sslzoo.default_plugins.pseudo_label import PseudoLabel
-from sslzoo.engine import Learner, Run, RunSpec
-from sslzoo.ledger import Ledger
-from sslzoo.prefix import SharedPrefix, mode_free_layers
-from sslzoo.strategy import ORACLE, Batch, Step
+from sslzoo.engine.run import Learner, Run, RunSpec
+from sslzoo.ops import networks as models
+from sslzoo.ops.prefix import SharedPrefix, mode_free_layers
 
 SHAPE = (1, 28, 28)
 

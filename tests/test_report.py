@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sslzoo
-from sslzoo.cli import main
+from sslzoo.cli.main import main
 from sslzoo.errors import ResultsError
-from sslzoo.results.reporting import alpha_schedule, label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
+from sslzoo.reports.reporting import alpha_schedule, label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
 from tests.tiny_records import moons_records, write_jsonl
 
 

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from sslzoo import hookimpl
-from sslzoo.augment import affine_matrices, random_affine
-from sslzoo.dataset import Arrays
+from sslzoo.contract.dataset import Arrays
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
+from sslzoo.contract.strategy import ORACLE, PSEUDO, Batch, Step
 from sslzoo.default_plugins.datasets import Mnist
 from sslzoo.default_plugins.self_training import SelfTraining
-from sslzoo.engine import Run, RunSpec
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry
-from sslzoo.strategy import ORACLE, PSEUDO, Batch, Step
+from sslzoo.engine.run import Run, RunSpec
+from sslzoo.ops.augment import affine_matrices, random_affine
 
 MOONS_LABELS = 20
 

@@ -13,7 +13,10 @@ import torch
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry, default_registry
+from sslzoo.contract.stopping import Predictions, Stopping, StoppingCriterion, StoppingOptions, parse_stop
 from sslzoo.default_plugins.stopping_criteria import (
     ClassificationChange,
     MaxConfidence,
@@ -22,9 +25,6 @@ from sslzoo.default_plugins.stopping_criteria import (
     cohens_kappa,
 )
 from sslzoo.errors import OptionError, PluginError, UnknownNameError
-from sslzoo.plugins import make_plugins
-from sslzoo.registry import Registry, default_registry
-from sslzoo.stopping import Predictions, Stopping, StoppingCriterion, StoppingOptions, parse_stop
 from tests.plugin_helpers import run_here
 
 

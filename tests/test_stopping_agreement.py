@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from sslzoo.contract.stopping import Predictions, StoppingCriterion
 from sslzoo.default_plugins.stopping_criteria import (
     ClassificationChange,
     OverallUncertainty,
     StabilizingPredictions,
     cohens_kappa,
 )
-from sslzoo.stopping import Predictions, StoppingCriterion
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 scipy_stats = pytest.importorskip("scipy.stats")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli import main
+from sslzoo.cli.main import main
 from sslzoo.errors import ResultsError
 from sslzoo.results.store import RECORDS_FILE, RecordStore, check_resumable, load, resume_key
 from tests.tiny_records import moons_records, write_jsonl

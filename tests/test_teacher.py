@@ -11,7 +11,7 @@ from torch import nn
 
 import sslzoo
 from sslzoo.errors import PluginError
-from sslzoo.teacher import Teacher
+from sslzoo.ops.teacher import Teacher
 from sslzoo.testing import check_determinism, check_record, check_strategy, tiny_run
 from tests.plugin_helpers import registry_with, run_here
 

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from sslzoo import create_dataset, create_model, create_strategy, run
-from sslzoo.engine import Run, RunSpec
+from sslzoo.contract.recipe import BUILT_IN, Recipe, upgrade_options
+from sslzoo.contract.strategy import HELD_OUT, TrainOptions, weighted_cross_entropy
+from sslzoo.engine.run import Run, RunSpec
+from sslzoo.engine.training import Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo.errors import OptionError, UnknownNameError
-from sslzoo.recipe import BUILT_IN, Recipe, upgrade_options
-from sslzoo.strategy import HELD_OUT, TrainOptions, weighted_cross_entropy
-from sslzoo.training import Training, make_optimizer, resolve_training, schedule_epoch
 
 RECIPES = {recipe.name: recipe for recipe in BUILT_IN}
 

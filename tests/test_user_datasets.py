@@ -14,9 +14,9 @@ import torch
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo import imagefolder
-from sslzoo.cli import main
-from sslzoo.dataset import UNLABELED, resolve_dataset
+from sslzoo.cli.main import main
+from sslzoo.contract.dataset import UNLABELED, resolve_dataset
+from sslzoo.datasets import imagefolder
 from sslzoo.errors import DataError, OptionError
 from tests.user_data import cifar10_root, idx_root, image_folder, shape_image, write_png
 

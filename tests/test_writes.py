@@ -12,10 +12,10 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from sslzoo import tensor_cache
-from sslzoo.cli import main
+from sslzoo.cli.main import main
+from sslzoo.datasets import tensor_cache
 from sslzoo.errors import DataWarning, ResultsError
-from sslzoo.journal import replace_file
+from sslzoo.files import replace_file
 from sslzoo.labeling import Session
 
 BENCH = ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "-q"]

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from sslzoo.contract.strategy import PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
 from sslzoo.default_plugins.fixmatch import FixMatch, fixmatch_field
-from sslzoo.strategy import PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 USB_2022 = ("USB: Yidong Wang, Hao Chen, Yue Fan, et al. USB: A Unified Semi-supervised Learning Benchmark for "
             "Classification. NeurIPS 2022 Datasets and Benchmarks Track "

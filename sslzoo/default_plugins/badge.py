@@ -2,7 +2,7 @@
 
 Each round every pool candidate gets its gradient embedding: the gradient of the loss, for the
 label the model predicts, with respect to the weight of the model's last linear layer
-(:meth:`sslzoo.context.Context.gradient_embedding`, in closed form ``(p - onehot(argmax p)) ⊗ h``,
+(:meth:`sslzoo.contract.context.Context.gradient_embedding`, in closed form ``(p - onehot(argmax p)) ⊗ h``,
 kept factored). Its norm grows with the model's uncertainty, its direction with what the sample
 looks like, so k-means++ seeding on these vectors picks a batch both uncertain and diverse: the
 largest gradient first, then each next one drawn with probability proportional to its squared
@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from sslzoo.active import BatchStrategy
-from sslzoo.context import Context
-from sslzoo.diversity import kmeans_pp_seeding
-from sslzoo.hookspecs import hookimpl
+from sslzoo.contract.context import Context
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.strategies.active import BatchStrategy
+from sslzoo.strategies.diversity import kmeans_pp_seeding
 
 ASH_2020 = ("Ash, J. T., Zhang, C., Krishnamurthy, A., Langford, J. & Agarwal, A. (2020). Deep Batch Active "
             "Learning by Diverse, Uncertain Gradient Lower Bounds. International Conference on Learning "

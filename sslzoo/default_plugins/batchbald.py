@@ -1,13 +1,13 @@
 """BatchBALD: ``batchbald``.
 
 Each round the pool candidates go through ``passes`` (K, default 100 as the paper's MNIST runs)
-*consistent* MC-dropout passes (:meth:`sslzoo.context.Context.predict_mc` with
+*consistent* MC-dropout passes (:meth:`sslzoo.contract.context.Context.predict_mc` with
 ``consistent=True``: pass k applies one set of dropout masks to every candidate, one sample of
 the weights), and the batch is built greedily by the joint mutual information of its labels with
 the weights, ``H[y_1..n] - Σ H[y_i | w]``: exact over every label configuration while there are
 at most ``joint_samples`` of them, estimated from ``joint_samples`` sampled configurations
 beyond (drawn from the run's generator). With a batch of one it is BALD. See
-:mod:`sslzoo.joint_entropy`, a port of the authors' ``batchbald_redux``.
+:mod:`sslzoo.ops.joint_entropy`, a port of the authors' ``batchbald_redux``.
 
 Reference: Kirsch, A., van Amersfoort, J. & Gal, Y. (2019). BatchBALD: Efficient and Diverse Batch
 Acquisition for Deep Bayesian Active Learning. Advances in Neural Information Processing Systems 32
@@ -22,11 +22,11 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from sslzoo.active import BatchStrategy, MCDropoutOptions
-from sslzoo.context import Context
+from sslzoo.contract.context import Context
+from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.joint_entropy import batchbald
+from sslzoo.ops.joint_entropy import batchbald
+from sslzoo.strategies.active import BatchStrategy, MCDropoutOptions
 
 KIRSCH_2019 = ("Kirsch, A., van Amersfoort, J. & Gal, Y. (2019). BatchBALD: Efficient and Diverse Batch "
                "Acquisition for Deep Bayesian Active Learning. Advances in Neural Information Processing "

@@ -1,7 +1,7 @@
 """Core-set active learning: ``kcenter``.
 
 Each round the pool candidates and the labeled ids are embedded by the current model
-(:meth:`sslzoo.context.Context.embed`: the input of its last linear layer, the "activations of
+(:meth:`sslzoo.contract.context.Context.embed`: the input of its last linear layer, the "activations of
 the final fully-connected layer" the paper measures in) and k-center greedy picks the batch: the
 candidate farthest (l2) from every labeled id and every id picked before it, ``query_size`` times.
 This is the paper's greedy 2-approximation (Algorithm 1), not its robust mixed-integer refinement.
@@ -19,10 +19,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from sslzoo.active import BatchStrategy
-from sslzoo.context import Context
-from sslzoo.diversity import kcenter_greedy
-from sslzoo.hookspecs import hookimpl
+from sslzoo.contract.context import Context
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.strategies.active import BatchStrategy
+from sslzoo.strategies.diversity import kcenter_greedy
 
 SENER_2018 = ("Sener, O. & Savarese, S. (2018). Active Learning for Convolutional Neural Networks: A Core-Set "
               "Approach. International Conference on Learning Representations (ICLR 2018), Algorithm 1")

@@ -8,10 +8,10 @@ from typing import Literal
 
 import torch
 
-from sslzoo.dataset import Arrays, Dataset
-from sslzoo.hookspecs import hookimpl
-from sslzoo.mnist import load_mnist
-from sslzoo.moons import make_moons
+from sslzoo.contract.dataset import Arrays, Dataset
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.datasets.mnist import load_mnist
+from sslzoo.datasets.moons import make_moons
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 

@@ -5,7 +5,7 @@ Each optimizer step joins ``mu`` × ``batch_size`` unlabeled ids to a labeled ba
 unlabeled image (shifted by up to 12.5 % of its size); the ids whose top probability reaches
 ``threshold`` (0.95) are pseudo-labeled with that class and trained on a strongly augmented view
 (RandAugment: two random operations of random magnitude per image, then Cutout;
-:mod:`sslzoo.randaugment`). The labeled batch is trained on its weak view. The loss is the
+:mod:`sslzoo.ops.randaugment`). The labeled batch is trained on its weak view. The loss is the
 paper's eq. (4),
 
     CE(labeled) + lambda_u · (1 / (mu·B)) · Σ_{confident u} CE(strong(u), pseudo-label(u))
@@ -36,14 +36,22 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from sslzoo.augment import shift_and_noise
-from sslzoo.hookspecs import hookimpl
-from sslzoo.pseudo import ArgmaxPseudoLabeler
-from sslzoo.randaugment import rand_augment
-from sslzoo.strategy import Batch, EpochPlan, PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import (
+    Batch,
+    EpochPlan,
+    PseudoLabels,
+    Step,
+    StepLoss,
+    TrainOptions,
+    weighted_cross_entropy,
+)
+from sslzoo.ops.augment import shift_and_noise
+from sslzoo.ops.randaugment import rand_augment
+from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 SOHN_2020 = ("Kihyuk Sohn, David Berthelot, Chun-Liang Li, Zizhao Zhang, Nicholas Carlini, Ekin D. Cubuk, Alex "
              "Kurakin, Han Zhang, Colin Raffel. FixMatch: Simplifying Semi-Supervised Learning with Consistency and "

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, Guess
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 ZHANG_2021 = ("Bowen Zhang, Yidong Wang, Wenxin Hou, Hao Wu, Jindong Wang, Manabu Okumura, Takahiro Shinozaki. "
               "FlexMatch: Boosting Semi-Supervised Learning with Curriculum Pseudo Labeling. Advances in Neural "

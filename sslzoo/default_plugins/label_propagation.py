@@ -1,5 +1,5 @@
 """Graph-based pseudo-labelers: ``label_propagation`` (Zhu & Ghahramani 2002) and ``label_spreading``
-(Zhou et al. 2004), on a sparse kNN graph built on the device in chunks (:mod:`sslzoo.graph`).
+(Zhou et al. 2004), on a sparse kNN graph built on the device in chunks (:mod:`sslzoo.ops.graph`).
 
 Round 0 trains on the labeled set. Each later round builds a symmetric kNN graph over every training
 id the run holds (the oracle-labeled, the pseudo-labeled and the pool; not the ids the split holds
@@ -8,7 +8,7 @@ out), on
 * ``features=inputs``: the inputs, flattened, optionally standardized per feature (``standardize``)
   and projected on their top ``pca`` principal axes (fitted on those ids); the graph is built once
   and kept for the rest of the run, as it never changes;
-* ``features=model``: the model's embedding (:meth:`sslzoo.context.Context.embed`, the input of its
+* ``features=model``: the model's embedding (:meth:`sslzoo.contract.context.Context.embed`, the input of its
   last linear layer), built anew each round from the model of that round.
 
 It propagates the one-hot labels of the oracle-labeled ids — the labels the ledger holds for them,
@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from sslzoo import graph
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import HELD_OUT, ORACLE, Labels, Strategy, TrainOptions
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import HELD_OUT, ORACLE, Labels, Strategy, TrainOptions
+from sslzoo.ops import graph
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 SCIKIT_LEARN = ("with scikit-learn's kNN kernel and defaults (sklearn.semi_supervised; Pedregosa et al., "
                 "Scikit-learn: Machine Learning in Python, JMLR 12:2825-2830, 2011)")

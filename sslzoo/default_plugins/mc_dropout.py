@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sslzoo import scores
-from sslzoo.active import MCDropoutStrategy
-from sslzoo.hookspecs import hookimpl
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.strategies.active import MCDropoutStrategy
 
 GAL_2017 = ("Gal, Y., Islam, R. & Ghahramani, Z. (2017). Deep Bayesian Active Learning with Image Data. "
             "Proceedings of the 34th International Conference on Machine Learning (ICML), PMLR 70:1183–1192")

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from sslzoo.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
-from sslzoo.hookspecs import hookimpl
-from sslzoo.inference import autocast
-from sslzoo.strategy import Step, StepLoss, weighted_cross_entropy
-from sslzoo.teacher import Teacher
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import Step, StepLoss, weighted_cross_entropy
+from sslzoo.ops.inference import autocast
+from sslzoo.ops.teacher import Teacher
+from sslzoo.strategies.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 TARVAINEN_2017 = ("Antti Tarvainen, Harri Valpola. Mean Teachers Are Better Role Models: Weight-Averaged Consistency "
                   "Targets Improve Semi-Supervised Deep Learning Results. Advances in Neural Information Processing "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sslzoo import models
-from sslzoo.hookspecs import hookimpl
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.ops import networks as models
 
 
 @hookimpl

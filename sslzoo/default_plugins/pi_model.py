@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sslzoo.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
-from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import Step, StepLoss, weighted_cross_entropy
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import Step, StepLoss, weighted_cross_entropy
+from sslzoo.strategies.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 LAINE_2017 = ("Samuli Laine, Timo Aila. Temporal Ensembling for Semi-Supervised Learning. International Conference "
               "on Learning Representations (ICLR), 2017.")

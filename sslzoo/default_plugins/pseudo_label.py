@@ -36,11 +36,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.prefix import SharedPrefix
-from sslzoo.pseudo import ArgmaxPseudoLabeler
-from sslzoo.strategy import (
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import (
     EpochPlan,
     PseudoLabels,
     Step,
@@ -49,9 +46,12 @@ from sslzoo.strategy import (
     supervised_loss,
     weighted_cross_entropy,
 )
+from sslzoo.errors import OptionError
+from sslzoo.ops.prefix import SharedPrefix
+from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 LEE_2013 = ("Dong-Hyun Lee. Pseudo-Label: The Simple and Efficient Semi-Supervised Learning Method for "
             "Deep Neural Networks. ICML 2013 Workshop on Challenges in Representation Learning, 2013.")
@@ -147,7 +147,7 @@ class PseudoLabel(ArgmaxPseudoLabeler):
         ``threshold`` dropped; alpha(t) scales the unlabeled samples' weights.
 
         In an unlabeled-only step without a threshold, the prediction and the training forward pass
-        share the model's mode-free leading layers (:mod:`sslzoo.prefix`). A threshold costs one host
+        share the model's mode-free leading layers (:mod:`sslzoo.ops.prefix`). A threshold costs one host
         sync per step (the number kept); without one there is none.
         """
         labeled, unlabeled = step.labeled, step.unlabeled

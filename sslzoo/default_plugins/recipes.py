@@ -1,12 +1,12 @@
-"""Built-in training recipes (:mod:`sslzoo.recipe`), registered like third-party ones."""
+"""Built-in training recipes (:mod:`sslzoo.contract.recipe`), registered like third-party ones."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from sslzoo.hookspecs import hookimpl
-from sslzoo.recipe import BUILT_IN
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.recipe import BUILT_IN
 
 
 @hookimpl

@@ -17,7 +17,7 @@ MixMatch's squared error. The run reports an exponential moving average of the w
 The port follows USB's ``ReMixMatch.train_step`` and ``DistAlignEMAHook`` (``p_target_type='gt'``).
 Where sslzoo differs:
 
-- CTAugment is replaced by RandAugment with Cutout (:mod:`sslzoo.randaugment`, the strong view of
+- CTAugment is replaced by RandAugment with Cutout (:mod:`sslzoo.ops.randaugment`, the strong view of
   sslzoo's FixMatch): CTAugment learns its magnitudes from the model's errors on labeled images, a
   feedback loop outside the strategy contract; RandAugment, with which FixMatch's paper reports
   results on par with CTAugment's, takes its place;
@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import PseudoLabels, Step, StepLoss
 from sslzoo.default_plugins.adaptive import USB_2022, DistributionAlignment
 from sslzoo.default_plugins.fixmatch import fixmatch_field
 from sslzoo.default_plugins.mixmatch import (
@@ -52,11 +54,9 @@ from sslzoo.default_plugins.mixmatch import (
     soft_cross_entropy,
 )
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import PseudoLabels, Step, StepLoss
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 BERTHELOT_2020 = ("David Berthelot, Nicholas Carlini, Ekin D. Cubuk, Alex Kurakin, Kihyuk Sohn, Han Zhang, Colin "
                   "Raffel. ReMixMatch: Semi-Supervised Learning with Distribution Alignment and Augmentation "

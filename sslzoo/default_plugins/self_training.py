@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from sslzoo.augment import random_affine
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import PSEUDO, Labels, Step, TrainOptions, supervised_loss
 from sslzoo.default_plugins.pseudo_label import LEE_2013
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.pseudo import ArgmaxPseudoLabeler, argmax_labels
-from sslzoo.strategy import PSEUDO, Labels, Step, TrainOptions, supervised_loss
+from sslzoo.ops.augment import random_affine
+from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler, argmax_labels
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 CITATION = (
     "David Yarowsky. Unsupervised Word Sense Disambiguation Rivaling Supervised Methods. Proceedings of "

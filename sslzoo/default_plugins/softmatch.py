@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, DistributionAlignment, Guess
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 CHEN_2023 = ("Hao Chen, Ran Tao, Yue Fan, Yidong Wang, Jindong Wang, Bernt Schiele, Xing Xie, Bhiksha Raj, Marios "
              "Savvides. SoftMatch: Addressing the Quantity-Quality Trade-off in Semi-supervised Learning. "

@@ -1,4 +1,4 @@
-"""Built-in stopping criteria (:mod:`sslzoo.stopping`), registered like third-party ones:
+"""Built-in stopping criteria (:mod:`sslzoo.contract.stopping`), registered like third-party ones:
 ``stabilizing_predictions``, ``overall_uncertainty``, ``max_confidence``, ``classification_change``.
 
 Each fires at the round small-text's criterion of the same rule fires on the same predictions
@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.stopping import Predictions, StoppingCriterion, StoppingOptions, normalized_entropy
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.stopping import Predictions, StoppingCriterion, StoppingOptions, normalized_entropy
 
 BLOODGOOD_2009 = ("Michael Bloodgood, K. Vijay-Shanker. A Method for Stopping Active Learning Based on Stabilizing "
                   "Predictions and the Need for User-Adjustable Stopping. CoNLL 2009")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import Strategy
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import Strategy
 
 
 class Supervised(Strategy):

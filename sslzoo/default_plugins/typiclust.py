@@ -6,11 +6,11 @@ clusters (B = this round's queries; at most ``max_clusters``), and each query is
 candidate of the largest cluster that holds the fewest labeled ids (clusters of at most
 ``min_cluster_size`` members are left out, as in the authors' code); typicality is ``1 / (mean
 squared distance to the `neighbours` nearest candidates of its cluster + 1e-5)``, over half the
-cluster when it is small. See :mod:`sslzoo.diversity`.
+cluster when it is small. See :mod:`sslzoo.strategies.diversity`.
 
 The paper clusters a self-supervised embedding (SimCLR), which sslzoo does not train. The
 ``features`` option offers the raw inputs (default) or the model's embedding
-(:meth:`sslzoo.context.Context.embed`). The inputs are the default because they keep what makes
+(:meth:`sslzoo.contract.context.Context.embed`). The inputs are the default because they keep what makes
 the method work at a low budget: a representation that does not depend on the few labels held
 (the model's own embedding after training on 10 labels is what k-center's cold start suffers
 from) and that stays the same from round to round.
@@ -29,10 +29,10 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from sslzoo.active import ActiveOptions, BatchStrategy
-from sslzoo.context import Context
-from sslzoo.diversity import kmeans, typicality
-from sslzoo.hookspecs import hookimpl
+from sslzoo.contract.context import Context
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.strategies.active import ActiveOptions, BatchStrategy
+from sslzoo.strategies.diversity import kmeans, typicality
 
 HACOHEN_2022 = ("Hacohen, G., Dekel, A. & Weinshall, D. (2022). Active Learning on a Budget: Opposite Strategies "
                 "Suit High and Low Budgets. Proceedings of the 39th International Conference on Machine Learning "

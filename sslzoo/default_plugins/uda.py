@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.strategy import Batch, weighted_cross_entropy
 from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, Guess
 from sslzoo.errors import OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.strategy import Batch, weighted_cross_entropy
 
 if TYPE_CHECKING:
-    from sslzoo.context import Context
+    from sslzoo.contract.context import Context
 
 XIE_2020 = ("Qizhe Xie, Zihang Dai, Eduard Hovy, Minh-Thang Luong, Quoc V. Le. Unsupervised Data Augmentation for "
             "Consistency Training. Advances in Neural Information Processing Systems 33 (NeurIPS), 2020; reference "

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from sslzoo import scores
-from sslzoo.active import ActiveStrategy, UncertaintyStrategy
-from sslzoo.context import Context
-from sslzoo.hookspecs import hookimpl
+from sslzoo.contract.context import Context
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.strategies.active import ActiveStrategy, UncertaintyStrategy
 
 SETTLES_2009 = ("Settles, B. (2009). Active Learning Literature Survey. Computer Sciences Technical "
                 "Report 1648, University of Wisconsin–Madison")

@@ -3,7 +3,7 @@ folder of unlabeled images), ``.npz`` arrays, CSV features, and torchvision's on
 KMNIST and CIFAR-10.
 
 Each reads its files once into tensors (a folder of images and a CSV file through the on-disk
-:mod:`~sslzoo.tensor_cache`), standardizes its inputs with the training set's mean and standard
+:mod:`~sslzoo.datasets.tensor_cache`), standardizes its inputs with the training set's mean and standard
 deviation per channel (per feature for CSV features), and names its classes. Training samples
 without a label (``-1``) are for a person to label; a test split without labels allows labeling
 work but no accuracy.
@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 import torch
 
-from sslzoo import tensor_cache
-from sslzoo.dataset import Arrays, Dataset
+from sslzoo.contract.dataset import Arrays, Dataset
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.datasets import tensor_cache
+from sslzoo.datasets.imagefolder import list_images, read_images
+from sslzoo.datasets.tabular import class_names, data_file, encode_labels, npz_is_images, read_csv, read_npz
+from sslzoo.datasets.vision import download, read_cifar10, read_idx_set
 from sslzoo.errors import DataError, OptionError
-from sslzoo.hookspecs import hookimpl
-from sslzoo.imagefolder import list_images, read_images
-from sslzoo.tabular import class_names, data_file, encode_labels, npz_is_images, read_csv, read_npz
-from sslzoo.vision import download, read_cifar10, read_idx_set
 
 IMAGE_TRAINING = {"epochs": 30, "batch_size": 32, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9,
                   "weight_decay": 0.0}

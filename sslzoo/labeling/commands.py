@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
-from sslzoo.engine import Progress
+from sslzoo.contract.options import parse_assignments
+from sslzoo.engine.run import Progress
 from sslzoo.labeling.replay import REPORT_DIR
 from sslzoo.labeling.replay import report as write_report
 from sslzoo.labeling.session import Round, Session, round_size
 from sslzoo.labeling.simulated import SimulatedLabeler, simulate
-from sslzoo.options import parse_assignments
+from sslzoo.reports.reporting import boost_text
 from sslzoo.results.formatting import text_table
-from sslzoo.results.reporting import boost_text
 
 DIRECTORY = click.argument("directory", type=click.Path(file_okay=False))
 

@@ -1,6 +1,6 @@
 """The control group's replay and a session's report.
 
-:func:`replay` trains a labeling session's control learner (:mod:`sslzoo.labeling.control`: random
+:func:`replay` trains a labeling session's control learner (:mod:`sslzoo.labeling.control_queries`: random
 queries, the strategy's protocol) at every training of the session, on the schedule the session
 kept: its training N learns from the labels the strategy's training N could have had, restricted
 to the start and the draws of the rounds asked before it, with the session's seed, model and
@@ -25,15 +25,15 @@ from typing import Any
 
 import torch
 
-from sslzoo.api import create_strategy
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import SessionError
-from sslzoo.journal import Journal, replace_file
-from sslzoo.labeling.control import CONTROL_FILE, CONTROL_MODEL_FILE, holdings
+from sslzoo.files import Journal, replace_file
+from sslzoo.labeling.control_queries import CONTROL_FILE, CONTROL_MODEL_FILE, holdings
 from sslzoo.labeling.holdout import evaluated_on
-from sslzoo.labeling.ledger import labeled
+from sslzoo.labeling.label_log import labeled
 from sslzoo.labeling.session import Session, check_strategy, now
-from sslzoo.results.reporting import Report
-from sslzoo.results.reporting import report as write_report
+from sslzoo.reports.reporting import Report
+from sslzoo.reports.reporting import report as write_report
 from sslzoo.results.store import RECORDS_FILE
 
 REPORT_DIR = "report"
@@ -137,7 +137,7 @@ def _notes(session: Session, lines: list[dict[str, Any]]) -> list[str]:
 
 def report(session: Session, out_dir: str | os.PathLike | None = None) -> Report:
     """Replay ``session``'s control group (if it has one) where it has not been, then write its records
-    (``records.jsonl``) and their report (``report.md`` and figures: :func:`sslzoo.results.reporting.report`)
+    (``records.jsonl``) and their report (``report.md`` and figures: :func:`sslzoo.reports.reporting.report`)
     into ``out_dir`` (default: the session's ``report/``)."""
     out = Path(out_dir) if out_dir is not None else session.directory / REPORT_DIR
     with session.writing():

@@ -6,7 +6,7 @@ A session lives in a directory::
                      device, the class names, the number of items, the control group and the
                      held-out items, if any
     labels.jsonl     the ledger: one line per imported batch, with who labeled which item as what
-                     and when, and which labels are control labels (:mod:`sslzoo.labeling.ledger`)
+                     and when, and which labels are control labels (:mod:`sslzoo.labeling.label_log`)
     history.jsonl    one line per training (labels, test accuracy) and per round of queries (with
                      the control group's draws)
     model.pt         the weights of the last training and the ledger batches it learned from
@@ -17,7 +17,7 @@ A session lives in a directory::
                      model's auto-labels of the rest of the pool (autolabels.csv, hard ones first)
 
 The steps are the engine's: :meth:`Session.next` trains on the labels held (when the model is
-older than the ledger) with :meth:`Run.train_round <sslzoo.engine.Run.train_round>`, then asks the
+older than the ledger) with :meth:`Run.train_round <sslzoo.engine.run.Run.train_round>`, then asks the
 strategy's ``select`` hook for the round's queries, exactly as a benchmark round does; with no
 label yet (a cold start) the first round is the ``random`` strategy's choice. People answer; their
 labels come back through :meth:`Session.import_labels` (a CSV or a Label Studio export), and the
@@ -30,7 +30,7 @@ loses no imported label; a training killed midway leaves the previous model, and
 trains again. The session reads no hidden label: the labels it trains on are those imported and,
 for a person's own data (``Dataset.labels_given``), those the dataset holds.
 
-A session started with a control group (:mod:`sslzoo.labeling.control`) also asks each round about
+A session started with a control group (:mod:`sslzoo.labeling.control_queries`) also asks each round about
 items drawn at random for it; the strategy's model never trains on their labels. A session whose
 test split has no labels may set some of the data's labels aside to measure every training on
 (:mod:`sslzoo.labeling.holdout`).
@@ -55,26 +55,27 @@ from typing import Any
 
 import torch
 
-from sslzoo import __version__, inference
-from sslzoo.api import create_strategy, option_names
-from sslzoo.composite import Composite
-from sslzoo.dataset import Dataset, resolve_dataset
-from sslzoo.engine import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
+from sslzoo._version import __version__
+from sslzoo.contract.dataset import Dataset, resolve_dataset
+from sslzoo.contract.ledger import Ledger
+from sslzoo.contract.oracle import oracle_labels
+from sslzoo.contract.record import round_float
+from sslzoo.contract.registry import Registry, default_registry
+from sslzoo.contract.strategy import Strategy
+from sslzoo.engine.catalog import create_strategy, option_names
+from sslzoo.engine.judge import Judge
+from sslzoo.engine.run import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
 from sslzoo.errors import OptionError, SessionError, UnknownNameError
-from sslzoo.journal import Journal, fsync_directory, hold, read_text, replace_file
-from sslzoo.judge import Judge
+from sslzoo.files import Journal, fsync_directory, hold, read_text, replace_file
 from sslzoo.labeling import label_studio, sheets
 from sslzoo.labeling.answers import read_answers
-from sslzoo.labeling.control import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
+from sslzoo.labeling.control_queries import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
 from sslzoo.labeling.holdout import evaluated_on, held_out_items
-from sslzoo.labeling.ledger import GIVEN, Label, LabelBatch, LabelLedger, labeled
-from sslzoo.ledger import Ledger
-from sslzoo.metrics import class_metrics
-from sslzoo.oracle import oracle_labels
-from sslzoo.quality import BUCKETS, difficulty_buckets
-from sslzoo.record import round_float
-from sslzoo.registry import Registry, default_registry
-from sslzoo.strategy import Strategy
+from sslzoo.labeling.label_log import GIVEN, Label, LabelBatch, LabelLedger, labeled
+from sslzoo.ops import inference
+from sslzoo.ops.metrics import class_metrics
+from sslzoo.ops.quality import BUCKETS, difficulty_buckets
+from sslzoo.strategies.composite import Composite
 
 SESSION_FILE = "session.json"
 HISTORY_FILE = "history.jsonl"
@@ -220,7 +221,7 @@ class Session:
         naming files are kept as absolute paths.
 
         ``control``: a control group drawing that fraction of each round's queries at random
-        (:mod:`sslzoo.labeling.control`); it needs a labeled test split or ``holdout``, that many of
+        (:mod:`sslzoo.labeling.control_queries`); it needs a labeled test split or ``holdout``, that many of
         the dataset's labels set aside to measure every training on (:mod:`sslzoo.labeling.holdout`)."""
         target = Path(os.path.realpath(directory)) if os.path.islink(directory) else Path(directory)
         if (target / SESSION_FILE).exists():

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from sslzoo.errors import OptionError, SessionError
-from sslzoo.journal import replace_file
+from sslzoo.files import replace_file
 from sslzoo.labeling.session import Session
 from sslzoo.labeling.sheets import QUERY_COLUMNS, csv_bytes
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslzoo._version import __version__
+from sslzoo.contract.recipe import upgrade_options
 from sslzoo.errors import ResultsError
-from sslzoo.journal import Journal, Lines, hold, parse_lines, read_text
-from sslzoo.recipe import upgrade_options
+from sslzoo.files import Journal, Lines, hold, parse_lines, read_text
 
 RECORDS_FILE = "records.jsonl"
 #: Keys every record must have to be compared, reported or resumed.
@@ -228,8 +229,6 @@ class RecordStore:
         With it, stored records whose resume key matches a planned run are reused,
         after :func:`check_resumable` made sure they come from this version and setup.
         """
-        from sslzoo import __version__
-
         stored = self.load()
         self.notes = list(stored.warnings)
         self.reused = []
@@ -309,11 +308,11 @@ def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], versio
 def planned_record(spec: Any, strategy: Any, registry: Any = None) -> Record:
     """What the record of a planned run will say about its identity and setup (without running it).
 
-    Builds the engine's :class:`~sslzoo.engine.Run` (no data is loaded) so that options are
+    Builds the engine's :class:`~sslzoo.engine.run.Run` (no data is loaded) so that options are
     resolved exactly as the run will resolve them.
     """
-    from sslzoo.engine import Run
-    from sslzoo.options import options_dict
+    from sslzoo.contract.options import options_dict
+    from sslzoo.engine.run import Run
 
     run = Run(spec, strategy, registry)
     record = {

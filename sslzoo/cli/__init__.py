@@ -1,0 +1,5 @@
+"""The command line (``sslzoo ...``): each command parses its flags and hands them to the layers
+below.
+
+May import: anything in sslzoo.
+"""

@@ -13,17 +13,15 @@ from sslzoo._version import __version__
 from sslzoo.contract.context import Context
 from sslzoo.contract.dataset import Arrays, Dataset
 from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.labels import ORACLE, PSEUDO, Labels
 from sslzoo.contract.plugin_api import PLUGIN_API
 from sslzoo.contract.plugins import make_plugins
 from sslzoo.contract.recipe import Recipe
 from sslzoo.contract.registry import ModelSpec, Registry
 from sslzoo.contract.stopping import Predictions, StoppingCriterion, StoppingOptions
 from sslzoo.contract.strategy import (
-    ORACLE,
-    PSEUDO,
     Batch,
     EpochPlan,
-    Labels,
     PseudoLabels,
     Step,
     StepLoss,

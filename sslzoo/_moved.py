@@ -1,9 +1,9 @@
-"""Import paths of the modules that moved into subpackages in 0.2, kept for one minor version.
+"""Import paths of the modules that moved into subpackages, kept for one minor version.
 
 Before the public face (``sslzoo``) existed, plugins imported the Strategy API by module path
 (``from sslzoo.active import UncertaintyStrategy``). Those paths still import, with a
-:class:`DeprecationWarning` naming the public import, until 0.3. Only the paths plugins were
-taught are kept; every other internal module moved without an alias.
+:class:`DeprecationWarning` naming the public import, until plugin API 1.1. Only the paths
+plugins were taught are kept; every other internal module moved without an alias.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
         warnings.warn(f"{spec.name} moved to {MOVED[spec.name]} (internal); import its public names from "
-                      "sslzoo itself, e.g. `from sslzoo import UncertaintyStrategy`. The old path goes in 0.3.",
-                      DeprecationWarning, stacklevel=2)
+                      "sslzoo itself, e.g. `from sslzoo import UncertaintyStrategy`. The old path goes in "
+                      "plugin API 1.1.", DeprecationWarning, stacklevel=2)
         return importlib.import_module(MOVED[spec.name])
 
     def exec_module(self, module: ModuleType) -> None:

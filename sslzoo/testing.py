@@ -33,10 +33,11 @@ import torch
 
 from sslzoo.contract.context import Context
 from sslzoo.contract.dataset import Arrays, Dataset
+from sslzoo.contract.labels import ORACLE
 from sslzoo.contract.plugin_api import Alias, deprecated_alias
 from sslzoo.contract.plugins import LOAD_ENV
 from sslzoo.contract.registry import Registry, default_registry, reset_default_registry
-from sslzoo.contract.strategy import ORACLE, Strategy
+from sslzoo.contract.strategy import Strategy
 from sslzoo.engine.catalog import create_strategy, option_names
 from sslzoo.engine.learner import probed_run
 from sslzoo.engine.run import Run, RunSpec, Trace

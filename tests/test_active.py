@@ -15,10 +15,10 @@ import sslzoo
 from sslzoo import scores
 from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.labels import ORACLE, Labels
 from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.plugins import make_plugins
 from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import ORACLE, Labels
 from sslzoo.engine.run import Run
 from sslzoo.errors import OptionError
 from sslzoo.strategies import active

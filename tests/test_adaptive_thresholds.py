@@ -21,8 +21,9 @@ from torch import nn
 
 from sslzoo.cli.main import main
 from sslzoo.contract.context import Context
+from sslzoo.contract.labels import ORACLE, Labels
 from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import ORACLE, Batch, Labels, Step, StepLoss
+from sslzoo.contract.strategy import Batch, Step, StepLoss
 from sslzoo.default_plugins.adaptive import Guess
 from sslzoo.default_plugins.dash import Dash
 from sslzoo.default_plugins.flexmatch import FlexMatch

@@ -256,14 +256,14 @@ def test_the_api_and_the_command_run_the_same_default_comparison(monkeypatch):
     api_plan: list = []
     sslzoo.run(plan=lambda built: api_plan.extend(built) or [])
     cli_plan: list = []
-    real = cli.run_grid
+    real = cli.run_plan
 
     def capture(*args, **kwargs):
-        given = kwargs["plan"]
-        kwargs["plan"] = lambda built, store: cli_plan.extend(built) or given([], store)
+        given = kwargs["on_plan"]
+        kwargs["on_plan"] = lambda built, store: cli_plan.extend(built) or given([], store)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "run_grid", capture)
+    monkeypatch.setattr(cli, "run_plan", capture)
     assert invoke("bench", "-q").exit_code == 0
     described = [[(spec.strategy, spec.dataset, spec.labels, spec.seed, strategy.resolved_options())
                   for spec, strategy in plan] for plan in (api_plan, cli_plan)]

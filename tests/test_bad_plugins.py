@@ -29,7 +29,8 @@ import torch
 import sslzoo
 from sslzoo.strategies.active import ActiveStrategy
 from sslzoo.contract.dataset import Arrays, Dataset
-from sslzoo.contract.strategy import Labels, Strategy
+from sslzoo.contract.strategy import Strategy
+from sslzoo.contract.labels import Labels
 """
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from sslzoo import run
 from sslzoo.cli.main import main
-from sslzoo.contract.strategy import ORACLE, PSEUDO
+from sslzoo.contract.labels import ORACLE, PSEUDO
 from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import OptionError, UnknownNameError
 from sslzoo.testing import tiny_run

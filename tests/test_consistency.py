@@ -11,8 +11,9 @@ from torch import nn
 
 from sslzoo import run
 from sslzoo.contract.context import Context
+from sslzoo.contract.labels import ORACLE, Labels
 from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import ORACLE, Batch, EpochPlan, Labels, Step, StepLoss
+from sslzoo.contract.strategy import Batch, EpochPlan, Step, StepLoss
 from sslzoo.default_plugins.fixmatch import FixMatch
 from sslzoo.default_plugins.mean_teacher import MeanTeacher
 from sslzoo.default_plugins.pi_model import PiModel

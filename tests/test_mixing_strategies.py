@@ -21,8 +21,9 @@ from torch import nn
 
 from sslzoo.cli.main import main
 from sslzoo.contract.context import Context
+from sslzoo.contract.labels import ORACLE, Labels
 from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import ORACLE, Batch, Labels, Step, StepLoss
+from sslzoo.contract.strategy import Batch, Step, StepLoss
 from sslzoo.default_plugins.mixmatch import Mixing, MixMatch
 from sslzoo.default_plugins.remixmatch import ReMixMatch
 from sslzoo.default_plugins.uda import Uda

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from sslzoo import Labels, Strategy, run
-from sslzoo.contract.strategy import ORACLE, EpochPlan
+from sslzoo.contract.labels import ORACLE
+from sslzoo.contract.strategy import EpochPlan
 from sslzoo.errors import OracleError, PluginError
 from tests.plugin_helpers import IN_PROCESS, registry_with
 

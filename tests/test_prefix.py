@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from sslzoo.contract.context import Context
+from sslzoo.contract.labels import ORACLE
 from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import ORACLE, Batch, Step
+from sslzoo.contract.strategy import Batch, Step
 from sslzoo.default_plugins import pseudo_label
 from sslzoo.default_plugins.pseudo_label import PseudoLabel
 from sslzoo.engine.run import Learner, Run, RunSpec

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from sslzoo.cli.main import main
 from sslzoo.errors import PresetError, UnknownNameError
-from sslzoo.planning.preset import get_preset, list_presets, load_file, merge_options, validate
+from sslzoo.planning.preset import get_preset, list_presets, load_file, validate
+from sslzoo.planning.routing import merge_options
 from sslzoo.reports.page import reference_curve
 from tests.tiny_records import moons_records, write_jsonl
 

@@ -11,9 +11,10 @@ from torch import nn
 
 from sslzoo import hookimpl
 from sslzoo.contract.dataset import Arrays
+from sslzoo.contract.labels import ORACLE, PSEUDO
 from sslzoo.contract.plugins import make_plugins
 from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import ORACLE, PSEUDO, Batch, Step
+from sslzoo.contract.strategy import Batch, Step
 from sslzoo.default_plugins.datasets import Mnist
 from sslzoo.default_plugins.self_training import SelfTraining
 from sslzoo.engine.run import Run, RunSpec

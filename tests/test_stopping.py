@@ -16,7 +16,7 @@ import sslzoo
 from sslzoo.cli.main import main
 from sslzoo.contract.plugins import make_plugins
 from sslzoo.contract.registry import Registry, default_registry
-from sslzoo.contract.stopping import Predictions, Stopping, StoppingCriterion, StoppingOptions, parse_stop
+from sslzoo.contract.stopping import Predictions, StoppingCriterion, StoppingOptions, parse_stop
 from sslzoo.default_plugins.stopping_criteria import (
     ClassificationChange,
     MaxConfidence,
@@ -24,6 +24,7 @@ from sslzoo.default_plugins.stopping_criteria import (
     StabilizingPredictions,
     cohens_kappa,
 )
+from sslzoo.engine.stopping_rule import Stopping
 from sslzoo.errors import OptionError, PluginError, UnknownNameError
 from tests.plugin_helpers import run_here
 

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo.cli.main import main
-from sslzoo.contract.dataset import UNLABELED, resolve_dataset
+from sslzoo.contract.dataset import UNLABELED
+from sslzoo.contract.registry import resolve_dataset
 from sslzoo.datasets import imagefolder
 from sslzoo.errors import DataError, OptionError
 from tests.user_data import cifar10_root, idx_root, image_folder, shape_image, write_png

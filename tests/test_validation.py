@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sslzoo import create_strategy, run
+from sslzoo.contract.labels import HELD_OUT
 from sslzoo.contract.record import selected_on_test
-from sslzoo.contract.strategy import HELD_OUT
 from sslzoo.engine.run import Run, RunSpec
 from sslzoo.errors import OptionError
 from sslzoo.planning.bench import summarize

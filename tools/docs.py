@@ -27,6 +27,7 @@ from typing import Any
 
 import click
 
+from sslzoo.cli.main import main as cli
 from sslzoo.contract.options import describe_options
 from sslzoo.contract.plugins import make_plugins
 from sslzoo.contract.registry import Registry
@@ -142,14 +143,12 @@ def strategy_reference(registry: Registry | None = None) -> str:
 
 def command_help(command: str, width: int = HELP_WIDTH) -> str:
     """The ``--help`` text of ``command`` (e.g. ``"sslzoo bench"``) in a terminal ``width`` columns wide."""
-    from sslzoo.cli.main import main
-
     words = command.split()
     if not words or words[0] != "sslzoo":
         raise ValueError(f"a help block names an sslzoo command, got {command!r}")
     width = max(min(width, 80) - 2, 50)  # what click does with a terminal of ``width`` columns
-    ctx = click.Context(main, info_name="sslzoo", terminal_width=width)
-    cmd: click.Command = main
+    ctx = click.Context(cli, info_name="sslzoo", terminal_width=width)
+    cmd: click.Command = cli
     for word in words[1:]:
         sub = cmd.get_command(ctx, word) if isinstance(cmd, click.Group) else None
         if sub is None:

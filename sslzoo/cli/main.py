@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sslzoo._version import __version__
 from sslzoo.contract.options import parse_assignments
@@ -24,9 +26,14 @@ from sslzoo.datasets.split import SPLITS
 from sslzoo.engine.run import Progress, RunSpec
 from sslzoo.errors import ResultsError, SslzooError, SslzooWarning
 from sslzoo.files import replace_file, unwritable
-from sslzoo.planning.bench import DEFAULT_BENCH, Part, format_table, run_grid, strategy_options, summarize
-from sslzoo.planning.executor import EXECUTORS, SerialExecutor, make_executor
-from sslzoo.planning.preset import options_for
+from sslzoo.planning.bench import format_table, run_plan, summarize
+from sslzoo.planning.executor import SerialExecutor
+from sslzoo.planning.executor_choice import EXECUTORS, make_executor
+from sslzoo.planning.plan import DEFAULT_BENCH, Plan, overridden, preset_plan
+from sslzoo.planning.preset import get_preset, list_presets, load_file, validate
+from sslzoo.reports import write_results
+from sslzoo.reports.comparison import compare as compare_records
+from sslzoo.reports.reporting import report as write_report
 from sslzoo.results.formatting import text_table
 from sslzoo.results.store import RecordStore
 
@@ -305,25 +312,32 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
           control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
           cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
-          in_process: bool = False, runs: list[tuple[int, list[str] | None, str | None]] | None = None) -> None:
+          in_process: bool = False) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size, "stop": stop})
     if json_out is not None:
         _check_writable(json_out, "--json-out")
-    if preset is not None or config is not None:
-        return _bench_preset(click.get_current_context(), preset, config, "ci" if ci_size else
-                             "scaled" if scaled else "full")
-    if scaled or ci_size:
+    if scaled and ci_size:
+        raise click.UsageError("give --scaled or --ci, not both")
+    if (scaled or ci_size) and preset is None and config is None:
         raise click.UsageError("--scaled and --ci need --preset NAME or --config FILE")
     opts: dict[str, Any] = dict(parse_assignments(options))
     for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size), ("stop", stop)):
-        if value is not None:
+        if value is not None:  # --epochs N is -o epochs=N: it overrides NAME.epochs too
             opts[key] = value
     dopts: dict[str, Any] = dict(parse_assignments(dataset_options))
     if data_dir is not None:
         dopts["data_dir"] = data_dir
     if resume and out_dir is None:
         raise click.UsageError("--resume needs --out DIR (the directory to resume)")
+    ctx = click.get_current_context()
+    if preset is not None or config is not None:
+        plan = _preset_plan(ctx, preset, config, "ci" if ci_size else "scaled" if scaled else "full", opts, dopts,
+                            out_dir, quiet)
+    else:
+        plan = Plan.of(list(strategies) or None, dataset, labels=labels, options=opts, out=out_dir, seed=seed,
+                       seeds=seeds, model=model, split=split, exclude_classes=exclude_classes, dataset_options=dopts)
+    plan = dataclasses.replace(plan, device=device, control=control)
     executor = make_executor(executor_kind, workers=workers, ray_address=ray_address, cpus_per_run=cpus_per_run,
                              gpus_per_run=gpus_per_run, retries=retries, in_process=in_process)
     finished: list[dict[str, Any]] = []
@@ -331,7 +345,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     on_terminal = _on_terminal()
     bars = _Bars(overall, show=not quiet and on_terminal, grid=not isinstance(executor, SerialExecutor))
 
-    def plan(built: list[Any], store: RecordStore | None) -> list[Any]:
+    def on_plan(built: list[Any], store: RecordStore | None) -> list[Any]:
         if store is not None:
             for note in store.notes:
                 click.echo(f"warning: {note}", err=True)
@@ -349,21 +363,12 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         if not quiet and not on_terminal:  # a log gets one line per run, not a progress bar's frames
             click.echo(_finished_line(record, overall), err=True)
 
-    # no --strategy: None runs the default comparison (DEFAULT_BENCH), as sslzoo.run() does
-    groups = runs or [(labels, list(strategies) or None, None)]
-    parts = [Part(labels_, names, opts if names is None or names == list(strategies) else options_for(opts, names),
-                  preset_name, os.path.join(out_dir, f"labels-{labels_}") if out_dir is not None and
-                  preset_name is not None and "@" in preset_name else out_dir)  # one store per label count
-             for labels_, names, preset_name in groups]
     try:
         with contextlib.ExitStack() as hold:
-            if len(groups) > 1:  # a preset's label counts: every -o key is checked against all its strategies
-                strategy_options(list(strategies), opts, default_registry())
-                if out_dir is not None:  # one store per label count, under one locked directory
-                    hold.enter_context(RecordStore(out_dir).lock())
-            results = run_grid(parts, dataset, seed=seed, seeds=seeds, model=model, device=device, split=split,
-                               exclude_classes=exclude_classes, dataset_options=dopts, progress=bars.start,
-                               on_record=keep, plan=plan, resume=resume, control=control, executor=executor)
+            if len(plan.groups) > 1 and out_dir is not None:  # one store per label count, under one locked directory
+                hold.enter_context(RecordStore(out_dir).lock())
+            results = run_plan(plan, progress=bars.start, on_record=keep, on_plan=on_plan, resume=resume,
+                               executor=executor)
         finished[:] = [record for part in results for record in part]  # in the planned order
     finally:
         bars.close()
@@ -376,59 +381,29 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         click.echo("note: the unlabeled pool ran out before the budget was met", err=True)
 
 
-def _option_text(value: object) -> str:
-    """A preset's option value as ``-o`` text: a list is a comma list (``[0.4, 0.6]`` → ``0.4,0.6``)."""
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-def _bench_preset(ctx: click.Context, name: str | None, config: str | None, size: str) -> None:
-    """``bench --preset``/``--config``: the protocol's values under the flags given explicitly."""
-    from click.core import ParameterSource
-
-    from sslzoo.planning.preset import bench_arguments, get_preset, load_file, merge_options, validate
-
+def _preset_plan(ctx: click.Context, name: str | None, config: str | None, size: str, options: dict[str, Any],
+                 dataset_options: dict[str, Any], out_dir: str | None, quiet: bool) -> Plan:
+    """``bench --preset``/``--config``: the protocol's plan under the flags given explicitly."""
     if name is not None and config is not None:
         raise click.UsageError("give --preset NAME or --config FILE, not both")
-    if name is not None:
-        p = get_preset(name)
-    else:
-        assert config is not None  # bench calls this with --preset or --config
-        p = load_file(config)
-    validate(p)  # a bad value in the file names the file before anything runs
-    p = p.variant(size)
+    protocol = get_preset(name) if name is not None else load_file(str(config))
+    validate(protocol)  # a bad value in the file names the file before anything runs
     given = {key for key in ctx.params if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
-    params = dict(ctx.params)
-    args = bench_arguments(p, list(params["strategies"]) if "strategies" in given else None)
-    for key in ("dataset", "seed", "seeds", "model", "split", "exclude_classes"):
-        if key not in given:
-            params[key] = args[key]
-    params["strategies"] = args["strategies"]
-    user = dict(parse_assignments(params["options"]))
-    for key in ("epochs", "budget", "query_size", "stop"):  # --epochs N is -o epochs=N: it overrides NAME.epochs too
-        if params[key] is not None:
-            user[key] = str(params.pop(key))
-            params[key] = None
-    params["options"] = [f"{k}={_option_text(v)}" for k, v in merge_options(args["options"], user).items()]
-    dataset_options = {**args["dataset_options"], **dict(parse_assignments(params["dataset_options"]))}
-    params["dataset_options"] = [f"{k}={v}" for k, v in dataset_options.items()]
-    parts = [(n, names, p.record_name(n)) for n, names in p.label_groups(args["strategies"])]
-    if "labels" in given:  # --labels N: the protocol's part at N if it has one, else every strategy at N
-        parts = [part for part in parts if part[0] == params["labels"] and p.several_counts()] or \
-            [(params["labels"], args["strategies"], p.record_name())]
-    params["runs"] = parts
-    params.update(preset=None, config=None, scaled=False, ci_size=False)
-    if not params["quiet"]:
-        where = f"preset {p.name}" + ("" if size == "full" else f" ({size}: {p.note})")
-        click.echo(f"{where}", err=True)
-    ctx.invoke(bench, **params)
+    plan = preset_plan(protocol, size, strategies=ctx.params["strategies"] if "strategies" in given else None,
+                       labels=ctx.params["labels"] if "labels" in given else None, options=options,
+                       dataset_options=dataset_options, out=out_dir)
+    plan = overridden(plan, **{key: ctx.params[key] for key in ("dataset", "seed", "seeds", "model", "split",
+                                                                 "exclude_classes") if key in given})
+    if not quiet:
+        variant = protocol.variant(size)
+        click.echo(f"preset {variant.name}" + ("" if size == "full" else f" ({size}: {variant.note})"), err=True)
+    return plan
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON (with the reference numbers and scaled variants).")
 def presets(as_json: bool) -> None:
     """List the protocol presets shipped with sslzoo (run one with `sslzoo bench --preset NAME`)."""
-    from sslzoo.planning.preset import get_preset, list_presets
-
     found = [get_preset(n) for n in list_presets()]
     if as_json:
         _dump([p.describe() for p in found], "-")
@@ -453,8 +428,6 @@ def presets(as_json: bool) -> None:
 def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json: bool, output: str | None) -> None:
     """Compare NEW records with BASELINE records (files or directories): per strategy and dataset,
     mean ± std over seeds, the delta and a verdict. Exit code 1 when any strategy regressed."""
-    from sslzoo.reports.comparison import compare as compare_records
-
     result = compare_records(baseline, new, tolerance=tolerance)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -476,8 +449,6 @@ def compare(baseline: str, new: str, tolerance: float | None, fmt: str, as_json:
 def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) -> None:
     """Write a markdown summary and PNG figures (learning curves, pseudo-labeling, decision
     boundaries, label efficiency) of RESULTS (record files or directories) into --out DIR."""
-    from sslzoo.reports.reporting import report as write_report
-
     written = write_report(list(results), out_dir, reference=reference)
     if as_json:
         _dump({"markdown": str(written.markdown), "figures": [str(f) for f in written.figures],
@@ -497,8 +468,6 @@ def report(results: Sequence[str], out_dir: str, reference: str, as_json: bool) 
 def results(results_dir: str, page: str) -> None:
     """Write the results page: per preset, the published reference beside our mean ± std over seeds,
     with the command, device, seeds, wall time and learning curves, from committed records."""
-    from sslzoo.reports import write_results
-
     for path in write_results(results_dir, page):
         click.echo(str(path))
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from sslzoo.contract.labels import ORACLE
 from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.oracle import CALL_RETURNED, OUTSIDE_LABEL, OracleHandle
 from sslzoo.contract.plugin_api import MIGRATION_PAGE
-from sslzoo.contract.strategy import ORACLE
 from sslzoo.errors import PluginError
 from sslzoo.ops import embedding, inference
 from sslzoo.ops.embedding import GradientEmbedding

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from sslzoo.contract.options import make_options
-from sslzoo.errors import OptionError
-
-if TYPE_CHECKING:
-    from sslzoo.contract.registry import Registry
+from sslzoo.contract.options import describe_options, make_options
 
 UNLABELED = -1
 """The label of a sample whose class nobody has given yet (a training sample for a person to label,
@@ -90,35 +84,6 @@ class Dataset(ABC):
     def describe(cls) -> dict[str, Any]:
         """Name, summary, classes (None: from the files), default model, training defaults and options,
         for listings."""
-        from sslzoo.contract.options import describe_options
-
         return {"name": cls.name, "summary": cls.summary, "num_classes": cls.num_classes or None,
                 "default_model": cls.default_model, "train_defaults": dict(cls.train_defaults),
                 "options": describe_options(cls.Options)}
-
-
-#: What a path given as the dataset is read as, by its ending: (dataset name, option naming the path).
-PATH_DATASETS: dict[str, tuple[str, str]] = {".npz": ("npz", "path"), ".csv": ("csv", "path")}
-FOLDER_DATASET = ("imagefolder", "root")
-
-
-def resolve_dataset(argument: str, options: Mapping[str, Any] | None = None,
-                    registry: Registry | None = None) -> tuple[str, dict[str, Any]]:
-    """A dataset argument as (registered name, options): a name stays as it is; a path (one with a
-    ``/``, or an existing file or directory that is not a registered name's spelling) becomes the
-    dataset that reads it: a directory ``imagefolder`` (``root=PATH``), a ``.npz`` file ``npz`` and a
-    ``.csv`` file ``csv`` (``path=PATH``)."""
-    from sslzoo.contract.registry import default_registry
-
-    options = dict(options or {})
-    if argument in (registry or default_registry()).datasets or not _looks_like_path(argument):
-        return argument, options
-    name, key = PATH_DATASETS.get(os.path.splitext(argument)[1].lower(), FOLDER_DATASET)
-    if key in options:
-        raise OptionError(f"--dataset {argument} is a path and -d {key}={options[key]} another one; give one of them")
-    return name, {key: argument, **options}
-
-
-def _looks_like_path(argument: str) -> bool:
-    return ("/" in argument or os.sep in argument or os.path.splitext(argument)[1].lower() in PATH_DATASETS
-            or os.path.exists(argument))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from sslzoo.contract.strategy import HELD_OUT, ORACLE, POOL, PSEUDO, Labels
+from sslzoo.contract.labels import HELD_OUT, ORACLE, POOL, PSEUDO, Labels
 from sslzoo.ops.quality import difficulty_buckets
 
 

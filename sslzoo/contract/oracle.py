@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from sslzoo.contract.strategy import ORACLE, Labels
+from sslzoo.contract.labels import ORACLE, Labels
 from sslzoo.errors import OracleError
 
 OUTSIDE_LABEL = ("the oracle was asked outside the label hook: a strategy may ask for true labels only in "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +19,7 @@ from sslzoo.contract.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
 from sslzoo.contract.recipe import Recipe
 from sslzoo.contract.stopping import StoppingCriterion
 from sslzoo.contract.strategy import FAMILIES, Strategy, first_api, unfinished
-from sslzoo.errors import AmbiguousNameError, PluginError, PluginWarning, UnknownNameError
+from sslzoo.errors import AmbiguousNameError, OptionError, PluginError, PluginWarning, UnknownNameError
 
 T = TypeVar("T")
 
@@ -247,3 +248,28 @@ def reset_default_registry(registry: Registry | None = None) -> None:
     """Forget (or replace) the process-wide registry; the next use rebuilds it."""
     global _default
     _default = registry
+
+
+#: What a path given as the dataset is read as, by its ending: (dataset name, option naming the path).
+PATH_DATASETS: dict[str, tuple[str, str]] = {".npz": ("npz", "path"), ".csv": ("csv", "path")}
+FOLDER_DATASET = ("imagefolder", "root")
+
+
+def resolve_dataset(argument: str, options: Mapping[str, Any] | None = None,
+                    registry: Registry | None = None) -> tuple[str, dict[str, Any]]:
+    """A dataset argument as (registered name, options): a name stays as it is; a path (one with a
+    ``/``, or an existing file or directory that is not a registered name's spelling) becomes the
+    dataset that reads it: a directory ``imagefolder`` (``root=PATH``), a ``.npz`` file ``npz`` and a
+    ``.csv`` file ``csv`` (``path=PATH``)."""
+    options = dict(options or {})
+    if argument in (registry or default_registry()).datasets or not _looks_like_path(argument):
+        return argument, options
+    name, key = PATH_DATASETS.get(os.path.splitext(argument)[1].lower(), FOLDER_DATASET)
+    if key in options:
+        raise OptionError(f"--dataset {argument} is a path and -d {key}={options[key]} another one; give one of them")
+    return name, {key: argument, **options}
+
+
+def _looks_like_path(argument: str) -> bool:
+    return ("/" in argument or os.sep in argument or os.path.splitext(argument)[1].lower() in PATH_DATASETS
+            or os.path.exists(argument))

@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslzoo.contract.options import make_options
+from sslzoo.contract.context import Context
+from sslzoo.contract.labels import Labels
+from sslzoo.contract.options import describe_options, make_options, options_dict
 from sslzoo.ops.inference import Precision
 
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
-
 FAMILIES = ("baseline", "ssl", "al", "hybrid")
-POOL, ORACLE, PSEUDO, HELD_OUT = 0, 1, 2, 3  # where a training id's label came from (HELD_OUT: none, ever)
 
 
 @dataclass
@@ -84,38 +82,6 @@ class TrainOptions:
     precision: Precision = field(default="auto", metadata={
         "help": "forward passes in bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU (bf16 changes the "
                 "numbers; on the CPU it pays where the matrix units take bf16, e.g. avx512_bf16)"})
-
-
-@dataclass
-class Labels:
-    """Labels for some global ids: the class, how sure, and where each came from.
-
-    ``source`` holds ``ORACLE`` or ``PSEUDO`` per id (int8); build with :meth:`pseudo` or ask
-    the oracle (``ctx.oracle(ids)``).
-    """
-
-    ids: torch.Tensor
-    targets: torch.Tensor
-    confidence: torch.Tensor
-    source: torch.Tensor
-
-    @classmethod
-    def pseudo(cls, ids: torch.Tensor, targets: torch.Tensor, confidence: torch.Tensor) -> Labels:
-        """Pseudo-labels: the model's guesses ``targets`` with their ``confidence``."""
-        return cls(ids, targets, confidence.float(),
-                   torch.full((ids.numel(),), PSEUDO, dtype=torch.int8, device=ids.device))
-
-    def __len__(self) -> int:
-        return int(self.ids.numel())
-
-    def subset(self, keep: torch.Tensor) -> Labels:
-        """The labels where the boolean mask ``keep`` is true."""
-        return Labels(self.ids[keep], self.targets[keep], self.confidence[keep], self.source[keep])
-
-    def cat(self, other: Labels) -> Labels:
-        """These labels followed by ``other``'s."""
-        return Labels(torch.cat([self.ids, other.ids]), torch.cat([self.targets, other.targets]),
-                      torch.cat([self.confidence, other.confidence]), torch.cat([self.source, other.source]))
 
 
 @dataclass
@@ -285,15 +251,11 @@ class Strategy:
 
     def resolved_options(self) -> dict[str, Any]:
         """The options as the record reports them."""
-        from sslzoo.contract.options import options_dict
-
         return options_dict(self.options)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """Name, family, paper, summary and options, for listings."""
-        from sslzoo.contract.options import describe_options
-
         return {"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
                 "options": describe_options(cls.Options)}
 

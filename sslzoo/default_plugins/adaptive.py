@@ -37,16 +37,14 @@ from __future__ import annotations
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.strategy import PseudoLabels, Step, StepLoss, TrainOptions, weighted_cross_entropy
 from sslzoo.default_plugins.fixmatch import FixMatch, fixmatch_field
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 USB_2022 = ("USB: Yidong Wang, Hao Chen, Yue Fan, et al. USB: A Unified Semi-supervised Learning Benchmark for "
             "Classification. NeurIPS 2022 Datasets and Benchmarks Track "

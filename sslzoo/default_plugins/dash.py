@@ -21,17 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import Step, StepLoss
 from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, Guess
 from sslzoo.errors import OptionError
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 XU_2021 = ("Yi Xu, Lei Shang, Jinxing Ye, Qi Qian, Yu-Feng Li, Baigui Sun, Hao Li, Rong Jin. Dash: Semi-Supervised "
            "Learning with Dynamic Thresholding. Proceedings of the 38th International Conference on Machine Learning "

@@ -31,11 +31,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import (
     Batch,
@@ -49,9 +50,6 @@ from sslzoo.contract.strategy import (
 from sslzoo.ops.augment import shift_and_noise
 from sslzoo.ops.randaugment import rand_augment
 from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 SOHN_2020 = ("Kihyuk Sohn, David Berthelot, Chun-Liang Li, Zizhao Zhang, Nicholas Carlini, Ekin D. Cubuk, Alex "
              "Kurakin, Han Zhang, Colin Raffel. FixMatch: Simplifying Semi-Supervised Learning with Consistency and "

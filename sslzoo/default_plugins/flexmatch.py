@@ -23,16 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, Guess
 from sslzoo.errors import OptionError
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 ZHANG_2021 = ("Bowen Zhang, Yidong Wang, Wenxin Hou, Hao Wu, Jindong Wang, Manabu Okumura, Takahiro Shinozaki. "
               "FlexMatch: Boosting Semi-Supervised Learning with Curriculum Pseudo Labeling. Advances in Neural "

@@ -28,18 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
-from sslzoo.contract.strategy import HELD_OUT, ORACLE, Labels, Strategy, TrainOptions
+from sslzoo.contract.labels import HELD_OUT, ORACLE, Labels
+from sslzoo.contract.strategy import Strategy, TrainOptions
 from sslzoo.errors import OptionError
 from sslzoo.ops import graph
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 SCIKIT_LEARN = ("with scikit-learn's kNN kernel and defaults (sklearn.semi_supervised; Pedregosa et al., "
                 "Scikit-learn: Machine Learning in Python, JMLR 12:2825-2830, 2011)")

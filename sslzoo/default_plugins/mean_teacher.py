@@ -24,19 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import Step, StepLoss, weighted_cross_entropy
 from sslzoo.ops.inference import autocast
 from sslzoo.ops.teacher import Teacher
 from sslzoo.strategies.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 TARVAINEN_2017 = ("Antti Tarvainen, Harri Valpola. Mean Teachers Are Better Role Models: Weight-Averaged Consistency "
                   "Targets Improve Semi-Supervised Deep Learning Results. Advances in Neural Information Processing "

@@ -34,21 +34,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import PseudoLabels, Step, StepLoss, TrainOptions
 from sslzoo.default_plugins.adaptive import USB_2022
 from sslzoo.default_plugins.fixmatch import FixMatch, fixmatch_field
 from sslzoo.errors import OptionError
 from sslzoo.ops.inference import probabilities
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 BERTHELOT_2019 = ("David Berthelot, Nicholas Carlini, Ian Goodfellow, Nicolas Papernot, Avital Oliver, Colin Raffel. "
                   "MixMatch: A Holistic Approach to Semi-Supervised Learning. Advances in Neural Information "

@@ -18,16 +18,13 @@ argmax on the unlabeled batches (dropout off), which the loss does not use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import Step, StepLoss, weighted_cross_entropy
 from sslzoo.strategies.consistency import NoisyViews, NoisyViewsOptions, pseudo_labels, softmax_mse
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 LAINE_2017 = ("Samuli Laine, Timo Aila. Temporal Ensembling for Semi-Supervised Learning. International Conference "
               "on Learning Representations (ICLR), 2017.")

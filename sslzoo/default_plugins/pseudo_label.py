@@ -32,10 +32,11 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import (
     EpochPlan,
@@ -49,9 +50,6 @@ from sslzoo.contract.strategy import (
 from sslzoo.errors import OptionError
 from sslzoo.ops.prefix import SharedPrefix
 from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 LEE_2013 = ("Dong-Hyun Lee. Pseudo-Label: The Simple and Efficient Semi-Supervised Learning Method for "
             "Deep Neural Networks. ICML 2013 Workshop on Challenges in Representation Learning, 2013.")

@@ -36,11 +36,12 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import PseudoLabels, Step, StepLoss
 from sslzoo.default_plugins.adaptive import USB_2022, DistributionAlignment
@@ -54,9 +55,6 @@ from sslzoo.default_plugins.mixmatch import (
     soft_cross_entropy,
 )
 from sslzoo.errors import OptionError
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 BERTHELOT_2020 = ("David Berthelot, Nicholas Carlini, Ekin D. Cubuk, Alex Kurakin, Kihyuk Sohn, Han Zhang, Colin "
                   "Raffel. ReMixMatch: Semi-Supervised Learning with Distribution Alignment and Augmentation "

@@ -29,19 +29,18 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
-from sslzoo.contract.strategy import PSEUDO, Labels, Step, TrainOptions, supervised_loss
+from sslzoo.contract.labels import PSEUDO, Labels
+from sslzoo.contract.strategy import Step, TrainOptions, supervised_loss
 from sslzoo.default_plugins.pseudo_label import LEE_2013
 from sslzoo.errors import OptionError
 from sslzoo.ops.augment import random_affine
 from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler, argmax_labels
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 CITATION = (
     "David Yarowsky. Unsupervised Word Sense Disambiguation Rivaling Supervised Methods. Proceedings of "

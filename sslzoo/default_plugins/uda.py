@@ -32,17 +32,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import Batch, weighted_cross_entropy
 from sslzoo.default_plugins.adaptive import USB_2022, AdaptiveMatch, AdaptiveOptions, Guess
 from sslzoo.errors import OptionError
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 XIE_2020 = ("Qizhe Xie, Zihang Dai, Eduard Hovy, Minh-Thang Luong, Quoc V. Le. Unsupervised Data Augmentation for "
             "Consistency Training. Advances in Neural Information Processing Systems 33 (NeurIPS), 2020; reference "

@@ -29,19 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.hookspecs import hookimpl
 from sslzoo.contract.strategy import Step, StepLoss, TrainOptions, weighted_cross_entropy
 from sslzoo.errors import OptionError
 from sslzoo.ops.inference import eval_mode
 from sslzoo.strategies.consistency import Consistency, pseudo_labels
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 MIYATO_2018 = ("Takeru Miyato, Shin-ichi Maeda, Masanori Koyama, Shin Ishii. Virtual Adversarial Training: A "
                "Regularization Method for Supervised and Semi-Supervised Learning. IEEE Transactions on Pattern "

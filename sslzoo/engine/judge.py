@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import torch
 
+from sslzoo.contract.labels import Labels
 from sslzoo.contract.oracle import Oracle, OracleHandle
 from sslzoo.contract.record import round_float
-from sslzoo.contract.strategy import Labels
 from sslzoo.ops.metrics import class_metrics, curve_metrics
 from sslzoo.ops.quality import BUCKETS, pseudo_summary
 

@@ -49,11 +49,11 @@ import numpy as np
 import torch
 import torch.multiprocessing  # noqa: F401  (hands the learner its inputs in shared memory)
 
+from sslzoo.contract.labels import HELD_OUT
 from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.oracle import OracleHandle, oracle_labels
 from sslzoo.contract.record import round_float
 from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import HELD_OUT
 from sslzoo.engine.catalog import create_strategy
 from sslzoo.engine.judge import Judge
 from sslzoo.engine.registry_recipe import RegistryRecipe

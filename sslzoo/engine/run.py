@@ -37,26 +37,17 @@ from torch import nn
 
 from sslzoo.contract.context import Context
 from sslzoo.contract.dataset import UNLABELED, Arrays, Dataset
+from sslzoo.contract.labels import ORACLE, Labels
 from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.options import options_dict
 from sslzoo.contract.oracle import OracleHandle
 from sslzoo.contract.record import round_float, versions
-from sslzoo.contract.registry import Registry, default_registry
-from sslzoo.contract.stopping import Stopping
-from sslzoo.contract.strategy import (
-    ORACLE,
-    Batch,
-    EpochPlan,
-    Labels,
-    PseudoLabels,
-    Step,
-    StepLoss,
-    Strategy,
-    TrainOptions,
-)
+from sslzoo.contract.registry import ModelSpec, Registry, default_registry
+from sslzoo.contract.strategy import Batch, EpochPlan, PseudoLabels, Step, StepLoss, Strategy, TrainOptions
 from sslzoo.datasets.split import held_out, initial_labels
 from sslzoo.engine.boundary import decision_boundary
 from sslzoo.engine.judge import Judge, Referee
+from sslzoo.engine.stopping_rule import Stopping
 from sslzoo.engine.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
 from sslzoo.ops import inference
@@ -303,6 +294,29 @@ class Fit(NamedTuple):
     best_epoch: int | None
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """What a run's spec resolves to before anything is loaded: the dataset (built, not read), the
+    model, the training options the run uses and the options its record reports."""
+
+    dataset: Dataset
+    model_name: str
+    model_spec: ModelSpec
+    training: Training
+    options: dict[str, Any]
+
+
+def resolve(spec: RunSpec, strategy: Strategy, registry: Registry) -> Resolved:
+    """Resolve ``spec`` for ``strategy``: what :class:`Run` runs and what a planned run's record will
+    say (:func:`sslzoo.results.store.planned_record`), computed the same way for both."""
+    dataset = registry.datasets.get(spec.dataset).obj(**spec.dataset_options)
+    model_name = spec.model or dataset.default_model
+    recipe = registry.recipes.get(strategy.options.recipe).obj
+    training = resolve_training(strategy.options, dataset.train_defaults, recipe, f"strategy {strategy.name!r}")
+    return Resolved(dataset, model_name, registry.models.get(model_name).obj, training,
+                    record_options(strategy, training))
+
+
 class Run:
     """One strategy × dataset × seed: the round loop and its record.
 
@@ -315,14 +329,11 @@ class Run:
         self.spec, self.strategy = spec, strategy
         self.registry = registry or default_registry()
         self.progress = progress
-        self.dataset: Dataset = self.registry.datasets.get(spec.dataset).obj(**spec.dataset_options)
-        self.model_name = spec.model or self.dataset.default_model
-        self.model_spec = self.registry.models.get(self.model_name).obj
+        resolved = resolve(spec, strategy, self.registry)
+        self.dataset: Dataset = resolved.dataset
+        self.model_name, self.model_spec = resolved.model_name, resolved.model_spec
         self.device = resolve_device(spec.device)
-        recipe = self.registry.recipes.get(strategy.options.recipe).obj
-        self.training = resolve_training(strategy.options, self.dataset.train_defaults, recipe,
-                                         f"strategy {strategy.name!r}")
-        self.options = record_options(strategy, self.training)
+        self.training, self.options = resolved.training, resolved.options
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
         self.stopping = Stopping(self.registry, self.training.stop, self.where) if self.training.stop else None

@@ -1,4 +1,7 @@
-"""Labeling sessions: active learning with people as the oracle, across days (``sslzoo label``)."""
+"""Labeling sessions: active learning with people as the oracle, across days (``sslzoo label``).
+
+May import: :mod:`sslzoo.reports` and below; never the CLI.
+"""
 
 from sslzoo.labeling.replay import report
 from sslzoo.labeling.session import Imported, Round, Session

@@ -59,14 +59,3 @@ def read_csv(text: str, path: Path) -> list[Answer]:
         by = (row.get(by_column) or "").strip() if by_column else ""
         answers.append(Answer(int(raw), label, by or None, None, where))
     return answers
-
-
-def read_answers(path: Path, data: bytes) -> list[Answer]:
-    """The labels in ``data``, the content of ``path``: a Label Studio JSON export (a ``.json`` file,
-    or text that starts with ``[``), else a CSV."""
-    from sslzoo.labeling.label_studio import read_export
-
-    text = decode(data, path)
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
-        return read_export(text, path)
-    return read_csv(text, path)

@@ -56,11 +56,11 @@ from typing import Any
 import torch
 
 from sslzoo._version import __version__
-from sslzoo.contract.dataset import Dataset, resolve_dataset
+from sslzoo.contract.dataset import Dataset
 from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.oracle import oracle_labels
 from sslzoo.contract.record import round_float
-from sslzoo.contract.registry import Registry, default_registry
+from sslzoo.contract.registry import Registry, default_registry, resolve_dataset
 from sslzoo.contract.strategy import Strategy
 from sslzoo.engine.catalog import create_strategy, option_names
 from sslzoo.engine.judge import Judge
@@ -68,16 +68,17 @@ from sslzoo.engine.run import Progress, Run, RunData, RunSpec, check_arrays, res
 from sslzoo.errors import OptionError, SessionError, UnknownNameError
 from sslzoo.files import Journal, fsync_directory, hold, read_text, replace_file
 from sslzoo.labeling import label_studio, sheets
-from sslzoo.labeling.answers import read_answers
+from sslzoo.labeling.answers import Answer, decode, read_csv
 from sslzoo.labeling.control_queries import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
 from sslzoo.labeling.holdout import evaluated_on, held_out_items
 from sslzoo.labeling.label_log import GIVEN, Label, LabelBatch, LabelLedger, labeled
+from sslzoo.labeling.label_studio import read_export
 from sslzoo.ops import inference
 from sslzoo.ops.metrics import class_metrics
 from sslzoo.ops.quality import BUCKETS, difficulty_buckets
+from sslzoo.results.store import SESSION_FILE
 from sslzoo.strategies.composite import Composite
 
-SESSION_FILE = "session.json"
 HISTORY_FILE = "history.jsonl"
 MODEL_FILE = "model.pt"
 COLD_START = "random"
@@ -621,3 +622,12 @@ def _login() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def read_answers(path: Path, data: bytes) -> list[Answer]:
+    """The labels in ``data``, the content of ``path``: a Label Studio JSON export (a ``.json`` file,
+    or text that starts with ``[``), else a CSV."""
+    text = decode(data, path)
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
+        return read_export(text, path)
+    return read_csv(text, path)

@@ -18,6 +18,7 @@ from sslzoo.contract.registry import Registry
 from sslzoo.contract.strategy import Strategy
 from sslzoo.engine.catalog import create_strategy, option_names
 from sslzoo.errors import OptionError
+from sslzoo.results.store import canonical
 from sslzoo.strategies.composite import SEPARATORS
 
 RANDOM = "random"
@@ -47,8 +48,6 @@ def with_controls(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]
     labels added after them: its options are the strategy's resolved options that the control has,
     so it replays the same protocol. A control that is run already (``-s random``) must have that
     protocol; two strategies whose controls would differ under one name are an error."""
-    from sslzoo.results.store import canonical  # the results package reports with control_of
-
     out = {name: dict(options[name]) for name in names}
     replays: dict[str, tuple[str, dict[str, Any]]] = {}
     queried = False

@@ -37,8 +37,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sslzoo.contract.registry import default_registry
 from sslzoo.datasets.split import SPLITS
+from sslzoo.engine.catalog import create_strategy
 from sslzoo.errors import PresetError, UnknownNameError
+from sslzoo.planning.routing import merge_options, strategy_options
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -140,21 +143,6 @@ class Preset:
 
 def _counts(labels: int | list[int]) -> list[int]:
     return [labels] if isinstance(labels, int) else list(labels)
-
-
-def merge_options(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """``given`` over ``base``: a plain ``key`` replaces ``key`` and every ``NAME.key`` of base;
-    ``NAME.key`` replaces only itself."""
-    out = dict(base)
-    for key in given:
-        key_ = key.replace("-", "_")
-        if "." not in key_:
-            for old in [k for k in out if k.replace("-", "_").rpartition(".")[2] == key_]:
-                del out[old]
-        else:
-            out.pop(key, None)
-    out.update(given)
-    return out
 
 
 def _check_type(where: str, key: str, value: Any, kind: Any) -> None:
@@ -266,10 +254,6 @@ def get_preset(name: str) -> Preset:
 def validate(preset: Preset, registry: Any = None) -> None:
     """Check every size of ``preset`` against the registry: strategies, dataset, model and every
     option and dataset option are known and allowed (nothing is run, no data is loaded)."""
-    from sslzoo.contract.registry import default_registry
-    from sslzoo.engine.catalog import create_strategy
-    from sslzoo.planning.bench import strategy_options
-
     registry = registry or default_registry()
     for size in SIZES:
         p = preset.variant(size)
@@ -283,28 +267,3 @@ def validate(preset: Preset, registry: Any = None) -> None:
             raise
         except Exception as exc:  # an SslzooError in practice: say which file and size
             raise PresetError(f"{preset.path} ({size}): {exc}") from None
-
-
-def options_for(options: Mapping[str, Any], strategies: list[str]) -> dict[str, Any]:
-    """The ``options`` (``-o`` keys, possibly ``NAME.key``) that at least one of ``strategies`` accepts."""
-    from sslzoo.engine.catalog import option_names
-
-    fields = {name: option_names(name) for name in strategies}
-    keep = {}
-    for key, value in options.items():
-        scope, dot, bare = key.rpartition(".")
-        if any(key in f for f in fields.values()) or dot and scope in fields:
-            keep[key] = value
-    return keep
-
-
-def bench_arguments(preset: Preset, strategies: list[str] | None = None) -> dict[str, Any]:
-    """Keyword arguments of :func:`sslzoo.planning.bench.run` for one label count's runs (without ``labels``);
-    with other ``strategies`` than the preset's, only the options they accept are kept."""
-    options = dict(preset.options)
-    if strategies is not None and list(strategies) != preset.strategies:
-        options = options_for(options, list(strategies))
-    return {"strategies": list(strategies or preset.strategies), "dataset": preset.dataset, "seed": preset.seed,
-            "seeds": preset.seeds, "model": preset.model, "split": preset.split,
-            "exclude_classes": list(preset.exclude_classes), "options": options,
-            "dataset_options": dict(preset.dataset_options)}

@@ -18,18 +18,24 @@ did not write is never overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sslzoo.contract.registry import Registry, default_registry
+from sslzoo.contract.strategy import Strategy
+from sslzoo.engine.run import RunSpec
 from sslzoo.errors import ResultsError
 from sslzoo.files import make_directory, replace_file, unwritable
 from sslzoo.ops.metrics import budget_points
+from sslzoo.planning.plan import preset_plan
 from sslzoo.planning.preset import SIZES, Preset, get_preset, list_presets
+from sslzoo.reports.reporting import Report, _colors, learning_curves
 from sslzoo.results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus
-from sslzoo.results.store import load
+from sslzoo.results.store import canonical, load, planned_record
 
 Record = Mapping[str, Any]
 FIGURES = "results"  # figures go to <page dir>/results/
@@ -296,16 +302,19 @@ def reference_curve(preset: Preset, results: Path) -> list[str]:
     return md
 
 
+def _planned_run(preset: Preset, size: str, record: Record, registry: Registry) -> tuple[RunSpec, Strategy]:
+    """The run of ``preset``'s plan (:func:`~sslzoo.planning.plan.preset_plan`) that ``record`` is of:
+    its strategy at its label count, with its seed."""
+    plan = preset_plan(preset, size, registry=registry)
+    group = next(g for g in plan.groups if g.labels == record["labels"] and record["strategy"] in (g.strategies or ()))
+    runs = dataclasses.replace(plan, groups=(group,), seed=int(record["seed"]), seeds=1).expand(registry)[0]
+    return next((spec, strategy) for spec, strategy in runs if spec.strategy == record["strategy"])
+
+
 def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[str]) -> list[str]:
     """Refuse records that are not this preset's runs (another preset, none, or other label counts or
     strategies); returns notes on records whose options, dataset options, model or split differ from
     what the preset's command runs now (the page shows them in the section)."""
-    from sslzoo.contract.registry import default_registry
-    from sslzoo.engine.catalog import create_strategy
-    from sslzoo.engine.run import RunSpec
-    from sslzoo.planning.bench import strategy_options
-    from sslzoo.results.store import canonical, planned_record
-
     registry = default_registry()
     drift: dict[tuple[str, str, str], list[str]] = {}  # (key, ran, runs now) -> strategies
     for record, origin in zip(records, origins):
@@ -324,12 +333,7 @@ def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[s
                                f"preset {name!r} (strategies {', '.join(variant.strategies)}; labels "
                                f"{', '.join(map(str, counts)) if strategy in variant.strategies else '—'}); the "
                                f"results page publishes only runs of the preset's protocol")
-        given = strategy_options(variant.strategies, variant.options, registry)[strategy]
-        spec = RunSpec(strategy=strategy, dataset=variant.dataset, labels=int(record["labels"]),
-                       seed=int(record["seed"]),
-                       model=variant.model, split=variant.split, exclude_classes=tuple(variant.exclude_classes),
-                       options=given, dataset_options=dict(variant.dataset_options), preset=name)
-        plan = planned_record(spec, create_strategy(strategy, registry, **given), registry)
+        plan = planned_record(*_planned_run(preset, size or "full", record, registry), registry)
         ran, now = ({**(r.get("options") or {}), **(r.get("dataset_options") or {}), "model": r.get("model"),
                      "split": (r.get("split") or {}).get("how"),
                      "exclude_classes": (r.get("split") or {}).get("exclude_classes")} for r in (record, plan))
@@ -422,8 +426,6 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
     md.append("")
     md += reference_curve(preset, results)
     if _is_al(records):
-        from sslzoo.reports.reporting import Report, _colors, learning_curves
-
         groups = {s: recs for (s,), recs in group_by(records, by_keys("strategy")).items()
                   if recs[0].get("family") in ("al", "hybrid")}  # the budget curves, not fixed-label baselines
         path = make_directory(page_dir / FIGURES, ResultsError, "the results page's figures go there") / \

@@ -27,7 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from sslzoo._version import __version__
+from sslzoo.contract.options import options_dict
 from sslzoo.contract.recipe import upgrade_options
+from sslzoo.contract.registry import Registry, default_registry
+from sslzoo.contract.strategy import Strategy
+from sslzoo.engine.run import RunSpec, resolve
 from sslzoo.errors import ResultsError
 from sslzoo.files import Journal, Lines, hold, parse_lines, read_text
 
@@ -39,6 +43,9 @@ SETUP_KEYS = ("dataset_options", "labels", "model", "split")
 
 Record = dict[str, Any]
 
+
+SESSION_FILE = "session.json"
+"""What marks a directory as a labeling session (:mod:`sslzoo.labeling.session`), not a store."""
 
 def canonical(value: Any) -> str:
     """A stable text form of a JSON-like value (dict key order and tuples vs lists don't matter)."""
@@ -139,8 +146,6 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike], *, allow_empty:
         if not path.exists():
             raise ResultsError(f"{path}: no such file or directory")
         if path.is_dir():
-            from sslzoo.labeling.session import SESSION_FILE
-
             if (path / SESSION_FILE).is_file():
                 raise ResultsError(f"{path}: a labeling session, not a directory of records; `sslzoo label report "
                                    f"{path}` replays its control group and writes its report")
@@ -305,25 +310,19 @@ def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], versio
     return reuse
 
 
-def planned_record(spec: Any, strategy: Any, registry: Any = None) -> Record:
-    """What the record of a planned run will say about its identity and setup (without running it).
-
-    Builds the engine's :class:`~sslzoo.engine.run.Run` (no data is loaded) so that options are
-    resolved exactly as the run will resolve them.
-    """
-    from sslzoo.contract.options import options_dict
-    from sslzoo.engine.run import Run
-
-    run = Run(spec, strategy, registry)
+def planned_record(spec: RunSpec, strategy: Strategy, registry: Registry | None = None) -> Record:
+    """What the record of a planned run will say about its identity and setup (without running it),
+    its options resolved as the run resolves them (:func:`sslzoo.engine.run.resolve`)."""
+    resolved = resolve(spec, strategy, registry or default_registry())
     record = {
-        "strategy": run.strategy.name,
+        "strategy": strategy.name,
         "dataset": spec.dataset,
-        "preset": getattr(spec, "preset", None),
+        "preset": spec.preset,
         "seed": spec.seed,
-        "options": run.options,
-        "dataset_options": options_dict(run.dataset.options),
+        "options": resolved.options,
+        "dataset_options": options_dict(resolved.dataset.options),
         "labels": spec.labels,
-        "model": run.model_name,
+        "model": resolved.model_name,
         "split": {"how": spec.split, "exclude_classes": list(spec.exclude_classes)},
     }
     return json.loads(json.dumps(record, default=str))  # the JSON round trip a stored record went through

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from sslzoo.contract.strategy import ORACLE, Strategy, TrainOptions
+from sslzoo.contract.context import Context
+from sslzoo.contract.labels import ORACLE
+from sslzoo.contract.strategy import Strategy, TrainOptions
 from sslzoo.errors import OptionError
 from sslzoo.ops.picking import top_k
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 DEFAULT_ROUNDS = 10
 """With no ``budget``, an active learner queries this many rounds of ``query_size`` ids."""

@@ -18,16 +18,14 @@ parts' hooks. Both work for any active learner with any pseudo-labeler, third-pa
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.options import options_dict
 from sslzoo.contract.strategy import Strategy, TrainOptions
 from sslzoo.errors import OptionError
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 SEPARATOR = "+"  # A+B: both parts every round
 THEN = ">"  # A>B: A's rounds, then B's

@@ -11,17 +11,14 @@ The consistency weight ramps up with the unlabeled batches drawn in the round (:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
+from sslzoo.contract.context import Context
 from sslzoo.contract.strategy import EpochPlan, PseudoLabels, TrainOptions
 from sslzoo.ops.augment import shift_and_noise
 from sslzoo.ops.rampup import sigmoid_rampup
 from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
 
 
 def softmax_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

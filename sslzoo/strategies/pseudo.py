@@ -8,14 +8,11 @@ pseudo-labeler (self-training) selects pool ids in ``select`` and labels them wi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from sslzoo.contract.strategy import Labels, Strategy
-
-if TYPE_CHECKING:
-    from sslzoo.contract.context import Context
+from sslzoo.contract.context import Context
+from sslzoo.contract.labels import Labels
+from sslzoo.contract.strategy import Strategy
 
 
 def argmax_labels(ctx: Context, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,6 +54,7 @@ from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.oracle import OracleHandle, oracle_labels
 from sslzoo.contract.record import round_float
 from sslzoo.contract.registry import Registry
+from sslzoo.engine import threads
 from sslzoo.engine.catalog import create_strategy
 from sslzoo.engine.judge import Judge
 from sslzoo.engine.registry_recipe import RegistryRecipe
@@ -290,6 +291,8 @@ def learn(conn: Connection, start: Start) -> None:
                           classes=start.classes, unlabeled=start.unlabeled, validation_ids=validation[0],
                           validation_targets=validation[1]), judge)
         torch.set_rng_state(start.rng_state)  # as after the judge loaded the data, which may draw from it
+        torch.set_num_threads(threads.choose(threads.parameters(run.model_spec.build, tuple(start.x.shape[1:]),
+                                                                len(start.classes)), start.threads, os.environ))
         if start.probe is not None:
             start.probe.before(run)
         run.learn(began)

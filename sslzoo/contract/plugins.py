@@ -63,6 +63,7 @@ DEFAULT_PLUGINS = (
     "sslzoo.default_plugins.mean_teacher",
     "sslzoo.default_plugins.vat",
     "sslzoo.default_plugins.pi_model",
+    "sslzoo.default_plugins.simmatch",
 )
 
 

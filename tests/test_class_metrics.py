@@ -1,9 +1,12 @@
 """Per-class precision and recall and confusion matrices: measured on the test split at each round's
-end, stored in records, shown by compare and report; records from before them stay readable."""
+end, the confusion counts stored in records and precision and recall derived from them
+(:meth:`sslzoo.results.record.Record.per_class`), shown by compare and report; records from before them stay
+readable."""
 
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -14,6 +17,7 @@ from sslzoo.ops import inference
 from sslzoo.ops.metrics import class_metrics
 from sslzoo.reports.comparison import compare
 from sslzoo.reports.reporting import report
+from sslzoo.results.record import Record
 from tests.tiny_records import moons_records, write_jsonl
 
 
@@ -40,13 +44,13 @@ def test_the_judges_confusion_counts_give_exactly_its_accuracy(one_thread) -> No
     assert float(counts.trace().double() / 300) == judge.accuracy(reported)
 
 
-def test_records_carry_classes_confusion_and_per_class_at_every_rounds_end() -> None:
+def test_records_carry_classes_and_confusion_at_every_rounds_end_and_per_class_is_derived_from_them() -> None:
     record = moons_records("least_confidence", seeds=1)[0]
     assert record["classes"] == ["0", "1"]
     confusion = record["confusion"]
     assert sum(map(sum, confusion)) == 1000  # moons' test split
     assert confusion[0][0] + confusion[1][1] == round(record["test_accuracy"] * 1000)
-    assert record["per_class"] == class_metrics(confusion)
+    assert "per_class" not in record and Record.from_json(record).per_class() == class_metrics(confusion)
     assert all("confusion" in entry for entry in record["curve"]) and record["curve"][-1]["confusion"] == confusion
     assert len(record["curve"]) == 3  # 10 → 20 → 30 labels
 
@@ -54,7 +58,7 @@ def test_records_carry_classes_confusion_and_per_class_at_every_rounds_end() -> 
 def _old(records: list[dict]) -> list[dict]:
     """Records as sslzoo wrote them before it measured classes."""
     for record in records:
-        for key in ("classes", "confusion", "per_class"):
+        for key in ("classes", "confusion"):
             record.pop(key)
         for entry in record["curve"]:
             entry.pop("confusion", None)
@@ -64,15 +68,23 @@ def _old(records: list[dict]) -> list[dict]:
 def test_compare_shows_each_class_change_and_counts_the_classes_up_and_down(tmp_path) -> None:
     base = moons_records("least_confidence")
     new = moons_records("least_confidence")
-    for record in new:
-        record["per_class"]["recall"][0] = record["per_class"]["recall"][0] + 0.1
-        record["per_class"]["precision"][1] = record["per_class"]["precision"][1] - 0.05
+    for record in new:  # half the class-0 samples predicted as 1 are now predicted as 0
+        confusion = record["confusion"]
+        moved = confusion[0][1] // 2
+        confusion[0][0], confusion[0][1] = confusion[0][0] + moved, confusion[0][1] - moved
+
+    def change(metric: str, c: int) -> str:
+        mean = [statistics.fmean(Record.from_json(r).per_class()[metric][c] for r in records)
+                for records in (new, base)]
+        return f"{100 * (mean[0] - mean[1]):+.2f}"
+
     text = compare(base, new).render("plain")
     recall = text[text.index("Recall by class"):].splitlines()
     assert recall[1].split() == ["strategy", "dataset", "0", "1", "up", "/", "down"]
-    assert recall[3].split() == ["least_confidence", "moons", "+10.00", "+0.00", "1", "/", "0", "of", "2"]
+    assert recall[3].split() == ["least_confidence", "moons", change("recall", 0), "+0.00", "1", "/", "0", "of", "2"]
+    assert change("recall", 0).startswith("+") and change("recall", 0) != "+0.00"
     precision = text[text.index("Precision by class"):].splitlines()
-    assert precision[3].split()[2:4] == ["+0.00", "-5.00"]
+    assert precision[3].split()[2:4] == [change("precision", 0), change("precision", 1)]
     assert "Recall by class at the end of the runs" in compare(base, new).render("md")
     row = json.loads(compare(base, new).render("json"))["rows"][0]
     assert row["new"]["per_class"]["classes"] == ["0", "1"]
@@ -95,7 +107,7 @@ def test_the_report_tables_precision_and_recall_by_class_and_draws_confusion_mat
     table = text[text.index("| class |"):].splitlines()
     assert table[0] == ("| class | least_confidence precision | least_confidence recall | supervised precision | "
                         "supervised recall |")
-    recall = sum(r["per_class"]["recall"][1] for r in records if r["strategy"] == "supervised") / 2
+    recall = sum(Record.from_json(r).per_class()["recall"][1] for r in records if r["strategy"] == "supervised") / 2
     assert table[3].startswith("| 1 |") and table[3].rstrip(" |").endswith(f"{100 * recall:.1f} %")
     assert (tmp_path / "confusion_moons.png").is_file()
 

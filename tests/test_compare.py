@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import sslzoo
 from sslzoo.cli.main import main
 from sslzoo.errors import ResultsError
-from sslzoo.reports.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points
+from sslzoo.reports.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points, labels_to_accuracy
 from tests.tiny_records import moons_records, write_jsonl
 
 
@@ -101,26 +101,30 @@ def test_markdown_fits_a_pull_request_comment(tmp_path, baseline, records):
     assert "budget AUC" in table[0]  # random is an active learner: its area under the budget curve
 
 
-def test_active_learning_metrics_come_from_the_curve_or_the_record(records):
+def _curve(*points: tuple[int, float]) -> list[dict]:
+    return [{"round": n, "labels": labels, "test_accuracy": acc, "epoch": 1, "epochs": 1}
+            for n, (labels, acc) in enumerate(points)]
+
+
+def test_active_learning_metrics_come_from_the_curve_never_from_a_stored_copy(records):
     al = next(r for r in records if r["strategy"] == "random")
     assert len(al["curve"]) > 1
     points = [(e["labels"], e["test_accuracy"]) for e in al["curve"]]
     area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
     assert budget_auc(al) == pytest.approx(area / (points[-1][0] - points[0][0]))
-    # a record without a curve: its al_metrics as sslzoo.ops.metrics.curve_metrics writes them (labels per
-    # accuracy target, None = never reached)
-    assert budget_auc({**al, "curve": [], "al_metrics": {"budget_auc": 0.5, "labels_to_accuracy": {"0.8": 20}}}) == 0.5
-    base = [{**r, "curve": [], "al_metrics": {"labels_to_accuracy": {"0.80": 20, "0.90": None}}} for r in records]
-    new = [{**r, "curve": [], "al_metrics": {"labels_to_accuracy": {"0.80": 10 + 10 * r["seed"],
-                                                                    "0.90": 30 if r["seed"] else None}}}
-           for r in records]
+    # a schema-1 record's stored al_metrics is a derived figure: dropped on read, computed from the curve
+    old = {**{k: v for k, v in al.items() if k != "schema"}, "al_metrics": {"budget_auc": 0.5}}
+    assert budget_auc(old) == budget_auc(al)
+    assert budget_auc({**al, "curve": []}) is None and labels_to_accuracy({**al, "curve": []}) == {}
+    base = [{**r, "curve": _curve((10, 0.5), (20, 0.91))} for r in records]
+    new = [{**r, "curve": _curve((10, 0.5), (20, 0.96)) if r["seed"] else _curve((10, 0.92))} for r in records]
     result = compare(base, new)
     row = result.rows[0]
-    assert row.baseline.labels_to_accuracy["0.80"].labels == 20 and row.baseline.labels_to_accuracy["0.90"].reached == 0
-    assert row.new.labels_to_accuracy["0.80"].labels == 15 and row.new.labels_to_accuracy["0.90"].reached == 1
+    assert row.baseline.labels_to_accuracy["0.90"].labels == 20 and row.baseline.labels_to_accuracy["0.95"].reached == 0
+    assert row.new.labels_to_accuracy["0.90"].labels == 15 and row.new.labels_to_accuracy["0.95"].reached == 1
     text = result.render("plain")
-    assert "labels to 80 %" in text and "labels to 90 %" in text
-    assert "20 → 15" in text and "never → 30 (1/2 seeds)" in text
+    assert "labels to 90 %" in text and "labels to 95 %" in text
+    assert "20 → 15" in text and "never → 20 (1/2 seeds)" in text
 
 
 def test_rounds_ending_at_the_same_oracle_labels_are_one_point_with_the_last_accuracy():

@@ -11,8 +11,13 @@ from PIL import Image
 
 import sslzoo
 from sslzoo.cli.main import main
+from sslzoo.contract.hookspecs import hookimpl
+from sslzoo.contract.plugins import make_plugins
+from sslzoo.contract.registry import Registry
+from sslzoo.default_plugins.pseudo_label import alpha_schedule, report_series
 from sslzoo.errors import ResultsError
-from sslzoo.reports.reporting import alpha_schedule, label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
+from sslzoo.reports import reporting
+from sslzoo.reports.reporting import label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
 from tests.tiny_records import moons_records, write_jsonl
 
 
@@ -87,6 +92,36 @@ def test_alpha_schedule_follows_lee_2013():
     xs, alphas = alpha_schedule({"t1": 5, "t2": 15, "alpha_f": 3.0, "schedule": "epoch"}, 20)
     assert xs == [0, 5, 15, 20] and alphas == [0, 0, 3.0, 3.0]
     assert alpha_schedule({"t1": 5, "t2": 15, "alpha_f": 3.0, "schedule": "step"}, 20) is None
+
+
+def test_pseudo_label_draws_alpha_through_the_report_series_hook_over_the_epochs_a_record_trained():
+    curve = [{"round": 0, "epoch": e, "epochs": 10} for e in (5, 10)] + [{"round": 1, "epoch": 10, "epochs": 10}]
+    series = report_series({"strategy": "pseudo_label", "options": {"t1": 5, "t2": 15, "alpha_f": 3.0}, "curve": curve})
+    assert series == {"name": "pseudo_schedule", "title": "Pseudo-labeling", "label": "alpha(t)",
+                      "points": [[0.0, 0.0], [5.0, 0.0], [15.0, 3.0], [20.0, 3.0]]}
+    step = report_series({"options": {"pseudo_label.t1": 5, "pseudo_label.t2": 15, "pseudo_label.alpha_f": 3.0,
+                                      "pseudo_label.schedule": "step"}, "curve": curve})
+    assert step is not None and "points" not in step and "schedule='step'" in step["note"]
+    assert report_series({"strategy": "entropy", "options": {"query_size": 4}, "curve": curve}) is None
+
+
+def test_the_report_asks_every_plugin_for_its_series(tmp_path, records, monkeypatch):
+    asked = []
+
+    class Plugin:
+        @hookimpl
+        def report_series(self, record):
+            asked.append(record["strategy"])
+            if record["strategy"] == "random":
+                return {"name": "mine", "title": "Mine", "label": "m(t)", "points": [[0, 1], [4, 2]]}
+            return None
+
+    registry = Registry(make_plugins(load="", extra=(Plugin(),)))
+    monkeypatch.setattr(reporting, "default_registry", lambda: registry)
+    written = reporting.report(records, tmp_path)
+    assert set(asked) == {r["strategy"] for r in records}
+    assert (tmp_path / "mine_moons_random.png").is_file()
+    assert "### random: accuracy vs epoch and m(t)" in written.markdown.read_text(encoding="utf-8")
 
 
 def test_a_record_on_another_setup_in_the_same_results_is_an_error(tmp_path, records):

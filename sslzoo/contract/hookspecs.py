@@ -1,4 +1,4 @@
-"""The pluggy hook specifications: registration hooks and observer hooks.
+"""The pluggy hook specifications: registration hooks, observer hooks and the report hook.
 
 Registration hooks are broadcast: every plugin that implements one is called with a
 ``register`` callable. The four Strategy hooks (``select``, ``label``, ``weight``, ``loss``)
@@ -62,6 +62,18 @@ def round_ended(run: dict[str, Any], entry: dict[str, Any]) -> None:
 @hookspec
 def run_ended(record: dict[str, Any]) -> None:
     """Observe a finished run: ``record`` is its complete result record."""
+
+
+@hookspec
+def report_series(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A figure of the strategy's own for ``sslzoo report``: a series to draw beside the test accuracy
+    of ``record`` against the epochs it trained (on a second axis), or None (most records).
+
+    Return ``{"name": FILE, "title": TITLE, "label": LABEL, "points": [[epoch, value], ...]}``: the
+    figure ``FILE_<dataset>_<strategy>.png`` titled ``TITLE: accuracy and LABEL``, drawn for the first
+    seed's record of each strategy; with ``"note": WHY`` in place of ``points`` the figure shows the
+    accuracy alone and the report's notes say why the series is not drawn.
+    """
 
 
 HOOK_NAMES = tuple(name for name, spec in list(globals().items()) if hasattr(spec, "sslzoo_spec"))

@@ -11,6 +11,10 @@ import torch
 from sslzoo._version import __version__
 from sslzoo.contract.plugins import PluginInfo
 
+SCHEMA_VERSION = 2
+"""The schema of the records the engine writes (their ``schema`` key; :mod:`sslzoo.results.record`
+reads every schema)."""
+
 
 def versions(plugins: list[PluginInfo]) -> dict[str, Any]:
     """The versions that produced a record: sslzoo, torch, Python and the strategy's plugins."""

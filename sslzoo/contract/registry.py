@@ -141,24 +141,31 @@ class Registry:
         self._collect("register_stopping_criteria", self._stopping_criterion)
         self._warn_idle()
 
-    def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
-        """Call hook ``hook_name`` plugin by plugin, so that a failure names its plugin and distribution."""
+    def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> list[Any]:
+        """Call hook ``hook_name`` plugin by plugin, so that a failure names its plugin and distribution;
+        the answers that are not None."""
         manager = self.plugins.manager
         everyone = manager.get_plugins()
+        answers: list[Any] = []
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             info = self.plugins.info.get(impl.plugin_name, PluginInfo(impl.plugin_name))
             only = manager.subset_hook_caller(hook_name, [p for p in everyone if p is not impl.plugin])
             try:
-                only(**make_kwargs(info))
+                answers.extend(only(**make_kwargs(info)))
             except PluginError:
                 raise
             except Exception as exc:
                 raise PluginError(f"plugin {info.label()} failed in {hook_name}: "
                                   f"{type(exc).__name__}: {exc}") from exc
+        return answers
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook (``run_started``, ``round_ended``, ``run_ended``) on every plugin."""
         self.call_each(hook_name, lambda info: kwargs)
+
+    def ask(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook that answers (``report_series``) on every plugin: the answers that are not None."""
+        return self.call_each(hook_name, lambda info: kwargs)
 
     def _collect(self, hook_name: str, add: Callable[..., None]) -> None:
         """Call one registration hook plugin by plugin, so each entry knows its plugin."""

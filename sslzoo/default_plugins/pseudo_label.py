@@ -24,15 +24,18 @@ t is read from the context (:attr:`Context.progress`, :attr:`Context.unlabeled_b
 :attr:`Context.labeled_passes`), so the strategy keeps no counter of its own.
 
 The paper's T1 is 100 epochs: for a short run scale it down (``-o t1=5 -o t2=15``).
+
+``sslzoo report`` draws alpha(t) beside the accuracy of a run against its epochs (the
+``report_series`` hook).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -173,3 +176,37 @@ class PseudoLabel(ArgmaxPseudoLabeler):
 @hookimpl
 def register_strategies(register: Callable[[type], None]) -> None:
     register(PseudoLabel)
+
+
+def alpha_schedule(options: Mapping[str, Any], epochs: float) -> tuple[list[float], list[float]] | None:
+    """alpha(t) over epochs 0..``epochs`` for the paper's epoch schedule, from a record's ``options``
+    (``t1``, ``t2``, ``alpha_f``, ``schedule``, or ``NAME.t1`` ... of a composition); None for other schedules."""
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        values.setdefault(key.rpartition(".")[2], value)
+    if (values.get("schedule") or "epoch") != "epoch":
+        return None
+    t1, t2, alpha_f = values.get("t1"), values.get("t2"), values.get("alpha_f")
+    if not (isinstance(t1, (int, float)) and isinstance(t2, (int, float)) and isinstance(alpha_f, (int, float))):
+        return None
+    xs = sorted({0.0, float(epochs), *(t for t in (float(t1), float(t2)) if 0 <= t <= epochs)})
+    return xs, [alpha(x, t1, t2, alpha_f) for x in xs]
+
+
+@hookimpl
+def report_series(record: dict[str, Any]) -> dict[str, Any] | None:
+    """alpha(t) beside the accuracy of a record whose strategy has Lee 2013's options ``t1``, ``t2`` and
+    ``alpha_f`` (directly or ``NAME.t1``), over the epochs the run trained; a note instead with
+    ``schedule=step``, whose t counts unlabeled batches, which depend on the pool size."""
+    options = record.get("options") or {}
+    if not {"t1", "t2", "alpha_f"} <= {key.rpartition(".")[2] for key in options}:
+        return None
+    series: dict[str, Any] = {"name": "pseudo_schedule", "title": "Pseudo-labeling", "label": "alpha(t)"}
+    epochs = sum(float(e.get("epochs") or 0) for e in record.get("curve") or []
+                 if e.get("epoch") is None or e.get("epoch") == e.get("epochs"))
+    schedule = alpha_schedule(options, epochs)
+    if schedule is None:
+        name = next((v for k, v in options.items() if k.rpartition(".")[2] == "schedule"), None)
+        return {**series, "note": f"alpha(t) is not drawn (with schedule={name!r} t counts unlabeled batches, "
+                                  f"which depend on the pool size)"}
+    return {**series, "points": [list(point) for point in zip(*schedule)]}

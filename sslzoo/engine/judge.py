@@ -12,9 +12,10 @@ never receives a hidden label. What the learner may ask of the judge, and what i
 * reports, which return nothing: the run's settings (:meth:`Referee.started`), pseudo-labels as
   they are given (:meth:`Referee.pseudo`), the model's classes of the test set at each evaluation
   (:meth:`Referee.entry`) and the record without its figures (:meth:`Referee.finish`). The judge
-  turns them into the figures: test accuracy and its curve, the confusion counts and per-class
-  precision and recall, pseudo-label accuracy per difficulty bucket, the active-learning metrics,
-  the oracle labels counted from its own answers, and the decision boundary's verdicts;
+  turns them into the figures: test accuracy and its curve, the confusion counts, pseudo-label
+  accuracy per difficulty bucket, the oracle labels counted from its own answers, and the decision
+  boundary's verdicts (what is derived from these, such as per-class precision and recall or the
+  active-learning metrics, is computed where it is reported);
 * one figure the learner may read back, the test accuracy of some classes of the test set
   (:meth:`Referee.accuracy`), for ``patience`` (a documented model selection on the test set); the
   judge in its own process answers it at most once per epoch the run trains.
@@ -32,8 +33,7 @@ import torch
 
 from sslzoo.contract.labels import Labels
 from sslzoo.contract.oracle import Oracle, OracleHandle
-from sslzoo.contract.record import round_float
-from sslzoo.ops.metrics import class_metrics, curve_metrics
+from sslzoo.contract.record import SCHEMA_VERSION, round_float
 from sslzoo.ops.quality import BUCKETS, pseudo_summary
 
 Record = dict[str, Any]
@@ -139,15 +139,15 @@ class Judge:
             self._observe("round_ended", run=self._run, entry=scored)
 
     def finish(self, record: Record) -> None:
-        """Complete the record (:attr:`record`) with its figures: those of the curve's last entry, the
-        curve, the pseudo-label summary, the active-learning metrics, and the decision boundary's
-        verdicts."""
+        """Complete the record (:attr:`record`) with its schema (:data:`~sslzoo.contract.record.SCHEMA_VERSION`)
+        and what the run measured: the figures of the curve's last entry, the curve, the pseudo-label
+        summary and the decision boundary's verdicts. Figures derived from these (per-class precision
+        and recall, the active-learning metrics) are computed where they are reported
+        (:class:`sslzoo.results.record.Record`)."""
         last = self.curve[-1]
         figures = {"oracle_labels": last["labels"], "test_accuracy": last["test_accuracy"],
-                   "confusion": last["confusion"], "per_class": class_metrics(last["confusion"]),
-                   "curve": self.curve, "pseudo": self._pseudo,
-                   "al_metrics": curve_metrics([e for e in self.curve if e["epoch"] == e["epochs"]])}
-        record = {key: figures.get(key, value) for key, value in record.items()}
+                   "confusion": last["confusion"], "curve": self.curve, "pseudo": self._pseudo}
+        record = {"schema": SCHEMA_VERSION, **{key: figures.get(key, value) for key, value in record.items()}}
         boundary = record.get("boundary")
         if boundary is not None:
             device = self._y_test.device

@@ -34,6 +34,7 @@ from sslzoo.labeling.label_log import labeled
 from sslzoo.labeling.session import Session, check_strategy, now
 from sslzoo.reports.reporting import Report
 from sslzoo.reports.reporting import report as write_report
+from sslzoo.results.record import SCHEMA_VERSION
 from sslzoo.results.store import RECORDS_FILE
 
 REPORT_DIR = "report"
@@ -85,10 +86,11 @@ def _record(session: Session, name: str, family: str, options: dict[str, Any],
             entries: list[dict[str, Any]]) -> dict[str, Any]:
     """A result record of one learner of ``session``: its trainings (``entries``) as the curve."""
     spec, last = session.spec, entries[-1]
-    return {"strategy": name, "family": family, "options": options, "dataset": spec["dataset"], "preset": None,
+    return {"schema": SCHEMA_VERSION, "strategy": name, "family": family, "options": options,
+            "dataset": spec["dataset"], "preset": None,
             "dataset_options": spec["dataset_options"], "model": spec["model"], "seed": spec["seed"],
             "labels": entries[0]["labels"], "oracle_labels": last["labels"], "test_accuracy": last["test_accuracy"],
-            "classes": session.classes, "confusion": last["confusion"], "per_class": last["per_class"],
+            "classes": session.classes, "confusion": last["confusion"],
             "curve": [{"round": n, "labels": e["labels"], "test_accuracy": e["test_accuracy"],
                        "confusion": e["confusion"]} for n, e in enumerate(entries)],
             "wall_seconds": round(sum(e["wall_seconds"] for e in entries), 3), "device": spec["device"],

@@ -74,7 +74,6 @@ from sslzoo.labeling.holdout import evaluated_on, held_out_items
 from sslzoo.labeling.label_log import GIVEN, Label, LabelBatch, LabelLedger, labeled
 from sslzoo.labeling.label_studio import read_export
 from sslzoo.ops import inference
-from sslzoo.ops.metrics import class_metrics
 from sslzoo.ops.quality import BUCKETS, difficulty_buckets
 from sslzoo.results.store import SESSION_FILE
 from sslzoo.strategies.composite import Composite
@@ -405,17 +404,16 @@ class Session:
 
     @staticmethod
     def _evaluate(run: Run) -> dict[str, Any]:
-        """Test accuracy, the confusion counts (true class by predicted class) and precision and recall
-        per class (as a benchmark's records hold them), when the test split is there and labeled."""
+        """Test accuracy and the confusion counts (true class by predicted class, as a benchmark's records
+        hold them), when the test split is there and labeled."""
         judge = run.judge
         assert isinstance(judge, Judge)  # a session's judge is in its process: its truth is the person labeling
         if not judge.scores_the_test_set():
             return {"test_accuracy": None}
         predicted = inference.predicted_classes(run.learner.model, run.data.x_test, precision=run.training.precision)
         matrix = judge.confusion(predicted)
-        confusion = matrix.tolist()
         return {"test_accuracy": round_float(float(matrix.diagonal().sum()) / predicted.numel()),
-                "confusion": confusion, "per_class": class_metrics(confusion)}
+                "confusion": matrix.tolist()}
 
     # -- asking ----------------------------------------------------------------------------------
     def next(self, k: int) -> Round:

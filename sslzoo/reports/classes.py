@@ -1,9 +1,10 @@
 """Results per class: precision and recall tables and confusion matrices of result records.
 
 The labeling-workflow guide's readers judge a round by its per-class precision and recall: every
-record carries them at the end of its run (``per_class``, from its ``confusion`` counts of test
-samples by true and predicted class), and each round's end carries its confusion counts.
-Records from before sslzoo measured them have neither, and are left out of these tables.
+record carries its ``confusion`` counts of test samples by true and predicted class at the end of
+its run, from which they are computed (:meth:`sslzoo.results.record.Record.per_class`), and each
+round's end carries its confusion counts. Records from before sslzoo measured them have neither,
+and are left out of these tables.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from sslzoo.reports.comparison import ClassStats, class_stats
 
-Record = Mapping[str, Any]
 ANNOTATED_CLASSES = 12
 """Confusion matrices up to this many classes show their counts in the cells."""
 PANELS_PER_ROW = 4
@@ -24,7 +24,7 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
 
 
-def class_table(groups: Mapping[str, Sequence[Record]]) -> tuple[list[str], list[list[str]]] | None:
+def class_table(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> tuple[list[str], list[list[str]]] | None:
     """A table of each class's precision and recall per strategy (mean over seeds), a row per class;
     None when no strategy's records carry them or their classes differ."""
     stats = {name: s for name, records in groups.items() if (s := class_stats(records)) is not None}
@@ -46,7 +46,7 @@ def better_classes(strategy: ClassStats, control: ClassStats) -> dict[str, tuple
     return out
 
 
-def summed_confusion(records: Sequence[Record]) -> list[list[int]] | None:
+def summed_confusion(records: Sequence[Mapping[str, Any]]) -> list[list[int]] | None:
     """The records' final confusion counts summed over seeds (None when one has none)."""
     matrices: list[list[list[int]]] = []
     for record in records:
@@ -60,7 +60,7 @@ def summed_confusion(records: Sequence[Record]) -> list[list[int]] | None:
     return [[sum(int(m[i][j]) for m in matrices) for j in range(size)] for i in range(size)]
 
 
-def draw_confusions(figure: Callable[[float, float], Any], groups: Mapping[str, Sequence[Record]],
+def draw_confusions(figure: Callable[[float, float], Any], groups: Mapping[str, Sequence[Mapping[str, Any]]],
                     classes: Sequence[str]) -> Any:
     """A figure (made by ``figure(width, height)``) with one panel per strategy, up to four in a row:
     its confusion counts over seeds, each row (true class) coloured by the share of the class

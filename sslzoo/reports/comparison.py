@@ -21,9 +21,9 @@ from typing import Any
 
 from sslzoo.contract.record import selected_on_test, selected_on_test_note
 from sslzoo.errors import ResultsError
-from sslzoo.ops.metrics import budget_auc as curve_budget_auc
-from sslzoo.ops.metrics import budget_points, finite_number, labels_to_reach
+from sslzoo.ops.metrics import budget_points, finite_number
 from sslzoo.results.formatting import group_by, markdown_table, mean_std, plus_minus, text_table
+from sslzoo.results.record import Record
 from sslzoo.results.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
 
 MIN_TOLERANCE = 0.01
@@ -40,31 +40,20 @@ def curve_points(record: Mapping[str, Any]) -> list[tuple[float, float]]:
 
 def budget_auc(record: Mapping[str, Any]) -> float | None:
     """Area under test accuracy vs oracle labels, divided by the labels range (a mean accuracy over
-    the budget), from the record's curve (:func:`sslzoo.ops.metrics.budget_auc`); a record without a
-    curve gives its ``al_metrics.budget_auc``. None for one-round runs."""
-    if curve_points(record):
-        return curve_budget_auc(record["curve"])
-    metrics = record.get("al_metrics")
-    return finite_number(metrics.get("budget_auc")) if isinstance(metrics, Mapping) else None
+    the budget): the record's ``al_metrics`` (:meth:`sslzoo.results.record.Record.al_metrics`, from
+    its curve). None for one-round runs and records without a curve."""
+    metrics = Record.from_json(record).al_metrics()
+    return finite_number(metrics["budget_auc"]) if metrics else None
 
 
 def labels_to_accuracy(record: Mapping[str, Any]) -> dict[str, float | None]:
-    """``{target: labels or None (never reached)}`` for the targets of the record's
-    ``al_metrics.labels_to_accuracy``, from its curve (:func:`sslzoo.ops.metrics.labels_to_reach`); a
-    record without a curve gives the stored numbers (a plain number counts as target ``""``)."""
-    metrics = record.get("al_metrics")
-    value = metrics.get("labels_to_accuracy") if isinstance(metrics, Mapping) else None
-    if not isinstance(value, Mapping):
-        return {"": finite_number(value)} if finite_number(value) is not None else {}
-    out: dict[str, float | None] = {}
-    for key, stored in value.items():
-        try:
-            target = float(key)
-        except ValueError:
-            target = None
-        out[str(key)] = (labels_to_reach(record["curve"], target) if target is not None and curve_points(record)
-                         else finite_number(stored))
-    return out
+    """``{target: labels or None (never reached)}``: the record's ``al_metrics``
+    (:meth:`sslzoo.results.record.Record.al_metrics`, from its curve); empty for a record without a
+    curve."""
+    metrics = Record.from_json(record).al_metrics()
+    if metrics is None:
+        return {}
+    return {target: finite_number(labels) for target, labels in metrics["labels_to_accuracy"].items()}
 
 
 @dataclass
@@ -109,9 +98,10 @@ class ClassStats:
 
 
 def class_stats(records: Sequence[Mapping[str, Any]]) -> ClassStats | None:
-    """The per-class means of records that all carry ``per_class`` for the same classes; None for
-    records from before sslzoo measured them (or of different classes)."""
-    per = [p for r in records if isinstance(p := r.get("per_class"), Mapping)]
+    """The per-class means of records that all carry a ``confusion`` matrix of the same classes (their
+    :meth:`~sslzoo.results.record.Record.per_class`); None for records from before sslzoo measured
+    them (or of different classes)."""
+    per = [p for r in records if (p := Record.from_json(r).per_class()) is not None]
     classes = [r.get("classes") for r in records]
     if not records or len(per) != len(records) or any(c != classes[0] for c in classes):
         return None

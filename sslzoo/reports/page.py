@@ -37,7 +37,6 @@ from sslzoo.reports.reporting import Report, _colors, learning_curves
 from sslzoo.results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus
 from sslzoo.results.store import canonical, load, planned_record
 
-Record = Mapping[str, Any]
 FIGURES = "results"  # figures go to <page dir>/results/
 
 
@@ -56,7 +55,7 @@ LABELS_RULE = (
     "averaged over the seeds; `sslzoo compare` and the records' `al_metrics` use the same definition.")
 
 
-def _seeds(records: Sequence[Record]) -> str:
+def _seeds(records: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(str(s) for s in sorted({int(r["seed"]) for r in records}))
 
 
@@ -75,7 +74,7 @@ def verdict(ours: Sequence[float], reference: float, floor: float, unit: str = "
     return f"{word}: {diff:+.{digits}f}{unit} (allowed ±{allowed:.{digits}f}{unit})"
 
 
-def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: str) -> list[str]:
+def _commands(preset: Preset, variant: Preset, records: Sequence[Mapping[str, Any]], out: str) -> list[str]:
     """The commands that reproduce ``records``: the preset's, with ``--seed``/``--seeds`` where the
     records hold other seeds than it declares and ``-s`` where they hold only some of its strategies
     (one command per set of seeds; the later ones ``--resume`` into the same directory)."""
@@ -104,12 +103,12 @@ def _commands(preset: Preset, variant: Preset, records: Sequence[Record], out: s
     return commands
 
 
-def _labels_of(record: Record) -> int:
+def _labels_of(record: Mapping[str, Any]) -> int:
     name = str(record.get("preset") or "")
     return int(name.rpartition("@")[2]) if "@" in name else int(record.get("labels") or 0)
 
 
-def _by_strategy(records: Sequence[Record]) -> list[tuple[str, str, list[Record]]]:
+def _by_strategy(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
     """(strategy, row name, records) per strategy and implementation: each strategy's own rows first,
     then its rows from other implementations (``strategy (implementation)``), in first-seen order."""
     order = list(dict.fromkeys(str(r["strategy"]) for r in records))
@@ -129,12 +128,12 @@ def _tagged(name: str, preset: Preset, base: Preset | None) -> str:
     return name if base is None else f"{name} ({preset.name.removeprefix(base.name + '-')})"
 
 
-def _last_round(record: Record) -> list[Mapping[str, Any]]:
+def _last_round(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     curve = record.get("curve") or []
     return [e for e in curve if e.get("round") == curve[-1].get("round")] if curve else []
 
 
-def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None = None) -> list[list[str]]:
+def accuracy_rows(preset: Preset, records: Sequence[Mapping[str, Any]], base: Preset | None = None) -> list[list[str]]:
     """One row per (label count, strategy, implementation): reference (a number, or one per label count), ours
     (mean ± std over seeds), the verdict, the seeds and the wall time; ``base``: the rows of a variant,
     named after it, in its base's table."""
@@ -165,7 +164,7 @@ def accuracy_rows(preset: Preset, records: Sequence[Record], base: Preset | None
     return rows
 
 
-def best_rows(preset: Preset, records: Sequence[Record], base: Preset | None = None) -> list[list[str]]:
+def best_rows(preset: Preset, records: Sequence[Mapping[str, Any]], base: Preset | None = None) -> list[list[str]]:
     """The best evaluated epoch of each run's last round (chosen on the test set) beside ``reference.best``,
     for the runs evaluated more than once in that round; the epoch per seed. One row per (label count,
     strategy, implementation), as :func:`accuracy_rows`."""
@@ -189,7 +188,7 @@ def best_rows(preset: Preset, records: Sequence[Record], base: Preset | None = N
     return rows
 
 
-def start_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
+def start_rows(preset: Preset, records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Active learning: accuracy at the first round (the starting labels) beside ``reference.start``."""
     start = preset.reference.get("start", {})
     rows = []
@@ -202,7 +201,7 @@ def start_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
     return rows
 
 
-def _labels_cell(records: Sequence[Record], error: str, reference: float | None) -> tuple[str, str]:
+def _labels_cell(records: Sequence[Mapping[str, Any]], error: str, reference: float | None) -> tuple[str, str]:
     """Ours (labels to reach ``error`` % test error, per seed, mean over seeds) and the verdict."""
     target = 1 - int(error) / 100
     reached, steps = [], []
@@ -229,7 +228,7 @@ def _labels_cell(records: Sequence[Record], error: str, reference: float | None)
     return ours, verdict(reached, reference, statistics.fmean(steps), unit=" labels", higher_is_better=False, digits=0)
 
 
-def labels_to_error_rows(preset: Preset, records: Sequence[Record]) -> list[list[str]]:
+def labels_to_error_rows(preset: Preset, records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Gal et al.: labels needed to reach each test error (:data:`LABELS_RULE`) beside the reference."""
     ref = preset.reference.get("values", {})
     rows = []
@@ -245,13 +244,13 @@ def labels_to_error_rows(preset: Preset, records: Sequence[Record]) -> list[list
     return rows
 
 
-def _records(results: Path, name: str) -> list[Record]:
+def _records(results: Path, name: str) -> list[Mapping[str, Any]]:
     store = results / name
     files = sorted(store.glob("records.jsonl")) + sorted(store.glob("labels-*/records.jsonl"))
     return list(load(files).records) if files else []
 
 
-def _round_points(record: Record) -> dict[int, float]:
+def _round_points(record: Mapping[str, Any]) -> dict[int, float]:
     """Test accuracy (%) at the end of each round, by oracle labels (the last round at a count)."""
     return {int(e["labels"]): 100 * float(e["test_accuracy"]) for e in record.get("curve", [])
             if e.get("epoch") == e.get("epochs")}
@@ -302,7 +301,7 @@ def reference_curve(preset: Preset, results: Path) -> list[str]:
     return md
 
 
-def _planned_run(preset: Preset, size: str, record: Record, registry: Registry) -> tuple[RunSpec, Strategy]:
+def _planned_run(preset: Preset, size: str, record: Mapping[str, Any], registry: Registry) -> tuple[RunSpec, Strategy]:
     """The run of ``preset``'s plan (:func:`~sslzoo.planning.plan.preset_plan`) that ``record`` is of:
     its strategy at its label count, with its seed."""
     plan = preset_plan(preset, size, registry=registry)
@@ -311,7 +310,7 @@ def _planned_run(preset: Preset, size: str, record: Record, registry: Registry) 
     return next((spec, strategy) for spec, strategy in runs if spec.strategy == record["strategy"])
 
 
-def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[str]) -> list[str]:
+def check_records(preset: Preset, records: Sequence[Mapping[str, Any]], origins: Sequence[str]) -> list[str]:
     """Refuse records that are not this preset's runs (another preset, none, or other label counts or
     strategies); returns notes on records whose options, dataset options, model or split differ from
     what the preset's command runs now (the page shows them in the section)."""
@@ -345,7 +344,7 @@ def check_records(preset: Preset, records: Sequence[Record], origins: Sequence[s
     return [f"{k}={ran} (the preset now runs {now}) for {', '.join(names)}" for (k, ran, now), names in drift.items()]
 
 
-def _is_al(records: Sequence[Record]) -> bool:
+def _is_al(records: Sequence[Mapping[str, Any]]) -> bool:
     return any(r.get("family") in ("al", "hybrid") for r in records)
 
 

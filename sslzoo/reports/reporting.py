@@ -5,8 +5,9 @@ Figures (one set per dataset and preset), drawn with matplotlib's object API on 
 
 * ``learning_curves_<dataset>.png``: test accuracy vs oracle labels, every strategy on one plot,
   the mean over seeds as a line and mean ± std as a band;
-* ``pseudo_schedule_<dataset>_<strategy>.png``: for pseudo-labeling (strategies with the
-  ``t1``/``t2``/``alpha_f`` options of Lee 2013), test accuracy vs epoch with alpha(t) on a second axis;
+* ``<name>_<dataset>_<strategy>.png``: for a strategy whose plugin draws a series of its own (the
+  ``report_series`` hook), test accuracy vs epoch with that series on a second axis (pseudo-labeling:
+  ``pseudo_schedule_<dataset>_<strategy>.png``, Lee 2013's alpha(t));
 * ``pseudo_buckets_<dataset>.png``: pseudo-label accuracy by difficulty bucket, for records that
   carry a ``pseudo`` entry with buckets;
 * ``decision_boundary_<dataset>.png``: for 2-D datasets (records with a ``boundary`` entry), the
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sslzoo.contract.record import selected_on_test, selected_on_test_note
-from sslzoo.default_plugins.pseudo_label import alpha
+from sslzoo.contract.registry import default_registry
 from sslzoo.errors import ResultsError
 from sslzoo.files import make_directory, replace_file, unwritable
 from sslzoo.ops.metrics import efficiency_boost
@@ -44,7 +45,6 @@ from sslzoo.reports.comparison import class_stats, curve_points, group
 from sslzoo.results.formatting import markdown_table, mean_std, percent
 from sslzoo.results.store import as_records
 
-Record = Mapping[str, Any]
 DPI = 110
 REFERENCE = "random"
 
@@ -94,7 +94,7 @@ def _fmean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
 
 
-def mean_curve(records: Sequence[Record]) -> tuple[list[float], list[float], list[float]]:
+def mean_curve(records: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float], list[float]]:
     """(labels, mean accuracy, std accuracy) over seeds at every label count any seed reached.
 
     Each seed's curve is interpolated linearly at the other seeds' label counts within its own
@@ -130,7 +130,7 @@ def labels_needed(xs: Sequence[float], ys: Sequence[float], target: float) -> tu
 
 
 # -- the figures --------------------------------------------------------------------------------------
-def learning_curves(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, Any], title: str,
+def learning_curves(groups: Mapping[str, Sequence[Mapping[str, Any]]], colors: Mapping[str, Any], title: str,
                     path: Path, into: Report) -> None:
     fig = _figure(7.5, 4.8)
     ax = fig.add_subplot()
@@ -156,32 +156,7 @@ def learning_curves(groups: Mapping[str, Sequence[Record]], colors: Mapping[str,
     _save(fig, path, into)
 
 
-def is_pseudo_labeling(records: Sequence[Record]) -> bool:
-    """Records of a Lee-2013-style strategy: options t1, t2 and alpha_f (directly or NAME.t1)."""
-    options = records[0].get("options") or {}
-    keys = {k.rpartition(".")[2] for k in options}
-    return {"t1", "t2", "alpha_f"} <= keys
-
-
-def _option(options: Mapping[str, Any], key: str) -> Any:
-    for k, v in options.items():
-        if k.rpartition(".")[2] == key:
-            return v
-    return None
-
-
-def alpha_schedule(options: Mapping[str, Any], epochs: float) -> tuple[list[float], list[float]] | None:
-    """alpha(t) over epochs 0..``epochs`` for the paper's epoch schedule; None for other schedules."""
-    if (_option(options, "schedule") or "epoch") != "epoch":
-        return None
-    t1, t2, alpha_f = (_option(options, k) for k in ("t1", "t2", "alpha_f"))
-    if not all(isinstance(v, (int, float)) for v in (t1, t2, alpha_f)):
-        return None
-    xs = sorted({0.0, float(epochs), *(t for t in (float(t1), float(t2)) if 0 <= t <= epochs)})
-    return xs, [alpha(x, t1, t2, alpha_f) for x in xs]
-
-
-def epoch_points(record: Record) -> list[tuple[float, float]]:
+def epoch_points(record: Mapping[str, Any]) -> list[tuple[float, float]]:
     """(epoch, test accuracy) along the run: every curve entry, placed at the epochs trained so far
     (entries with an ``epoch`` before ``epochs`` are mid-round evaluations of that round)."""
     points, done = [], 0.0
@@ -196,7 +171,10 @@ def epoch_points(record: Record) -> list[tuple[float, float]]:
     return points
 
 
-def pseudo_schedule(name: str, records: Sequence[Record], color: Any, title: str, path: Path, into: Report) -> None:
+def strategy_series(name: str, records: Sequence[Mapping[str, Any]], series: Mapping[str, Any], color: Any,
+                    title: str, path: Path, into: Report) -> None:
+    """Test accuracy vs epoch of each seed and their mean, with a strategy's own ``series`` (what a
+    plugin's ``report_series`` hook gave for the first record) on a second axis."""
     fig = _figure(7.5, 4.5)
     ax = fig.add_subplot()
     per_seed = [epoch_points(r) for r in records]
@@ -209,29 +187,28 @@ def pseudo_schedule(name: str, records: Sequence[Record], color: Any, title: str
     ax.set_ylabel("test accuracy")
     ax.grid(True, alpha=0.3)
     twin = ax.twinx()
-    schedule = alpha_schedule(records[0].get("options") or {}, max(xs) if xs else 0.0)
-    if schedule is not None:
-        twin.plot(*schedule, color="black", linestyle="--", linewidth=1.2, label="alpha(t)")
+    label = series["label"]
+    if series.get("points"):
+        twin.plot([p[0] for p in series["points"]], [p[1] for p in series["points"]], color="black",
+                  linestyle="--", linewidth=1.2, label=label)
     else:
-        schedule_name = _option(records[0]["options"], "schedule")
-        into.notes.append(f"{name}: alpha(t) is not drawn (with schedule={schedule_name!r} t counts unlabeled "
-                          f"batches, which depend on the pool size)")
-    twin.set_ylabel("alpha(t)")
+        into.notes.append(f"{name}: {series.get('note') or f'{label} is not drawn'}")
+    twin.set_ylabel(label)
     twin.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(lines, [str(line.get_label()) for line in lines], fontsize="small", loc="lower right")
-    ax.set_title(f"Pseudo-labeling: accuracy and alpha(t), {title}")
+    ax.set_title(f"{series['title']}: accuracy and {label}, {title}")
     _save(fig, path, into)
 
 
-def pseudo_buckets_of(record: Record) -> list[tuple[str, float]]:
+def pseudo_buckets_of(record: Mapping[str, Any]) -> list[tuple[str, float]]:
     """(bucket, pseudo-label accuracy) of each difficulty bucket of the record's pseudo-label tally
     (``pseudo.buckets``: name → ``{"count", "accuracy"}``), for the buckets that got any."""
     buckets = (record.get("pseudo") or {}).get("buckets") or {}
     return [(str(name), float(b["accuracy"])) for name, b in buckets.items() if b.get("accuracy") is not None]
 
 
-def pseudo_buckets(groups: Mapping[str, Sequence[Record]], colors: Mapping[str, Any], title: str,
+def pseudo_buckets(groups: Mapping[str, Sequence[Mapping[str, Any]]], colors: Mapping[str, Any], title: str,
                    path: Path, into: Report) -> bool:
     data: dict[str, dict[str, list[float]]] = {}
     order: list[str] = []
@@ -267,7 +244,7 @@ def _classes(grid: Mapping[str, Any]) -> list[list[int]]:
     return [[int(c) for c in row] if isinstance(row, str) else [int(c) for c in row] for row in rows]
 
 
-def boundary_panel(ax: Any, name: str, record: Record, palette: Sequence[str]) -> None:
+def boundary_panel(ax: Any, name: str, record: Mapping[str, Any], palette: Sequence[str]) -> None:
     """One strategy's panel: the final model's classes on the grid, with the labeled, queried and
     pseudo-labeled points of the record's ``boundary`` entry."""
     from matplotlib.colors import ListedColormap
@@ -323,7 +300,8 @@ def boundary_panel(ax: Any, name: str, record: Record, palette: Sequence[str]) -
     ax.legend(fontsize="x-small", loc="lower left", framealpha=0.7)
 
 
-def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path: Path, into: Report) -> bool:
+def decision_boundaries(groups: Mapping[str, Sequence[Mapping[str, Any]]], title: str, path: Path,
+                        into: Report) -> bool:
 
     panels = []
     for name, records in groups.items():
@@ -349,7 +327,7 @@ def decision_boundaries(groups: Mapping[str, Sequence[Record]], title: str, path
 
 
 # -- tables -------------------------------------------------------------------------------------------
-def summary_rows(groups: Mapping[str, Sequence[Record]]) -> list[list[str]]:
+def summary_rows(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[list[str]]:
     """Per strategy: family, seeds, accuracy, labels, distinct pseudo-labeled ids ("—" for records
     from before they were counted), pseudo-label draws, pseudo-label accuracy and wall time; a
     strategy selected on the test set (``patience``) is marked ``*``."""
@@ -371,7 +349,8 @@ def summary_rows(groups: Mapping[str, Sequence[Record]]) -> list[list[str]]:
     return rows
 
 
-def label_efficiency(groups: Mapping[str, Sequence[Record]], reference: str = REFERENCE) -> list[dict[str, Any]]:
+def label_efficiency(groups: Mapping[str, Sequence[Mapping[str, Any]]],
+                     reference: str = REFERENCE) -> list[dict[str, Any]]:
     """For each strategy: its mean final accuracy and labels, and the labels ``reference`` needs
     (on its mean curve) to reach that accuracy; ``saving`` is that number divided by the strategy's."""
     if reference not in groups:
@@ -388,7 +367,7 @@ def label_efficiency(groups: Mapping[str, Sequence[Record]], reference: str = RE
     return rows
 
 
-def control_group(groups: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
+def control_group(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """For each strategy whose control group (:func:`sslzoo.planning.control_group.control_of`) is among the records:
     the control's final accuracy and labels (means over its seeds), the labels the strategy needs to
     reach that accuracy on its mean curve over seeds and the efficiency boost
@@ -418,7 +397,7 @@ def boost_text(row: Mapping[str, Any]) -> str:
     return f"< {row['control_labels'] / row['most_labels']:.2f}×" if row["most_labels"] else "—"
 
 
-def _control_markdown(groups: Mapping[str, Sequence[Record]]) -> list[str]:
+def _control_markdown(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     rows = control_group(groups)
     missing = [name for name, records in groups.items()
                if (c := control_of(name, records[0].get("family"))) is not None and c not in groups]
@@ -462,7 +441,8 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
     if refused:  # before any figure is drawn
         raise ResultsError(f"{out / 'report.md'}: {refused}")
     into = Report(out_dir=out, markdown=out / "report.md", notes=[*notes, *loaded.warnings])
-    by_dataset: dict[tuple[str, str], dict[str, list[Record]]] = {}
+    registry = default_registry()
+    by_dataset: dict[tuple[str, str], dict[str, list[Mapping[str, Any]]]] = {}
     for (strategy, dataset, preset), g in groups.items():
         by_dataset.setdefault((dataset, preset), {})[strategy] = sorted(g.records, key=lambda r: r["seed"])
     source = results if isinstance(results, (str, os.PathLike)) else (
@@ -521,10 +501,11 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
                 md += [f"![Confusion matrices on {title}]({path.name})", ""]
 
         for name, records in per.items():
-            if is_pseudo_labeling(records):
-                path = out / f"pseudo_schedule_{slug}_{_slug(name)}.png"
-                pseudo_schedule(name, records, colors[name], title, path, into)
-                md += [f"### {name}: accuracy vs epoch and alpha(t)", "", f"![{name} on {title}]({path.name})", ""]
+            for series in registry.ask("report_series", record=records[0]):
+                path = out / f"{series['name']}_{slug}_{_slug(name)}.png"
+                strategy_series(name, records, series, colors[name], title, path, into)
+                md += [f"### {name}: accuracy vs epoch and {series['label']}", "",
+                       f"![{name} on {title}]({path.name})", ""]
                 options = records[0].get("options") or {}
                 if "eval_every" in options and not options["eval_every"]:
                     md += [f"The test accuracy of {name} was measured once per round; run with "

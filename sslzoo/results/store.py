@@ -8,6 +8,8 @@ next writer cuts off before appending.
 
 Records are also read from anything ``sslzoo`` writes: a ``.jsonl`` file, a ``.json`` file holding
 one record or an array of them (``sslzoo bench --json-out PATH``), or a directory of such files.
+Each is read through :meth:`Record.from_json <sslzoo.results.record.Record.from_json>` (an older
+schema migrates) and kept as its ``to_json()``; the store writes ``to_json()`` too.
 Everything that cannot be read is a :class:`~sslzoo.errors.ResultsError` naming the file (and line)
 and what is wrong.
 
@@ -28,21 +30,16 @@ from typing import Any
 
 from sslzoo._version import __version__
 from sslzoo.contract.options import options_dict
-from sslzoo.contract.recipe import upgrade_options
 from sslzoo.contract.registry import Registry, default_registry
 from sslzoo.contract.strategy import Strategy
 from sslzoo.engine.run import RunSpec, resolve
 from sslzoo.errors import ResultsError
 from sslzoo.files import Journal, Lines, hold, parse_lines, read_text
+from sslzoo.results.record import Record
 
 RECORDS_FILE = "records.jsonl"
-#: Keys every record must have to be compared, reported or resumed.
-REQUIRED_KEYS = ("strategy", "dataset", "seed", "test_accuracy")
 #: The setup shared by every record of one comparison (besides strategy, seed and options).
 SETUP_KEYS = ("dataset_options", "labels", "model", "split")
-
-Record = dict[str, Any]
-
 
 SESSION_FILE = "session.json"
 """What marks a directory as a labeling session (:mod:`sslzoo.labeling.session`), not a store."""
@@ -78,30 +75,18 @@ def setup_of(record: Mapping[str, Any]) -> dict[str, Any]:
 class Loaded:
     """Records read from one or more paths, with where each came from and what was skipped."""
 
-    records: list[Record] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)  # each one as Record.to_json() gives it
     origins: list[str] = field(default_factory=list)  # "path:line" of each record
     warnings: list[str] = field(default_factory=list)  # e.g. a torn last line left by a crash
     files: list[Path] = field(default_factory=list)
 
 
-def _check_record(obj: Any, where: str) -> Record:
-    if not isinstance(obj, dict):
-        raise ResultsError(f"{where}: not an sslzoo record (a JSON {type(obj).__name__}, expected an object "
-                           f"with {', '.join(REQUIRED_KEYS)})")
-    missing = [k for k in REQUIRED_KEYS if k not in obj]
-    if missing:
-        keys = ", ".join(list(obj)[:6]) or "none"
-        raise ResultsError(f"{where}: not an sslzoo record: missing {', '.join(missing)} (has keys: {keys})")
-    if not isinstance(obj["strategy"], str) or not isinstance(obj["dataset"], str):
-        raise ResultsError(f"{where}: not an sslzoo record: strategy and dataset must be strings")
-    if isinstance(obj["seed"], bool) or not isinstance(obj["seed"], int):
-        raise ResultsError(f"{where}: seed must be an integer, got {obj['seed']!r}")
-    acc = obj["test_accuracy"]
-    if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0.0 <= acc <= 1.0:
-        raise ResultsError(f"{where}: test_accuracy must be a number in [0, 1], got {acc!r}")
-    if isinstance(obj.get("options"), dict):
-        obj["options"] = upgrade_options(obj["options"])  # a record made before recipes names its recipe
-    return obj
+def _read_record(obj: Any, where: str) -> dict[str, Any]:
+    """The record ``obj`` read at ``where`` (:meth:`Record.from_json`, migrated), as a JSON object."""
+    try:
+        return Record.from_json(obj).to_json()
+    except ResultsError as exc:
+        raise ResultsError(f"{where}: {exc}") from None
 
 
 def read_jsonl(path: Path, into: Loaded) -> None:
@@ -110,7 +95,7 @@ def read_jsonl(path: Path, into: Loaded) -> None:
     parse_lines(read_text(path, ResultsError), path, ResultsError, lines)
     into.warnings.extend(lines.warnings)
     for obj, where in zip(lines.entries, lines.origins):
-        into.records.append(_check_record(obj, where))
+        into.records.append(_read_record(obj, where))
         into.origins.append(where)
     into.files.append(path)
 
@@ -127,7 +112,7 @@ def read_json(path: Path, into: Loaded) -> None:
         raise ResultsError(f"{path}: holds an empty array, no records")
     for i, item in enumerate(items):
         where = f"{path}[{i}]" if isinstance(obj, list) else str(path)
-        into.records.append(_check_record(item, where))
+        into.records.append(_read_record(item, where))
         into.origins.append(where)
     into.files.append(path)
 
@@ -175,7 +160,7 @@ def as_records(source: Any, name: str = "records") -> Loaded:
         return load(source)
     loaded = Loaded()
     for i, item in enumerate(source):
-        loaded.records.append(_check_record(item, f"{name}[{i}]"))
+        loaded.records.append(_read_record(item, f"{name}[{i}]"))
         loaded.origins.append(f"{name}[{i}]")
     if not loaded.records:
         raise ResultsError(f"{name}: no records")
@@ -192,7 +177,7 @@ class RecordStore:
         if self.directory.exists() and not self.directory.is_dir():
             raise ResultsError(f"{self.directory}: --out must be a directory, this is a file")
         self.journal = Journal(self.path, ResultsError)
-        self.reused: list[Record] = []  # stored records a resumed bench did not run again
+        self.reused: list[dict[str, Any]] = []  # stored records a resumed bench did not run again
         self.notes: list[str] = []  # warnings found while reading the store
 
     @property
@@ -218,11 +203,12 @@ class RecordStore:
             read_jsonl(self.path, loaded)
         return loaded
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` as one line: one ``os.write`` on an ``O_APPEND`` descriptor, then fsync."""
-        self.journal.append(record)
+    def append(self, record: Record | Mapping[str, Any]) -> None:
+        """Append ``record`` (a JSON object is read as a :class:`Record` first) as one line of its
+        :meth:`~Record.to_json`: one ``os.write`` on an ``O_APPEND`` descriptor, then fsync."""
+        self.journal.append((record if isinstance(record, Record) else Record.from_json(record)).to_json())
 
-    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+    def extend(self, records: Iterable[Record | Mapping[str, Any]]) -> None:
         for record in records:
             self.append(record)
 
@@ -262,7 +248,7 @@ def _describe_options(options: Mapping[str, Any], other: Mapping[str, Any]) -> s
     return ", ".join(diff) or "(none)"
 
 
-def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], version: str) -> list[Record]:
+def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], version: str) -> list[dict[str, Any]]:
     """The stored records that the planned runs can reuse, after checking they can be mixed.
 
     ``planned`` holds one record-shaped dict per planned run (strategy, dataset, preset, seed,
@@ -277,7 +263,7 @@ def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], versio
     for plan in planned:
         by_strategy.setdefault(plan["strategy"], plan)
     keys = {resume_key(p) for p in planned}
-    reuse: list[Record] = []
+    reuse: list[dict[str, Any]] = []
     seen: dict[tuple, str] = {}
     for record, where in zip(stored.records, stored.origins):
         got = version_of(record)
@@ -310,7 +296,7 @@ def check_resumable(stored: Loaded, planned: Sequence[Mapping[str, Any]], versio
     return reuse
 
 
-def planned_record(spec: RunSpec, strategy: Strategy, registry: Registry | None = None) -> Record:
+def planned_record(spec: RunSpec, strategy: Strategy, registry: Registry | None = None) -> dict[str, Any]:
     """What the record of a planned run will say about its identity and setup (without running it),
     its options resolved as the run resolves them (:func:`sslzoo.engine.run.resolve`)."""
     resolved = resolve(spec, strategy, registry or default_registry())

@@ -52,6 +52,7 @@ import torch.multiprocessing  # noqa: F401  (hands the learner its inputs in sha
 from sslzoo.contract.labels import HELD_OUT
 from sslzoo.contract.ledger import Ledger
 from sslzoo.contract.oracle import OracleHandle, oracle_labels
+from sslzoo.contract.plugins import DEFAULT_PLUGINS
 from sslzoo.contract.record import round_float
 from sslzoo.contract.registry import Registry
 from sslzoo.engine import threads
@@ -115,11 +116,12 @@ class Probe(Protocol):
 
 def context() -> Any:
     """How learners start: forked from a server that imported this module (and with it sslzoo and
-    torch, and what building an optimizer imports), else spawned."""
+    torch, what building an optimizer imports and the built-in plugins), else spawned."""
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
         return multiprocessing.get_context("spawn")
     forkserver = multiprocessing.get_context("forkserver")
-    forkserver.set_forkserver_preload([__name__, "torch._dynamo"])  # the first optimizer imports torch._dynamo
+    # the first optimizer imports torch._dynamo; each learner builds its registry from the built-in plugins
+    forkserver.set_forkserver_preload([__name__, "torch._dynamo", *DEFAULT_PLUGINS])
     return forkserver
 
 

@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import types
 from collections.abc import Iterator
@@ -126,12 +127,22 @@ def context() -> Any:
 
 
 def prepare() -> None:
-    """Start the fork server now (its imports take seconds), so that it is ready by the first run."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        from multiprocessing import forkserver
+    """Start the fork server now (its imports take seconds), so that it is ready by the first run. It
+    starts with Ctrl-C ignored, as it ignores it itself once its imports are done: a Ctrl-C meant for
+    the command must not kill it halfway through them, with a traceback."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return
+    from multiprocessing import forkserver  # not on every platform
 
-        context()
+    context()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
         forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the server it starts
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- the judge's side ------------------------------------------------------------------------------
@@ -165,6 +176,7 @@ def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe:
     del data
     selects_on_test = run.training.patience and not run.training.validation
     referee = Referee(judge, run.training.epochs if selects_on_test else 0, progress)
+    prepare()
     ctx = context()
     conn, child = ctx.Pipe()
     process = ctx.Process(target=learn, args=(child, start), daemon=True, name="sslzoo-learner")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +102,7 @@ class GradientEmbedding:
 
     a: Tensor  # (N, C): the loss gradient at the layer's output
     h: Tensor  # (N, D): the layer's input
+    _sq_norms: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
@@ -111,8 +112,10 @@ class GradientEmbedding:
         return (self.a.unsqueeze(2) * self.h.unsqueeze(1)).flatten(1)
 
     def sq_norms(self) -> Tensor:
-        """``|g_i|²`` (N,) = ``|a_i|² |h_i|²``."""
-        return self.a.square().sum(1) * self.h.square().sum(1)
+        """``|g_i|²`` (N,) = ``|a_i|² |h_i|²``, computed once (k-means++ seeding asks for them at every pick)."""
+        if self._sq_norms is None:
+            self._sq_norms = self.a.square().sum(1) * self.h.square().sum(1)
+        return self._sq_norms
 
     def inner(self, rows: Tensor) -> Tensor:
         """``<g_i, g_j>`` (N, len(rows)) of every sample i with the samples at positions ``rows``."""

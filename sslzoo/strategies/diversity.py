@@ -54,13 +54,15 @@ def kcenter_greedy(x: Tensor, centers: Tensor, k: int, generator: torch.Generato
     if k == 0:
         return chosen
     nearest = min_sq_distances(x, centers)
+    norms = x.square().sum(1, keepdim=True)  # once: each pick needs only its own norm and products
     for i in range(k):
         if i == 0 and centers.shape[0] == 0:
             pick = torch.randint(n, (), generator=generator, device=x.device)
         else:
             pick = nearest.argmax()
         chosen[i] = pick
-        nearest = torch.minimum(nearest, sq_distances(x, x[pick].unsqueeze(0)).squeeze(1))
+        y = x[pick].unsqueeze(0)
+        nearest = torch.minimum(nearest, (norms + y.square().sum(1) - 2.0 * (x @ y.T)).clamp_min(0.0).squeeze(1))
         nearest[pick] = -1.0  # never again, even among duplicates
     return chosen
 

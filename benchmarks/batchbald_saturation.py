@@ -8,7 +8,7 @@ sample's index). The greedy pick therefore gains nothing measurable once the bat
 log T: later picks are chosen by the sampled estimator's noise. This script measures where that
 happens on the batch presets' setting: `gal_cnn` trained on 20 class-balanced MNIST labels (seed 0,
 50 epochs of Adam, as `batch-mnist`), a random 2000 of the pool as candidates, a batch of 100 built by
-`sslzoo.ops.joint_entropy.batchbald` with 10,000 joint configurations (the scaled presets' setting); it
+`sslzoo._ops.joint_entropy.batchbald` with 10,000 joint configurations (the scaled presets' setting); it
 prints the joint MI after picks 1, 2, 3, 5, 10, 20, 50 and 100 beside log T.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import speedlib
 import torch
 
-from sslzoo.ops.joint_entropy import batchbald
+from sslzoo._ops.joint_entropy import batchbald
 
 PICKS = (1, 2, 3, 5, 10, 20, 50, 100)
 

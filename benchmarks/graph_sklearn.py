@@ -1,4 +1,4 @@
-"""Peer benchmark: sslzoo's graph methods (``sslzoo.ops.graph``) beside scikit-learn's ``LabelPropagation`` and
+"""Peer benchmark: sslzoo's graph methods (``sslzoo._ops.graph``) beside scikit-learn's ``LabelPropagation`` and
 ``LabelSpreading`` (kNN kernel), on the same split and the same features, accuracy and wall time in one run.
 
     pip install -e ".[bench]"
@@ -6,7 +6,7 @@
     python benchmarks/graph_sklearn.py --dataset mnist --labels 100 1000 --seeds 3 \\
         --out benchmarks/results/graph_sklearn_mnist.json
 
-The split is sslzoo's for the seed (``sslzoo.datasets.split.initial_labels``, class-balanced): two-moons as the
+The split is sslzoo's for the seed (``sslzoo._datasets.split.initial_labels``, class-balanced): two-moons as the
 ``moons-6`` preset has it (1000 training and 1000 test points, noise 0.1, 3 labels per class; the
 seed's draw) or MNIST (60,000 training images, the official 10,000 test images) projected on the top
 ``--pca`` principal axes of the training images (pixels / 255; the projection computed once and given to
@@ -44,10 +44,10 @@ from sklearn.semi_supervised import LabelPropagation, LabelSpreading
 from threadpoolctl import threadpool_limits
 
 import sslzoo
-from sslzoo.datasets.mnist import load_mnist
-from sslzoo.datasets.moons import make_moons
-from sslzoo.datasets.split import initial_labels
-from sslzoo.ops import graph
+from sslzoo._datasets.mnist import load_mnist
+from sslzoo._datasets.moons import make_moons
+from sslzoo._datasets.split import initial_labels
+from sslzoo._ops import graph
 
 
 def split(dataset: str, labels: int, seed: int, pca: int) -> dict[str, Any]:

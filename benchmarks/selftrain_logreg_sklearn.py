@@ -10,7 +10,7 @@ The source (Anirudh S, "Pseudo-Labeling to deal with small datasets", section 6,
 fits scikit-learn's one-vs-rest ``SGDClassifier(loss="log_loss", alpha=1e-5)`` (one sample per step,
 the ``optimal`` learning-rate schedule, to a tolerance) on L2-normalised pixels, PCA to 50
 dimensions and degree-2 polynomial features (1326). This script runs that pipeline on exactly the
-split sslzoo uses for the same seed (``sslzoo.datasets.split.initial_labels``: 1000 class-balanced labeled
+split sslzoo uses for the same seed (``sslzoo._datasets.split.initial_labels``: 1000 class-balanced labeled
 images; the other 59,000 training images are the pool; the official test set), under one of two
 protocols:
 
@@ -48,9 +48,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, PolynomialFeatures
 
 import sslzoo
-from sslzoo.datasets.mnist import load_mnist
-from sslzoo.datasets.split import initial_labels
-from sslzoo.results.store import RecordStore
+from sslzoo._datasets.mnist import load_mnist
+from sslzoo._datasets.split import initial_labels
+from sslzoo._results.store import RecordStore
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from sslzoo.contract.context import Context
-from sslzoo.default_plugins import pseudo_label
-from sslzoo.engine.catalog import create_strategy
-from sslzoo.engine.run import Fit, Run, RunSpec
-from sslzoo.ops.prefix import SharedPrefix
+from sslzoo._contract.context import Context
+from sslzoo._default_plugins import pseudo_label
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._engine.run import Fit, Run, RunSpec
+from sslzoo._ops.prefix import SharedPrefix
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -103,7 +103,7 @@ class UnsharedRun(Run):
 
 def torchvision_mnist_root(tmp: Path) -> Path:
     """A torchvision MNIST root (``tmp/MNIST/raw/*-ubyte``) made from the files bundled with sslzoo."""
-    from sslzoo.datasets.mnist import BUNDLED_DIR, FILES
+    from sslzoo._datasets.mnist import BUNDLED_DIR, FILES
 
     raw = tmp / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)

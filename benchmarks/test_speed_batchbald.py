@@ -8,7 +8,7 @@ and the wall time of both in one run.
 * probabilities: ``gal_cnn`` trained 10 epochs on 20 balanced MNIST labels (seed 0, the batch
   preset's start), then T=20 consistent MC-dropout passes (``ctx.predict_mc(..., consistent=True)``)
   over 2000 pool candidates; float64 (what the reference's example feeds it).
-* ``sslzoo-batchbald``: :func:`sslzoo.ops.joint_entropy.batchbald` (acquisition size 10, exact joint
+* ``sslzoo-batchbald``: :func:`sslzoo._ops.joint_entropy.batchbald` (acquisition size 10, exact joint
   entropies up to 1000 configurations and 1000 sampled ones beyond, on the CPU: its default
   float32 joint entropies); ``batchbald-redux``: ``get_batchbald_batch(log_probs_N_K_C, 10, 1000,
   dtype=torch.double)``. 1000, not the strategy's default 100,000: the reference's cost grows with
@@ -40,7 +40,7 @@ import pytest
 import speedlib
 import torch
 
-from sslzoo.ops.joint_entropy import batchbald
+from sslzoo._ops.joint_entropy import batchbald
 
 SEED = 0
 THREADS = speedlib.configure_threads()

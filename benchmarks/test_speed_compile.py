@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslzoo.ops import networks as models
+from sslzoo._ops import networks as models
 
 SEED = 0
 IMAGES = 4096

@@ -27,8 +27,8 @@ import pytest
 import speedlib
 import torch
 
-from sslzoo.engine.catalog import create_strategy
-from sslzoo.engine.run import Learner, Run, RunSpec
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._engine.run import Learner, Run, RunSpec
 
 THREADS = speedlib.configure_threads()
 RESULTS: dict[str, Any] = {"threads": THREADS, "runs": {}}

@@ -37,7 +37,7 @@ import pytest
 import speedlib
 
 import sslzoo
-from sslzoo.results.store import load, resume_key
+from sslzoo._results.store import load, resume_key
 
 GRID = ["--preset", "moons-6", "--scaled", "-s", "supervised", "-s", "pseudo_label", "-s", "self_training"]
 PROBE = ["-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "--seeds", "2"]

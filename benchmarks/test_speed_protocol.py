@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 import speedlib
 
-from sslzoo.engine.catalog import create_strategy, default_registry
-from sslzoo.engine.run import Run, RunSpec
-from sslzoo.planning.preset import get_preset
-from sslzoo.planning.routing import strategy_options
+from sslzoo._engine.catalog import create_strategy, default_registry
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._planning.preset import get_preset
+from sslzoo._planning.routing import strategy_options
 
 THREADS = speedlib.configure_threads()
 TIMED_LABELS = (20, 260, 510, 760, 1000)

@@ -8,7 +8,7 @@ Everything is measured in this one run, so the ratios stay meaningful on a loade
 * MC suffix: ``gal_cnn`` (the gal2017-mnist model), 2000 candidates, T=100: the layers after the
   first dropout, run T times on the candidates' cached prefix activations. ``mc-suffix``:
   sslzoo's path (``inference.mc_passes`` on the blocks ``mc_probabilities`` makes: masks from
-  random words, see sslzoo.ops.masks); ``mc-suffix-torch-dropout``: the previous path (the T copies
+  random words, see sslzoo._ops.masks); ``mc-suffix-torch-dropout``: the previous path (the T copies
   of each chunk batched, torch's own dropout, i.e. ``bernoulli_`` masks); ``mc-suffix-matmul``:
   its limit, the matmuls of the same shapes alone (T × each Linear layer of the suffix on 2000
   rows). Fraction of the limit = matmul seconds / suffix seconds. ``suffix_parts``: the same
@@ -56,12 +56,12 @@ import torch
 import torch.nn.functional as F
 
 from sslzoo import scores
-from sslzoo.engine.catalog import create_strategy
-from sslzoo.engine.run import Run, RunSpec
-from sslzoo.ops import inference
-from sslzoo.ops import networks as models
-from sslzoo.ops.dropout import StochasticDropout
-from sslzoo.ops.masks import KeepBits
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._ops import inference
+from sslzoo._ops import networks as models
+from sslzoo._ops.dropout import StochasticDropout
+from sslzoo._ops.masks import KeepBits
 
 SEED = 0
 THREADS = speedlib.configure_threads()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import sslzoo
-from sslzoo.reports.comparison import budget_auc
+from sslzoo._reports.comparison import budget_auc
 
 SEED = 0
 

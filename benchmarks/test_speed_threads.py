@@ -1,4 +1,4 @@
-"""The learner's thread policy on a busy machine (``sslzoo/engine/threads.py``), as the command a user
+"""The learner's thread policy on a busy machine (``sslzoo/_engine/threads.py``), as the command a user
 types, in one benchmark run.
 
     python -m pytest benchmarks/test_speed_threads.py -s

@@ -47,11 +47,11 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from sslzoo.contract.strategy import Batch, Step
-from sslzoo.engine.catalog import create_strategy
-from sslzoo.engine.run import Learner, Run, RunSpec
-from sslzoo.ops import inference
-from sslzoo.ops import networks as models
+from sslzoo._contract.strategy import Batch, Step
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._engine.run import Learner, Run, RunSpec
+from sslzoo._ops import inference
+from sslzoo._ops import networks as models
 
 SEED = 0
 THREADS = speedlib.configure_threads()

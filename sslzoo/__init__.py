@@ -2,24 +2,24 @@
 
 The public API is what this module exports (``__all__``), plus the plugin test kit
 :mod:`sslzoo.testing` and the labeling sessions of :mod:`sslzoo.labeling`. Plugins, the docs and
-the example plugin import only these; every other module path is internal and may change.
+the example plugin import only these; every other module path is internal, named with a leading
+underscore (``sslzoo._engine``, ...), and may change.
 ``scores`` is the module of uncertainty scores (``sslzoo.scores.bald(probs)``).
 """
 
 from __future__ import annotations
 
 from sslzoo import _moved, scores
-from sslzoo._version import __version__
-from sslzoo.contract.context import Context
-from sslzoo.contract.dataset import Arrays, Dataset
-from sslzoo.contract.hookspecs import hookimpl
-from sslzoo.contract.labels import ORACLE, PSEUDO, Labels
-from sslzoo.contract.plugin_api import PLUGIN_API
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.recipe import Recipe
-from sslzoo.contract.registry import ModelSpec, Registry
-from sslzoo.contract.stopping import Predictions, StoppingCriterion, StoppingOptions
-from sslzoo.contract.strategy import (
+from sslzoo._contract.context import Context
+from sslzoo._contract.dataset import Arrays, Dataset
+from sslzoo._contract.hookspecs import hookimpl
+from sslzoo._contract.labels import ORACLE, PSEUDO, Labels
+from sslzoo._contract.plugin_api import PLUGIN_API
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.recipe import Recipe
+from sslzoo._contract.registry import ModelSpec, Registry
+from sslzoo._contract.stopping import Predictions, StoppingCriterion, StoppingOptions
+from sslzoo._contract.strategy import (
     Batch,
     EpochPlan,
     PseudoLabels,
@@ -30,7 +30,7 @@ from sslzoo.contract.strategy import (
     supervised_loss,
     weighted_cross_entropy,
 )
-from sslzoo.engine.catalog import (
+from sslzoo._engine.catalog import (
     create_dataset,
     create_model,
     create_strategy,
@@ -41,6 +41,26 @@ from sslzoo.engine.catalog import (
     list_models,
     list_strategies,
 )
+from sslzoo._ops.embedding import GradientEmbedding
+from sslzoo._ops.layers import HintonDropout
+from sslzoo._ops.picking import top_k
+from sslzoo._ops.teacher import Teacher
+from sslzoo._planning.bench import run
+from sslzoo._planning.executor import Executor, SerialExecutor
+from sslzoo._planning.ray_cluster import RayExecutor
+from sslzoo._planning.worker_pool import ProcessExecutor
+from sslzoo._reports.comparison import compare
+from sslzoo._reports.reporting import report
+from sslzoo._strategies.active import (
+    ActiveOptions,
+    ActiveStrategy,
+    BatchStrategy,
+    MCDropoutOptions,
+    MCDropoutStrategy,
+    UncertaintyStrategy,
+)
+from sslzoo._strategies.pseudo import ArgmaxPseudoLabeler, argmax_labels
+from sslzoo._version import __version__
 from sslzoo.errors import (
     AmbiguousNameError,
     ChecksumError,
@@ -57,25 +77,6 @@ from sslzoo.errors import (
     UnknownNameError,
     WorkerError,
 )
-from sslzoo.ops.embedding import GradientEmbedding
-from sslzoo.ops.layers import HintonDropout
-from sslzoo.ops.picking import top_k
-from sslzoo.ops.teacher import Teacher
-from sslzoo.planning.bench import run
-from sslzoo.planning.executor import Executor, SerialExecutor
-from sslzoo.planning.ray_cluster import RayExecutor
-from sslzoo.planning.worker_pool import ProcessExecutor
-from sslzoo.reports.comparison import compare
-from sslzoo.reports.reporting import report
-from sslzoo.strategies.active import (
-    ActiveOptions,
-    ActiveStrategy,
-    BatchStrategy,
-    MCDropoutOptions,
-    MCDropoutStrategy,
-    UncertaintyStrategy,
-)
-from sslzoo.strategies.pseudo import ArgmaxPseudoLabeler, argmax_labels
 
 __all__ = [
     # running and comparing

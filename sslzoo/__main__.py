@@ -1,5 +1,5 @@
 """``python -m sslzoo`` is the ``sslzoo`` command."""
 
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
 
 main()

@@ -18,12 +18,12 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 MOVED = {
-    "sslzoo.active": "sslzoo.strategies.active",
-    "sslzoo.context": "sslzoo.contract.context",
-    "sslzoo.strategy": "sslzoo.contract.strategy",
-    "sslzoo.picking": "sslzoo.ops.picking",
-    "sslzoo.registry": "sslzoo.contract.registry",
-    "sslzoo.plugins": "sslzoo.contract.plugins",
+    "sslzoo.active": "sslzoo._strategies.active",
+    "sslzoo.context": "sslzoo._contract.context",
+    "sslzoo.strategy": "sslzoo._contract.strategy",
+    "sslzoo.picking": "sslzoo._ops.picking",
+    "sslzoo.registry": "sslzoo._contract.registry",
+    "sslzoo.plugins": "sslzoo._contract.plugins",
 }
 """Old module path -> where it lives now."""
 

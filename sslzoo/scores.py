@@ -2,7 +2,7 @@
 
 Every function takes a probability tensor and returns one score per sample, computed on the
 tensor's device with no host synchronisation. The *acquisition* scores follow one convention:
-**higher = more worth querying**, so a picker (:func:`sslzoo.ops.picking.top_k`) takes the largest.
+**higher = more worth querying**, so a picker (:func:`sslzoo._ops.picking.top_k`) takes the largest.
 
 Shapes: ``p`` is ``(N, C)`` (one deterministic forward pass: N samples, C classes) for
 :func:`least_confidence`, :func:`margin`, :func:`margin_score` and :func:`entropy`, and

@@ -31,16 +31,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from sslzoo.contract.context import Context
-from sslzoo.contract.dataset import Arrays, Dataset
-from sslzoo.contract.labels import ORACLE
-from sslzoo.contract.plugin_api import Alias, deprecated_alias
-from sslzoo.contract.plugins import LOAD_ENV
-from sslzoo.contract.registry import Registry, default_registry, reset_default_registry
-from sslzoo.contract.strategy import Strategy
-from sslzoo.engine.catalog import create_strategy, option_names
-from sslzoo.engine.learner import probed_run
-from sslzoo.engine.run import Run, RunSpec, Trace
+from sslzoo._contract.context import Context
+from sslzoo._contract.dataset import Arrays, Dataset
+from sslzoo._contract.labels import ORACLE
+from sslzoo._contract.plugin_api import Alias, deprecated_alias
+from sslzoo._contract.plugins import LOAD_ENV
+from sslzoo._contract.registry import Registry, default_registry, reset_default_registry
+from sslzoo._contract.strategy import Strategy
+from sslzoo._engine.catalog import create_strategy, option_names
+from sslzoo._engine.learner import probed_run
+from sslzoo._engine.run import Run, RunSpec, Trace
 
 TINY_DATA = {"n_train": 200, "n_test": 200, "noise": 0.1}
 TINY_LABELS = 10
@@ -170,7 +170,7 @@ def _shuffled_select(strategy: Strategy, ctx: Context, candidates: torch.Tensor)
 
 
 def _tracer(calls: list[HookCall]) -> Trace:
-    """An engine trace (:attr:`sslzoo.engine.run.Run.trace`) that appends each hook's call to ``calls``."""
+    """An engine trace (:attr:`sslzoo._engine.run.Run.trace`) that appends each hook's call to ``calls``."""
 
     def trace(hook: str, ctx: Context, returned: tuple[Any, ...]) -> None:
         calls.append(HookCall(hook, ctx.round, ctx.step, returned))
@@ -333,7 +333,7 @@ class Evidence:
 
 @dataclass
 class LeakProbe:
-    """The leak check's :class:`~sslzoo.engine.learner.Probe`: traces the hooks in the learner and
+    """The leak check's :class:`~sslzoo._engine.learner.Probe`: traces the hooks in the learner and
     returns the :class:`Evidence` but the record. With ``change``, the dataset's class in the learner's
     process gives the training labels changed at ``hidden`` as the judge's data has them, so that a
     strategy that loads the data again through sslzoo sees the change too."""

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from sslzoo import Context, Strategy, TrainOptions, hookimpl
-from sslzoo.contract.strategy import Step
+from sslzoo._contract.strategy import Step
 
 #: Environment variable: the file each run appends "pid threads" to when it starts.
 THREADS_FILE = "SSLZOO_TEST_THREADS_FILE"

@@ -27,8 +27,8 @@ import torch
 
 import sslzoo
 from sslzoo import ORACLE, Context, Labels, Strategy, TrainOptions, hookimpl
-from sslzoo.contract import oracle as oracle_module
-from sslzoo.engine import judge as judge_module
+from sslzoo._contract import oracle as oracle_module
+from sslzoo._engine import judge as judge_module
 
 Found = dict[int, int]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import sslzoo
 from sslzoo import Strategy, hookimpl
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.planning.executor import SerialExecutor
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._planning.executor import SerialExecutor
 
 
 class Strategies:

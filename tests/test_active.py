@@ -1,4 +1,4 @@
-"""Active learning (sslzoo.strategies.active, default_plugins.uncertainty and .mc_dropout): query counts,
+"""Active learning (sslzoo._strategies.active, default_plugins.uncertainty and .mc_dropout): query counts,
 budgets, pool exhaustion, options, MC-dropout mechanics, and a real-training comparison."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from torch import nn
 
 import sslzoo
 from sslzoo import scores
-from sslzoo.contract.context import Context
-from sslzoo.contract.hookspecs import hookimpl
-from sslzoo.contract.labels import ORACLE, Labels
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.engine.run import Run
+from sslzoo._contract.context import Context
+from sslzoo._contract.hookspecs import hookimpl
+from sslzoo._contract.labels import ORACLE, Labels
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._engine.run import Run
+from sslzoo._strategies import active
+from sslzoo._strategies.active import ActiveStrategy, UncertaintyStrategy
 from sslzoo.errors import OptionError
-from sslzoo.strategies import active
-from sslzoo.strategies.active import ActiveStrategy, UncertaintyStrategy
 from tests.plugin_helpers import run_here
 
 UNCERTAINTY = ("random", "least_confidence", "margin", "entropy")
@@ -111,7 +111,7 @@ def test_every_al_strategy_is_registered_with_its_paper(registry):
         assert cls.summary and len(cls.paper) > 40
         plugin = registry.strategies.get(name).plugin.name
         module = "uncertainty" if name in UNCERTAINTY else "mc_dropout"
-        assert plugin == f"sslzoo.default_plugins.{module}"
+        assert plugin == f"sslzoo._default_plugins.{module}"
     assert all("Gal" in sslzoo.get_strategy(n, registry).paper for n in MC_DROPOUT)
     assert "Houlsby" in sslzoo.get_strategy("bald", registry).paper
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from sslzoo.ops.adam import AdamEpsilonHat, AdamWEpsilonHat
+from sslzoo._ops.adam import AdamEpsilonHat, AdamWEpsilonHat
 
 
 def eps_hat_steps(grads: list[torch.Tensor], lr: float, eps: float, b1: float = 0.9, b2: float = 0.999,

@@ -19,17 +19,17 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from sslzoo.cli.main import main
-from sslzoo.contract.context import Context
-from sslzoo.contract.labels import ORACLE, Labels
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import Batch, Step, StepLoss
-from sslzoo.default_plugins.adaptive import Guess
-from sslzoo.default_plugins.dash import Dash
-from sslzoo.default_plugins.flexmatch import FlexMatch
-from sslzoo.default_plugins.freematch import FreeMatch
-from sslzoo.default_plugins.softmatch import SoftMatch
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._cli.main import main
+from sslzoo._contract.context import Context
+from sslzoo._contract.labels import ORACLE, Labels
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.strategy import Batch, Step, StepLoss
+from sslzoo._default_plugins.adaptive import Guess
+from sslzoo._default_plugins.dash import Dash
+from sslzoo._default_plugins.flexmatch import FlexMatch
+from sslzoo._default_plugins.freematch import FreeMatch
+from sslzoo._default_plugins.softmatch import SoftMatch
+from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import OptionError
 from sslzoo.testing import tiny_run
 

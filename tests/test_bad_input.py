@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.contract.hookspecs import hookimpl
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry, reset_default_registry
-from sslzoo.datasets.mnist import load_mnist
+from sslzoo._cli.main import main
+from sslzoo._contract.hookspecs import hookimpl
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry, reset_default_registry
+from sslzoo._datasets.mnist import load_mnist
+from sslzoo._planning.bench import DEFAULT_BENCH
 from sslzoo.errors import DataError, PluginWarning
-from sslzoo.planning.bench import DEFAULT_BENCH
 
 FAST = ["--dataset", "moons", "--labels", "10", "--epochs", "2", "-q"]
 HUGE = "99999999999999999999"
@@ -167,7 +167,7 @@ def test_a_broken_mnist_file_is_named_with_its_problem_before_any_run(corrupt, f
 
 # -- the store lock ----------------------------------------------------------------------------------
 HOLD = """import sys, time
-from sslzoo.results.store import RecordStore
+from sslzoo._results.store import RecordStore
 with RecordStore(sys.argv[1]).lock():
     print("locked", flush=True)
     time.sleep(120)
@@ -191,7 +191,7 @@ def test_a_second_writer_on_one_out_directory_is_refused_and_a_killed_ones_lock_
 
 
 def test_a_preset_with_several_label_counts_locks_its_whole_out_directory(tmp_path):
-    from sslzoo.results.store import RecordStore
+    from sslzoo._results.store import RecordStore
 
     with RecordStore(tmp_path).lock():
         result = invoke("bench", "--preset", "mnist-tiny", "--ci", "-q", "--out", str(tmp_path))
@@ -239,7 +239,7 @@ def test_an_unmatched_plugin_name_warns():
 
 
 def test_models_register_with_the_keyword_the_hookspec_documents():
-    from sslzoo.contract import hookspecs
+    from sslzoo._contract import hookspecs
     class Models:
         @hookimpl
         def register_models(self, register):
@@ -252,7 +252,7 @@ def test_models_register_with_the_keyword_the_hookspec_documents():
 
 
 def test_the_api_and_the_command_run_the_same_default_comparison(monkeypatch):
-    from sslzoo.cli import main as cli
+    from sslzoo._cli import main as cli
     api_plan: list = []
     sslzoo.run(plan=lambda built: api_plan.extend(built) or [])
     cli_plan: list = []

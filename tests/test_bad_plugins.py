@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
 from sslzoo.errors import PluginError, PluginWarning
 from tests.plugin_helpers import install_fake_distribution, run_here
 
@@ -27,10 +27,10 @@ TINY_BENCH = ["--dataset", "moons", "--labels", "10", "-d", "n_train=100", "-d",
 HEADER = """
 import torch
 import sslzoo
-from sslzoo.strategies.active import ActiveStrategy
-from sslzoo.contract.dataset import Arrays, Dataset
-from sslzoo.contract.strategy import Strategy
-from sslzoo.contract.labels import Labels
+from sslzoo._strategies.active import ActiveStrategy
+from sslzoo._contract.dataset import Arrays, Dataset
+from sslzoo._contract.strategy import Strategy
+from sslzoo._contract.labels import Labels
 """
 
 
@@ -138,7 +138,7 @@ def register_strategies(register):
 
 
 def test_every_built_in_and_example_strategy_declares_its_family():
-    from sslzoo.default_plugins.supervised import Supervised
+    from sslzoo._default_plugins.supervised import Supervised
     from sslzoo_example import PowerBald
 
     assert "family" in vars(Supervised) and PowerBald.family == "al"
@@ -307,7 +307,7 @@ def test_a_bad_selection_names_the_round_and_up_to_five_offending_ids(install, c
 
 
 BAD_STEP = """
-from sslzoo.contract.strategy import EpochPlan, PseudoLabels, StepLoss, supervised_loss
+from sslzoo._contract.strategy import EpochPlan, PseudoLabels, StepLoss, supervised_loss
 
 class BadStep(Strategy):
     name = "bad_step"

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from sslzoo import scores
-from sslzoo.ops.embedding import GradientEmbedding
-from sslzoo.ops.joint_entropy import batchbald, conditional_entropies, joint_entropies, sampled_joint
-from sslzoo.strategies.diversity import kcenter_greedy, kmeans, kmeans_pp_seeding, min_sq_distances, typicality
+from sslzoo._ops.embedding import GradientEmbedding
+from sslzoo._ops.joint_entropy import batchbald, conditional_entropies, joint_entropies, sampled_joint
+from sslzoo._strategies.diversity import kcenter_greedy, kmeans, kmeans_pp_seeding, min_sq_distances, typicality
 
 
 def mc_probs(n: int, classes: int, passes: int, seed: int, sharpness: float = 2.0) -> torch.Tensor:
@@ -103,7 +103,7 @@ def test_kcenter_greedy_is_farthest_first_without_a_candidates_matrix(monkeypatc
     g = torch.Generator().manual_seed(5)
     x = torch.randn(300, 6, generator=g, dtype=torch.float64)
     centers = torch.randn(7, 6, generator=g, dtype=torch.float64)
-    monkeypatch.setattr("sslzoo.strategies.diversity.ELEMENTS", 600)  # 2 centers a chunk: chunking changes nothing
+    monkeypatch.setattr("sslzoo._strategies.diversity.ELEMENTS", 600)  # 2 centers a chunk: chunking changes nothing
     assert kcenter_greedy(x, centers, 12).tolist() == brute_kcenter(x, centers, 12)
     torch.testing.assert_close(min_sq_distances(x, centers), torch.cdist(x, centers).square().min(1).values)
 
@@ -146,7 +146,7 @@ def blobs(n_per: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_kmeans_recovers_separated_blobs(monkeypatch):
-    monkeypatch.setattr("sslzoo.strategies.diversity.ELEMENTS", 64)  # chunked assignments
+    monkeypatch.setattr("sslzoo._strategies.diversity.ELEMENTS", 64)  # chunked assignments
     x, truth = blobs(50, seed=8)
     found = kmeans(x, 4, torch.Generator().manual_seed(0))
     pairs = set(zip(truth.tolist(), found.tolist()))
@@ -154,7 +154,7 @@ def test_kmeans_recovers_separated_blobs(monkeypatch):
 
 
 def test_typicality_is_the_inverse_mean_squared_distance_to_the_nearest_neighbours(monkeypatch):
-    monkeypatch.setattr("sslzoo.strategies.diversity.ELEMENTS", 50)
+    monkeypatch.setattr("sslzoo._strategies.diversity.ELEMENTS", 50)
     x = torch.randn(40, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     d = torch.cdist(x, x).square()
     d.fill_diagonal_(torch.inf)

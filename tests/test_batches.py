@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from sslzoo import create_strategy, run
-from sslzoo.contract.strategy import EpochPlan
-from sslzoo.engine.run import Run, RunSpec, epoch_steps
+from sslzoo._contract.strategy import EpochPlan
+from sslzoo._engine.run import Run, RunSpec, epoch_steps
+from sslzoo._ops.batches import pass_bounds, pass_length, pass_order
 from sslzoo.errors import OptionError
-from sslzoo.ops.batches import pass_bounds, pass_length, pass_order
 
 SMALL_MOONS = {"n_train": 300, "n_test": 100}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "benchmarks" / "baselines" / "moons-ci.jsonl"

@@ -1,6 +1,6 @@
 """Per-class precision and recall and confusion matrices: measured on the test split at each round's
 end, the confusion counts stored in records and precision and recall derived from them
-(:meth:`sslzoo.results.record.Record.per_class`), shown by compare and report; records from before them stay
+(:meth:`sslzoo._results.record.Record.per_class`), shown by compare and report; records from before them stay
 readable."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from sslzoo.engine.judge import Judge
-from sslzoo.ops import inference
-from sslzoo.ops.metrics import class_metrics
-from sslzoo.reports.comparison import compare
-from sslzoo.reports.reporting import report
-from sslzoo.results.record import Record
+from sslzoo._engine.judge import Judge
+from sslzoo._ops import inference
+from sslzoo._ops.metrics import class_metrics
+from sslzoo._reports.comparison import compare
+from sslzoo._reports.reporting import report
+from sslzoo._results.record import Record
 from tests.tiny_records import moons_records, write_jsonl
 
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from sslzoo import get_dataset
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry, reset_default_registry
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry, reset_default_registry
 from tests.test_engine import TestPlugin
 
 FAST = ["--dataset", "moons", "--labels", "10", "--epochs", "2", "-q"]
@@ -98,7 +98,7 @@ def test_quiet_prints_nothing_on_stderr():
 
 
 def test_progress_on_a_terminal_is_a_bar_per_run_and_no_lines(monkeypatch):
-    monkeypatch.setattr("sslzoo.cli.main._on_terminal", lambda: True)
+    monkeypatch.setattr("sslzoo._cli.main._on_terminal", lambda: True)
     result = CliRunner().invoke(main, BENCH)
     assert result.exit_code == 0, result.output
     assert "\r" in result.stderr and "supervised seed 1 round 0" in result.stderr
@@ -152,7 +152,7 @@ def test_module_entry_point_runs():
 
 
 def test_bench_table_shows_distinct_pseudo_labeled_ids_and_draws_apart():
-    from sslzoo.planning.bench import format_table, summarize
+    from sslzoo._planning.bench import format_table, summarize
 
     # 10 labels: one step an epoch; epochs 2..13 (after t1) each draw 99 of the 990 pool ids, and 10
     # draws of 99 cover the pool: 12 · 99 = 1188 draws of 990 distinct ids

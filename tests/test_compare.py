@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
+from sslzoo._reports.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points, labels_to_accuracy
 from sslzoo.errors import ResultsError
-from sslzoo.reports.comparison import MIN_TOLERANCE, budget_auc, compare, curve_points, labels_to_accuracy
 from tests.tiny_records import moons_records, write_jsonl
 
 

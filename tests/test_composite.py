@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from sslzoo import run
-from sslzoo.cli.main import main
-from sslzoo.contract.labels import ORACLE, PSEUDO
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._cli.main import main
+from sslzoo._contract.labels import ORACLE, PSEUDO
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._results.record import Record
 from sslzoo.errors import OptionError, UnknownNameError
-from sslzoo.results.record import Record
 from sslzoo.testing import tiny_run
 
 
@@ -29,7 +29,7 @@ def test_composition_queries_the_oracle_and_pseudo_labels_the_rest():
     assert not (queried & pseudo).any()
     assert record["pseudo"]["count"] == int(pseudo.sum())
     assert {p["name"] for p in record["versions"]["plugins"]} == {
-        "sslzoo.default_plugins.uncertainty", "sslzoo.default_plugins.self_training"}
+        "sslzoo._default_plugins.uncertainty", "sslzoo._default_plugins.self_training"}
 
 
 def test_sequence_queries_until_the_budget_then_only_pseudo_labels():

@@ -10,21 +10,21 @@ import torch
 from torch import nn
 
 from sslzoo import run
-from sslzoo.contract.context import Context
-from sslzoo.contract.labels import ORACLE, Labels
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import Batch, EpochPlan, Step, StepLoss
-from sslzoo.default_plugins.fixmatch import FixMatch
-from sslzoo.default_plugins.mean_teacher import MeanTeacher
-from sslzoo.default_plugins.pi_model import PiModel
-from sslzoo.default_plugins.vat import Vat, kl_divergence, unit_vectors, virtual_adversarial_perturbation
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._contract.context import Context
+from sslzoo._contract.labels import ORACLE, Labels
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.strategy import Batch, EpochPlan, Step, StepLoss
+from sslzoo._default_plugins.fixmatch import FixMatch
+from sslzoo._default_plugins.mean_teacher import MeanTeacher
+from sslzoo._default_plugins.pi_model import PiModel
+from sslzoo._default_plugins.vat import Vat, kl_divergence, unit_vectors, virtual_adversarial_perturbation
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._ops.augment import shift_and_noise
+from sslzoo._ops.rampup import sigmoid_rampup
+from sslzoo._ops.randaugment import OPS, apply_ops, cutout, equalize, rand_augment
+from sslzoo._ops.teacher import Teachers
+from sslzoo._strategies.consistency import softmax_mse
 from sslzoo.errors import OptionError
-from sslzoo.ops.augment import shift_and_noise
-from sslzoo.ops.rampup import sigmoid_rampup
-from sslzoo.ops.randaugment import OPS, apply_ops, cutout, equalize, rand_augment
-from sslzoo.ops.teacher import Teachers
-from sslzoo.strategies.consistency import softmax_mse
 from sslzoo.testing import tiny_run
 
 NEW = ("fixmatch", "mean_teacher", "vat", "pi_model")

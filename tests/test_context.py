@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import sslzoo
-from sslzoo.contract.strategy import PseudoLabels, StepLoss
+from sslzoo._contract.strategy import PseudoLabels, StepLoss
 from tests.plugin_helpers import registry_with, run_here
 
 

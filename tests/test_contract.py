@@ -7,9 +7,9 @@ import torch
 
 import sslzoo
 from sslzoo import Labels, Strategy
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.engine.run import Run
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._engine.run import Run
 from sslzoo.testing import (
     StrategyContract,
     check_determinism,

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.contract.registry import default_registry
+from sslzoo._cli.main import main
+from sslzoo._contract.registry import default_registry
+from sslzoo._ops.metrics import budget_points, efficiency_boost
+from sslzoo._planning.control_group import control_of, with_controls
+from sslzoo._reports.reporting import report
 from sslzoo.errors import OptionError
-from sslzoo.ops.metrics import budget_points, efficiency_boost
-from sslzoo.planning.control_group import control_of, with_controls
-from sslzoo.reports.reporting import report
 from tests.tiny_records import TINY, moons_records
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sslzoo.datasets.mnist import BUNDLED_DIR, FILES, load_mnist
-from sslzoo.datasets.moons import make_moons
-from sslzoo.datasets.split import SPLITS, held_out, initial_labels
+from sslzoo._datasets.mnist import BUNDLED_DIR, FILES, load_mnist
+from sslzoo._datasets.moons import make_moons
+from sslzoo._datasets.split import SPLITS, held_out, initial_labels
 from sslzoo.errors import ChecksumError, DataError, OptionError
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

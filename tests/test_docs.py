@@ -31,11 +31,11 @@ import pytest
 import torch
 
 import sslzoo
-from sslzoo.contract.options import describe_options, make_options
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import TrainOptions
-from sslzoo.ops.embedding import embeddings
+from sslzoo._contract.options import describe_options, make_options
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._contract.strategy import TrainOptions
+from sslzoo._ops.embedding import embeddings
 from sslzoo.testing import check_strategy
 from tests.plugin_helpers import registry_with, run_here
 from tools import docs
@@ -104,16 +104,16 @@ def signatures(path: Path, cls: str | None = None) -> dict[str, str]:
 HOOKS_MD = (DOCS / "plugins" / "hooks.md").read_text(encoding="utf-8")
 HOOK_SECTIONS = sections(HOOKS_MD)
 DOCUMENTED = [
-    ("", signatures(ROOT / "sslzoo" / "contract" / "hookspecs.py")),
-    ("", signatures(ROOT / "sslzoo" / "contract" / "strategy.py", "Strategy")),
-    ("ActiveStrategy.", signatures(ROOT / "sslzoo" / "strategies" / "active.py", "ActiveStrategy")),
-    ("BatchStrategy.", signatures(ROOT / "sslzoo" / "strategies" / "active.py", "BatchStrategy")),
-    ("Dataset.", signatures(ROOT / "sslzoo" / "contract" / "dataset.py", "Dataset")),
+    ("", signatures(ROOT / "sslzoo" / "_contract" / "hookspecs.py")),
+    ("", signatures(ROOT / "sslzoo" / "_contract" / "strategy.py", "Strategy")),
+    ("ActiveStrategy.", signatures(ROOT / "sslzoo" / "_strategies" / "active.py", "ActiveStrategy")),
+    ("BatchStrategy.", signatures(ROOT / "sslzoo" / "_strategies" / "active.py", "BatchStrategy")),
+    ("Dataset.", signatures(ROOT / "sslzoo" / "_contract" / "dataset.py", "Dataset")),
 ]
 
 
 def test_hookspecs_are_what_the_plugin_manager_uses():
-    specs = {name for name, fn in vars(sslzoo.contract.hookspecs).items()
+    specs = {name for name, fn in vars(sslzoo._contract.hookspecs).items()
              if callable(fn) and hasattr(fn, "sslzoo_spec")}
     assert specs == set(DOCUMENTED[0][1]), "hookspecs.py holds a public function that is no hookspec"
 
@@ -135,7 +135,7 @@ def test_every_hook_section_documents_something_that_exists():
 def test_the_plugin_hook_examples_register_and_observe(tmp_path, monkeypatch):
     """The complete examples of the plugin-hook sections, in one module, make a working plugin."""
     monkeypatch.chdir(tmp_path)  # run_ended's example appends to finished.jsonl
-    hookspecs = signatures(ROOT / "sslzoo" / "contract" / "hookspecs.py")
+    hookspecs = signatures(ROOT / "sslzoo" / "_contract" / "hookspecs.py")
     module = types.ModuleType("hooks_md_examples")
     for name in hookspecs:
         for block in fenced_blocks(HOOK_SECTIONS[name]):
@@ -198,8 +198,8 @@ def test_the_hook_reference_lists_every_score_and_the_pickers_exact_signature():
     (block,) = [b for b in fenced_blocks(section) if b.lang == "python"]
     documented = ast.parse(block.body + "    pass\n").body[0]
     assert f"def top_k({ast.unparse(documented.args)}) -> {ast.unparse(documented.returns)}:" == \
-        signatures(ROOT / "sslzoo" / "ops" / "picking.py")["top_k"]
-    assert sslzoo.top_k is sslzoo.ops.picking.top_k
+        signatures(ROOT / "sslzoo" / "_ops" / "picking.py")["top_k"]
+    assert sslzoo.top_k is sslzoo._ops.picking.top_k
 
 
 def test_the_hook_references_own_model_pass_gives_what_ctx_embed_gives():
@@ -407,7 +407,7 @@ def test_the_cookbook_recipe_runs_as_written(module, tmp_path, monkeypatch):
         own = {hook for hook in ("score", "pick", "select", "label", "weight", "loss")
                if getattr(vars(cls).get(hook), "__module__", None) == module}
         assert own == {RECIPES[module]}, own
-        sslzoo.contract.registry.reset_default_registry(registry)
+        sslzoo._contract.registry.reset_default_registry(registry)
         tests = importlib.import_module(f"test_{module}")
         ran = [name for name, test in vars(tests).items() if name.startswith("test_") and callable(test)]
         assert ran

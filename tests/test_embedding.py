@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._ops import inference
+from sslzoo._ops import networks as models
+from sslzoo._ops.embedding import GradientEmbedding, embedding_layer, embeddings, gradient_embeddings
+from sslzoo._ops.features import fit_features
 from sslzoo.errors import TrainingError
-from sslzoo.ops import inference
-from sslzoo.ops import networks as models
-from sslzoo.ops.embedding import GradientEmbedding, embedding_layer, embeddings, gradient_embeddings
-from sslzoo.ops.features import fit_features
 
 BUILT_IN_MODELS = Registry(make_plugins(load="")).models.names()
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from sslzoo import hookimpl, run
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.recipe import Recipe
-from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import Strategy, TrainOptions
-from sslzoo.engine.run import Run, RunSpec
-from sslzoo.engine.training import Training
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.recipe import Recipe
+from sslzoo._contract.registry import Registry
+from sslzoo._contract.strategy import Strategy, TrainOptions
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._engine.training import Training
 from sslzoo.errors import DataError, OptionError, TrainingError
 
 MOONS = {"labels": 20, "options": {"epochs": 100}}

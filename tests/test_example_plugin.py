@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
 
 try:
     EXAMPLE = importlib.metadata.distribution("sslzoo-example")

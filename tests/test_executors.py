@@ -17,13 +17,13 @@ import torch
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry, reset_default_registry
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry, reset_default_registry
+from sslzoo._planning.executor import SerialExecutor, usable_cores
+from sslzoo._planning.worker_pool import ProcessExecutor
+from sslzoo._results.store import load, resume_key
 from sslzoo.errors import OptionError, PluginError, TrainingError, WorkerError, WorkerWarning
-from sslzoo.planning.executor import SerialExecutor, usable_cores
-from sslzoo.planning.worker_pool import ProcessExecutor
-from sslzoo.results.store import load, resume_key
 from tests import executor_plugins
 from tests.test_engine import TestPlugin
 
@@ -91,7 +91,7 @@ def test_two_workers_give_the_serial_records_in_the_planned_order_each_with_its_
 
 
 def test_the_command_with_workers_stores_each_run_once_and_shows_the_grid(monkeypatch, tmp_path):
-    monkeypatch.setattr("sslzoo.cli.main._on_terminal", lambda: True)
+    monkeypatch.setattr("sslzoo._cli.main._on_terminal", lambda: True)
     serial = CliRunner().invoke(main, ["bench", *CLI_GRID, "--out", str(tmp_path / "serial"), "-q"])
     assert serial.exit_code == 0, serial.output
     result = CliRunner().invoke(main, ["bench", *CLI_GRID, "--workers", "2", "--out", str(tmp_path / "workers")])
@@ -281,7 +281,7 @@ def group_ends(group: int, within: float) -> bool:
 def local_ray():
     """A local Ray instance for this module's tests (started as the executor starts one)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
-    from sslzoo.planning.ray_cluster import connected
+    from sslzoo._planning.ray_cluster import connected
 
     with connected(ray, None):
         yield ray
@@ -289,7 +289,7 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ray_tasks_give_the_serial_records(local_ray, serial_records, tmp_path):
-    from sslzoo.planning.ray_cluster import RayExecutor
+    from sslzoo._planning.ray_cluster import RayExecutor
 
     records = sslzoo.run(**GRID, out=tmp_path, executor=RayExecutor(cpus_per_run=max(1, usable_cores() // 2)))
     assert runs(records) == runs(serial_records)
@@ -298,14 +298,14 @@ def test_ray_tasks_give_the_serial_records(local_ray, serial_records, tmp_path):
 
 @pytest.mark.slow
 def test_ray_retries_a_task_whose_worker_was_killed_and_stores_its_record_once(local_ray, tmp_path):
-    from sslzoo.planning.ray_cluster import RayExecutor
+    from sslzoo._planning.ray_cluster import RayExecutor
 
     runs_once_though_killed_once(RayExecutor(retries=1), tmp_path)
 
 
 @pytest.mark.slow
 def test_ray_reports_a_run_whose_worker_dies_on_every_try(local_ray, tmp_path):
-    from sslzoo.planning.ray_cluster import RayExecutor
+    from sslzoo._planning.ray_cluster import RayExecutor
 
     options = {"epochs": 3, "dies_once.marker": str(tmp_path / "died")}
     with pytest.raises(WorkerError, match=r"1 try each: dies_once seed 0 \(Ray: WorkerCrashedError\)"):
@@ -316,7 +316,7 @@ def test_ray_reports_a_run_whose_worker_dies_on_every_try(local_ray, tmp_path):
 
 @pytest.mark.slow
 def test_ray_stops_the_bench_with_the_error_a_run_raised(local_ray, tmp_path):
-    from sslzoo.planning.ray_cluster import RayExecutor
+    from sslzoo._planning.ray_cluster import RayExecutor
 
     with pytest.raises(TrainingError, match="'nan_at_step' is not finite at round 0, epoch 1, step 5"):
         sslzoo.run(["nan_at_step"], "moons", labels=200, out=tmp_path, options={"epochs": 2, "batch_size": 16},
@@ -326,7 +326,7 @@ def test_ray_stops_the_bench_with_the_error_a_run_raised(local_ray, tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_ray_bench_cancels_its_tasks_and_keeps_the_records_that_reached_it(local_ray, tmp_path):
-    from sslzoo.planning.ray_cluster import RayExecutor
+    from sslzoo._planning.ray_cluster import RayExecutor
 
     seen: list[dict] = []
 
@@ -359,7 +359,7 @@ def test_a_malformed_ray_address_is_a_one_line_error(address):
 
 @pytest.mark.slow
 def test_a_request_no_node_of_the_cluster_can_meet_is_refused_not_waited_for(local_ray):
-    from sslzoo.planning.ray_cluster import RayExecutor
+    from sslzoo._planning.ray_cluster import RayExecutor
 
     gpus = local_ray.cluster_resources().get("GPU", 0.0)
     with pytest.raises(OptionError, match=f"--gpus-per-run {gpus + 1:g}: the Ray cluster has {gpus:g} GPUs in all"):

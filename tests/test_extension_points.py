@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
 from tests.plugin_helpers import install_fake_distribution
 
 BLOBS_PLUGIN = """
@@ -154,10 +154,10 @@ def test_trace_prints_each_hook_call_and_its_plugin_to_stderr(site, monkeypatch)
     result = invoke("bench", *AL_BENCH)
     json.loads(result.stdout)  # stdout holds only the records
     trace = [line for line in result.stderr.splitlines() if line.startswith("sslzoo: hook ")]
-    assert trace[:2] == ["sslzoo: hook register_strategies -> plugin sslzoo.default_plugins.supervised",
-                         "sslzoo: hook register_strategies -> plugin sslzoo.default_plugins.uncertainty"]
-    assert "sslzoo: hook register_datasets -> plugin sslzoo.default_plugins.datasets" in trace
-    assert "sslzoo: hook register_models -> plugin sslzoo.default_plugins.models" in trace
+    assert trace[:2] == ["sslzoo: hook register_strategies -> plugin sslzoo._default_plugins.supervised",
+                         "sslzoo: hook register_strategies -> plugin sslzoo._default_plugins.uncertainty"]
+    assert "sslzoo: hook register_datasets -> plugin sslzoo._default_plugins.datasets" in trace
+    assert "sslzoo: hook register_models -> plugin sslzoo._default_plugins.models" in trace
     observed = [line for line in trace if "sslzoo-observer" in line]
     assert observed == ["sslzoo: hook run_started -> plugin sslzoo-observer",
                         *["sslzoo: hook round_ended -> plugin sslzoo-observer"] * 3,
@@ -167,7 +167,7 @@ def test_trace_prints_each_hook_call_and_its_plugin_to_stderr(site, monkeypatch)
 @pytest.mark.parametrize("value", ["", "0"])
 def test_trace_is_off_unless_asked_for(monkeypatch, capsys, value):
     monkeypatch.setenv("SSLZOO_TRACE_PLUGINS", value)
-    from sslzoo.contract.registry import Registry
+    from sslzoo._contract.registry import Registry
 
     Registry(make_plugins(load=""))
     assert "sslzoo: hook" not in capsys.readouterr().err

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslzoo.engine.catalog import create_strategy
-from sslzoo.engine.run import Run, RunSpec
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._ops.features import PcaPolynomial, fit_features
 from sslzoo.errors import TrainingError
-from sslzoo.ops.features import PcaPolynomial, fit_features
 
 
 def test_pca_axes_span_the_top_principal_subspace():

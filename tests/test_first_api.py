@@ -11,10 +11,10 @@ import warnings
 import pytest
 
 import sslzoo
-from sslzoo.contract.context import Context
-from sslzoo.contract.plugin_api import MIGRATION_PAGE, PLUGIN_API, fits
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
+from sslzoo._contract.context import Context
+from sslzoo._contract.plugin_api import MIGRATION_PAGE, PLUGIN_API, fits
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
 from sslzoo.errors import PluginWarning
 from tests.plugin_helpers import run_here
 

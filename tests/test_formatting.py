@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from sslzoo.results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus, text_table
+from sslzoo._results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus, text_table
 
 
 def test_groups_keep_first_seen_order_and_missing_keys_group_as_none():
@@ -42,9 +42,9 @@ def test_a_markdown_table_aligns_numbers_right_and_escapes_pipes():
 
 
 def test_the_results_page_names_are_reachable_from_the_package():
-    from sslzoo.reports import accuracy_rows, write_results
-    from sslzoo.reports.page import accuracy_rows as page_rows
+    from sslzoo._reports import accuracy_rows, write_results
+    from sslzoo._reports.page import accuracy_rows as page_rows
 
     assert accuracy_rows is page_rows and callable(write_results)
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
-        importlib.import_module("sslzoo.reports").nothing_here  # noqa: B018
+        importlib.import_module("sslzoo._reports").nothing_here  # noqa: B018

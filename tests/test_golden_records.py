@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sslzoo.results.record import DERIVED_KEYS
+from sslzoo._results.record import DERIVED_KEYS
 from tests.golden.compare import ACCURACY_TOLERANCE, exact_differences, loose_differences, measured
 from tests.golden.runs import RECORDS, pinned_environment
 

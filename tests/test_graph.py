@@ -1,4 +1,4 @@
-"""sslzoo.ops.graph: the chunked kNN search, the symmetric sparse graph, label propagation and spreading
+"""sslzoo._ops.graph: the chunked kNN search, the symmetric sparse graph, label propagation and spreading
 (against scikit-learn where it is installed), and the graph pseudo-labelers as strategies."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import sslzoo
-from sslzoo.datasets.moons import make_moons
-from sslzoo.datasets.split import initial_labels
-from sslzoo.engine.run import Run, RunSpec
+from sslzoo._datasets.moons import make_moons
+from sslzoo._datasets.split import initial_labels
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._ops import graph
 from sslzoo.errors import OptionError
-from sslzoo.ops import graph
 from sslzoo.testing import TINY_DATA, check_strategy, tiny_options, tiny_run
 
 
@@ -97,8 +97,8 @@ def test_no_dense_n_by_n_matrix_is_built_for_a_large_graph():
     code = """
 import json, torch
 import sslzoo
-from sslzoo.ops import graph
-from sslzoo.engine.run import Run, RunSpec
+from sslzoo._ops import graph
+from sslzoo._engine.run import Run, RunSpec
 torch.manual_seed(0)
 x = torch.randn(25000, 4)
 g = graph.knn_graph(x, 7)
@@ -283,7 +283,7 @@ def test_a_pca_wider_than_the_inputs_is_an_error_before_training():
 def test_both_are_listed_as_semi_supervised_with_their_papers():
     from click.testing import CliRunner
 
-    from sslzoo.cli.main import main
+    from sslzoo._cli.main import main
 
     rows = {r["name"]: r for r in json.loads(CliRunner().invoke(main, ["strategies", "--json"]).output)}
     assert rows["label_propagation"]["family"] == rows["label_spreading"]["family"] == "ssl"

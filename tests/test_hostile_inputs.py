@@ -19,12 +19,12 @@ import torch
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.datasets.imagefolder import decode
+from sslzoo._cli.main import main
+from sslzoo._datasets.imagefolder import decode
+from sslzoo._planning.executor import SerialExecutor
+from sslzoo._planning.preset import Preset
 from sslzoo.errors import DataError, DataWarning, SessionError
 from sslzoo.labeling.label_studio import read_export
-from sslzoo.planning.executor import SerialExecutor
-from sslzoo.planning.preset import Preset
 from tests.user_data import image_folder, shape_image, write_png
 
 MOONS = ["-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "-q"]
@@ -106,7 +106,7 @@ def test_links_that_lead_back_into_an_image_folder_are_not_followed_and_said(tmp
     (photos / "cross" / "up").symlink_to(photos)
     (photos / "square" / "up").symlink_to("..")
     with pytest.warns(DataWarning, match="not followed") as seen:
-        listing = sslzoo.datasets.imagefolder.list_images(str(photos))
+        listing = sslzoo._datasets.imagefolder.list_images(str(photos))
     assert sorted(str(w.message) for w in seen) == [
         f"{photos}/cross/self: a link to {photos}/cross, which leads back into {photos}/cross; not followed (its "
         f"images would be read twice, or without end)",
@@ -121,7 +121,7 @@ def test_a_link_to_a_folder_outside_the_image_folder_is_followed(tmp_path):
     photos = image_folder(tmp_path / "in", per_class=2, unlabeled=0, test_per_class=0)
     outside = image_folder(tmp_path / "out", per_class=1, unlabeled=0, test_per_class=0)
     (photos / "cross" / "more").symlink_to(outside / "cross")
-    assert sslzoo.datasets.imagefolder.list_images(str(photos)).train_labels == [0, 0, 0, 1, 1]
+    assert sslzoo._datasets.imagefolder.list_images(str(photos)).train_labels == [0, 0, 0, 1, 1]
 
 
 def test_an_image_folder_of_one_class_is_refused(tmp_path):

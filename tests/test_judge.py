@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import sslzoo
 from sslzoo import ORACLE
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry, reset_default_registry
-from sslzoo.default_plugins.datasets import TwoMoons
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry, reset_default_registry
+from sslzoo._default_plugins.datasets import TwoMoons
 from sslzoo.testing import (
     TINY_DATA,
     LeakProbe,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
 from sslzoo.labeling import Session, SimulatedLabeler
 from tests import label_studio_server
 

@@ -18,16 +18,16 @@ import torch
 from click.testing import CliRunner
 
 from sslzoo import create_model, hookimpl, scores
-from sslzoo.cli.main import main
-from sslzoo.contract.dataset import Arrays
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.default_plugins.datasets import TwoMoons
+from sslzoo._cli.main import main
+from sslzoo._contract.dataset import Arrays
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._default_plugins.datasets import TwoMoons
+from sslzoo._ops.inference import probabilities
 from sslzoo.errors import OptionError, SessionError
 from sslzoo.labeling import Session, SimulatedLabeler, simulate
 from sslzoo.labeling.label_log import LABELS_FILE
 from sslzoo.labeling.session import MODEL_FILE
-from sslzoo.ops.inference import probabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 MOONS = {"n_train": 300, "n_test": 500}

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import torch
 
-from sslzoo.default_plugins.datasets import TwoMoons
+from sslzoo._default_plugins.datasets import TwoMoons
+from sslzoo._ops.metrics import budget_points, efficiency_boost
 from sslzoo.errors import SessionError
 from sslzoo.labeling import Round, Session, SimulatedLabeler, simulate
 from sslzoo.labeling.control_queries import CONTROL_FILE, ControlGroup, holdings
 from sslzoo.labeling.replay import replay
 from sslzoo.labeling.replay import report as session_report
 from sslzoo.labeling.sheets import QUERY_COLUMNS, csv_bytes
-from sslzoo.ops.metrics import budget_points, efficiency_boost
 from tests.test_labeling import FAST, MOONS, ROOT, _blocks, _label_commands, invoke, one_line_error, write_labels
 
 TRUTH = TwoMoons(**MOONS).load(0).y_train

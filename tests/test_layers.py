@@ -1,4 +1,4 @@
-"""HintonDropout (sslzoo.ops.layers): dropout in its original form, kept units unscaled in training and
+"""HintonDropout (sslzoo._ops.layers): dropout in its original form, kept units unscaled in training and
 every unit scaled by the keep rate at test time, made stochastic by MC-dropout like torch's own."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 import sslzoo
-from sslzoo.ops import inference
-from sslzoo.ops.dropout import StochasticDropout
-from sslzoo.ops.layers import HintonDropout
+from sslzoo._ops import inference
+from sslzoo._ops.dropout import StochasticDropout
+from sslzoo._ops.layers import HintonDropout
 
 
 @pytest.mark.parametrize("p", [0.5, 0.2])

@@ -78,8 +78,8 @@ def hidden_imports(source: str) -> list[int]:
 
 
 def test_the_hidden_import_check_sees_functions_and_type_checking_blocks():
-    source = ("from sslzoo import errors\nif TYPE_CHECKING:\n    from sslzoo.contract import context\n"
-              "def f():\n    import sslzoo.engine\n    import json\n")
+    source = ("from sslzoo import errors\nif TYPE_CHECKING:\n    from sslzoo._contract import context\n"
+              "def f():\n    import sslzoo._engine\n    import json\n")
     assert hidden_imports(source) == [3, 5]
 
 

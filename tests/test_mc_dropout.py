@@ -1,4 +1,4 @@
-"""MC-dropout passes (sslzoo.ops.masks, sslzoo.ops.dropout, sslzoo.ops.inference): exact keep rates, independent
+"""MC-dropout passes (sslzoo._ops.masks, sslzoo._ops.dropout, sslzoo._ops.inference): exact keep rates, independent
 and reproducible masks, torch's dropout semantics, the prefix split only where it is the model's own
 function, and passes that agree with plain full-model passes (exactly under the same masks, and in
 distribution against torch's own dropout)."""
@@ -15,9 +15,9 @@ from torch import nn
 
 import sslzoo
 from sslzoo import scores
+from sslzoo._ops import inference, masks
+from sslzoo._ops.dropout import SELU_ALPHA, StochasticDropout
 from sslzoo.errors import OptionError, TrainingError
-from sslzoo.ops import inference, masks
-from sslzoo.ops.dropout import SELU_ALPHA, StochasticDropout
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslzoo.engine.judge import Judge
-from sslzoo.ops.metrics import budget_auc, budget_points, curve_metrics, labels_to_reach
-from sslzoo.ops.quality import Tally, difficulty_buckets, pseudo_summary
+from sslzoo._engine.judge import Judge
+from sslzoo._ops.metrics import budget_auc, budget_points, curve_metrics, labels_to_reach
+from sslzoo._ops.quality import Tally, difficulty_buckets, pseudo_summary
 
 
 def curve(*points: tuple[int, float]) -> list[dict]:

@@ -19,15 +19,15 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from sslzoo.cli.main import main
-from sslzoo.contract.context import Context
-from sslzoo.contract.labels import ORACLE, Labels
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import Batch, Step, StepLoss
-from sslzoo.default_plugins.mixmatch import Mixing, MixMatch
-from sslzoo.default_plugins.remixmatch import ReMixMatch
-from sslzoo.default_plugins.uda import Uda
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._cli.main import main
+from sslzoo._contract.context import Context
+from sslzoo._contract.labels import ORACLE, Labels
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.strategy import Batch, Step, StepLoss
+from sslzoo._default_plugins.mixmatch import Mixing, MixMatch
+from sslzoo._default_plugins.remixmatch import ReMixMatch
+from sslzoo._default_plugins.uda import Uda
+from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import OptionError
 from sslzoo.testing import tiny_run
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from sslzoo.contract.options import make_options, parse_assignments
+from sslzoo._contract.options import make_options, parse_assignments
 from sslzoo.errors import OptionError
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sslzoo import Labels, Strategy, run
-from sslzoo.contract.labels import ORACLE
-from sslzoo.contract.strategy import EpochPlan
+from sslzoo._contract.labels import ORACLE
+from sslzoo._contract.strategy import EpochPlan
 from sslzoo.errors import OracleError, PluginError
 from tests.plugin_helpers import IN_PROCESS, registry_with
 
@@ -105,7 +105,7 @@ def test_a_handle_kept_from_label_answers_nothing_later():
 
 
 def test_a_closed_handle_keeps_no_storage_of_its_answers():
-    from sslzoo.contract.oracle import Oracle
+    from sslzoo._contract.oracle import Oracle
 
     truth = torch.arange(10) % 3
     handle = Oracle(truth).handle(torch.tensor([2, 5, 7]), 3, "round 1")
@@ -184,6 +184,6 @@ def test_nothing_reachable_from_the_context_holds_a_hidden_label():
 
 
 def _truth() -> torch.Tensor:
-    from sslzoo.datasets.moons import make_moons
+    from sslzoo._datasets.moons import make_moons
 
     return make_moons(N_TRAIN, 0.1, 0)[1]

@@ -1,4 +1,4 @@
-"""One plan: a preset becomes runs one way (:func:`sslzoo.planning.plan.preset_plan`), and ``sslzoo
+"""One plan: a preset becomes runs one way (:func:`sslzoo._planning.plan.preset_plan`), and ``sslzoo
 bench``, the results page and ``--resume`` all take what it gives."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli import main as cli
+from sslzoo._cli import main as cli
+from sslzoo._planning.plan import Group, Plan, overridden, preset_plan
+from sslzoo._planning.preset import get_preset, list_presets
+from sslzoo._reports.page import check_records
+from sslzoo._results.store import planned_record
 from sslzoo.errors import ResultsError
-from sslzoo.planning.plan import Group, Plan, overridden, preset_plan
-from sslzoo.planning.preset import get_preset, list_presets
-from sslzoo.reports.page import check_records
-from sslzoo.results.store import planned_record
 
 
 def planned_by_the_command(monkeypatch, *args: str) -> tuple[Plan, int]:

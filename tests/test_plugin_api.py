@@ -28,11 +28,11 @@ from click.testing import CliRunner
 
 import sslzoo
 import sslzoo.testing
-from sslzoo.cli.main import main
-from sslzoo.contract.plugin_api import PLUGIN_API, fits, misfit, parse_version
-from sslzoo.contract.plugins import LOAD_ENV, make_plugins
-from sslzoo.contract.registry import Registry, reset_default_registry
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._cli.main import main
+from sslzoo._contract.plugin_api import PLUGIN_API, fits, misfit, parse_version
+from sslzoo._contract.plugins import LOAD_ENV, make_plugins
+from sslzoo._contract.registry import Registry, reset_default_registry
+from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import AmbiguousNameError, PluginError, PluginWarning, UnknownNameError
 from sslzoo.testing import check_leak, only_plugins
 from tests.plugin_helpers import install_fake_distribution, write_fake_distribution
@@ -247,7 +247,7 @@ def test_plugins_and_listings_show_the_clash(site, on_path, monkeypatch):
     rows = {line.split()[0]: line for line in plugins.stdout.splitlines()}
     assert re.search(r"register_strategies +strategy kcenter also from sslzoo$", rows["sslzoo-kcenter"])
     assert re.search(r"register_strategies +strategy kcenter also from sslzoo-kcenter$",
-                     rows["sslzoo.default_plugins.coreset"])
+                     rows["sslzoo._default_plugins.coreset"])
     (row,) = [r for r in json.loads(CliRunner().invoke(main, ["plugins", "--json"]).stdout)
               if r["name"] == "sslzoo-kcenter"]
     assert row["clashes"] == [{"kind": "strategy", "name": "kcenter", "also_from": ["sslzoo"]}]

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from sslzoo import hookimpl
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
 from sslzoo.errors import PluginError, PluginWarning
 from tests.plugin_helpers import install_fake_distribution
 

@@ -7,15 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from sslzoo.contract.context import Context
-from sslzoo.contract.labels import ORACLE
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import Batch, Step
-from sslzoo.default_plugins import pseudo_label
-from sslzoo.default_plugins.pseudo_label import PseudoLabel
-from sslzoo.engine.run import Learner, Run, RunSpec
-from sslzoo.ops import networks as models
-from sslzoo.ops.prefix import SharedPrefix, mode_free_layers
+from sslzoo._contract.context import Context
+from sslzoo._contract.labels import ORACLE
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.strategy import Batch, Step
+from sslzoo._default_plugins import pseudo_label
+from sslzoo._default_plugins.pseudo_label import PseudoLabel
+from sslzoo._engine.run import Learner, Run, RunSpec
+from sslzoo._ops import networks as models
+from sslzoo._ops.prefix import SharedPrefix, mode_free_layers
 
 SHAPE = (1, 28, 28)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
+from sslzoo._planning.preset import get_preset, list_presets, load_file, validate
+from sslzoo._planning.routing import merge_options
+from sslzoo._reports.page import reference_curve
 from sslzoo.errors import PresetError, UnknownNameError
-from sslzoo.planning.preset import get_preset, list_presets, load_file, validate
-from sslzoo.planning.routing import merge_options
-from sslzoo.reports.page import reference_curve
 from tests.tiny_records import moons_records, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +186,7 @@ def test_the_ci_sized_version_of_each_preset_runs(name, tmp_path):
 
 
 def test_the_results_page_is_up_to_date_with_the_committed_results(tmp_path, monkeypatch):
-    from sslzoo.reports.page import write_results
+    from sslzoo._reports.page import write_results
 
     monkeypatch.chdir(ROOT)
     written = write_results("benchmarks/results", tmp_path / "results.md")
@@ -251,7 +251,7 @@ def test_the_reference_curve_is_shown_point_by_point_and_marks_where_each_run_pa
 
 
 def test_records_of_another_implementation_are_rows_beside_ours_with_their_command(tmp_path):
-    from sslzoo.reports.page import section
+    from sslzoo._reports.page import section
     from tests.tiny_records import moons_records, write_jsonl
 
     name = "selftrain-logreg-mnist1000"

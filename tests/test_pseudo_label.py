@@ -9,10 +9,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sslzoo.contract.strategy import EpochPlan, weighted_cross_entropy
-from sslzoo.default_plugins.pseudo_label import LEE_2013, PseudoLabel, alpha
-from sslzoo.default_plugins.supervised import Supervised
-from sslzoo.engine.run import Run, RunSpec, epoch_steps
+from sslzoo._contract.strategy import EpochPlan, weighted_cross_entropy
+from sslzoo._default_plugins.pseudo_label import LEE_2013, PseudoLabel, alpha
+from sslzoo._default_plugins.supervised import Supervised
+from sslzoo._engine.run import Run, RunSpec, epoch_steps
 from sslzoo.errors import OptionError
 
 

@@ -1,4 +1,4 @@
-"""The record class (:mod:`sslzoo.results.record`): typed fields, schema 2, old schemas migrated on
+"""The record class (:mod:`sslzoo._results.record`): typed fields, schema 2, old schemas migrated on
 read, nothing lost on the way back to JSON, derived figures computed as the judge computed them."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sslzoo.contract.recipe import upgrade_options
+from sslzoo._contract.recipe import upgrade_options
+from sslzoo._ops.metrics import class_metrics, curve_metrics
+from sslzoo._results.record import DERIVED_KEYS, SCHEMA_VERSION, Record
+from sslzoo._results.store import RecordStore, load
 from sslzoo.errors import ResultsError
-from sslzoo.ops.metrics import class_metrics, curve_metrics
-from sslzoo.results.record import DERIVED_KEYS, SCHEMA_VERSION, Record
-from sslzoo.results.store import RecordStore, load
 from tests.tiny_records import moons_records
 
 ROOT = Path(__file__).resolve().parent.parent

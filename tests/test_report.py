@@ -10,14 +10,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.contract.hookspecs import hookimpl
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.default_plugins.pseudo_label import alpha_schedule, report_series
+from sslzoo._cli.main import main
+from sslzoo._contract.hookspecs import hookimpl
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._default_plugins.pseudo_label import alpha_schedule, report_series
+from sslzoo._reports import reporting
+from sslzoo._reports.reporting import label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
 from sslzoo.errors import ResultsError
-from sslzoo.reports import reporting
-from sslzoo.reports.reporting import label_efficiency, labels_needed, mean_curve, pseudo_buckets_of
 from tests.tiny_records import moons_records, write_jsonl
 
 

@@ -9,9 +9,9 @@ import shlex
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
-from sslzoo.planning.preset import get_preset
-from sslzoo.reports.page import TOLERANCE_PT, accuracy_rows, best_rows, labels_to_error_rows, verdict, write_results
+from sslzoo._cli.main import main
+from sslzoo._planning.preset import get_preset
+from sslzoo._reports.page import TOLERANCE_PT, accuracy_rows, best_rows, labels_to_error_rows, verdict, write_results
 
 
 def test_a_verdict_holds_the_reference_to_two_standard_errors_or_the_tolerance():

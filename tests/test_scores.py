@@ -1,4 +1,4 @@
-"""Uncertainty scores (sslzoo.scores) and the top-k picker (sslzoo.ops.picking).
+"""Uncertainty scores (sslzoo.scores) and the top-k picker (sslzoo._ops.picking).
 
 Property tests (hypothesis) for every score, plus values computed by hand.
 """
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sslzoo import scores
-from sslzoo.ops.picking import top_k
+from sslzoo._ops.picking import top_k
 
 EPS64 = 1e-12
 EPS32 = 1e-5

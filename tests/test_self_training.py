@@ -10,15 +10,15 @@ import torch
 from torch import nn
 
 from sslzoo import hookimpl
-from sslzoo.contract.dataset import Arrays
-from sslzoo.contract.labels import ORACLE, PSEUDO
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import Batch, Step
-from sslzoo.default_plugins.datasets import Mnist
-from sslzoo.default_plugins.self_training import SelfTraining
-from sslzoo.engine.run import Run, RunSpec
-from sslzoo.ops.augment import affine_matrices, random_affine
+from sslzoo._contract.dataset import Arrays
+from sslzoo._contract.labels import ORACLE, PSEUDO
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._contract.strategy import Batch, Step
+from sslzoo._default_plugins.datasets import Mnist
+from sslzoo._default_plugins.self_training import SelfTraining
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._ops.augment import affine_matrices, random_affine
 
 MOONS_LABELS = 20
 

@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from sslzoo.cli.main import main
-from sslzoo.contract.context import Context
-from sslzoo.contract.labels import ORACLE, Labels
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.strategy import Batch, Step
-from sslzoo.default_plugins.simmatch import LabeledBank, SimMatch
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._cli.main import main
+from sslzoo._contract.context import Context
+from sslzoo._contract.labels import ORACLE, Labels
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.strategy import Batch, Step
+from sslzoo._default_plugins.simmatch import LabeledBank, SimMatch
+from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import OptionError
 from sslzoo.testing import tiny_run
 

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sslzoo.datasets.mnist import load_mnist  # noqa: E402
-from sslzoo.datasets.split import initial_labels  # noqa: E402
+from sslzoo._datasets.mnist import load_mnist  # noqa: E402
+from sslzoo._datasets.split import initial_labels  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selftrain_logreg_sklearn.py"
 

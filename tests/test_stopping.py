@@ -13,18 +13,18 @@ import torch
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry, default_registry
-from sslzoo.contract.stopping import Predictions, StoppingCriterion, StoppingOptions, parse_stop
-from sslzoo.default_plugins.stopping_criteria import (
+from sslzoo._cli.main import main
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry, default_registry
+from sslzoo._contract.stopping import Predictions, StoppingCriterion, StoppingOptions, parse_stop
+from sslzoo._default_plugins.stopping_criteria import (
     ClassificationChange,
     MaxConfidence,
     OverallUncertainty,
     StabilizingPredictions,
     cohens_kappa,
 )
-from sslzoo.engine.stopping_rule import Stopping
+from sslzoo._engine.stopping_rule import Stopping
 from sslzoo.errors import OptionError, PluginError, UnknownNameError
 from tests.plugin_helpers import run_here
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from sslzoo.contract.stopping import Predictions, StoppingCriterion
-from sslzoo.default_plugins.stopping_criteria import (
+from sslzoo._contract.stopping import Predictions, StoppingCriterion
+from sslzoo._default_plugins.stopping_criteria import (
     ClassificationChange,
     OverallUncertainty,
     StabilizingPredictions,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
+from sslzoo._cli.main import main
+from sslzoo._results.store import RECORDS_FILE, RecordStore, check_resumable, load, resume_key
 from sslzoo.errors import ResultsError
-from sslzoo.results.store import RECORDS_FILE, RecordStore, check_resumable, load, resume_key
 from tests.tiny_records import moons_records, write_jsonl
 
 BENCH = ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10", "--epochs", "3", "--device", "cpu", "-q"]

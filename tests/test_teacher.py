@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import sslzoo
+from sslzoo._ops.teacher import Teacher
 from sslzoo.errors import PluginError
-from sslzoo.ops.teacher import Teacher
 from sslzoo.testing import check_determinism, check_record, check_strategy, tiny_run
 from tests.plugin_helpers import registry_with, run_here
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sslzoo.engine import threads
+from sslzoo._engine import threads
 from sslzoo.errors import OptionError
 
 

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from sslzoo import create_dataset, create_model, create_strategy, run
-from sslzoo.contract.labels import HELD_OUT
-from sslzoo.contract.recipe import BUILT_IN, Recipe, upgrade_options
-from sslzoo.contract.strategy import TrainOptions, weighted_cross_entropy
-from sslzoo.engine.run import Run, RunSpec
-from sslzoo.engine.training import Training, make_optimizer, resolve_training, schedule_epoch
+from sslzoo._contract.labels import HELD_OUT
+from sslzoo._contract.recipe import BUILT_IN, Recipe, upgrade_options
+from sslzoo._contract.strategy import TrainOptions, weighted_cross_entropy
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._engine.training import Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo.errors import OptionError, UnknownNameError
 
 RECIPES = {recipe.name: recipe for recipe in BUILT_IN}

@@ -14,10 +14,10 @@ import torch
 from click.testing import CliRunner
 
 import sslzoo
-from sslzoo.cli.main import main
-from sslzoo.contract.dataset import UNLABELED
-from sslzoo.contract.registry import resolve_dataset
-from sslzoo.datasets import imagefolder
+from sslzoo._cli.main import main
+from sslzoo._contract.dataset import UNLABELED
+from sslzoo._contract.registry import resolve_dataset
+from sslzoo._datasets import imagefolder
 from sslzoo.errors import DataError, OptionError
 from tests.user_data import cifar10_root, idx_root, image_folder, shape_image, write_png
 
@@ -203,7 +203,7 @@ def test_a_cifar10_file_that_would_run_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_torchvision_sets_download_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sslzoo.default_plugins import user_datasets
+    from sslzoo._default_plugins import user_datasets
 
     fetched = []
     monkeypatch.setattr(user_datasets, "download", lambda cls, root: fetched.append(cls) or idx_root(root, cls))

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from sslzoo import create_strategy, run
-from sslzoo.contract.labels import HELD_OUT
-from sslzoo.contract.record import selected_on_test
-from sslzoo.engine.run import Run, RunSpec
+from sslzoo._contract.labels import HELD_OUT
+from sslzoo._contract.record import selected_on_test
+from sslzoo._engine.run import Run, RunSpec
+from sslzoo._planning.bench import summarize
+from sslzoo._planning.executor import SerialExecutor
 from sslzoo.errors import OptionError
-from sslzoo.planning.bench import summarize
-from sslzoo.planning.executor import SerialExecutor
 
 SMALL_MOONS = {"n_train": 300, "n_test": 100}
 AL = {"epochs": 3, "query_size": 5, "budget": 20, "lr": 0.05}

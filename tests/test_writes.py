@@ -12,10 +12,10 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from sslzoo.cli.main import main
-from sslzoo.datasets import tensor_cache
+from sslzoo._cli.main import main
+from sslzoo._datasets import tensor_cache
+from sslzoo._files import replace_file
 from sslzoo.errors import DataWarning, ResultsError
-from sslzoo.files import replace_file
 from sslzoo.labeling import Session
 
 BENCH = ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "6", "--epochs", "1", "-q"]

@@ -27,11 +27,11 @@ from typing import Any
 
 import click
 
-from sslzoo.cli.main import main as cli
-from sslzoo.contract.options import describe_options
-from sslzoo.contract.plugins import make_plugins
-from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import FAMILIES, Strategy, TrainOptions
+from sslzoo._cli.main import main as cli
+from sslzoo._contract.options import describe_options
+from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.registry import Registry
+from sslzoo._contract.strategy import FAMILIES, Strategy, TrainOptions
 
 HELP_WIDTH = 80
 """Columns the help blocks are rendered for (click never wraps help wider than 80)."""

@@ -1,6 +1,6 @@
 """Labeling sessions: active learning with people as the oracle, across days (``sslzoo label``).
 
-May import: :mod:`sslzoo.reports` and below; never the CLI.
+May import: :mod:`sslzoo._reports` and below; never the CLI.
 """
 
 from sslzoo.labeling.replay import report

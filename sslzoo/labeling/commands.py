@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
-from sslzoo.contract.options import parse_assignments
-from sslzoo.engine.run import Progress
+from sslzoo._contract.options import parse_assignments
+from sslzoo._engine.run import Progress
+from sslzoo._reports.reporting import boost_text
+from sslzoo._results.formatting import text_table
 from sslzoo.labeling.replay import REPORT_DIR
 from sslzoo.labeling.replay import report as write_report
 from sslzoo.labeling.session import Round, Session, round_size
 from sslzoo.labeling.simulated import SimulatedLabeler, simulate
-from sslzoo.reports.reporting import boost_text
-from sslzoo.results.formatting import text_table
 
 DIRECTORY = click.argument("directory", type=click.Path(file_okay=False))
 

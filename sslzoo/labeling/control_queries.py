@@ -3,7 +3,7 @@ people, so that a random-query learner can be replayed on the labels they gave a
 label saving measured on their own data.
 
 The labeling-workflow guide judges active learning against a control group: labels drawn at random
-instead of chosen by the strategy, the model trained the same way (:mod:`sslzoo.planning.control_group`, which
+instead of chosen by the strategy, the model trained the same way (:mod:`sslzoo._planning.control_group`, which
 ``sslzoo bench --control`` runs on data whose labels are all known). A session knows only the labels
 people give, so its control group is asked for too, a fraction F of each round's queries
 (``sslzoo label start --control F``):
@@ -19,7 +19,7 @@ people give, so its control group is asked for too, a fraction F of each round's
   that whoever labels cannot tell them apart. The group costs at most ceil(F·K) more labels a round.
 * **Control labels** (the labels of control items) are marked as such in the ledger; the strategy's
   model never trains on them and the strategy never asks about their items, so its curve is its own.
-* **The control learner** (:func:`sslzoo.planning.control_group.control_of`: ``random``, or ``random+B`` for
+* **The control learner** (:func:`sslzoo._planning.control_group.control_of`: ``random``, or ``random+B`` for
   ``A+B``, with the strategy's protocol) trains on the labels of the start and of its draws and on
   nothing else, at every training of the session (:mod:`sslzoo.labeling.replay`).
 """
@@ -33,11 +33,11 @@ from typing import Any, TypeVar
 
 import torch
 
-from sslzoo.contract.registry import Registry
-from sslzoo.contract.strategy import Strategy
+from sslzoo._contract.registry import Registry
+from sslzoo._contract.strategy import Strategy
+from sslzoo._planning.control_group import control_of, protocol_of
 from sslzoo.errors import OptionError, SessionError
 from sslzoo.labeling.label_log import LabelBatch
-from sslzoo.planning.control_group import control_of, protocol_of
 
 T = TypeVar("T")
 CONTROL_FILE = "control.jsonl"

@@ -1,6 +1,6 @@
 """A session's ledger of labels: who labeled which item as what, and when, one imported batch per line.
 
-``labels.jsonl`` is a :class:`~sslzoo.files.Journal`: each import is appended as one line holding
+``labels.jsonl`` is a :class:`~sslzoo._files.Journal`: each import is appended as one line holding
 the whole batch, so an import is all or nothing (a process killed while writing it leaves a torn
 line that is ignored, and the same file can be imported again). Nothing is ever rewritten.
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sslzoo._files import Journal
 from sslzoo.errors import SessionError
-from sslzoo.files import Journal
 
 LABELS_FILE = "labels.jsonl"
 GIVEN = "given"

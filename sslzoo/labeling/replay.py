@@ -25,17 +25,17 @@ from typing import Any
 
 import torch
 
-from sslzoo.engine.catalog import create_strategy
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._files import Journal, replace_file
+from sslzoo._reports.reporting import Report
+from sslzoo._reports.reporting import report as write_report
+from sslzoo._results.record import SCHEMA_VERSION
+from sslzoo._results.store import RECORDS_FILE
 from sslzoo.errors import SessionError
-from sslzoo.files import Journal, replace_file
 from sslzoo.labeling.control_queries import CONTROL_FILE, CONTROL_MODEL_FILE, holdings
 from sslzoo.labeling.holdout import evaluated_on
 from sslzoo.labeling.label_log import labeled
 from sslzoo.labeling.session import Session, check_strategy, now
-from sslzoo.reports.reporting import Report
-from sslzoo.reports.reporting import report as write_report
-from sslzoo.results.record import SCHEMA_VERSION
-from sslzoo.results.store import RECORDS_FILE
 
 REPORT_DIR = "report"
 """Where ``sslzoo label report`` writes by default, inside the session."""
@@ -139,7 +139,7 @@ def _notes(session: Session, lines: list[dict[str, Any]]) -> list[str]:
 
 def report(session: Session, out_dir: str | os.PathLike | None = None) -> Report:
     """Replay ``session``'s control group (if it has one) where it has not been, then write its records
-    (``records.jsonl``) and their report (``report.md`` and figures: :func:`sslzoo.reports.reporting.report`)
+    (``records.jsonl``) and their report (``report.md`` and figures: :func:`sslzoo._reports.reporting.report`)
     into ``out_dir`` (default: the session's ``report/``)."""
     out = Path(out_dir) if out_dir is not None else session.directory / REPORT_DIR
     with session.writing():

@@ -17,7 +17,7 @@ A session lives in a directory::
                      model's auto-labels of the rest of the pool (autolabels.csv, hard ones first)
 
 The steps are the engine's: :meth:`Session.next` trains on the labels held (when the model is
-older than the ledger) with :meth:`Run.train_round <sslzoo.engine.run.Run.train_round>`, then asks the
+older than the ledger) with :meth:`Run.train_round <sslzoo._engine.run.Run.train_round>`, then asks the
 strategy's ``select`` hook for the round's queries, exactly as a benchmark round does; with no
 label yet (a cold start) the first round is the ``random`` strategy's choice. People answer; their
 labels come back through :meth:`Session.import_labels` (a CSV or a Label Studio export), and the
@@ -55,28 +55,28 @@ from typing import Any
 
 import torch
 
+from sslzoo._contract.dataset import Dataset
+from sslzoo._contract.ledger import Ledger
+from sslzoo._contract.oracle import oracle_labels
+from sslzoo._contract.record import round_float
+from sslzoo._contract.registry import Registry, default_registry, resolve_dataset
+from sslzoo._contract.strategy import Strategy
+from sslzoo._engine.catalog import create_strategy, option_names
+from sslzoo._engine.judge import Judge
+from sslzoo._engine.run import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
+from sslzoo._files import Journal, fsync_directory, hold, read_text, replace_file
+from sslzoo._ops import inference
+from sslzoo._ops.quality import BUCKETS, difficulty_buckets
+from sslzoo._results.store import SESSION_FILE
+from sslzoo._strategies.composite import Composite
 from sslzoo._version import __version__
-from sslzoo.contract.dataset import Dataset
-from sslzoo.contract.ledger import Ledger
-from sslzoo.contract.oracle import oracle_labels
-from sslzoo.contract.record import round_float
-from sslzoo.contract.registry import Registry, default_registry, resolve_dataset
-from sslzoo.contract.strategy import Strategy
-from sslzoo.engine.catalog import create_strategy, option_names
-from sslzoo.engine.judge import Judge
-from sslzoo.engine.run import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
 from sslzoo.errors import OptionError, SessionError, UnknownNameError
-from sslzoo.files import Journal, fsync_directory, hold, read_text, replace_file
 from sslzoo.labeling import label_studio, sheets
 from sslzoo.labeling.answers import Answer, decode, read_csv
 from sslzoo.labeling.control_queries import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
 from sslzoo.labeling.holdout import evaluated_on, held_out_items
 from sslzoo.labeling.label_log import GIVEN, Label, LabelBatch, LabelLedger, labeled
 from sslzoo.labeling.label_studio import read_export
-from sslzoo.ops import inference
-from sslzoo.ops.quality import BUCKETS, difficulty_buckets
-from sslzoo.results.store import SESSION_FILE
-from sslzoo.strategies.composite import Composite
 
 HISTORY_FILE = "history.jsonl"
 MODEL_FILE = "model.pt"

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from sslzoo._files import replace_file
 from sslzoo.errors import OptionError, SessionError
-from sslzoo.files import replace_file
 from sslzoo.labeling.session import Session
 from sslzoo.labeling.sheets import QUERY_COLUMNS, csv_bytes
 

@@ -2,7 +2,7 @@
 the one that recorded them (the probe agrees), and on one that does not, in what does not depend on
 the last bits of a float (:func:`loose_differences`).
 
-Both sides are read as sslzoo reads records (:meth:`sslzoo.results.record.Record.from_json`: golden
+Both sides are read as sslzoo reads records (:meth:`sslzoo._results.record.Record.from_json`: golden
 records of schema 1 migrate) and their derived figures (``per_class``, ``al_metrics``) are the
 record's methods, so the figures are compared whichever schema recorded them."""
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sslzoo.results.record import Record
+from sslzoo._results.record import Record
 
 #: on another machine, test accuracies may differ by this much (a fraction of the test set)
 ACCURACY_TOLERANCE = 0.05

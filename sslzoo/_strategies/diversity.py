@@ -1,0 +1,146 @@
+"""Diversity in an embedding: k-center greedy, k-means++ seeding, k-means and typicality.
+
+Pure functions of feature tensors (rows = candidates), computed on the tensors' device in chunks
+of at most ``ELEMENTS`` distances, so that no N × N matrix is ever built for a large pool. Every
+random choice is drawn from the ``torch.Generator`` passed in. They return *positions* in the
+rows given; the strategies map them to global ids.
+
+References:
+
+* Sener, O. & Savarese, S. (2018). Active Learning for Convolutional Neural Networks: A Core-Set
+  Approach. ICLR 2018 (Algorithm 1, k-Center-Greedy).
+* Arthur, D. & Vassilvitskii, S. (2007). k-means++: The Advantages of Careful Seeding. SODA 2007,
+  1027–1035; used on gradient embeddings by Ash, J. T., Zhang, C., Krishnamurthy, A., Langford, J.
+  & Agarwal, A. (2020). Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds.
+  ICLR 2020.
+* Hacohen, G., Dekel, A. & Weinshall, D. (2022). Active Learning on a Budget: Opposite Strategies
+  Suit High and Low Budgets. ICML 2022, PMLR 162:8175–8195 (typicality).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sslzoo._ops.embedding import GradientEmbedding
+
+__all__ = ["kcenter_greedy", "kmeans", "kmeans_pp_seeding", "min_sq_distances", "sq_distances", "typicality"]
+
+ELEMENTS = 2**22
+"""Distances held at once (16 MB in float32)."""
+
+
+def sq_distances(x: Tensor, y: Tensor) -> Tensor:
+    """Squared Euclidean distances (len(x), len(y)), never negative."""
+    return (x.square().sum(1, keepdim=True) + y.square().sum(1) - 2.0 * (x @ y.T)).clamp_min(0.0)
+
+
+def min_sq_distances(x: Tensor, centers: Tensor) -> Tensor:
+    """``min_c |x_i - c|²`` (N,) over the rows of ``centers`` (+inf without any), in chunks of centers."""
+    out = torch.full((x.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
+    step = max(1, ELEMENTS // max(1, x.shape[0]))
+    for start in range(0, centers.shape[0], step):
+        out = torch.minimum(out, sq_distances(x, centers[start:start + step]).amin(1))
+    return out
+
+
+def kcenter_greedy(x: Tensor, centers: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    """Positions of ``k`` rows of ``x`` chosen by k-center greedy (Sener & Savarese 2018, Algorithm 1):
+    each is the row farthest from its nearest center (``centers``, then the rows chosen so far);
+    ties to the first. Without centers the first choice is a random row (from ``generator``)."""
+    n = x.shape[0]
+    k = max(0, min(int(k), n))
+    chosen = torch.empty(k, dtype=torch.long, device=x.device)
+    if k == 0:
+        return chosen
+    nearest = min_sq_distances(x, centers)
+    norms = x.square().sum(1, keepdim=True)  # once: each pick needs only its own norm and products
+    for i in range(k):
+        if i == 0 and centers.shape[0] == 0:
+            pick = torch.randint(n, (), generator=generator, device=x.device)
+        else:
+            pick = nearest.argmax()
+        chosen[i] = pick
+        y = x[pick].unsqueeze(0)
+        nearest = torch.minimum(nearest, (norms + y.square().sum(1) - 2.0 * (x @ y.T)).clamp_min(0.0).squeeze(1))
+        nearest[pick] = -1.0  # never again, even among duplicates
+    return chosen
+
+
+def kmeans_pp_seeding(g: GradientEmbedding, k: int, generator: torch.Generator | None = None) -> Tensor:
+    """Positions of ``k`` gradient embeddings chosen as BADGE does (Ash et al. 2020): the largest
+    norm first, then each next one drawn with probability ∝ its squared distance to the nearest
+    one chosen (k-means++ seeding), from ``generator``. Distances come from the factors (``a``, ``h``),
+    never from the dense gradients. Once every remaining distance is 0 the rest are drawn uniformly
+    from those not chosen."""
+    n = len(g)
+    k = max(0, min(int(k), n))
+    chosen = torch.empty(k, dtype=torch.long, device=g.a.device)
+    if k == 0:
+        return chosen
+    chosen[0] = g.sq_norms().argmax()
+    nearest = g.sq_distances(chosen[:1]).squeeze(1).double()
+    free = torch.ones(n, dtype=torch.bool, device=g.a.device)
+    free[chosen[0]] = False
+    for i in range(1, k):
+        weights = nearest * free
+        if not bool(weights.sum() > 0):
+            weights = free.double()
+        chosen[i] = torch.multinomial(weights, 1, generator=generator)[0]
+        free[chosen[i]] = False
+        nearest = torch.minimum(nearest, g.sq_distances(chosen[i:i + 1]).squeeze(1).double())
+    return chosen
+
+
+def kmeans(x: Tensor, k: int, generator: torch.Generator | None = None, max_iter: int = 300,
+           tol: float = 1e-4) -> Tensor:
+    """Cluster index (N,) of each row of ``x`` by k-means (Lloyd's algorithm from k-means++ seeds
+    drawn from ``generator``), as scikit-learn's ``KMeans`` runs it by default: at most ``max_iter``
+    iterations, stopping once the centers move less than ``tol`` × the mean variance of the
+    features (summed squared shifts). An emptied cluster keeps its center."""
+    n = x.shape[0]
+    k = max(1, min(int(k), n))
+    seeds = [int(torch.randint(n, (), generator=generator, device=x.device))]
+    nearest = sq_distances(x, x[seeds[0]].unsqueeze(0)).squeeze(1).double()
+    for _ in range(1, k):
+        weights = nearest if bool(nearest.sum() > 0) else torch.ones_like(nearest)
+        seeds.append(int(torch.multinomial(weights, 1, generator=generator)[0]))
+        nearest = torch.minimum(nearest, sq_distances(x, x[seeds[-1]].unsqueeze(0)).squeeze(1).double())
+    centers = x[seeds].clone()
+    limit = tol * float(x.var(0, correction=0).mean()) if n > 1 else 0.0
+    assign = assignments(x, centers)
+    for _ in range(max_iter):
+        sums = torch.zeros_like(centers).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).unsqueeze(1)
+        moved = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+        shift = float((moved - centers).square().sum())
+        centers = moved
+        assign = assignments(x, centers)
+        if shift <= limit:
+            break
+    return assign
+
+
+def assignments(x: Tensor, centers: Tensor) -> Tensor:
+    """The nearest center of each row of ``x`` (ties to the first), in chunks of rows."""
+    step = max(1, ELEMENTS // max(1, centers.shape[0]))
+    return torch.cat([sq_distances(x[s:s + step], centers).argmin(1) for s in range(0, x.shape[0], step)])
+
+
+def typicality(x: Tensor, neighbours: int) -> Tensor:
+    """TypiClust's typicality (N,) of each row among the rows of ``x`` (Hacohen et al. 2022):
+    ``1 / (mean squared distance to its nearest neighbours + 1e-5)``, over ``neighbours`` of them
+    (itself excluded), in chunks of rows. Squared distances, as the authors' code measures them
+    (faiss ``IndexFlatL2``)."""
+    n = x.shape[0]
+    neighbours = max(1, min(int(neighbours), n - 1))
+    if n < 2:
+        return torch.ones(n, dtype=x.dtype, device=x.device)
+    out = torch.empty(n, dtype=x.dtype, device=x.device)
+    step = max(1, ELEMENTS // n)
+    for start in range(0, n, step):
+        d = sq_distances(x[start:start + step], x)
+        rows = torch.arange(d.shape[0], device=x.device)
+        d[rows, rows + start] = torch.inf  # itself
+        out[start:start + step] = d.topk(neighbours, dim=1, largest=False).values.mean(1)
+    return 1.0 / (out + 1e-5)

@@ -1,7 +1,0 @@
-"""The engine: one run from its spec (:mod:`~sslzoo.engine.run`), training, the judge that holds a
-run's hidden labels and the learner process that never receives them, the catalog of names
-(strategies, datasets, models), and how another process rebuilds the registry.
-
-May import: :mod:`sslzoo.strategies`, :mod:`sslzoo.datasets`, :mod:`sslzoo.contract` and below;
-never planning, results, reports, labeling or the CLI.
-"""

@@ -1,5 +1,0 @@
-"""Planning and executing grids of runs: ``sslzoo.run``/``bench`` grids, presets, control groups,
-and the executors (serial, worker processes, Ray) that run them.
-
-May import: :mod:`sslzoo.results` (the record store), :mod:`sslzoo.engine` and below.
-"""

@@ -32,6 +32,7 @@ from sslzoo._default_plugins.softmatch import SoftMatch
 from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import OptionError
 from sslzoo.testing import tiny_run
+from tests.usb_reference import usb_ce_loss, usb_consistency_loss
 
 NEW = ("flexmatch", "freematch", "softmatch", "dash")
 N, LABELED, CLASSES, DRAWN, STEPS = 40, 6, 3, 16, 8
@@ -41,17 +42,8 @@ TOLERANCE = {"atol": 1e-6, "rtol": 0.0}
 # --- USB's formulas (semilearn/algorithms, commit 1ef4cbe), ported with their names --------------------
 
 
-def usb_ce_loss(logits, targets, reduction="none"):
-    """semilearn/core/criterions/cross_entropy.py: ce_loss."""
-    if logits.shape == targets.shape:
-        nll_loss = torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=1)
-        return nll_loss if reduction == "none" else nll_loss.mean()
-    return F.nll_loss(F.log_softmax(logits, dim=-1), targets, reduction=reduction)
 
 
-def usb_consistency_loss(logits, targets, mask):
-    """semilearn/core/criterions/consistency.py: consistency_loss(..., 'ce', mask)."""
-    return (usb_ce_loss(logits, targets, reduction="none") * mask).mean()
 
 
 class UsbFlexMatch:
@@ -253,7 +245,7 @@ def test_flexmatch_masks_and_loss_agree_with_usb(warmup):
         logits_x_lb, logits_x_ulb = _usb_logits(ctx, model, unlabeled)
         mask = usb.masking(torch.softmax(logits_x_ulb, dim=-1), unlabeled - LABELED)
         pseudo_label = usb_pseudo_labels(logits_x_ulb, True, 0.5)
-        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask)
+        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask=mask)
         assert torch.equal(guess.weights, mask) and torch.equal(out.pseudo.mask, mask.bool())
         assert torch.equal(guess.targets, pseudo_label) and torch.equal(out.pseudo.targets, pseudo_label)
         torch.testing.assert_close(out.loss, loss, **TOLERANCE)
@@ -271,7 +263,7 @@ def test_freematch_masks_and_loss_agree_with_usb():
         mask = usb.masking(logits_x_ulb)
         pseudo_label = usb_pseudo_labels(logits_x_ulb, True, 0.5)
         ent_loss = usb_entropy_loss(mask, logits_x_ulb, usb.p_model, usb.label_hist) if mask.sum() > 0 else 0.0
-        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask) + 0.5 * ent_loss
+        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask=mask) + 0.5 * ent_loss
         assert torch.equal(guess.weights, mask) and torch.equal(out.pseudo.targets, pseudo_label)
         torch.testing.assert_close(out.loss, loss, **TOLERANCE)
         kept.append(int(mask.sum()))
@@ -286,7 +278,7 @@ def test_softmatch_weights_and_loss_agree_with_usb():
         logits_x_lb, logits_x_ulb = _usb_logits(ctx, model, unlabeled)
         mask = usb.masking(usb.dist_align(torch.softmax(logits_x_ulb, dim=-1)))
         pseudo_label = usb_pseudo_labels(logits_x_ulb, True, 0.5)  # from the logits, not the aligned probabilities
-        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask)
+        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask=mask)
         torch.testing.assert_close(guess.weights, mask, **TOLERANCE)
         assert torch.equal(guess.targets, pseudo_label) and bool(out.pseudo.mask.all())
         torch.testing.assert_close(out.loss, loss, **TOLERANCE)
@@ -305,7 +297,7 @@ def test_dash_masks_and_loss_agree_with_usb_through_the_switch_to_hard_labels():
         logits_x_lb, logits_x_ulb = _usb_logits(ctx, model, unlabeled)
         mask = usb.masking(logits_x_ulb, it)
         pseudo_label = usb_pseudo_labels(logits_x_ulb, usb.use_hard_label, 0.5)
-        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask)
+        loss = _sup_loss(logits_x_lb) + usb_consistency_loss(logits_x_ulb, pseudo_label, mask=mask)
         assert torch.equal(guess.weights, mask) and torch.equal(out.pseudo.mask, mask.bool())
         if usb.use_hard_label:
             assert torch.equal(guess.targets, pseudo_label)

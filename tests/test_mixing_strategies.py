@@ -30,6 +30,7 @@ from sslzoo._default_plugins.uda import Uda
 from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import OptionError
 from sslzoo.testing import tiny_run
+from tests.usb_reference import usb_ce_loss, usb_consistency_loss, usb_fixed_masking
 
 NEW = ("uda", "mixmatch", "remixmatch")
 N, CLASSES, DRAWN, STEPS = 40, 3, 12, 6
@@ -41,23 +42,8 @@ TOLERANCE = {"atol": 1e-6, "rtol": 0.0}
 # --- USB's formulas (semilearn, commit 1ef4cbe), ported with their names --------------------------------
 
 
-def usb_ce_loss(logits, targets, reduction="none"):
-    """semilearn/core/criterions/cross_entropy.py: ce_loss."""
-    if logits.shape == targets.shape:
-        nll_loss = torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=1)
-        return nll_loss if reduction == "none" else nll_loss.mean()
-    return F.nll_loss(F.log_softmax(logits, dim=-1), targets, reduction=reduction)
 
 
-def usb_consistency_loss(logits, targets, name="ce", mask=None):
-    """semilearn/core/criterions/consistency.py: consistency_loss ('ce' and 'mse')."""
-    if name == "mse":
-        loss = F.mse_loss(torch.softmax(logits, dim=-1), targets, reduction="none").mean(dim=1)
-    else:
-        loss = usb_ce_loss(logits, targets, reduction="none")
-    if mask is not None:
-        loss = loss * mask
-    return loss.mean()
 
 
 def usb_gen_ulb_targets(logits, use_hard_label=True, T=1.0, softmax=True):
@@ -68,10 +54,6 @@ def usb_gen_ulb_targets(logits, use_hard_label=True, T=1.0, softmax=True):
     return torch.softmax(logits / T, dim=-1) if softmax else logits
 
 
-def usb_fixed_masking(probs_x_ulb, p_cutoff):
-    """semilearn/algorithms/hooks/masking.py: FixedThresholdingHook.masking (softmax_x_ulb=False)."""
-    max_probs, _ = torch.max(probs_x_ulb.detach(), dim=-1)
-    return max_probs.ge(p_cutoff).to(max_probs.dtype)
 
 
 def usb_tsa(schedule, cur_iter, total_iter, num_classes):

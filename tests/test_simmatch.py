@@ -29,6 +29,7 @@ from sslzoo._default_plugins.simmatch import LabeledBank, SimMatch
 from sslzoo._engine.catalog import create_strategy
 from sslzoo.errors import OptionError
 from sslzoo.testing import tiny_run
+from tests.usb_reference import usb_ce_loss, usb_consistency_loss, usb_fixed_masking
 
 N, LABELED, CLASSES, DRAWN, HIDDEN, STEPS, FILLING = 40, 6, 3, 16, 8, 8, 2
 TOLERANCE = {"atol": 1e-6, "rtol": 0.0}
@@ -40,17 +41,8 @@ OPTIONS: dict[str, Any] = {"threshold": 0.85, "temperature": 0.5, "da_len": 3, "
 # --- core/criterions; commit 1ef4cbebcc0b368158315aeb425053858cf6c845), ported with their names -----------
 
 
-def usb_ce_loss(logits, targets, reduction="none"):
-    """semilearn/core/criterions/cross_entropy.py: ce_loss."""
-    if logits.shape == targets.shape:
-        nll_loss = torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=1)
-        return nll_loss if reduction == "none" else nll_loss.mean()
-    return F.nll_loss(F.log_softmax(logits, dim=-1), targets, reduction=reduction)
 
 
-def usb_consistency_loss(logits, targets, mask):
-    """semilearn/core/criterions/consistency.py: consistency_loss(..., 'ce', mask)."""
-    return (usb_ce_loss(logits, targets, reduction="none") * mask).mean()
 
 
 class UsbDistAlignQueueHook:
@@ -70,10 +62,6 @@ class UsbDistAlignQueueHook:
         return probs_x_ulb_aligned / probs_x_ulb_aligned.sum(dim=-1, keepdim=True)
 
 
-def usb_fixed_masking(probs_x_ulb, p_cutoff):
-    """semilearn/algorithms/hooks/masking.py: FixedThresholdingHook.masking(..., softmax_x_ulb=False)."""
-    max_probs, _ = torch.max(probs_x_ulb.detach(), dim=-1)
-    return max_probs.ge(p_cutoff).to(max_probs.dtype)
 
 
 def usb_l2norm(x, power=2):
@@ -125,7 +113,7 @@ class UsbSimMatch:
             in_loss *= 0.0
             probs_x_ulb_w = ema_probs_x_ulb_w
         mask = usb_fixed_masking(probs_x_ulb_w, self.p_cutoff)
-        unsup_loss = usb_consistency_loss(logits_x_ulb_s, probs_x_ulb_w, mask)
+        unsup_loss = usb_consistency_loss(logits_x_ulb_s, probs_x_ulb_w, mask=mask)
         total_loss = sup_loss + self.lambda_u * unsup_loss + self.lambda_in * in_loss
         return total_loss, mask, probs_x_ulb_w
 

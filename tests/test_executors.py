@@ -4,6 +4,7 @@ driver writes the store."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -347,6 +348,14 @@ def test_a_ray_address_where_nothing_answers_is_a_one_line_error_at_once():
     assert "--ray-address 127.0.0.1:1: no Ray cluster answers there" in result.output
 
 
+def test_a_ray_client_address_where_nothing_answers_is_a_one_line_error_at_once():
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
+    result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
+                                       "--executor", "ray", "--ray-address", "ray://127.0.0.1:1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: --ray-address ray://127.0.0.1:1: no Ray cluster answers there")
+
+
 @pytest.mark.parametrize("address", ["not an address", "http://127.0.0.1:1"])
 def test_a_malformed_ray_address_is_a_one_line_error(address):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
@@ -355,6 +364,49 @@ def test_a_malformed_ray_address_is_a_one_line_error(address):
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert result.output.startswith(f"Error: --ray-address {address!r} is not a Ray address: use HOST:PORT, "
                                     f"ray://HOST:PORT or auto") and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_ray_node_that_dies_mid_grid_is_a_one_line_error_that_keeps_the_records_and_hints_resume(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
+    out = tmp_path / "out"
+    bench = subprocess.Popen([sys.executable, "-m", "sslzoo", "bench", "-s", "supervised", "-s", "self_training",
+                              "--dataset", "moons", "--labels", "10", "--seeds", "4", "--epochs", "300", "--out",
+                              str(out), "-q", "--executor", "ray"], start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while not (records.exists() and records.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    raylet = next(pid for pid in _children(bench.pid) if "raylet/raylet" in _command_line(pid))
+    os.kill(raylet, signal.SIGKILL)  # the node's agent, as an OOM killer would take it
+    _, stderr = bench.communicate(timeout=60)
+    message = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert bench.returncode == 1 and message, stderr
+    assert message[0].startswith("Error: the Ray node this driver runs on went away (its raylet stopped); the ")
+    assert "run the same command with --resume" in message[0] and "Traceback" not in stderr
+    kept = load(out).records
+    assert 1 <= len(kept) < 8 and f"the {len(kept)} runs that finished were kept" in message[0]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(bench.pid, signal.SIGKILL)  # whatever Ray left of the local instance
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                status = (Path("/proc") / entry / "status").read_text()
+                if f"\nPPid:\t{pid}\n" in status:
+                    found.append(int(entry))
+    return found
+
+
+def _command_line(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 stated warning, or with the correct result, never silently wrong.
 
 Read top to bottom, this file is the list: images and image folders, ``.npz`` and CSV files, sizes
-and loop counts, Label Studio exports, then planning a grid of runs.
+and loop counts, Label Studio exports, then planning a grid of runs. Workers and Ray nodes that die
+under a grid, and Ray addresses where no cluster answers, are in ``tests/test_executors.py``.
 """
 
 from __future__ import annotations

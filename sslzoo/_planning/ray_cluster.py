@@ -36,11 +36,13 @@ from sslzoo._planning.executor import (
     lost_runs_error,
     prepare_worker,
 )
-from sslzoo.errors import LearnerDied, OptionError
+from sslzoo.errors import LearnerDied, OptionError, WorkerError
 
 #: What a Ray address looks like: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``.
 ADDRESS = re.compile(r"auto|(ray://)?[^\s:/]+:\d+")
 
+#: How often (seconds) the driver checks that its own raylet is still there while it waits for runs.
+RAYLET_POLL_S = 0.5
 MISSING = "--executor ray needs Ray, which is not installed: pip install 'sslzoo[ray]'"
 ADDRESS_ENV = "RAY_ADDRESS"
 
@@ -108,15 +110,36 @@ def check_resources(ray: ModuleType, cpus: float, gpus: float) -> None:
 
 
 def _check_reachable(address: str, given: str, timeout: float = 10.0) -> None:
-    """A ``HOST:PORT`` address must accept a connection within ``timeout`` seconds (Ray itself would
-    wait minutes for a head that is not there); ``auto`` and ``ray://`` addresses are Ray's to check."""
-    host, colon, port = address.rpartition(":")
-    if not colon or not port.isdigit() or "://" in address:
+    """A ``HOST:PORT`` or ``ray://HOST:PORT`` address must accept a connection within ``timeout``
+    seconds (Ray itself would wait minutes for a head that is not there); ``auto`` is Ray's to check."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit() or "://" in host:
         return
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
         raise OptionError(f"{given} {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+def _raylet_socket(ray: ModuleType) -> str | None:
+    """The Unix socket of the raylet this driver talks to (None for a Ray Client connection, which has
+    no local raylet, or where this Ray keeps it elsewhere)."""
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    path = getattr(getattr(node, "_global_node", None), "raylet_socket_name", None)
+    return path if isinstance(path, str) and os.path.exists(path) else None
+
+
+def _raylet_alive(path: str | None) -> bool:
+    """Whether the raylet at ``path`` still accepts connections (a raylet that died refuses them at once;
+    Ray itself would end this process moments later with no word of the records kept)."""
+    if path is None:
+        return True
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def _at_least(value: Any, flag: str, minimum: float) -> float:
@@ -150,9 +173,16 @@ class RayExecutor(Executor):
             shared = ray.put(recipe)
             threads = max(1, int(self.cpus))
             pending = {task.remote(spec, shared, threads): index for index, (spec, _) in enumerate(runs)}
+            raylet = _raylet_socket(ray)
             try:
                 while pending:
-                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=RAYLET_POLL_S)
+                    if not ready:
+                        if not _raylet_alive(raylet):
+                            raise WorkerError(f"the Ray node this driver runs on went away (its raylet stopped); "
+                                              f"the {done} runs that finished were kept; run the same command "
+                                              f"with --resume to run the other {len(pending) + len(lost)}")
+                        continue
                     index = pending.pop(ready[0])
                     try:
                         record = ray.get(ready[0])
@@ -164,7 +194,7 @@ class RayExecutor(Executor):
                     listener.finished(index, record)
                     done += 1
             finally:
-                for ref in pending:
+                for ref in pending if _raylet_alive(raylet) else ():
                     ray.cancel(ref, force=True)
         if lost:
             raise lost_runs_error(lost, self.retries + 1, done)

@@ -356,6 +356,30 @@ def test_a_ray_client_address_where_nothing_answers_is_a_one_line_error_at_once(
     assert result.output.startswith("Error: --ray-address ray://127.0.0.1:1: no Ray cluster answers there")
 
 
+def test_a_local_ray_instance_under_too_small_an_address_space_is_refused_before_ray_starts(monkeypatch):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (4 * 2**30, resource.RLIM_INFINITY))
+    monkeypatch.setattr(sys.modules["ray"], "init", lambda **kwargs: pytest.fail("Ray started"))
+    result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
+                                       "--executor", "ray"])
+    assert result.exit_code == 1 and result.output == (
+        "Error: --executor ray: this process may map 4.0 GiB (ulimit -v), and a local Ray instance needs about "
+        "6 GiB; raise the limit, or use --workers N\n")
+
+
+def test_under_an_address_space_limit_the_local_object_store_is_an_eighth_of_it(monkeypatch):
+    import resource
+
+    from sslzoo._planning.ray_cluster import _object_store_bytes
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (16 * 2**30, resource.RLIM_INFINITY))
+    assert _object_store_bytes() == 2 * 2**30
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert _object_store_bytes() is None
+
+
 @pytest.mark.parametrize("address", ["not an address", "http://127.0.0.1:1"])
 def test_a_malformed_ray_address_is_a_one_line_error(address):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import re
+import resource
 import socket
 import sys
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,11 @@ ADDRESS = re.compile(r"auto|(ray://)?[^\s:/]+:\d+")
 
 #: How often (seconds) the driver checks that its own raylet is still there while it waits for runs.
 RAYLET_POLL_S = 0.5
+#: The smallest object store Ray accepts (bytes).
+OBJECT_STORE_MIN = 78_643_200
+#: The address space (bytes) under which a local Ray instance aborts this process as it starts (its
+#: threads' stacks and shared-memory maps; 5.5 GB sufficed on a 2-core machine, 5 GB did not).
+ADDRESS_SPACE_MIN = 6 * 2**30
 MISSING = "--executor ray needs Ray, which is not installed: pip install 'sslzoo[ray]'"
 ADDRESS_ENV = "RAY_ADDRESS"
 
@@ -79,13 +85,14 @@ def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    store = None if where else _object_store_bytes()
     try:
         if where:
             ray.init(address=where, logging_level=logging.WARNING)
         else:
             path = os.pathsep.join(os.path.abspath(entry) for entry in sys.path)
             ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, include_dashboard=False,
-                     logging_level=logging.WARNING)
+                     logging_level=logging.WARNING, object_store_memory=store)
     except ConnectionError as exc:
         raise OptionError(f"{given} {where}: no Ray cluster answers there ({exc})") from None
     except Exception as exc:  # a malformed address (ValueError), a local instance that cannot start, ...
@@ -96,6 +103,21 @@ def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _object_store_bytes() -> int | None:
+    """The local instance's object store under an address-space limit (``ulimit -v``): an eighth of it,
+    which the records and recipe it holds never approach (Ray's default, 30 % of the machine's memory,
+    is mapped into this process and would crash it there); None (Ray's default) without a limit.
+    Below :data:`ADDRESS_SPACE_MIN` Ray's own threads and maps abort the process, so that is refused."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return None
+    if limit < ADDRESS_SPACE_MIN:
+        raise OptionError(f"--executor ray: this process may map {limit / 2**30:.1f} GiB (ulimit -v), and a local "
+                          f"Ray instance needs about {ADDRESS_SPACE_MIN / 2**30:.0f} GiB; raise the limit, or "
+                          f"use --workers N")
+    return max(OBJECT_STORE_MIN, limit // 8)
 
 
 def check_resources(ray: ModuleType, cpus: float, gpus: float) -> None:

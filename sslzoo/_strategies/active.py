@@ -9,20 +9,27 @@ oracle (the hidden ground truth in a benchmark) and retrains, until the labeled 
   subclasses override only it. :class:`UncertaintyStrategy` scores one deterministic pass
   (``ctx.predict``) with a function of :mod:`sslzoo.scores`; :class:`MCDropoutStrategy` scores
   ``passes`` MC-dropout passes (``ctx.predict_mc``), chunked to bound memory.
-* Picking is :func:`sslzoo._ops.picking.top_k` (random tie-break, global ids). A
-  :class:`BatchStrategy` chooses its queries jointly instead (:meth:`BatchStrategy.choose`: a
-  diverse or jointly informative batch), with no per-id score.
+* Picking is :func:`sslzoo._ops.picking.top_k` (random tie-break, global ids) by default. The
+  ``sampling`` option of every scoring strategy draws the batch instead, ∝ ``score ** beta``
+  (``power``), ``exp(beta * score)`` (``softmax``) or ``rank ** -beta`` (``softrank``), by the
+  Gumbel-top-k trick with the run's generator (:func:`sslzoo._ops.picking.sample_k`; Kirsch et al.
+  2023). A :class:`BatchStrategy` chooses its queries jointly instead (:meth:`BatchStrategy.choose`:
+  a diverse or jointly informative batch), with no per-id score, so it takes no ``sampling``.
 * Labels come from the oracle (the default ``label`` hook), each with weight 1, and the loss is
   the cross-entropy on the labeled set (the default ``loss``).
 
 Hybrid strategies compose these: subclass a strategy here and override ``label``/``weight``.
+
+Reference for ``sampling``: Kirsch, A., Farquhar, S., Atighehchian, P., Jesson, A., Branchaud-Charron,
+F. & Gal, Y. (2023). Stochastic Batch Acquisition: A Simple Baseline for Deep Active Learning.
+Transactions on Machine Learning Research (TMLR). arXiv:2106.12059.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -30,7 +37,7 @@ from torch import Tensor
 from sslzoo._contract.context import Context
 from sslzoo._contract.labels import ORACLE
 from sslzoo._contract.strategy import Strategy, TrainOptions
-from sslzoo._ops.picking import top_k
+from sslzoo._ops.picking import sample_k, top_k
 from sslzoo.errors import OptionError
 
 DEFAULT_ROUNDS = 10
@@ -52,6 +59,13 @@ class ActiveOptions(TrainOptions):
     pool_subset: int = field(default=0, metadata={
         "min": 0, "help": "score a seeded random subset of this many pool ids per round "
                           "(0: the whole pool; Gal et al. 2017 used 2000)"})
+    sampling: Literal["topk", "power", "softmax", "softrank"] = field(default="topk", metadata={
+        "help": "how a scoring strategy turns scores into a batch: the top query_size, or drawn without "
+                "replacement ∝ score^beta (power), exp(beta·score) (softmax) or rank^-beta (softrank) "
+                "(Kirsch et al. 2023); a strategy that chooses its batch jointly takes only topk"})
+    beta: float = field(default=1.0, metadata={
+        "min": 0.0, "help": "the sampling's inverse temperature: 0 draws uniformly, a large beta gives back "
+                            "topk (unused with topk)"})
 
 
 @dataclass
@@ -105,6 +119,19 @@ class ActiveStrategy(Strategy, ABC):
             raise OptionError(f"option budget={budget} of strategy {self.name!r} is smaller than the "
                               f"{start} starting labels (--labels); the budget counts them, so it "
                               f"must be at least {start}")
+        if self.options.sampling != "topk" and type(self).score is _no_score:
+            raise OptionError(f"option sampling={self.options.sampling!r} of strategy {self.name!r} is not allowed: "
+                              f"it chooses its batch jointly, with no per-id score to sample by; only "
+                              f"sampling='topk' (the default)")
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The options as the record reports them; ``sampling`` and ``beta`` only when sampling is
+        not ``topk``, so that a top-k run's record reads as it did before they existed."""
+        options = super().resolved_options()
+        if self.options.sampling == "topk":
+            options.pop("sampling", None)
+            options.pop("beta", None)
+        return options
 
     def stop(self, ctx: Context) -> str | None:
         """``"budget"`` once the labeled set holds the budget; the engine stops on an empty pool."""
@@ -126,8 +153,11 @@ class ActiveStrategy(Strategy, ABC):
         """One score per id of ``ids`` (1-D, on the device); higher = more worth querying."""
 
     def pick(self, ctx: Context, scores: Tensor, ids: Tensor, k: int) -> Tensor:
-        """``k`` of ``ids`` given their ``scores``: the top k, ties broken at random."""
-        return top_k(scores, ids, k, ctx.generator)
+        """``k`` of ``ids`` given their ``scores``: the top k, ties broken at random, or drawn as the
+        ``sampling`` option says (:func:`sslzoo._ops.picking.sample_k`)."""
+        if self.options.sampling == "topk":
+            return top_k(scores, ids, k, ctx.generator)
+        return sample_k(scores, ids, k, self.options.sampling, self.options.beta, ctx.generator)
 
     def choose(self, ctx: Context, ids: Tensor, k: int) -> Tensor:
         """``k`` of the candidate global ``ids``: :meth:`pick` by :meth:`score`."""

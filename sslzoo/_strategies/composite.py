@@ -23,7 +23,6 @@ from typing import Any
 from torch import nn
 
 from sslzoo._contract.context import Context
-from sslzoo._contract.options import options_dict
 from sslzoo._contract.strategy import Strategy, TrainOptions
 from sslzoo.errors import OptionError
 
@@ -62,8 +61,8 @@ class Composite(Strategy):
 
     def resolved_options(self) -> dict[str, Any]:
         own = {f.name for f in dataclasses.fields(TrainOptions)}
-        extra = {f"{self.pseudo.name}.{k}": v for k, v in options_dict(self.pseudo.options).items() if k not in own}
-        return {**options_dict(self.active.options), **extra}
+        extra = {f"{self.pseudo.name}.{k}": v for k, v in self.pseudo.resolved_options().items() if k not in own}
+        return {**self.active.resolved_options(), **extra}
 
     # -- the pairing -----------------------------------------------------------------------
     def selectors(self, ctx: Context) -> tuple[Strategy, ...]:

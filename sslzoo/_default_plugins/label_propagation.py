@@ -11,6 +11,10 @@ out), on
 * ``features=model``: the model's embedding (:meth:`sslzoo._contract.context.Context.embed`, the input of its
   last linear layer), built anew each round from the model of that round.
 
+The neighbours are exact up to 20,000 points and approximate above (``knn_search``; random-projection
+trees refined by neighbour descent, :mod:`sslzoo._ops.neighbours`, linear in the points where the exact
+search is quadratic).
+
 It propagates the one-hot labels of the oracle-labeled ids — the labels the ledger holds for them,
 which the engine gives every strategy; never a label of another id — over the graph, and accepts
 pool ids with the argmax of their propagated distribution as a frozen pseudo-label (its largest
@@ -38,6 +42,7 @@ from sslzoo._contract.hookspecs import hookimpl
 from sslzoo._contract.labels import HELD_OUT, ORACLE, Labels
 from sslzoo._contract.strategy import Strategy, TrainOptions
 from sslzoo._ops import graph
+from sslzoo._ops.neighbours import EXACT_UP_TO
 from sslzoo.errors import OptionError
 
 SCIKIT_LEARN = ("with scikit-learn's kNN kernel and defaults (sklearn.semi_supervised; Pedregosa et al., "
@@ -66,6 +71,10 @@ class GraphOptions(TrainOptions):
     n_neighbors: int = field(default=7, metadata={
         "min": 1, "help": "nearest neighbours of each point (an edge joins i and j when either is among the "
                           "other's)"})
+    knn_search: Literal["auto", "exact", "approximate"] = field(default="auto", metadata={
+        "help": "how the neighbours are found: exactly (every pair of points; quadratic in the points), "
+                "approximately (random-projection trees and neighbour descent; about linear), or auto: exactly "
+                f"up to {EXACT_UP_TO} points, approximately above"})
     gamma: float = field(default=20.0, metadata={
         "min": 0.0, "help": "kernel=rbf: the weight of an edge is exp(-gamma * squared distance)"})
     max_iter: int = field(default=1000, metadata={"min": 1, "help": "propagation steps at most"})
@@ -150,7 +159,8 @@ class GraphPseudoLabeler(Strategy):
         if self._graph is not None and torch.equal(self._graph[0], nodes):
             return self._graph[1]
         o = self.options
-        g = graph.knn_graph(self.points(ctx, nodes), o.n_neighbors, o.kernel, o.gamma)
+        g = graph.knn_graph(self.points(ctx, nodes), o.n_neighbors, o.kernel, o.gamma, neighbours=o.knn_search,
+                            generator=ctx.generator)
         self._graph = (nodes, g) if o.features == "inputs" else None
         return g
 

@@ -6,7 +6,9 @@ Everything runs on the tensors' device, and nothing of size N × N is ever built
   a time (256 rows × 2048 columns on the CPU, 2 MB, reduced while in the cache; blocks of whole rows on
   a GPU, 2**25 distances), each tile reduced at once to the minima of groups of 32 columns, then the
   ``k`` nearest found among the ``k`` groups of smallest minima;
-* :func:`knn_graph` makes the symmetric affinity ``W`` from them: an edge ``i - j`` when ``j`` is among
+* :func:`knn_graph` makes the symmetric affinity ``W`` from them (or, for a large pool, from the
+  approximate neighbours of :func:`sslzoo._ops.neighbours.approximate_knn`, linear in the rows; see
+  ``neighbours``): an edge ``i - j`` when ``j`` is among
   the ``n_neighbors`` nearest of ``i`` or ``i`` among those of ``j`` (``W = max(A, Aᵀ)`` for the directed
   kNN adjacency ``A``), weighing 1 (``kernel="knn"``, scikit-learn's connectivity kernel) or
   ``exp(-gamma · |x_i - x_j|²)`` (``kernel="rbf"``, the RBF kernel restricted to the kNN edges); no
@@ -53,6 +55,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from sslzoo._ops.neighbours import Method, nearest
 
 __all__ = ["ELEMENTS", "Graph", "Propagation", "knn", "knn_graph", "label_propagation", "label_spreading",
            "pca", "predict", "standardize"]
@@ -177,14 +181,18 @@ class Graph:
 
 
 def knn_graph(x: Tensor, n_neighbors: int = 7, kernel: Kernel = "knn", gamma: float = 20.0,
-              elements: int | None = None) -> Graph:
+              elements: int | None = None, neighbours: Method = "exact",
+              generator: torch.Generator | None = None) -> Graph:
     """The symmetric kNN graph of the rows of ``x`` (flattened): ``i - j`` when either is among the other's
     ``n_neighbors`` nearest, weighing 1 (``kernel="knn"``) or ``exp(-gamma |x_i - x_j|²)`` (``"rbf"``).
-    Built from :func:`knn` (``elements``: the distances it holds at once)."""
+    The neighbours come from :func:`knn` (``elements``: the distances it holds at once) or, as
+    ``neighbours`` says (``"auto"``: above :data:`sslzoo._ops.neighbours.EXACT_UP_TO` rows), from
+    :func:`sslzoo._ops.neighbours.approximate_knn` (its trees' directions drawn from ``generator``)."""
     if kernel not in ("knn", "rbf"):
         raise ValueError(f"unknown kernel {kernel!r}; allowed: knn, rbf")
     n = x.shape[0]
-    dist, index = knn(x, n_neighbors, elements=elements)
+    dist, index = nearest(x.flatten(1).float(), n_neighbors, neighbours,
+                          lambda rows, k: knn(rows, k, elements=elements), generator)
     device = dist.device
     k = index.shape[1]
     rows = torch.arange(n, device=device).repeat_interleave(k)

@@ -1,4 +1,5 @@
-"""Diversity in an embedding: k-center greedy, k-means++ seeding, k-means and typicality.
+"""Diversity in an embedding: k-center greedy, k-means++ seeding, k-means (Lloyd's and mini-batch) and
+typicality.
 
 Pure functions of feature tensors (rows = candidates), computed on the tensors' device in chunks
 of at most ``ELEMENTS`` distances, so that no N × N matrix is ever built for a large pool. Every
@@ -15,16 +16,22 @@ References:
   ICLR 2020.
 * Hacohen, G., Dekel, A. & Weinshall, D. (2022). Active Learning on a Budget: Opposite Strategies
   Suit High and Low Budgets. ICML 2022, PMLR 162:8175–8195 (typicality).
+* Sculley, D. (2010). Web-Scale K-Means Clustering. WWW 2010, 1177–1178 (mini-batch k-means), as
+  scikit-learn's ``MiniBatchKMeans`` runs it.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
 
 from sslzoo._ops.embedding import GradientEmbedding
+from sslzoo._ops.neighbours import Method, nearest
 
-__all__ = ["kcenter_greedy", "kmeans", "kmeans_pp_seeding", "min_sq_distances", "sq_distances", "typicality"]
+__all__ = ["kcenter_greedy", "kmeans", "kmeans_pp_seeding", "min_sq_distances", "minibatch_kmeans", "sq_distances",
+           "typicality"]
 
 ELEMENTS = 2**22
 """Distances held at once (16 MB in float32)."""
@@ -100,13 +107,7 @@ def kmeans(x: Tensor, k: int, generator: torch.Generator | None = None, max_iter
     features (summed squared shifts). An emptied cluster keeps its center."""
     n = x.shape[0]
     k = max(1, min(int(k), n))
-    seeds = [int(torch.randint(n, (), generator=generator, device=x.device))]
-    nearest = sq_distances(x, x[seeds[0]].unsqueeze(0)).squeeze(1).double()
-    for _ in range(1, k):
-        weights = nearest if bool(nearest.sum() > 0) else torch.ones_like(nearest)
-        seeds.append(int(torch.multinomial(weights, 1, generator=generator)[0]))
-        nearest = torch.minimum(nearest, sq_distances(x, x[seeds[-1]].unsqueeze(0)).squeeze(1).double())
-    centers = x[seeds].clone()
+    centers = _kmeans_pp(x, k, generator)
     limit = tol * float(x.var(0, correction=0).mean()) if n > 1 else 0.0
     assign = assignments(x, centers)
     for _ in range(max_iter):
@@ -127,20 +128,118 @@ def assignments(x: Tensor, centers: Tensor) -> Tensor:
     return torch.cat([sq_distances(x[s:s + step], centers).argmin(1) for s in range(0, x.shape[0], step)])
 
 
-def typicality(x: Tensor, neighbours: int) -> Tensor:
+def _kmeans_pp(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """``k`` rows of ``x`` drawn by k-means++ seeding (Arthur & Vassilvitskii 2007), copied."""
+    n = x.shape[0]
+    seeds = [int(torch.randint(n, (), generator=generator, device=x.device))]
+    closest = sq_distances(x, x[seeds[0]].unsqueeze(0)).squeeze(1).double()
+    for _ in range(1, k):
+        weights = closest if bool(closest.sum() > 0) else torch.ones_like(closest)
+        seeds.append(int(torch.multinomial(weights, 1, generator=generator)[0]))
+        closest = torch.minimum(closest, sq_distances(x, x[seeds[-1]].unsqueeze(0)).squeeze(1).double())
+    return x[seeds].clone()
+
+
+def _greedy_kmeans_pp(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """``k`` rows of ``x`` by greedy k-means++, as scikit-learn seeds: each next seed the best of
+    ``2 + ln k`` rows drawn with probability ∝ their squared distance to the nearest seed (the one that
+    leaves the smallest sum of those distances)."""
+    n = x.shape[0]
+    trials = 2 + int(math.log(k))
+    seeds = [int(torch.randint(n, (), generator=generator, device=x.device))]
+    closest = sq_distances(x, x[seeds[0]].unsqueeze(0)).squeeze(1).double()
+    for _ in range(1, k):
+        weights = closest if bool(closest.sum() > 0) else torch.ones_like(closest)
+        drawn = torch.multinomial(weights, trials, replacement=True, generator=generator)
+        after = torch.minimum(closest.unsqueeze(1), sq_distances(x, x[drawn]).double())
+        best = int(after.sum(0).argmin())
+        seeds.append(int(drawn[best]))
+        closest = after[:, best]
+    return x[seeds].clone()
+
+
+def minibatch_kmeans(x: Tensor, k: int, generator: torch.Generator | None = None, batch_size: int = 5000,
+                     max_iter: int = 100, max_no_improvement: int = 10) -> Tensor:
+    """Cluster index (N,) of each row of ``x`` by mini-batch k-means (Sculley 2010), as scikit-learn's
+    ``MiniBatchKMeans(batch_size=5000)`` runs it, the k-means TypiClust's authors use above 50 clusters:
+    k-means++ seeds from a random sample of ``3 · batch_size`` rows (at least ``3 k``); then steps on
+    batches of ``batch_size`` rows drawn with replacement, each moving a center to the running mean of
+    every row ever assigned to it (``c ← (c · w + Σ batch rows) / (w + m)``, ``w`` the rows so far); at
+    most ``max_iter`` passes' worth of steps, stopping once the smoothed batch inertia has not improved
+    for ``max_no_improvement`` steps; finally each row goes to its nearest center (one pass over ``x``, in
+    chunks). The seeding is greedy k-means++ (``2 + ln k`` draws per seed, the one that lowers the sum of
+    squared distances most kept) and, as scikit-learn does, every ``10 k`` rows seen (or while a center
+    has none) the centers that got under 1 % of the largest center's rows move to random rows of the
+    batch. Time and memory are linear in the rows."""
+    n = x.shape[0]
+    k = max(1, min(int(k), n))
+    batch_size = max(1, min(int(batch_size), n))
+    sample = torch.randint(n, (min(n, max(3 * batch_size, 3 * k)),), generator=generator, device=x.device)
+    centers = _greedy_kmeans_pp(x[sample], k, generator)
+    counts = torch.zeros(k, dtype=x.dtype, device=x.device)
+    smoothing = min(1.0, 2.0 * batch_size / (n + 1))
+    smoothed: float | None = None
+    best, stale, since_reassign = float("inf"), 0, 0
+    for step in range(max(1, max_iter * n // batch_size)):
+        batch = x[torch.randint(n, (batch_size,), generator=generator, device=x.device)]
+        d = sq_distances(batch, centers)
+        inertia, assign = d.min(1)
+        sums = torch.zeros_like(centers).index_add_(0, assign, batch)
+        added = torch.bincount(assign, minlength=k).to(x.dtype)
+        seen = counts + added
+        centers = torch.where((added > 0).unsqueeze(1),
+                              (centers * counts.unsqueeze(1) + sums) / seen.clamp_min(1).unsqueeze(1), centers)
+        counts = seen
+        since_reassign += batch_size
+        if bool((counts == 0).any()) or since_reassign >= 10 * k:
+            since_reassign = 0
+            starved = counts < 0.01 * counts.max()
+            if int(starved.sum()) > batch_size // 2:
+                starved[torch.argsort(counts, stable=True)[batch_size // 2:]] = False
+            moved = int(starved.sum())
+            if moved and moved < k:
+                rows = torch.randperm(batch_size, generator=generator, device=x.device)[:moved]
+                centers[starved] = batch[rows]
+                counts[starved] = counts[~starved].min()
+        if step == 0:
+            continue  # scikit-learn leaves the first step out of the stopping rule
+        mean = float(inertia.mean())
+        smoothed = mean if smoothed is None else smoothed * (1 - smoothing) + mean * smoothing
+        if smoothed < best:
+            best, stale = smoothed, 0
+        else:
+            stale += 1
+            if stale >= max_no_improvement:
+                break
+    return assignments(x, centers)
+
+
+def typicality(x: Tensor, neighbours: int, search: Method = "exact", generator: torch.Generator | None = None
+               ) -> Tensor:
     """TypiClust's typicality (N,) of each row among the rows of ``x`` (Hacohen et al. 2022):
     ``1 / (mean squared distance to its nearest neighbours + 1e-5)``, over ``neighbours`` of them
-    (itself excluded), in chunks of rows. Squared distances, as the authors' code measures them
-    (faiss ``IndexFlatL2``)."""
+    (itself excluded). Squared distances, as the authors' code measures them (faiss ``IndexFlatL2``).
+    The neighbours are exact (in chunks of rows), or found as ``search`` says
+    (:func:`sslzoo._ops.neighbours.nearest`; ``"auto"``: approximately above
+    :data:`sslzoo._ops.neighbours.EXACT_UP_TO` rows, the trees drawn from ``generator``)."""
     n = x.shape[0]
     neighbours = max(1, min(int(neighbours), n - 1))
     if n < 2:
         return torch.ones(n, dtype=x.dtype, device=x.device)
-    out = torch.empty(n, dtype=x.dtype, device=x.device)
+    dist, _ = nearest(x, neighbours, search, _exact_neighbours, generator)
+    return 1.0 / (dist.to(x.dtype).mean(1) + 1e-5)
+
+
+def _exact_neighbours(x: Tensor, neighbours: int) -> tuple[Tensor, Tensor]:
+    """The ``neighbours`` nearest other rows of each row of ``x``: (squared distances, positions), in
+    chunks of rows."""
+    n = x.shape[0]
+    values = torch.empty(n, neighbours, dtype=x.dtype, device=x.device)
+    index = torch.empty(n, neighbours, dtype=torch.long, device=x.device)
     step = max(1, ELEMENTS // n)
     for start in range(0, n, step):
         d = sq_distances(x[start:start + step], x)
         rows = torch.arange(d.shape[0], device=x.device)
         d[rows, rows + start] = torch.inf  # itself
-        out[start:start + step] = d.topk(neighbours, dim=1, largest=False).values.mean(1)
-    return 1.0 / (out + 1e-5)
+        values[start:start + step], index[start:start + step] = d.topk(neighbours, dim=1, largest=False)
+    return values, index

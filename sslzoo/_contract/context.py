@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +16,7 @@ from sslzoo._contract.oracle import CALL_RETURNED, OUTSIDE_LABEL, OracleHandle
 from sslzoo._contract.plugin_api import MIGRATION_PAGE
 from sslzoo._ops import embedding, inference
 from sslzoo._ops.embedding import GradientEmbedding
+from sslzoo._ops.ensemble import Ensemble
 from sslzoo._ops.inference import Precision
 from sslzoo._ops.teacher import Teacher, Teachers, View
 from sslzoo.errors import PluginError
@@ -54,6 +55,8 @@ class Context:
     precision: Precision = "auto"
     activation: str = "softmax"
     teachers: Teachers | None = field(default=None, repr=False)  # the engine's; strategies call teacher
+    ensembles: Callable[[int], Ensemble] | None = field(default=None, repr=False)  # the engine's; strategies
+    # call ensemble
     _oracle: OracleHandle | None = field(default=None, init=False, repr=False)
     _where: str = field(default="", init=False, repr=False)  # the strategy, as the engine's errors name it
     _training: bool = field(default=False, init=False, repr=False)  # in a step: predictions may enter a loss
@@ -157,6 +160,21 @@ class Context:
         several ids need, e.g. BatchBALD); otherwise every id draws its own masks."""
         return inference.mc_probabilities(self.model, self.x, ids, passes, self.generator, precision=self.precision,
                                           consistent=consistent)
+
+    def ensemble(self, members: int) -> Ensemble:
+        """A deep ensemble of ``members`` models (K) trained now, for this round: each a fresh copy of
+        the run's model, initialised from a seed derived from the run's seed, the round and its index,
+        and trained on the training set the run's model trained on, as the run trains it (supervised
+        loss, the run's optimizer, epochs and batches), in one batched pass where the model allows;
+        see :mod:`sslzoo._engine.ensemble`. Its :meth:`~sslzoo._ops.ensemble.Ensemble.probabilities`
+        (k, C, K) take the place of MC-dropout's passes. Every call trains K new members: ask once a
+        round. The run's own model and random state are left as they were."""
+        if self.ensembles is None:
+            raise PluginError(f"{self._where or 'a strategy'}: ctx.ensemble was called outside a run; the engine "
+                              f"trains the members, from select (or choose, score) in a run")
+        if members < 1:
+            raise PluginError(f"{self._where or 'a strategy'}: ctx.ensemble needs at least 1 member, got {members}")
+        return self.ensembles(members)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Embeddings (k, D) of ``ids``: the input of the model's embedding layer (its last

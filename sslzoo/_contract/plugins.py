@@ -51,6 +51,7 @@ DEFAULT_PLUGINS = (
     "sslzoo._default_plugins.epig",
     "sslzoo._default_plugins.typiclust",
     "sslzoo._default_plugins.probcover",
+    "sslzoo._default_plugins.cluster_margin",
     "sslzoo._default_plugins.pseudo_label",
     "sslzoo._default_plugins.self_training",
     "sslzoo._default_plugins.label_propagation",

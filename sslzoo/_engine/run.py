@@ -46,11 +46,13 @@ from sslzoo._contract.registry import ModelSpec, Registry, default_registry
 from sslzoo._contract.strategy import Batch, EpochPlan, PseudoLabels, Step, StepLoss, Strategy, TrainOptions
 from sslzoo._datasets.split import held_out, initial_labels
 from sslzoo._engine.boundary import decision_boundary
+from sslzoo._engine.ensemble import member_seeds, train_ensemble
 from sslzoo._engine.judge import Judge, Referee
 from sslzoo._engine.stopping_rule import Stopping
 from sslzoo._engine.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo._ops import inference
 from sslzoo._ops.batches import pass_bounds, pass_length, pass_order
+from sslzoo._ops.ensemble import Ensemble
 from sslzoo._ops.features import fit_features, fitted_depth, tabulate
 from sslzoo._ops.quality import Tally, difficulty_buckets
 from sslzoo._ops.teacher import Teachers
@@ -388,6 +390,7 @@ class Run:
                            num_classes=self.data.num_classes, seed=self.spec.seed, epochs=self.training.epochs,
                            precision=self.training.precision)
         self.ctx._where = self.where
+        self.ctx.ensembles = self.ensemble
 
     def acquire(self, rnd: int) -> str | None:
         """Round ``rnd``'s select → label → weight on the pool, by each strategy that selects in this
@@ -438,6 +441,7 @@ class Run:
         ledger = self.data.ledger
         model = self.model_spec.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
         fitted_on = self.data.initial_ids if self.training.fit_features == "initial_labels" else ledger.train()
+        self._fitted_on = fitted_on
         model = self._fit(model, fitted_on)
         self._check_fits(model)
         x = self.data.x
@@ -446,6 +450,19 @@ class Run:
         return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
                        activation=inference.output_activation(model),
                        teachers=Teachers(model, x, self.training.precision))
+
+    def ensemble(self, members: int) -> Ensemble:
+        """``ctx.ensemble``: ``members`` fresh copies of the model trained on the round's training set
+        (:mod:`sslzoo._engine.ensemble`)."""
+        seeds = member_seeds(self.spec.seed, self.ctx.round, members)
+        return train_ensemble(self.fresh_member, seeds, self.data.x, self.data.ledger, self.training,
+                              self.ctx.activation)
+
+    def fresh_member(self) -> nn.Module:
+        """An untrained model for an ensemble (initialised from torch's generator as it stands), its fitted
+        feature layers fitted as the run's model's were."""
+        model = self.model_spec.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
+        return self._fit(model, self._fitted_on)
 
     def _fit(self, model: nn.Module, fitted_on: torch.Tensor) -> nn.Module:
         """Fit ``model``'s feature layers on the inputs of ``fitted_on``. A fitted prefix

@@ -73,6 +73,8 @@ from sslzoo.errors import (
     ResultsError,
     SessionError,
     SslzooError,
+    TrackingError,
+    TrackingWarning,
     TrainingError,
     UnknownNameError,
     WorkerError,
@@ -100,7 +102,7 @@ __all__ = [
     # errors and warnings
     "SslzooError", "UnknownNameError", "OptionError", "PresetError", "DataError", "ChecksumError",
     "PluginError", "OracleError", "TrainingError", "ResultsError", "SessionError", "WorkerError", "PluginWarning",
-    "AmbiguousNameError",
+    "AmbiguousNameError", "TrackingError", "TrackingWarning",
     "__version__",
 ]
 

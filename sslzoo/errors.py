@@ -77,6 +77,11 @@ class PluginWarning(SslzooWarning):
     loaded plugin that registers nothing and observes nothing."""
 
 
+class TrackingWarning(SslzooWarning):
+    """A tracker (MLflow, TensorBoard) that failed during a grid: it logs no more of the grid's runs,
+    and the grid's own records are kept."""
+
+
 class OracleError(PluginError):
     """A strategy asked the oracle where it may not: outside a round-phase ``label`` call, for ids not
     passed to that call, or for more labels than the round's ``query_count``."""
@@ -84,6 +89,11 @@ class OracleError(PluginError):
 
 class TrainingError(SslzooError):
     """A run that cannot go on, such as a loss that is no longer finite."""
+
+
+class TrackingError(SslzooError):
+    """A tracker that cannot start, before any run: its extra is not installed, or its server does
+    not answer."""
 
 
 class ResultsError(SslzooError):

@@ -34,6 +34,7 @@ from sslzoo._reports.comparison import compare as compare_records
 from sslzoo._reports.reporting import report as write_report
 from sslzoo._results.formatting import text_table
 from sslzoo._results.store import RecordStore
+from sslzoo._tracking import TRACKERS, make_tracking
 from sslzoo._version import __version__
 from sslzoo.errors import ResultsError, SslzooError, SslzooWarning
 
@@ -305,6 +306,12 @@ def main() -> None:
 @click.option("--in-process", is_flag=True,
               help="For debugging: each run's learner (the strategy) in this process, beside the hidden labels, "
                    "instead of a process of its own; the records say so (\"judge\": \"in-process\").")
+@click.option("--track", "track", type=click.Choice(TRACKERS), multiple=True,
+              help="Also log each run to a tracker (repeatable): mlflow (each run an MLflow run, the grid their "
+                   "parent, at MLFLOW_TRACKING_URI; pip install 'sslzoo[mlflow]') or tensorboard (event files under "
+                   "--tensorboard-dir; pip install 'sslzoo[tensorboard]').")
+@click.option("--tensorboard-dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="With --track tensorboard: where the event files go, a folder per grid  [default: runs]")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
           query_size: int | None, stop: str | None, options: Sequence[str], dataset_options: Sequence[str],
@@ -312,7 +319,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
           control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
           cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
-          in_process: bool = False) -> None:
+          in_process: bool = False, track: Sequence[str] = (), tensorboard_dir: str | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size, "stop": stop})
     if json_out is not None:
@@ -330,6 +337,9 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         dopts["data_dir"] = data_dir
     if resume and out_dir is None:
         raise click.UsageError("--resume needs --out DIR (the directory to resume)")
+    if tensorboard_dir is not None and "tensorboard" not in track:
+        raise click.UsageError("--tensorboard-dir needs --track tensorboard")
+    tracking = make_tracking(track, tensorboard_dir) if track else None
     ctx = click.get_current_context()
     if preset is not None or config is not None:
         plan = _preset_plan(ctx, preset, config, "ci" if ci_size else "scaled" if scaled else "full", opts, dopts,
@@ -368,7 +378,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
             if len(plan.groups) > 1 and out_dir is not None:  # one store per label count, under one locked directory
                 hold.enter_context(RecordStore(out_dir).lock())
             results = run_plan(plan, progress=bars.start, on_record=keep, on_plan=on_plan, resume=resume,
-                               executor=executor)
+                               executor=executor, tracking=tracking)
         finished[:] = [record for part in results for record in part]  # in the planned order
     finally:
         bars.close()

@@ -48,6 +48,7 @@ from sslzoo._datasets.split import held_out, initial_labels
 from sslzoo._engine.boundary import decision_boundary
 from sslzoo._engine.ensemble import member_seeds, train_ensemble
 from sslzoo._engine.judge import Judge, Referee
+from sslzoo._engine.machine import machine
 from sslzoo._engine.stopping_rule import Stopping
 from sslzoo._engine.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo._ops import inference
@@ -697,6 +698,7 @@ class Run:
             "pseudo": None,
             "wall_seconds": round_float(wall, 3),
             "device": str(self.device),
+            "machine": machine(self.device),
             "versions": versions(plugins),
         }
         if self.data.unlabeled:

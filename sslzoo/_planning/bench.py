@@ -16,6 +16,7 @@ from sslzoo._planning.executor import Executor, SerialExecutor
 from sslzoo._planning.plan import DEFAULT_BENCH, Built, Plan
 from sslzoo._results.formatting import by_keys, group_by, mean_std, plus_minus, text_table
 from sslzoo._results.store import RecordStore
+from sslzoo._tracking import Tracking, make_tracking
 
 
 def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BENCH["dataset"], *,
@@ -26,7 +27,9 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
         on_record: Callable[[dict[str, Any]], None] | None = None,
         plan: Callable[[Built], Built] | None = None,
         out: str | os.PathLike | RecordStore | None = None, resume: bool = False,
-        preset: str | None = None, control: bool = False, executor: Executor | None = None) -> list[dict[str, Any]]:
+        preset: str | None = None, control: bool = False, executor: Executor | None = None,
+        tracking: str | Sequence[str] | None = None,
+        tensorboard_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Run every strategy for seeds ``seed .. seed+seeds-1`` and return the records.
 
     ``dataset`` is a registered dataset's name, or a path to the user's data (a folder of images,
@@ -54,25 +57,33 @@ def run(strategies: str | Sequence[str] | None = None, dataset: str = DEFAULT_BE
     each record as it arrives; ``on_record`` sees them in the order they finish, the returned list
     holds them in the planned order. With workers, ``progress`` callbacks get the worker's number as
     ``info["worker"]``.
+
+    ``tracking``: also log the runs to these trackers (:data:`sslzoo._tracking.TRACKERS`): ``"mlflow"``
+    (each run an MLflow run, the grid their parent, at MLflow's ``MLFLOW_TRACKING_URI``) and
+    ``"tensorboard"`` (event files under ``tensorboard_dir``, default ``runs``). A tracker that cannot
+    start raises :class:`~sslzoo.errors.TrackingError` before any run; one that fails later is a
+    :class:`~sslzoo.errors.TrackingWarning`, and every record is kept.
     """
     return run_plan(Plan.of(strategies, dataset, labels=labels, options=options, preset=preset, out=out, seed=seed,
                             seeds=seeds, model=model, device=device, split=split, exclude_classes=exclude_classes,
                             dataset_options=dataset_options, control=control),
                     registry=registry, progress=progress, on_record=on_record,
                     on_plan=None if plan is None else lambda built, store: plan(built), resume=resume,
-                    executor=executor)[0]
+                    executor=executor,
+                    tracking=None if tracking is None else make_tracking(tracking, tensorboard_dir))[0]
 
 
 def run_plan(plan: Plan, *, registry: Registry | None = None,
              progress: Callable[[RunSpec], Progress | None] | None = None,
              on_record: Callable[[dict[str, Any]], None] | None = None,
              on_plan: Callable[[Built, RecordStore | None], Built] | None = None, resume: bool = False,
-             executor: Executor | None = None) -> list[list[dict[str, Any]]]:
+             executor: Executor | None = None, tracking: Tracking | None = None) -> list[list[dict[str, Any]]]:
     """Run a :class:`~sslzoo._planning.plan.Plan`: every group is expanded, and every strategy built,
     before the first run; then all their runs go to one executor, so runs of different groups (a
     preset's label counts) run side by side; each record goes to its group's store. ``on_plan(built,
     store)`` is called per group with the runs still to run and returns those to run (see
-    :func:`run` for the other arguments). Returns each group's records."""
+    :func:`run` for the other arguments). ``tracking`` is opened once the runs to run are known,
+    before the first one, and gets each record after its store. Returns each group's records."""
     registry = registry or default_registry()
     planned = plan.expand(registry)
     check_label_counts(sorted({group.labels for group in plan.groups}), plan, registry)
@@ -86,9 +97,18 @@ def run_plan(plan: Plan, *, registry: Registry | None = None,
                 built = store.plan(built, resume=resume, registry=registry)
             todo.append(on_plan(built, store) if on_plan is not None else built)
         runs = [pair for built in todo for pair in built]
-        driver = _Driver(runs, [store for built, store in zip(todo, stores) for _ in built], progress, on_record)
+        driver = _Driver(runs, [store for built, store in zip(todo, stores) for _ in built], progress, on_record,
+                         tracking)
         if runs:
-            (executor or SerialExecutor()).execute(runs, registry, driver)
+            if tracking is not None:
+                tracking.open(_grid(plan, runs))
+            finished = False
+            try:
+                (executor or SerialExecutor()).execute(runs, registry, driver)
+                finished = True
+            finally:
+                if tracking is not None:
+                    tracking.close(finished)
     results, first = [], 0
     for built, store in zip(todo, stores):
         results.append((list(store.reused) if store is not None else [])
@@ -109,14 +129,22 @@ def check_label_counts(counts: Sequence[int], plan: Plan, registry: Registry) ->
     initial_labels(y[y >= 0], max(counts), plan.seed, plan.split, plan.exclude_classes)
 
 
+def _grid(plan: Plan, runs: Built) -> dict[str, Any]:
+    """What a tracker is told of a grid before its first run."""
+    return {"dataset": plan.dataset, "preset": next((spec.preset for spec, _ in runs if spec.preset), None),
+            "strategies": list(dict.fromkeys(spec.strategy for spec, _ in runs)),
+            "seeds": sorted({spec.seed for spec, _ in runs}), "runs": len(runs)}
+
+
 class _Driver:
     """The driver's side of an executor: each run's progress to its callback, each record to its
-    store at once (this process is the stores' only writer), then to ``on_record``."""
+    store at once (this process is the stores' only writer), then to ``on_record`` and the trackers."""
 
     def __init__(self, runs: Built, stores: list[RecordStore | None],
                  progress: Callable[[RunSpec], Progress | None] | None,
-                 on_record: Callable[[dict[str, Any]], None] | None) -> None:
+                 on_record: Callable[[dict[str, Any]], None] | None, tracking: Tracking | None = None) -> None:
         self.runs, self.stores, self.make_progress, self.on_record = runs, stores, progress, on_record
+        self.tracking = tracking
         self.callbacks: dict[int, Progress | None] = {}
         self.workers: dict[int, int] = {}
         self.records: dict[int, Record] = {}
@@ -138,6 +166,8 @@ class _Driver:
         self.records[index] = record
         if self.on_record is not None:
             self.on_record(record)
+        if self.tracking is not None:
+            self.tracking.log(record)
 
 
 def _mean_of(values: Sequence[Any]) -> float | None:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sslzoo._contract.record import selected_on_test, selected_on_test_note
+from sslzoo._engine.machine import HARDWARE_KEYS
 from sslzoo._ops.metrics import budget_points, finite_number
 from sslzoo._results.formatting import group_by, markdown_table, mean_std, plus_minus, text_table
 from sslzoo._results.record import Record
@@ -308,8 +309,30 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
         patience = max(selected_on_test(r) for g in (b, n) if g for r in g.records)
         rows.append(Row(strategy=key[0], dataset=key[1], preset=preset_of(first), family=first.get("family"),
                         baseline=bs, new=ns, delta=delta, tolerance=tol, verdict=verdict, patience=patience))
-    warnings = [*base_loaded.warnings, *new_loaded.warnings, *notes]
+    hardware = _hardware_note(base_loaded.records, new_loaded.records)
+    warnings = [*base_loaded.warnings, *new_loaded.warnings, *notes, *hardware]
     return Comparison(rows=rows, tolerance=tolerance, baseline=base_name, new=new_name, warnings=warnings)
+
+
+def _hardware(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The hardware the records ran on (their ``machine``'s CPU model, instruction-set level and GPU),
+    each distinct one once, in first-seen order; records from before sslzoo named it count for nothing."""
+    found: dict[str, None] = {}
+    for record in records:
+        machine = record.get("machine")
+        if isinstance(machine, Mapping):
+            found[", ".join(str(machine[key]) for key in HARDWARE_KEYS if machine.get(key) is not None)] = None
+    return list(found)
+
+
+def _hardware_note(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One warning when the two sides ran on different hardware: a run is deterministic on one CPU model
+    and thread count, and another CPU moves the accuracies by a few tenths of a point."""
+    b, n = _hardware(base), _hardware(new)
+    if not b or not n or set(b) == set(n):
+        return []
+    return [f"the two sides ran on different hardware (BASELINE: {'; '.join(b)}; NEW: {'; '.join(n)}): "
+            f"the same runs on another CPU give accuracies a few tenths of a point apart"]
 
 
 def _check_datasets(base: dict[GroupKey, _Group], new: dict[GroupKey, _Group], base_name: str, new_name: str) -> None:

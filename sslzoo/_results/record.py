@@ -10,6 +10,11 @@ Schemas (:data:`SCHEMA_VERSION`, the record's ``schema`` key):
    (from ``confusion``) and ``al_metrics`` (from ``curve``). They are dropped on read.
 2. the record holds what the run measured; the figures derived from it are the methods
    :meth:`Record.per_class` and :meth:`Record.al_metrics`, computed where they are reported.
+
+Keys added since, optional, need no new schema: a record without one reads as before (its field is
+None), and an older sslzoo keeps one it does not know as it was. ``machine`` (the CPU model, the
+instruction-set level torch dispatched to, torch's thread count, the GPU: :mod:`sslzoo._engine.machine`)
+is one.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class Record:
     pseudo: dict[str, Any] | None = None
     wall_seconds: float | None = None
     device: str | None = None
+    machine: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
     schema: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +141,6 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "classes": (list, "a list"), "confusion": (list, "a list of rows of counts"),
     "curve": (list, "a list of entries (objects)"),
     "pseudo": (dict, "an object"), "wall_seconds": (_NUMBER, "a number"), "device": (str, "a string"),
-    "versions": (dict, "an object"),
+    "machine": (dict, "an object"), "versions": (dict, "an object"),
 }
 """The type of each typed field, in the order the engine writes them."""

@@ -80,7 +80,7 @@ MNIST: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 #: record fields that say when and with what a run was made, not what it computed
-UNSTABLE = ("wall_seconds", "versions")
+UNSTABLE = ("wall_seconds", "versions", "machine")
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

@@ -139,9 +139,9 @@ def register_strategies(register):
 
 def test_every_built_in_and_example_strategy_declares_its_family():
     from sslzoo._default_plugins.supervised import Supervised
-    from sslzoo_example import PowerBald
+    from sslzoo_example import InformationDensity
 
-    assert "family" in vars(Supervised) and PowerBald.family == "al"
+    assert "family" in vars(Supervised) and InformationDensity.family == "al"
     for entry in Registry(make_plugins(load="")).strategies.entries.values():
         declared = next(vars(cls)["family"] for cls in entry.obj.__mro__ if "family" in vars(cls))
         assert declared in ("baseline", "ssl", "al", "hybrid") and declared == entry.obj.family, entry.name

@@ -367,9 +367,9 @@ def test_following_the_tutorial_literally_gives_a_working_plugin(tmp_path):
     log = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"
     assert done.returncode == 0, log
     assert re.search(r"^sslzoo_example\s+sslzoo-example\s+0\.1\.0\s+register_strategies$", done.stdout, re.M), log
-    assert '"name": "power_bald"' in done.stdout and '"name": "beta"' in done.stdout, log
+    assert '"name": "information_density"' in done.stdout and '"name": "beta"' in done.stdout, log
     assert '"allowed": "a number, at least 0.0"' in done.stdout, log  # "its default and allowed values"
-    assert re.search(r"^power_bald\s+moons\s+1\s", done.stdout, re.M), log
+    assert re.search(r"^information_density\s+moons\s+1\s", done.stdout, re.M), log
     assert re.search(r"^\d+ passed", done.stdout, re.M) and " failed" not in done.stdout, log
     assert f"imported from {site}" in done.stdout, log
 

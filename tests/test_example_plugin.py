@@ -25,7 +25,7 @@ except importlib.metadata.PackageNotFoundError:
                 "(the README's test command does)", allow_module_level=True)
 
 TINY_BENCH = ["--dataset", "moons", "--labels", "10", "-d", "n_train=200", "-d", "n_test=200", "--epochs", "2",
-              "--query-size", "5", "--budget", "20", "-o", "passes=4", "--quiet"]
+              "--query-size", "5", "--budget", "20", "--quiet"]
 
 
 def sslzoo_cli(*args: str, load: str | None) -> subprocess.CompletedProcess:
@@ -46,39 +46,40 @@ def test_plugins_json_lists_the_example_with_its_version_and_hooks():
                                         "api": ">=1,<2", "loaded": True, "problem": None, "clashes": []}
 
 
-def test_strategies_lists_power_bald_with_its_distribution(monkeypatch):
+def test_strategies_lists_information_density_with_its_distribution(monkeypatch):
     monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-example")
-    result = CliRunner().invoke(main, ["strategies", "--json", "power_*"])
+    result = CliRunner().invoke(main, ["strategies", "--json", "information_*"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
-    assert row["name"] == "power_bald" and row["family"] == "al"
+    assert row["name"] == "information_density" and row["family"] == "al"
     assert row["plugin"] == "sslzoo_example (sslzoo-example)"
-    assert "Kirsch" in row["paper"]
+    assert "Settles" in row["paper"]
     assert {"name": "beta", "default": 1.0} == {k: v for k, v in row["options"][-1].items() if k in ("name", "default")}
 
 
 @pytest.mark.parametrize("load", ["sslzoo-example", "sslzoo_example"])
-def test_bench_runs_power_bald_next_to_a_built_in(monkeypatch, load):
+def test_bench_runs_information_density_next_to_a_built_in(monkeypatch, load):
     monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", load)
-    result = CliRunner().invoke(main, ["bench", "--strategy", "power_bald", "-s", "bald", "-o", "power_bald.beta=2",
+    result = CliRunner().invoke(main, ["bench", "--strategy", "information_density", "-s", "entropy",
+                                       "-o", "information_density.beta=2",
                                        *TINY_BENCH, "--json"])
     assert result.exit_code == 0, result.output
     records = {r["strategy"]: r for r in json.loads(result.stdout)}
-    power = records["power_bald"]
-    assert power["options"]["beta"] == 2.0 and "beta" not in records["bald"]["options"]
-    assert [e["labels"] for e in power["curve"]] == [10, 15, 20]
-    assert power["termination"] == "budget"
-    assert power["versions"]["plugins"] == [{"name": "sslzoo_example", "distribution": "sslzoo-example",
+    dense = records["information_density"]
+    assert dense["options"]["beta"] == 2.0 and "beta" not in records["entropy"]["options"]
+    assert [e["labels"] for e in dense["curve"]] == [10, 15, 20]
+    assert dense["termination"] == "budget"
+    assert dense["versions"]["plugins"] == [{"name": "sslzoo_example", "distribution": "sslzoo-example",
                                              "version": EXAMPLE.version}]
 
 
 def test_load_variable_turns_the_example_off():
     done = sslzoo_cli("strategies", load="")
     assert done.returncode == 0, done.stderr
-    assert "power_bald" not in done.stdout and "bald" in done.stdout
-    done = sslzoo_cli("bench", "-s", "power_bald", *TINY_BENCH, load="")
+    assert "information_density" not in done.stdout and "entropy" in done.stdout
+    done = sslzoo_cli("bench", "-s", "information_density", *TINY_BENCH, load="")
     assert done.returncode == 1
-    assert "unknown strategy 'power_bald'" in done.stderr and "Traceback" not in done.stderr
+    assert "unknown strategy 'information_density'" in done.stderr and "Traceback" not in done.stderr
     done = sslzoo_cli("plugins", load="some-other-plugin")
     assert done.returncode == 0 and "sslzoo_example" not in done.stdout
 
@@ -90,10 +91,10 @@ def test_only_plugins_isolates_a_block_and_restores_the_environment(monkeypatch)
     monkeypatch.setenv("SSLZOO_LOAD_PLUGINS", "sslzoo-elsewhere")
     with only_plugins("sslzoo-example"):
         assert os.environ["SSLZOO_LOAD_PLUGINS"] == "sslzoo-example"
-        assert "power_bald" in list_strategies()
+        assert "information_density" in list_strategies()
         with only_plugins(""):
-            assert "power_bald" not in list_strategies()
-        assert "power_bald" in list_strategies()
+            assert "information_density" not in list_strategies()
+        assert "information_density" in list_strategies()
     assert os.environ["SSLZOO_LOAD_PLUGINS"] == "sslzoo-elsewhere"
     monkeypatch.delenv("SSLZOO_LOAD_PLUGINS")
     with only_plugins(""):

@@ -150,7 +150,7 @@ def test_the_example_plugin_and_the_docs_use_only_the_public_api(where, source):
     ("import sslzoo as z\nz.scores._entropy", ["2: z.scores._entropy"]),
     ("from sslzoo import scores\nscores.bald, scores._as_float", ["2: scores._as_float"]),
     ("import sslzoo\nfrom sslzoo import Strategy\nfrom sslzoo.testing import tiny_run\nsslzoo.scores.bald", []),
-    ("import sslzoo_example\nfrom sslzoo_example.power_bald import power_sample", []),
+    ("import sslzoo_example\nfrom sslzoo_example.information_density import information_density", []),
 ])
 def test_the_check_catches_private_names(source, expected):
     assert private_uses(source) == expected

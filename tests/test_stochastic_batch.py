@@ -86,22 +86,22 @@ def test_a_batch_holds_unique_candidates_even_with_zero_nan_and_negative_scores(
 def test_topk_is_the_default_and_leaves_the_record_as_before():
     assert sslzoo.create_strategy("entropy").options.sampling == "topk"
     record = tiny_run("entropy").record
-    assert "sampling" not in record["options"] and "beta" not in record["options"]
+    assert "sampling" not in record["options"] and "sampling_beta" not in record["options"]
 
 
 def test_a_sampling_run_queries_other_ids_than_top_k_and_records_how():
     top = tiny_run("bald").selects[0].chosen
-    power = tiny_run("bald", sampling="power", beta=1.0)
+    power = tiny_run("bald", sampling="power", sampling_beta=1.0)
     assert set(power.selects[0].chosen.tolist()) != set(top.tolist())
-    assert power.record["options"]["sampling"] == "power" and power.record["options"]["beta"] == 1.0
-    again = tiny_run("bald", sampling="power", beta=1.0)
+    assert power.record["options"]["sampling"] == "power" and power.record["options"]["sampling_beta"] == 1.0
+    again = tiny_run("bald", sampling="power", sampling_beta=1.0)
     assert torch.equal(again.selects[0].chosen, power.selects[0].chosen)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["margin", "mc_entropy"])
 def test_a_sampling_strategy_honours_the_contract(name):
-    check_strategy(name, sampling="softrank", beta=2.0)
+    check_strategy(name, sampling="softrank", sampling_beta=2.0)
 
 
 def test_a_strategy_that_chooses_its_batch_jointly_refuses_sampling_in_one_line():
@@ -113,5 +113,5 @@ def test_a_strategy_that_chooses_its_batch_jointly_refuses_sampling_in_one_line(
 def test_bad_sampling_values_are_one_line_errors_naming_what_is_allowed():
     with pytest.raises(OptionError, match="power.*softmax.*softrank"):
         sslzoo.create_strategy("entropy", sampling="gumbel")
-    with pytest.raises(OptionError, match="beta.*at least 0"):
-        sslzoo.create_strategy("entropy", sampling="power", beta=-1)
+    with pytest.raises(OptionError, match="sampling_beta.*at least 0"):
+        sslzoo.create_strategy("entropy", sampling="power", sampling_beta=-1)

@@ -10,8 +10,9 @@ oracle (the hidden ground truth in a benchmark) and retrains, until the labeled 
   (``ctx.predict``) with a function of :mod:`sslzoo.scores`; :class:`MCDropoutStrategy` scores
   ``passes`` MC-dropout passes (``ctx.predict_mc``), chunked to bound memory.
 * Picking is :func:`sslzoo._ops.picking.top_k` (random tie-break, global ids) by default. The
-  ``sampling`` option of every scoring strategy draws the batch instead, ∝ ``score ** beta``
-  (``power``), ``exp(beta * score)`` (``softmax``) or ``rank ** -beta`` (``softrank``), by the
+  ``sampling`` option of every scoring strategy draws the batch instead, ∝ ``score ** β``
+  (``power``), ``exp(β * score)`` (``softmax``) or ``rank ** -β`` (``softrank``), β the
+  ``sampling_beta`` option (named so that it leaves a strategy's own ``beta`` alone), by the
   Gumbel-top-k trick with the run's generator (:func:`sslzoo._ops.picking.sample_k`; Kirsch et al.
   2023). A :class:`BatchStrategy` chooses its queries jointly instead (:meth:`BatchStrategy.choose`:
   a diverse or jointly informative batch), with no per-id score, so it takes no ``sampling``.
@@ -61,10 +62,10 @@ class ActiveOptions(TrainOptions):
                           "(0: the whole pool; Gal et al. 2017 used 2000)"})
     sampling: Literal["topk", "power", "softmax", "softrank"] = field(default="topk", metadata={
         "help": "how a scoring strategy turns scores into a batch: the top query_size, or drawn without "
-                "replacement ∝ score^beta (power), exp(beta·score) (softmax) or rank^-beta (softrank) "
+                "replacement ∝ score^β (power), exp(β·score) (softmax) or rank^-β (softrank), β = sampling_beta "
                 "(Kirsch et al. 2023); a strategy that chooses its batch jointly takes only topk"})
-    beta: float = field(default=1.0, metadata={
-        "min": 0.0, "help": "the sampling's inverse temperature: 0 draws uniformly, a large beta gives back "
+    sampling_beta: float = field(default=1.0, metadata={
+        "min": 0.0, "help": "the sampling's β, an inverse temperature: 0 draws uniformly, a large β gives back "
                             "topk (unused with topk)"})
 
 
@@ -125,12 +126,12 @@ class ActiveStrategy(Strategy, ABC):
                               f"sampling='topk' (the default)")
 
     def resolved_options(self) -> dict[str, Any]:
-        """The options as the record reports them; ``sampling`` and ``beta`` only when sampling is
+        """The options as the record reports them; ``sampling`` and ``sampling_beta`` only when sampling is
         not ``topk``, so that a top-k run's record reads as it did before they existed."""
         options = super().resolved_options()
         if self.options.sampling == "topk":
             options.pop("sampling", None)
-            options.pop("beta", None)
+            options.pop("sampling_beta", None)
         return options
 
     def stop(self, ctx: Context) -> str | None:
@@ -157,7 +158,7 @@ class ActiveStrategy(Strategy, ABC):
         ``sampling`` option says (:func:`sslzoo._ops.picking.sample_k`)."""
         if self.options.sampling == "topk":
             return top_k(scores, ids, k, ctx.generator)
-        return sample_k(scores, ids, k, self.options.sampling, self.options.beta, ctx.generator)
+        return sample_k(scores, ids, k, self.options.sampling, self.options.sampling_beta, ctx.generator)
 
     def choose(self, ctx: Context, ids: Tensor, k: int) -> Tensor:
         """``k`` of the candidate global ``ids``: :meth:`pick` by :meth:`score`."""

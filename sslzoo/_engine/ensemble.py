@@ -8,12 +8,12 @@ the model's ``output_activation``, the run's optimizer, learning rate, weight de
 (:func:`sslzoo._engine.training.schedule_epoch`), epochs, batch size, ``samples_per_epoch`` and
 ``last_batch``, under the run's precision. Where they differ from the run's model: a member trains
 with the supervised loss only (a strategy's own step loss, e.g. a composed SSL method's, is the
-run's model's), without model selection (``patience``, a validation set) or teachers, and in the
-default memory layout. Member k draws its initial weights from torch's global generator seeded
-with its seed and its shuffles from a generator of its own seeded with it; the members' dropout
-masks come from the global generator after the last member is built. All of it inside
-``torch.random.fork_rng``: the run's own random state is left as it was, so asking for an
-ensemble changes nothing else of a run.
+run's model's), without model selection (``patience``, a validation set) or teachers, and, batched,
+in the default memory layout (an image model predicts in channels_last, as the run's model does).
+Member k draws its initial weights from torch's global generator seeded with its seed and its
+shuffles from a generator of its own seeded with it; the members' dropout masks come from the
+global generator after the last member is built. All of it inside ``torch.random.fork_rng``: the
+run's own random state is left as it was, so asking for an ensemble changes nothing else of a run.
 
 Seeds: member k of round r of a run with seed s is initialised from
 ``SeedSequence([ENSEMBLE_STREAM, s, r, k])``: reproducible, independent across members and rounds.
@@ -67,6 +67,8 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
                 _train_one(model, generator, x, ids, ledger, training, activation)
     for model in models:
         model.eval()
+        if x.dim() == 4:  # images: channels_last convolutions for the predictions, as the run's model has them
+            model.to(memory_format=torch.channels_last)
     return Ensemble(models, x, batched, training.precision)
 
 

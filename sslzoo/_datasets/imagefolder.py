@@ -28,6 +28,8 @@ from sslzoo._contract.dataset import UNLABELED
 from sslzoo.errors import DataError, DataWarning
 
 Channels = Literal["auto", "grey", "rgb"]
+GREY_MODES = ("L", "LA", "1", "I", "F")
+"""Pillow's modes that :func:`decode` reads as grey (``I;16`` and the other ``I;`` modes too)."""
 
 
 def image_extensions() -> tuple[str, ...]:
@@ -222,23 +224,54 @@ def _to_channels(image: Tensor, channels: int) -> Tensor:
     return rgb_to_grayscale(image)
 
 
+def _decodes_grey(path: Path) -> bool | None:
+    """Whether ``path``'s header names a mode that :func:`decode` reads as grey (None: no readable
+    header; decoding it will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            mode = opened.mode
+    except Exception:  # Pillow raises many kinds of errors for a file that is no image: decode reports it
+        return None
+    return mode in GREY_MODES or mode.startswith("I;")
+
+
 def read_images(files: list[Path], channels: Channels = "auto", size: int = 0) -> Tensor:
     """The images as one uint8 tensor (N, C, H, W): grey (C=1) or RGB (C=3; ``auto``: grey when no
     image has colour), every image ``size`` x ``size`` pixels when ``size`` > 0 (resized), else all
-    of one size (a DataError naming two files of different sizes otherwise)."""
-    decoded = [decode(path) for path in files]
-    wanted = {"grey": 1, "rgb": 3}.get(channels) or (1 if all(i.shape[0] <= 2 for i in decoded) else 3)
-    images: list[Tensor] = []
-    for path, image in zip(files, decoded):
-        image = _to_channels(image, wanted)
+    of one size (a DataError naming two files of different sizes otherwise).
+
+    Each image is decoded once, into its place in the tensor (no second copy of the images): with
+    ``auto``, the files' headers say beforehand whether any has colour (read again, with the answer
+    the decoded images give, in the rare case that a header misleads)."""
+    wanted = {"grey": 1, "rgb": 3}.get(channels) or (1 if all(_decodes_grey(p) is not False for p in files) else 3)
+    images, colour = _decoded(files, wanted, size)
+    if channels == "auto" and colour != (wanted == 3):
+        images, _ = _decoded(files, 3 if colour else 1, size)
+    return images
+
+
+def _decoded(files: list[Path], channels: int, size: int) -> tuple[Tensor, bool]:
+    """The images as one uint8 tensor of ``channels`` (see :func:`read_images`), and whether any of them
+    has colour."""
+    out: Tensor | None = None
+    colour = False
+    for i, path in enumerate(files):
+        image = decode(path)
+        colour = colour or image.shape[0] > 2
+        image = _to_channels(image, channels)
         if size:
             from torchvision.transforms.functional import resize
 
             image = resize(image, [size, size], antialias=True)
-        elif images and image.shape[1:] != images[0].shape[1:]:
-            first = images[0]
-            raise DataError(f"mixed image sizes: {files[0]} is {first.shape[2]}x{first.shape[1]} pixels but {path} is "
+        if out is None:
+            out = torch.empty(len(files), channels, *image.shape[1:], dtype=torch.uint8)
+        elif image.shape[1:] != out.shape[2:]:
+            raise DataError(f"mixed image sizes: {files[0]} is {out.shape[3]}x{out.shape[2]} pixels but {path} is "
                             f"{image.shape[2]}x{image.shape[1]} (width x height); every image must have the same "
                             f"size: resize them, or give -d size=N to resize each to NxN")
-        images.append(image.contiguous())
-    return torch.stack(images) if images else torch.zeros(0, wanted, max(size, 1), max(size, 1), dtype=torch.uint8)
+        out[i] = image
+    if out is None:
+        return torch.zeros(0, channels, max(size, 1), max(size, 1), dtype=torch.uint8), colour
+    return out, colour

@@ -19,6 +19,8 @@ teachers (:class:`Learner`) by :meth:`Run.fresh_learner` at round 0 and, with ``
 every round. Everything else is passed and returned.
 
 Data lives on the device as tensors; batches are ``randperm`` slices, never a DataLoader.
+Inputs memory-mapped from a dataset's cache file, or too large to convert at once, stay in their
+stored dtype on the host and are converted batch by batch (:mod:`sslzoo._ops.stored`).
 Nothing in the step loop synchronises with the device: a non-finite loss is detected on the
 device and reported once per epoch with the strategy, round, epoch and step.
 """
@@ -44,6 +46,7 @@ from sslzoo._contract.oracle import OracleHandle
 from sslzoo._contract.record import round_float, versions
 from sslzoo._contract.registry import ModelSpec, Registry, default_registry
 from sslzoo._contract.strategy import Batch, EpochPlan, PseudoLabels, Step, StepLoss, Strategy, TrainOptions
+from sslzoo._datasets import tensor_cache
 from sslzoo._datasets.split import held_out, initial_labels
 from sslzoo._engine.boundary import decision_boundary
 from sslzoo._engine.ensemble import member_seeds, train_ensemble
@@ -56,6 +59,7 @@ from sslzoo._ops.batches import pass_bounds, pass_length, pass_order
 from sslzoo._ops.ensemble import Ensemble
 from sslzoo._ops.features import fit_features, fitted_depth, tabulate
 from sslzoo._ops.quality import Tally, difficulty_buckets
+from sslzoo._ops.stored import model_inputs
 from sslzoo._ops.teacher import Teachers
 from sslzoo._strategies import composite
 from sslzoo.errors import DataError, OptionError, PluginError, TrainingError
@@ -263,8 +267,10 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device, notify: Cal
     left_out = held_out(known.numel(), spec.seed, spec.split, torch.searchsorted(known, initial))
     unknown = (arrays.y_train < 0).nonzero().flatten()
     ledger.hold_out(torch.cat([known[left_out], unknown]).to(device))
-    data = RunData(x=dataset.normalize(arrays.x_train.to(device)), x_test=dataset.normalize(arrays.x_test.to(device)),
-                   ledger=ledger, initial_ids=initial.to(device), classes=classes, unlabeled=unknown.numel())
+    x, x_test = (model_inputs(raw, dataset.normalize, device, tensor_cache.source_of(raw))
+                 for raw in (arrays.x_train, arrays.x_test))  # stored, converted per batch, when mapped or large
+    data = RunData(x=x, x_test=x_test, ledger=ledger, initial_ids=initial.to(device), classes=classes,
+                   unlabeled=unknown.numel())
     if validation:
         pool = ledger.pool().cpu()
         if validation >= pool.numel():

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslzoo._ops.inference import CHUNK, Precision, autocast, eval_mode, output_activation
+from sslzoo._ops.inference import CHUNK, Precision, autocast, chunk_rows, eval_mode, output_activation
 from sslzoo.errors import TrainingError
 
 __all__ = ["GradientEmbedding", "embedding_layer", "embeddings", "gradient_embeddings"]
@@ -80,9 +80,11 @@ def _captured(layer: nn.Module, detach_output: bool = False) -> Iterator[dict[st
 def embeddings(model: nn.Module, x: Tensor, ids: Tensor, grad_free: str = "inference", chunk: int = CHUNK,
                precision: Precision = "auto") -> Tensor:
     """Embeddings (k, D) of ``x[ids]`` (float32, on ``x``'s device): the input of
-    :func:`embedding_layer`, dropout off, ``chunk`` samples at a time. ``grad_free``: "inference"
-    (``torch.inference_mode``) or "no_grad"."""
+    :func:`embedding_layer`, dropout off, at most ``chunk`` samples at a time
+    (:func:`~sslzoo._ops.inference.chunk_rows`). ``grad_free``: "inference" (``torch.inference_mode``)
+    or "no_grad"."""
     layer = embedding_layer(model)
+    chunk = chunk_rows(x, chunk)
     out = []
     guard = torch.inference_mode() if grad_free == "inference" else torch.no_grad()
     with guard, eval_mode(model), autocast(x.device, precision), _captured(layer) as seen:
@@ -148,6 +150,7 @@ def gradient_embeddings(model: nn.Module, x: Tensor, ids: Tensor, chunk: int = C
         raise TrainingError(f"the gradient embedding is the gradient of a linear layer's weight, but "
                             f"{type(model).__name__}'s embedding layer is a {type(layer).__name__}")
     activation = output_activation(model)
+    chunk = chunk_rows(x, chunk)
     params = [p for p in model.parameters() if p.requires_grad]
     a_parts, h_parts = [], []
     try:

@@ -11,6 +11,7 @@ sample and only the rest T times; any other model runs whole, T times.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -25,6 +26,10 @@ from sslzoo.errors import OptionError, TrainingError
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                  nn.FeatureAlphaDropout)
 CHUNK = 4096
+CHUNK_ELEMENTS = CHUNK * 1024
+"""Input elements per inference chunk: ``CHUNK`` samples of up to 1024 elements (MNIST's 784, a
+feature vector), fewer of larger ones (341 RGB images of 64 x 64), so that one chunk's activations
+stay near 100 MB whatever the images' size: the float memory a pass over the pool needs at once."""
 CHANNEL_DROPOUTS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 MAX_POOL_RANKS: dict[type[nn.Module], int] = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
 SPATIAL_LAYERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
@@ -85,12 +90,20 @@ def autocast(device: torch.device, precision: Precision = "auto") -> contextlib.
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
+def chunk_rows(x: torch.Tensor, chunk: int = CHUNK) -> int:
+    """Samples of ``x`` per inference chunk: ``chunk``, or fewer so that a chunk holds at most
+    :data:`CHUNK_ELEMENTS` input elements."""
+    return max(1, min(chunk, CHUNK_ELEMENTS // max(1, math.prod(x.shape[1:]))))
+
+
 def probabilities(model: nn.Module, x: torch.Tensor, ids: torch.Tensor, grad_free: str = "inference",
                   chunk: int = CHUNK, precision: Precision = "auto",
                   view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """Softmax outputs (k, C) for ``x[ids]``, dropout off. ``grad_free``: "inference" or "no_grad".
-    ``view``: a batch transform applied to each chunk's inputs first (e.g. an augmentation)."""
+    """Softmax outputs (k, C) for ``x[ids]``, dropout off, in chunks of at most ``chunk`` samples
+    (:func:`chunk_rows`). ``grad_free``: "inference" or "no_grad". ``view``: a batch transform applied
+    to each chunk's inputs first (e.g. an augmentation)."""
     guard = torch.inference_mode() if grad_free == "inference" else torch.no_grad()
+    chunk = chunk_rows(x, chunk)
     out = []
     with guard, eval_mode(model), autocast(x.device, precision):
         for start in range(0, ids.numel(), chunk):
@@ -273,6 +286,7 @@ def predicted_classes(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK,
                       precision: Precision = "auto") -> torch.Tensor:
     """The model's class (argmax, dropout off) of each sample of ``x``, on the device (no host sync):
     what a run reports of the test set, for the judge to score (:class:`sslzoo._engine.judge.Judge`)."""
+    chunk = chunk_rows(x, chunk)
     with torch.inference_mode(), eval_mode(model), autocast(x.device, precision):
         out = [model(x[start:start + chunk]).argmax(dim=1) for start in range(0, x.shape[0], chunk)]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,10 +69,14 @@ def mlflow_server(where: Path) -> Iterator[str]:
             assert time.monotonic() < deadline, f"no answer in {SERVER_START:.0f} s"
             time.sleep(0.25)
         yield url
-    finally:
+    finally:  # the server and the worker it starts: asked to stop, then what is left killed
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _bench(*args: str, env: dict[str, str] | None = None):
@@ -122,6 +127,8 @@ def test_a_grid_lands_in_mlflow_as_one_parent_run_with_a_child_run_per_record(tm
             assert json.loads(Path(logged).read_text()) == record
         grid = client.download_artifacts(parent.info.run_id, "records.jsonl", str(tmp_path))
         assert sorted(json.loads(line)["seed"] for line in Path(grid).read_text().splitlines()) == [0, 0, 1, 1]
+        report = [artifact.path for artifact in client.list_artifacts(parent.info.run_id, "report")]
+        assert "report/report.md" in report and any(path.endswith(".png") for path in report)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import click
@@ -339,7 +339,7 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
         raise click.UsageError("--resume needs --out DIR (the directory to resume)")
     if tensorboard_dir is not None and "tensorboard" not in track:
         raise click.UsageError("--tensorboard-dir needs --track tensorboard")
-    tracking = make_tracking(track, tensorboard_dir) if track else None
+    tracking = make_tracking(track, tensorboard_dir, figures=_report_figures) if track else None
     ctx = click.get_current_context()
     if preset is not None or config is not None:
         plan = _preset_plan(ctx, preset, config, "ci" if ci_size else "scaled" if scaled else "full", opts, dopts,
@@ -389,6 +389,11 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     notes = {r["termination"] for r in finished if "budget" in r["options"]} & {"pool_empty"}
     if notes:
         click.echo("note: the unlabeled pool ran out before the budget was met", err=True)
+
+
+def _report_figures(records: Sequence[Mapping[str, Any]], folder: Any) -> None:
+    """``sslzoo report``'s report.md and figures of a grid's records, for a tracker to attach."""
+    write_report(list(records), folder)
 
 
 def _preset_plan(ctx: click.Context, name: str | None, config: str | None, size: str, options: dict[str, Any],

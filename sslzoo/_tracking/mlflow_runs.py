@@ -28,10 +28,12 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sslzoo._tracking.series import epoch_points, label_points, params, run_name, safe_name
@@ -55,7 +57,8 @@ class MLflowTracker:
 
     name = "mlflow"
 
-    def __init__(self) -> None:
+    def __init__(self, figures: Callable[[Sequence[Mapping[str, Any]], Path], None] | None = None) -> None:
+        self.figures = figures
         self.client: Any = None
         self.parent: str | None = None
         self.experiment: str | None = None
@@ -106,11 +109,16 @@ class MLflowTracker:
         self.records.append(record)
 
     def close(self, finished: bool) -> None:
-        """The grid's records on its parent run, which ends."""
+        """The grid's records (and ``figures`` made of them, written into a folder) on its parent run,
+        which ends."""
         if self.parent is None:
             return
         if self.records:
             self.client.log_text(self.parent, "".join(json.dumps(r) + "\n" for r in self.records), "records.jsonl")
+            if self.figures is not None:
+                with tempfile.TemporaryDirectory() as folder:
+                    self.figures(self.records, Path(folder))
+                    self.client.log_artifacts(self.parent, folder, "report")
         self._end(self.parent, "FINISHED" if finished else "FAILED")
         self.parent = None
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from sslzoo._tracking.mlflow_runs import MLflowTracker
@@ -79,10 +80,12 @@ class Tracking:
                           f"this grid, and every record is kept", TrackingWarning, stacklevel=2)
 
 
-def make_tracking(names: str | Sequence[str], tensorboard_dir: str | os.PathLike[str] | None = None) -> Tracking:
+def make_tracking(names: str | Sequence[str], tensorboard_dir: str | os.PathLike[str] | None = None,
+                  figures: Callable[[Sequence[Mapping[str, Any]], Path], None] | None = None) -> Tracking:
     """The trackers ``names`` (of :data:`TRACKERS`), TensorBoard's writing under ``tensorboard_dir``
-    (default ``runs``); an :class:`~sslzoo.errors.OptionError` for another name, or for a directory
-    without TensorBoard."""
+    (default ``runs``), MLflow's attaching to the grid's parent run what ``figures(records, folder)``
+    writes (``sslzoo bench``: the report); an :class:`~sslzoo.errors.OptionError` for another name, or
+    for a directory without TensorBoard."""
     names = [names] if isinstance(names, str) else list(names)
     unknown = [name for name in names if name not in TRACKERS]
     if unknown:
@@ -91,5 +94,5 @@ def make_tracking(names: str | Sequence[str], tensorboard_dir: str | os.PathLike
         raise OptionError("--tensorboard-dir needs --track tensorboard")
     made: list[Tracker] = []
     for name in dict.fromkeys(names):
-        made.append(MLflowTracker() if name == "mlflow" else TensorBoardTracker(tensorboard_dir or DEFAULT_DIR))
+        made.append(MLflowTracker(figures) if name == "mlflow" else TensorBoardTracker(tensorboard_dir or DEFAULT_DIR))
     return Tracking(made)

@@ -48,6 +48,7 @@ DEFAULT_PLUGINS = (
     "sslzoo._default_plugins.coreset",
     "sslzoo._default_plugins.badge",
     "sslzoo._default_plugins.batchbald",
+    "sslzoo._default_plugins.committee",
     "sslzoo._default_plugins.epig",
     "sslzoo._default_plugins.typiclust",
     "sslzoo._default_plugins.probcover",

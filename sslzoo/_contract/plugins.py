@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "sslzoo._default_plugins.datasets",
     "sslzoo._default_plugins.user_datasets",
     "sslzoo._default_plugins.models",
+    "sslzoo._default_plugins.backbones",
     "sslzoo._default_plugins.recipes",
     "sslzoo._default_plugins.stopping_criteria",
     "sslzoo._default_plugins.supervised",

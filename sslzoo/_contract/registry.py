@@ -19,6 +19,8 @@ from sslzoo._contract.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
 from sslzoo._contract.recipe import Recipe
 from sslzoo._contract.stopping import StoppingCriterion
 from sslzoo._contract.strategy import FAMILIES, Strategy, first_api, unfinished
+from sslzoo._ops.model_zoos import ZOOS, ZooModel, zoo_model
+from sslzoo._version import __version__
 from sslzoo.errors import AmbiguousNameError, OptionError, PluginError, PluginWarning, UnknownNameError
 
 T = TypeVar("T")
@@ -123,6 +125,33 @@ class Table(Generic[T]):
                 if fnmatch.fnmatchcase(entry.name, pattern) or fnmatch.fnmatchcase(entry.qualified_name, pattern)]
 
 
+ZOO_PLUGIN = PluginInfo("sslzoo._default_plugins.backbones", BUILT_IN, __version__)
+"""The plugin that answers for the zoo models (it lists them in its summary)."""
+
+
+class ModelTable(Table[ModelSpec]):
+    """The registered models, and the models of other libraries that their names reach:
+    ``torchvision:NAME`` and ``timm:NAME``, with options after the name
+    (``torchvision:resnet50,weights=PATH,freeze=true``; :mod:`sslzoo._ops.model_zoos`), built on demand
+    and never listed. An addition to plugin API 1.0: a plugin distribution named ``torchvision`` or
+    ``timm`` cannot reach its models by qualified name."""
+
+    def get(self, name: str) -> Entry[ModelSpec]:
+        zoo: ZooModel | None = zoo_model(name)
+        if zoo is None:
+            return super().get(name)
+        return Entry(name, ModelSpec(name, zoo.build, f"{zoo.zoo} model {zoo.name}"), ZOO_PLUGIN)
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and name.partition(QUALIFIER)[0] in ZOOS:
+            try:
+                self.get(name)
+            except (UnknownNameError, OptionError):
+                return False
+            return True
+        return super().__contains__(name)
+
+
 class Registry:
     """Everything the plugins registered, with the plugin manager that found them."""
 
@@ -130,7 +159,7 @@ class Registry:
         self.plugins = plugins
         self.strategies: Table[type[Strategy]] = Table("strategy")
         self.datasets: Table[type[Dataset]] = Table("dataset")
-        self.models: Table[ModelSpec] = Table("model")
+        self.models: Table[ModelSpec] = ModelTable("model")
         self.recipes: Table[Recipe] = Table("recipe")
         self.stopping_criteria: Table[type[StoppingCriterion]] = Table("stopping criterion")
         self._registered: dict[str, int] = {}  # plugin name → names it registered

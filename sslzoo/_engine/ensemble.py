@@ -91,7 +91,7 @@ def _train_stacked(models: list[nn.Module], generators: list[torch.Generator], x
         for start, stop in bounds:
             batch = orders[:, start:stop]
             with inference.autocast(x.device, training.precision):
-                logits = stack.forward(x[batch])  # (K, B, C)
+                logits = stack.forward(x[batch.flatten()].unflatten(0, batch.shape))  # (K, B, C): rows read as ids
             # every member's batch has B ids: K times the mean over all K·B is the sum of the K means
             loss = weighted_cross_entropy(logits.flatten(0, 1), ledger.target[batch].flatten(),
                                           ledger.weight[batch].flatten(), activation) * stack.k

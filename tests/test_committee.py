@@ -16,8 +16,9 @@ from sslzoo._engine.ensemble import _train_one, _train_stacked, member_seeds
 from sslzoo._engine.run import Run, RunSpec
 from sslzoo._ops import disagreement, inference
 from sslzoo._ops.ensemble import batchable
+from sslzoo._ops.joint_entropy import batchbald
 from sslzoo.errors import OptionError
-from sslzoo.testing import TINY_DATA, tiny_options
+from sslzoo.testing import TINY_DATA, check_strategy, tiny_options
 
 # -- scikit-activeml's formulas (skactiveml/pool/_query_by_committee.py), ported -----------------------
 
@@ -194,11 +195,19 @@ def test_a_model_vmap_cannot_batch_trains_member_by_member():
     assert batchable([nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.Linear(4, 2)) for _ in range(2)], x)
 
 
-def test_ensemble_batchbald_chooses_by_batchbald_on_the_members():
+def test_ensemble_batchbald_is_batchbald_on_the_members_predictions():
     run, strategy = tiny_round("ensemble_batchbald", members=3, joint_samples=1000)
     pool = run.ctx.pool_ids()
+    state = run.ctx.generator.get_state()
     chosen = strategy.choose(run.ctx, pool, 4)
-    assert chosen.numel() == 4 and chosen.unique().numel() == 4 and torch.isin(chosen, pool).all()
+    run.ctx.generator.set_state(state)
+    positions, _ = batchbald(members_probabilities(run, pool, 3), 4, 1000, run.ctx.generator)
+    assert torch.equal(chosen, pool[positions]) and chosen.unique().numel() == 4
+
+
+@pytest.mark.slow
+def test_a_committee_composes_with_a_pseudo_labeler():
+    check_strategy("qbc_vote_entropy+self_training")
 
 
 # -- options ------------------------------------------------------------------------------------------

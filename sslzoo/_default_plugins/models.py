@@ -15,6 +15,9 @@ def register_models(register: Callable[..., None]) -> None:
                                                         "reference code)")
     register("gal_cnn", models.gal_cnn, "conv 32 k3, conv 32 k3, pool, dropout 0.25, fc 128, dropout 0.5 "
                                         "(Gal et al. 2017)")
+    register("gal_cnn_keras", models.gal_cnn_keras, "conv 32 k4, conv 32 k4, pool, dropout 0.25, fc 128, dropout 0.5, "
+                                                    "Glorot-uniform weights and zero biases (Gal et al. 2017 as "
+                                                    "described, Keras's init)")
     register("batchbald_cnn", models.batchbald_cnn, "conv 32 k5 + Dropout2d, pool, conv 64 k5 + Dropout2d, pool, "
                                                     "fc 128, dropout 0.5 (Kirsch et al. 2019, BatchBALD)")
     register("mlp", models.mlp, "784-512-256-10, ReLU, dropout 0.3")

@@ -44,6 +44,26 @@ def gal_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
         nn.Linear(128, num_classes))
 
 
+def gal_cnn_keras(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Gal, Islam & Ghahramani 2017 as the paper describes the network and Keras initialises it: two
+    4x4 conv layers of 32 filters (the paper's kernel size; its published script sets ``nb_conv = 3``),
+    max-pool 2, dropout 0.25, dense 128, dropout 0.5, with Keras's default initialisation
+    (``glorot_uniform`` weights: uniform on ±sqrt(6 / (fan_in + fan_out)), fans counted as
+    ``nn.init.xavier_uniform_`` counts them; zero biases) instead of PyTorch's Kaiming-uniform one."""
+    channels, height, width = input_shape
+    flat = 32 * ((height - 6) // 2) * ((width - 6) // 2)  # two k4 valid convs, pool 2
+    model = nn.Sequential(
+        nn.Conv2d(channels, 32, 4), nn.ReLU(), nn.Conv2d(32, 32, 4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, num_classes))
+    for name, parameter in model.named_parameters():  # the weights and biases of its conv and dense layers
+        if name.endswith("weight"):
+            nn.init.xavier_uniform_(parameter)
+        else:
+            nn.init.zeros_(parameter)
+    return model
+
+
 def batchbald_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Kirsch, van Amersfoort & Gal 2019 (BatchBALD; ``src/mnist_model.py`` of github.com/BlackHC/BatchBALD):
     5x5 conv 32, Dropout2d 0.5, max-pool 2, ReLU; 5x5 conv 64, Dropout2d 0.5, max-pool 2, ReLU; dense 128,

@@ -35,6 +35,11 @@ __all__ = ["kcenter_greedy", "kmeans", "kmeans_pp_seeding", "min_sq_distances", 
 
 ELEMENTS = 2**22
 """Distances held at once (16 MB in float32)."""
+PRUNE_FROM = 2**16
+"""From this many rows, k-center greedy and k-means++ seeding skip the rows that a new center cannot
+move (the triangle inequality, see :func:`_kcenter_pruned`); below, every row is measured at every pick."""
+SLACK = 1e-4
+"""The relative margin of the triangle-inequality test, so rounding never skips a row it would move."""
 
 
 def sq_distances(x: Tensor, y: Tensor) -> Tensor:
@@ -43,11 +48,15 @@ def sq_distances(x: Tensor, y: Tensor) -> Tensor:
 
 
 def min_sq_distances(x: Tensor, centers: Tensor) -> Tensor:
-    """``min_c |x_i - c|²`` (N,) over the rows of ``centers`` (+inf without any), in chunks of centers."""
+    """``min_c |x_i - c|²`` (N,) over the rows of ``centers`` (+inf without any), in blocks of rows of
+    ``x`` against every center (each row's norm computed once, ``x`` read once)."""
     out = torch.full((x.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
-    step = max(1, ELEMENTS // max(1, x.shape[0]))
-    for start in range(0, centers.shape[0], step):
-        out = torch.minimum(out, sq_distances(x, centers[start:start + step]).amin(1))
+    if centers.shape[0] == 0:
+        return out
+    step = max(1, ELEMENTS // centers.shape[0])
+    for start in range(0, x.shape[0], step):
+        out[start:start + step] = torch.minimum(out[start:start + step],
+                                                sq_distances(x[start:start + step], centers).amin(1))
     return out
 
 
@@ -60,6 +69,8 @@ def kcenter_greedy(x: Tensor, centers: Tensor, k: int, generator: torch.Generato
     chosen = torch.empty(k, dtype=torch.long, device=x.device)
     if k == 0:
         return chosen
+    if n >= PRUNE_FROM:
+        return _kcenter_pruned(x, centers, k, generator)
     nearest = min_sq_distances(x, centers)
     norms = x.square().sum(1, keepdim=True)  # once: each pick needs only its own norm and products
     for i in range(k):
@@ -71,6 +82,86 @@ def kcenter_greedy(x: Tensor, centers: Tensor, k: int, generator: torch.Generato
         y = x[pick].unsqueeze(0)
         nearest = torch.minimum(nearest, (norms + y.square().sum(1) - 2.0 * (x @ y.T)).clamp_min(0.0).squeeze(1))
         nearest[pick] = -1.0  # never again, even among duplicates
+    return chosen
+
+
+def _nearest_centers(x: Tensor, centers: Tensor) -> tuple[Tensor, Tensor]:
+    """(``min_c |x_i - c|²``, its center's position) (N,), in blocks of rows; (+inf, -1) without centers."""
+    out = torch.full((x.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
+    which = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    if centers.shape[0] == 0:
+        return out, which
+    step = max(1, ELEMENTS // centers.shape[0])
+    for start in range(0, x.shape[0], step):
+        out[start:start + step], which[start:start + step] = sq_distances(x[start:start + step], centers).min(1)
+    return out, which
+
+
+def _kcenter_pruned(x: Tensor, centers: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """:func:`kcenter_greedy` for a large ``x``, measuring at each pick only the rows the new center ``y``
+    can move: a row whose nearest center ``c`` has ``|y - c|² ≥ 4 |x - c|²`` is at least as far from
+    ``y`` as from ``c`` (triangle inequality; Elkan 2003), so it is skipped. After the first picks most
+    rows are, and a pick reads a few vectors of length N and the rows near ``y`` instead of all of ``x``
+    (where most rows stay, ``x`` is read once, as without the test). The same picks as measuring every
+    row, but for rounding within ``SLACK``."""
+    n = x.shape[0]
+    chosen = torch.empty(k, dtype=torch.long, device=x.device)
+    nearest, which = _nearest_centers(x, centers)
+    kept = torch.cat([centers, x.new_empty(k, x.shape[1])])
+    count = centers.shape[0]
+    norms = x.square().sum(1)
+    for i in range(k):
+        if i == 0 and count == 0:
+            pick = torch.randint(n, (), generator=generator, device=x.device)
+        else:
+            pick = nearest.argmax()
+        chosen[i] = pick
+        y = x[pick]
+        if count:
+            apart = sq_distances(y.unsqueeze(0), kept[:count]).squeeze(0)  # |y - c|² for every center so far
+            rows = torch.nonzero(apart[which.clamp_min(0)] < 4.0 * (1.0 + SLACK) * nearest).squeeze(1)
+        else:
+            rows = torch.arange(n, device=x.device)
+        if 2 * rows.numel() > n:  # most rows: one pass over x beats gathering them
+            d = (norms + y.square().sum() - 2.0 * (x @ y)).clamp_min(0.0)[rows]
+        else:
+            d = (norms[rows] + y.square().sum() - 2.0 * (x[rows] @ y)).clamp_min(0.0)
+        closer = d < nearest[rows]
+        nearest[rows[closer]] = d[closer]
+        which[rows[closer]] = count
+        kept[count] = y
+        count += 1
+        nearest[pick] = -1.0  # never again, even among duplicates
+    return chosen
+
+
+def _seeding_pruned(g: GradientEmbedding, k: int, chosen: Tensor, generator: torch.Generator | None) -> Tensor:
+    """:func:`kmeans_pp_seeding` for many gradient embeddings (``chosen[0]`` already set), measuring at
+    each draw only the embeddings the new seed can move (the test of :func:`_kcenter_pruned`)."""
+    n = len(g)
+    norms = g.sq_norms()
+    nearest = g.sq_distances(chosen[:1]).squeeze(1).double()
+    which = torch.zeros(n, dtype=torch.long, device=g.a.device)
+    free = torch.ones(n, dtype=torch.bool, device=g.a.device)
+    free[chosen[0]] = False
+    for i in range(1, k):
+        weights = nearest * free
+        if not bool(weights.sum() > 0):
+            weights = free.double()
+        chosen[i] = torch.multinomial(weights, 1, generator=generator)[0]
+        free[chosen[i]] = False
+        j = chosen[i]
+        apart = (norms[chosen[:i]] + norms[j] - 2.0 * (g.a[chosen[:i]] @ g.a[j]) * (g.h[chosen[:i]] @ g.h[j])
+        ).clamp_min(0.0)  # |g_j - g_c|² for every seed so far
+        rows = torch.nonzero(apart[which].double() < 4.0 * (1.0 + SLACK) * nearest).squeeze(1)
+        if 2 * rows.numel() > n:
+            d = g.sq_distances(chosen[i:i + 1]).squeeze(1)[rows]
+        else:
+            d = (norms[rows] + norms[j] - 2.0 * (g.a[rows] @ g.a[j]) * (g.h[rows] @ g.h[j])).clamp_min(0.0)
+        d = d.double()
+        closer = d < nearest[rows]
+        nearest[rows[closer]] = d[closer]
+        which[rows[closer]] = i
     return chosen
 
 
@@ -86,6 +177,8 @@ def kmeans_pp_seeding(g: GradientEmbedding, k: int, generator: torch.Generator |
     if k == 0:
         return chosen
     chosen[0] = g.sq_norms().argmax()
+    if n >= PRUNE_FROM:
+        return _seeding_pruned(g, k, chosen, generator)
     nearest = g.sq_distances(chosen[:1]).squeeze(1).double()
     free = torch.ones(n, dtype=torch.bool, device=g.a.device)
     free[chosen[0]] = False

@@ -9,7 +9,8 @@ cache file) and converted when they are read: ``x[ids]``, ``x[start:stop]``, ``x
 ``normalize``), one batch at a time. The conversion is element by element, so a batch holds exactly
 the floats the whole converted tensor would hold at those rows. Any other use of the whole tensor
 (an arithmetic operator, ``clone``, ``flatten``) converts all of it first: correct, and as costly in
-memory as before.
+memory as before. The raw rows stay on the host: on a GPU, a read moves its ids to the host (one
+synchronisation per batch) and copies the gathered rows to the device.
 
 :func:`model_inputs` chooses: inputs memory-mapped from a file (their ``source``), or whose float copy
 would exceed :data:`WHOLE_BUDGET`, stay stored; smaller ones are converted once, as before.

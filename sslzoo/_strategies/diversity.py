@@ -125,7 +125,7 @@ def _kcenter_pruned(x: Tensor, centers: Tensor, k: int, generator: torch.Generat
         if 2 * rows.numel() > n:  # most rows: one pass over x beats gathering them
             d = (norms + y.square().sum() - 2.0 * (x @ y)).clamp_min(0.0)[rows]
         else:
-            d = (norms[rows] + y.square().sum() - 2.0 * (x[rows] @ y)).clamp_min(0.0)
+            d = (norms[rows] + y.square().sum() - 2.0 * (x.index_select(0, rows) @ y)).clamp_min(0.0)
         closer = d < nearest[rows]
         nearest[rows[closer]] = d[closer]
         which[rows[closer]] = count
@@ -157,7 +157,8 @@ def _seeding_pruned(g: GradientEmbedding, k: int, chosen: Tensor, generator: tor
         if 2 * rows.numel() > n:
             d = g.sq_distances(chosen[i:i + 1]).squeeze(1)[rows]
         else:
-            d = (norms[rows] + norms[j] - 2.0 * (g.a[rows] @ g.a[j]) * (g.h[rows] @ g.h[j])).clamp_min(0.0)
+            d = (norms[rows] + norms[j] - 2.0 * (g.a.index_select(0, rows) @ g.a[j])
+                 * (g.h.index_select(0, rows) @ g.h[j])).clamp_min(0.0)
         d = d.double()
         closer = d < nearest[rows]
         nearest[rows[closer]] = d[closer]

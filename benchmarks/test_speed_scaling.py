@@ -31,10 +31,11 @@ approximate neighbours; ``graph_agreement`` measures, on the largest size up to 
 exact ``k = 7`` neighbours and the agreement of the labels propagated over both graphs (100 labeled rows).
 
 Asserted: every strategy finishes a round at every size; at 10^6, ``kcenter`` and ``badge`` within 3x
-``random``'s whole command; every selection exponent between 10^5 and 10^6 at most 1.2 (the exponents
-are asserted only when the largest size is at least 10^6: below it a selection is a fraction of a
-second, and its exponent is noise). Results: ``benchmarks/results/speed_scaling.json``; the machine's
-other load is not controlled, so every figure to compare is a ratio within this run.
+``random``'s whole command; every selection exponent between 10^5 and 10^6 at most 1.2 (asserted only
+when the largest size is at least 10^6, and for the selections that take a second or more there:
+``random``'s is a shuffle of a fraction of a second, whose exponent is noise). Results:
+``benchmarks/results/speed_scaling.json``; the machine's other load is not controlled, so every figure
+to compare is a ratio within this run.
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ def test_one_round_of_selection_grows_about_linearly_in_the_pool(tmp_path):
         for name in ("kcenter", "badge"):
             assert results["runs"][name][str(large)]["wall_over_random"] <= 3.0, name
         for name, by_size in results["runs"].items():
-            assert by_size["exponent_select"] is not None and by_size["exponent_select"] <= 1.2, name
+            if by_size[str(large)]["select_s"] >= 1.0:  # below a second, fixed costs and noise rule the ratio
+                assert by_size["exponent_select"] is not None and by_size["exponent_select"] <= 1.2, name
 
 
 #: the graph alone at one size, in a child of its own (its peak memory is the graph's)

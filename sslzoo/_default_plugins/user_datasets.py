@@ -12,6 +12,7 @@ work but no accuracy.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ FEATURE_TRAINING = {"epochs": 100, "batch_size": 64, "lr": 1e-3, "optimizer": "a
 TEST_SEED = 0
 """The seed of the draw that ``test_fraction`` holds out: one test split for every run's seed."""
 STATS_CHUNK = 4096
+"""Rows of the training set per chunk of the statistics pass, at most ..."""
+STATS_ELEMENTS = 2**22
+"""... and at most this many elements (32 MB as float64): a chunk of 4096 photos would be gigabytes."""
 
 
 def _test_fraction(**meta: Any) -> Any:
@@ -76,10 +80,15 @@ class Standardized(Dataset):
         dims = (0, 2, 3) if x.dim() == 4 else (0,)
         total = torch.zeros(x.shape[1], dtype=torch.float64)
         squares = torch.zeros(x.shape[1], dtype=torch.float64)
-        for start in range(0, x.shape[0], STATS_CHUNK):  # chunks: a float64 copy of every image would not fit
-            chunk = x[start:start + STATS_CHUNK].to(torch.float64)
+        source = tensor_cache.source_of(x)  # a cached folder: read through a mapping whose pages go back
+        rows, mapping = source.open() if source is not None else (x, None)
+        step = min(STATS_CHUNK, max(1, STATS_ELEMENTS // max(1, x[:1].numel())))
+        for start in range(0, x.shape[0], step):  # chunks: a float64 copy of every image would not fit
+            chunk = rows[start:start + step].to(torch.float64)
             total += chunk.sum(dims)
             squares += (chunk * chunk).sum(dims)
+            if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)  # the pages read stay in the page cache, not in this process
         count = x.numel() // max(1, x.shape[1])
         mean = total / max(1, count)
         std = (squares / max(1, count) - mean * mean).clamp_min(0).sqrt()

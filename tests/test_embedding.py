@@ -11,12 +11,12 @@ from torch import nn
 from sslzoo._contract.plugins import make_plugins
 from sslzoo._contract.registry import Registry
 from sslzoo._ops import inference
-from sslzoo._ops import networks as models
 from sslzoo._ops.embedding import GradientEmbedding, embedding_layer, embeddings, gradient_embeddings
 from sslzoo._ops.features import fit_features
 from sslzoo.errors import TrainingError
 
-BUILT_IN_MODELS = Registry(make_plugins(load="")).models.names()
+REGISTRY = Registry(make_plugins(load=""))
+BUILT_IN_MODELS = REGISTRY.models.names()
 
 
 class TwoHeads(nn.Module):
@@ -40,7 +40,7 @@ def built(name: str) -> tuple[nn.Module, torch.Tensor]:
     """Model ``name`` with random weights and 6 random inputs of its dataset's shape."""
     torch.manual_seed(0)
     shape = (2,) if name.startswith("moons") else (1, 28, 28)
-    model = getattr(models, name)(shape, 10 if len(shape) == 3 else 2)
+    model = REGISTRY.models.get(name).obj.build(shape, 10 if len(shape) == 3 else 2)
     x = torch.randn(64 if name.startswith("pca_poly") else 6, *shape)  # the PCA needs 50 samples
     fit_features(model, x)
     return model, x[:6]

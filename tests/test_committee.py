@@ -164,7 +164,7 @@ def test_batched_training_trains_each_member_as_alone():
         out = []
         for seed in seeds:
             torch.manual_seed(seed)
-            out.append(run.fresh_member())
+            out.append(run.members.fresh_member())
         return out
 
     together, alone = fresh(), fresh()

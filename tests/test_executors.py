@@ -360,8 +360,10 @@ def test_a_local_ray_instance_under_too_small_an_address_space_is_refused_before
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'sslzoo[ray]')")
     import resource
 
+    ray = sys.modules["ray"]
     monkeypatch.setattr(resource, "getrlimit", lambda which: (4 * 2**30, resource.RLIM_INFINITY))
-    monkeypatch.setattr(sys.modules["ray"], "init", lambda **kwargs: pytest.fail("Ray started"))
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process (this module's fixture
+    monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("Ray started"))  # may hold an instance)
     result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", "moons", "--labels", "10",
                                        "--executor", "ray"])
     assert result.exit_code == 1 and result.output == (

@@ -295,6 +295,42 @@ class Learner:
     teachers: Teachers
 
 
+@dataclass
+class Members:
+    """``ctx.ensemble``: ``members`` fresh copies of the run's model trained on the round's training set
+    (:mod:`sslzoo._engine.ensemble`). It holds what that needs of the run and nothing more: the context
+    reaches it, so it must not reach the judge (no hidden label is reachable from the context)."""
+
+    build: Callable[[tuple[int, ...], int], nn.Module]
+    shape: tuple[int, ...]
+    num_classes: int
+    device: torch.device
+    seed: int
+    data: RunData
+    training: Training
+    ctx: Context
+    inputs: torch.Tensor  # as loaded, before a fitted prefix
+    fitted_on: torch.Tensor | None = None  # the ids the run's model fitted its feature layers on
+
+    def __call__(self, members: int) -> Ensemble:
+        seeds = member_seeds(self.seed, self.ctx.round, members)
+        return train_ensemble(self.fresh_member, seeds, self.data.x, self.data.ledger, self.training,
+                              self.ctx.activation)
+
+    def fresh_member(self) -> nn.Module:
+        """An untrained model (initialised from torch's generator as it stands), its feature layers fitted
+        as the run's model's were: on the same ids, or, for a fitted prefix, the run's (whose outputs the
+        run's inputs already are), so the member is the rest of the model."""
+        model = self.build(self.shape, self.num_classes).to(self.device)
+        depth = fitted_depth(model)
+        if not depth:
+            fit_features(model, self.inputs[self.fitted_on])
+            return model
+        rest = nn.Sequential(*list(model.children())[depth:])
+        rest.__dict__.update({k: v for k, v in vars(model).items() if not k.startswith("_")})  # its output_activation
+        return rest
+
+
 class Fit(NamedTuple):
     """What a round's training returns: the step phase's pseudo-label tally (None: the round had no
     step phase) and, with ``patience`` or a validation set, the epoch whose weights were kept."""
@@ -397,7 +433,9 @@ class Run:
                            num_classes=self.data.num_classes, seed=self.spec.seed, epochs=self.training.epochs,
                            precision=self.training.precision)
         self.ctx._where = self.where
-        self.ctx.ensembles = self.ensemble
+        self.members = Members(self.model_spec.build, tuple(self.inputs[0].shape[1:]), self.data.num_classes,
+                               self.device, self.spec.seed, self.data, self.training, self.ctx, self.inputs[0])
+        self.ctx.ensembles = self.members
 
     def acquire(self, rnd: int) -> str | None:
         """Round ``rnd``'s select → label → weight on the pool, by each strategy that selects in this
@@ -448,7 +486,7 @@ class Run:
         ledger = self.data.ledger
         model = self.model_spec.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
         fitted_on = self.data.initial_ids if self.training.fit_features == "initial_labels" else ledger.train()
-        self._fitted_on = fitted_on
+        self.members.fitted_on = fitted_on
         model = self._fit(model, fitted_on)
         self._check_fits(model)
         x = self.data.x
@@ -457,19 +495,6 @@ class Run:
         return Learner(model=model, optimizer=make_optimizer(model, self.training, int(ledger.train().numel())),
                        activation=inference.output_activation(model),
                        teachers=Teachers(model, x, self.training.precision))
-
-    def ensemble(self, members: int) -> Ensemble:
-        """``ctx.ensemble``: ``members`` fresh copies of the model trained on the round's training set
-        (:mod:`sslzoo._engine.ensemble`)."""
-        seeds = member_seeds(self.spec.seed, self.ctx.round, members)
-        return train_ensemble(self.fresh_member, seeds, self.data.x, self.data.ledger, self.training,
-                              self.ctx.activation)
-
-    def fresh_member(self) -> nn.Module:
-        """An untrained model for an ensemble (initialised from torch's generator as it stands), its fitted
-        feature layers fitted as the run's model's were."""
-        model = self.model_spec.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
-        return self._fit(model, self._fitted_on)
 
     def _fit(self, model: nn.Module, fitted_on: torch.Tensor) -> nn.Module:
         """Fit ``model``'s feature layers on the inputs of ``fitted_on``. A fitted prefix

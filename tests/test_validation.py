@@ -22,7 +22,7 @@ AL = {"epochs": 3, "query_size": 5, "budget": 20, "lr": 0.05}
 
 
 def _without_wall_time(record):
-    return {k: v for k, v in record.items() if k not in ("wall_seconds", "judge")}
+    return {k: v for k, v in record.items() if k not in ("wall_seconds", "judge", "machine")}
 
 
 def _job(strategy: str, **options) -> Run:

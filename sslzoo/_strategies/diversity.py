@@ -135,35 +135,22 @@ def _kcenter_pruned(x: Tensor, centers: Tensor, k: int, generator: torch.Generat
     return chosen
 
 
-def _seeding_pruned(g: GradientEmbedding, k: int, chosen: Tensor, generator: torch.Generator | None) -> Tensor:
-    """:func:`kmeans_pp_seeding` for many gradient embeddings (``chosen[0]`` already set), measuring at
-    each draw only the embeddings the new seed can move (the test of :func:`_kcenter_pruned`)."""
-    n = len(g)
-    norms = g.sq_norms()
-    nearest = g.sq_distances(chosen[:1]).squeeze(1).double()
-    which = torch.zeros(n, dtype=torch.long, device=g.a.device)
-    free = torch.ones(n, dtype=torch.bool, device=g.a.device)
-    free[chosen[0]] = False
-    for i in range(1, k):
-        weights = nearest * free
-        if not bool(weights.sum() > 0):
-            weights = free.double()
-        chosen[i] = torch.multinomial(weights, 1, generator=generator)[0]
-        free[chosen[i]] = False
-        j = chosen[i]
-        apart = (norms[chosen[:i]] + norms[j] - 2.0 * (g.a[chosen[:i]] @ g.a[j]) * (g.h[chosen[:i]] @ g.h[j])
-        ).clamp_min(0.0)  # |g_j - g_c|² for every seed so far
-        rows = torch.nonzero(apart[which].double() < 4.0 * (1.0 + SLACK) * nearest).squeeze(1)
-        if 2 * rows.numel() > n:
-            d = g.sq_distances(chosen[i:i + 1]).squeeze(1)[rows]
-        else:
-            d = (norms[rows] + norms[j] - 2.0 * (g.a.index_select(0, rows) @ g.a[j])
-                 * (g.h.index_select(0, rows) @ g.h[j])).clamp_min(0.0)
-        d = d.double()
-        closer = d < nearest[rows]
-        nearest[rows[closer]] = d[closer]
-        which[rows[closer]] = i
-    return chosen
+def _lower_pruned(g: GradientEmbedding, chosen: Tensor, i: int, nearest: Tensor, which: Tensor, norms: Tensor) -> None:
+    """Lower ``nearest`` (and ``which``, the seed each embedding is nearest to) for the new seed
+    ``chosen[i]``, measuring only the embeddings it can move (the test of :func:`_kcenter_pruned`)."""
+    n, j = len(g), chosen[i]
+    apart = (norms[chosen[:i]] + norms[j] - 2.0 * (g.a[chosen[:i]] @ g.a[j]) * (g.h[chosen[:i]] @ g.h[j])
+             ).clamp_min(0.0)  # |g_j - g_c|² for every seed so far
+    rows = torch.nonzero(apart[which].double() < 4.0 * (1.0 + SLACK) * nearest).squeeze(1)
+    if 2 * rows.numel() > n:
+        d = g.sq_distances(chosen[i:i + 1]).squeeze(1)[rows]
+    else:
+        d = (norms[rows] + norms[j] - 2.0 * (g.a.index_select(0, rows) @ g.a[j])
+             * (g.h.index_select(0, rows) @ g.h[j])).clamp_min(0.0)
+    d = d.double()
+    closer = d < nearest[rows]
+    nearest[rows[closer]] = d[closer]
+    which[rows[closer]] = i
 
 
 def kmeans_pp_seeding(g: GradientEmbedding, k: int, generator: torch.Generator | None = None) -> Tensor:
@@ -171,25 +158,29 @@ def kmeans_pp_seeding(g: GradientEmbedding, k: int, generator: torch.Generator |
     norm first, then each next one drawn with probability ∝ its squared distance to the nearest
     one chosen (k-means++ seeding), from ``generator``. Distances come from the factors (``a``, ``h``),
     never from the dense gradients. Once every remaining distance is 0 the rest are drawn uniformly
-    from those not chosen."""
+    from those not chosen. From ``PRUNE_FROM`` embeddings on, each draw measures only the embeddings
+    the new seed can move (:func:`_lower_pruned`)."""
     n = len(g)
     k = max(0, min(int(k), n))
     chosen = torch.empty(k, dtype=torch.long, device=g.a.device)
     if k == 0:
         return chosen
     chosen[0] = g.sq_norms().argmax()
-    if n >= PRUNE_FROM:
-        return _seeding_pruned(g, k, chosen, generator)
     nearest = g.sq_distances(chosen[:1]).squeeze(1).double()
     free = torch.ones(n, dtype=torch.bool, device=g.a.device)
     free[chosen[0]] = False
+    norms = g.sq_norms() if n >= PRUNE_FROM else None
+    which = torch.zeros(n, dtype=torch.long, device=g.a.device)
     for i in range(1, k):
         weights = nearest * free
         if not bool(weights.sum() > 0):
             weights = free.double()
         chosen[i] = torch.multinomial(weights, 1, generator=generator)[0]
         free[chosen[i]] = False
-        nearest = torch.minimum(nearest, g.sq_distances(chosen[i:i + 1]).squeeze(1).double())
+        if norms is None:
+            nearest = torch.minimum(nearest, g.sq_distances(chosen[i:i + 1]).squeeze(1).double())
+        else:
+            _lower_pruned(g, chosen, i, nearest, which, norms)
     return chosen
 
 

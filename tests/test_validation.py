@@ -94,7 +94,7 @@ def test_only_test_set_selection_is_flagged():
 
 def test_a_validation_set_that_cannot_be_drawn_is_one_line_naming_the_limit():
     with pytest.raises(OptionError, match=r"^option validation=295 is not allowed: the pool of dataset 'moons' has "
-                                          r"290 ids after the starting labels; ask for fewer$"):
+                                          r"290 ids after the starting labels; ask for at most 290$"):
         _job("supervised", epochs=1, validation=295).execute()
     with pytest.raises(OptionError, match=r"validation_counted .* needs validation of at least 1"):
         _job("supervised", epochs=1, validation_counted=True)

@@ -273,9 +273,9 @@ def load_data(dataset: Dataset, spec: RunSpec, device: torch.device, notify: Cal
                    unlabeled=unknown.numel())
     if validation:
         pool = ledger.pool().cpu()
-        if validation >= pool.numel():
+        if validation > pool.numel():
             raise OptionError(f"option validation={validation} is not allowed: the pool of dataset {spec.dataset!r} "
-                              f"has {pool.numel()} ids after the starting labels; ask for fewer")
+                              f"has {pool.numel()} ids after the starting labels; ask for at most {pool.numel()}")
         draw = torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(spec.seed ^ VALIDATION_STREAM))
         chosen = pool[draw[:validation]].sort().values.to(device)
         data.validation_ids = chosen

@@ -16,6 +16,7 @@ from sslzoo._contract.hookspecs import hookimpl
 from sslzoo._contract.labels import ORACLE, PSEUDO, Labels
 from sslzoo._contract.plugin_api import PLUGIN_API
 from sslzoo._contract.plugins import make_plugins
+from sslzoo._contract.pretraining import Pretrainer, PretrainOptions
 from sslzoo._contract.recipe import Recipe
 from sslzoo._contract.registry import ModelSpec, Registry
 from sslzoo._contract.stopping import Predictions, StoppingCriterion, StoppingOptions
@@ -97,6 +98,8 @@ __all__ = [
     "Dataset", "Arrays", "ModelSpec", "HintonDropout", "Recipe",
     # writing a stopping criterion
     "StoppingCriterion", "StoppingOptions", "Predictions",
+    # writing a pretraining method
+    "Pretrainer", "PretrainOptions",
     # plugins
     "hookimpl", "Registry", "make_plugins", "PLUGIN_API",
     # errors and warnings

@@ -47,6 +47,12 @@ def register_stopping_criteria(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def register_pretrainers(register: Callable[[type], None]) -> None:
+    """Register pretraining methods: call ``register(MyMethod)`` once per
+    :class:`~sslzoo._contract.pretraining.Pretrainer` subclass."""
+
+
+@hookspec
 def run_started(run: dict[str, Any]) -> None:
     """Observe the start of one run (one strategy, dataset and seed).
 

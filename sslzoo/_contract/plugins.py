@@ -43,6 +43,7 @@ DEFAULT_PLUGINS = (
     "sslzoo._default_plugins.backbones",
     "sslzoo._default_plugins.recipes",
     "sslzoo._default_plugins.stopping_criteria",
+    "sslzoo._default_plugins.pretrainers",
     "sslzoo._default_plugins.supervised",
     "sslzoo._default_plugins.uncertainty",
     "sslzoo._default_plugins.mc_dropout",

@@ -16,6 +16,7 @@ from sslzoo._contract.dataset import Dataset
 from sslzoo._contract.hookspecs import HOOK_NAMES, REGISTRATION_HOOKS
 from sslzoo._contract.plugin_api import MIGRATION_PAGE
 from sslzoo._contract.plugins import BUILT_IN, PluginInfo, Plugins, make_plugins
+from sslzoo._contract.pretraining import Pretrainer
 from sslzoo._contract.recipe import Recipe
 from sslzoo._contract.stopping import StoppingCriterion
 from sslzoo._contract.strategy import FAMILIES, Strategy, first_api, unfinished
@@ -162,12 +163,14 @@ class Registry:
         self.models: Table[ModelSpec] = ModelTable("model")
         self.recipes: Table[Recipe] = Table("recipe")
         self.stopping_criteria: Table[type[StoppingCriterion]] = Table("stopping criterion")
+        self.pretrainers: Table[type[Pretrainer]] = Table("pretraining method")
         self._registered: dict[str, int] = {}  # plugin name → names it registered
         self._collect("register_strategies", self._strategy)
         self._collect("register_datasets", self._dataset)
         self._collect("register_models", self._model)
         self._collect("register_recipes", self._recipe)
         self._collect("register_stopping_criteria", self._stopping_criterion)
+        self._collect("register_pretrainers", self._pretrainer)
         self._warn_idle()
 
     def call_each(self, hook_name: str, make_kwargs: Callable[[PluginInfo], dict[str, Any]]) -> list[Any]:
@@ -267,6 +270,15 @@ class Registry:
         if getattr(cls.check, "__isabstractmethod__", False):
             raise PluginError(f"plugin {plugin.label()}: stopping criterion {cls.name!r} defines no check")
         self.stopping_criteria.add(cls.name, cls, plugin)
+
+    def _pretrainer(self, plugin: PluginInfo, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Pretrainer)):
+            raise PluginError(f"plugin {plugin.label()} registered {cls!r}, which is not a sslzoo.Pretrainer subclass")
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:
+            raise PluginError(f"plugin {plugin.label()}: pretraining method {cls.name!r} defines no "
+                              f"{', '.join(missing)}")
+        self.pretrainers.add(cls.name, cls, plugin)
 
 
 _default: Registry | None = None

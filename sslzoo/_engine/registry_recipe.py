@@ -45,10 +45,11 @@ class RegistryRecipe:
     def of(cls, registry: Registry, providers_only: bool = False) -> RegistryRecipe:
         """The recipe of ``registry``; a plugin that cannot be sent to another process is a
         :class:`~sslzoo.errors.PluginError` naming it. ``providers_only``: only the plugins that
-        register a strategy, dataset, model, recipe or stopping criterion (what a run's learner builds from; an observer
-        plugin's hooks run where the run is judged)."""
+        register a strategy, dataset, model, recipe, stopping criterion or pretraining method (what a run's learner
+        builds from; an observer plugin's hooks run where the run is judged)."""
         providers = {entry.plugin.name for table in (registry.strategies, registry.datasets, registry.models,
-                                                     registry.recipes, registry.stopping_criteria)
+                                                     registry.recipes, registry.stopping_criteria,
+                                                     registry.pretrainers)
                      for entry in table.entries.values()}
         refs = []
         for info in registry.plugins.list():

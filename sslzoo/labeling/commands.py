@@ -55,6 +55,12 @@ def _training_line(entry: dict[str, Any]) -> str:
     return f"training {entry['training']}: {entry['labels']} labels, {_accuracy(entry)}"
 
 
+def _stop_line(stop: dict[str, Any]) -> str:
+    """The verdict of a session's stopping criterion, once it fired (:meth:`Session.stopped`)."""
+    return (f"you may stop: {stop['criterion']} fired after training {stop['training']} ({stop['labels']} labels): "
+            f"{stop['why']}")
+
+
 @click.group()
 def label() -> None:
     """Label your data with a person in the loop, across days: start a session, ask for the next
@@ -78,10 +84,22 @@ def label() -> None:
 @click.option("--holdout", default=None, metavar="N",
               help="Set N of your data's labels aside to measure every training on (for data whose test split "
                    "has no labels).")
+@click.option("--stop", default=None, metavar="NAME[:KEY=VALUE,...]",
+              help="A stopping criterion (sslzoo stopping-criteria lists them), judged after every training: once "
+                   "it fires, `label next` and `label status` say so (\"you may stop: ...\") and the rounds go on "
+                   "while you label. The same as -o stop=...")
 def start(directory: str, dataset: str, strategy: str, options: Sequence[str], dataset_options: Sequence[str],
-          model: str | None, seed: int, device: str, control: str | None, holdout: str | None) -> None:
+          model: str | None, seed: int, device: str, control: str | None, holdout: str | None,
+          stop: str | None) -> None:
     """Start a labeling session in DIRECTORY (new or empty)."""
-    session = Session.start(directory, dataset, strategy, options=parse_assignments(options),
+    given = parse_assignments(options)
+    if stop is not None:
+        clash = [key for key in given if key.rpartition(".")[2] == "stop"]
+        if clash:
+            raise click.ClickException(f"--stop {stop} and -o {clash[0]}={given[clash[0]]} both set stop; give one "
+                                       f"of them")
+        given["stop"] = stop
+    session = Session.start(directory, dataset, strategy, options=given,
                             dataset_options=parse_assignments(dataset_options), model=model, seed=seed, device=device,
                             control=control, holdout=holdout)
     status = session.status()
@@ -96,6 +114,9 @@ def start(directory: str, dataset: str, strategy: str, options: Sequence[str], d
                    f"its queries more items, drawn at random and mixed in ({group.size(20)} more with -k 20, fewer "
                    f"when a draw is labeled already): the cost of measuring the strategy against random queries; "
                    f"{strategy} never trains on their labels")
+    if session.stop_option:
+        click.echo(f"stopping criterion: {session.stop_option}, judged after every training; `sslzoo label next` "
+                   f"says when it fires (you decide whether to stop)")
     click.echo(f"next: sslzoo label next {directory} -k 20")
 
 
@@ -128,8 +149,10 @@ def next_(directory: str, k: int, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps({"round": asked.number, "strategy": asked.strategy, "training": asked.training,
                                "reused": asked.reused, "items": asked.items, "control": asked.control,
-                               "files": [str(f) for f in asked.files]}, indent=2))
+                               "files": [str(f) for f in asked.files], "stop": asked.stop}, indent=2))
         return
+    if asked.stop is not None:
+        click.echo(_stop_line(asked.stop))
     for line in _round_lines(asked):
         click.echo(line)
 
@@ -157,11 +180,15 @@ def import_(directory: str, file: str, labeler: str | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def train(directory: str, force: bool, quiet: bool) -> None:
     """Retrain on every label held (`label next` does this itself when there are new labels)."""
-    entry = _open(directory, quiet).train(force=force)
+    session = _open(directory, quiet)
+    entry = session.train(force=force)
     if entry is None:
         click.echo("the model is up to date: it learned from every label held (--force trains again)")
         return
     click.echo(_training_line(entry))
+    stop = session.stopped()
+    if stop is not None:
+        click.echo(_stop_line(stop))
 
 
 @label.command()
@@ -190,6 +217,8 @@ def status(directory: str, as_json: bool) -> None:
                    f"{len(state['pending'])} waiting for a label")
     if state["labels"] and not state["model_current"]:
         click.echo("new labels since the last training: `sslzoo label next` or `sslzoo label train` retrains")
+    if state["stop"] is not None:
+        click.echo(_stop_line(state["stop"]))
     control = state["control"]
     if control is not None:
         click.echo(f"control group ({control['strategy']}, {control['fraction']:g} × each round's queries): "
@@ -214,6 +243,9 @@ def simulate_(directory: str, rounds: int, k: int, noise: float, labeler_seed: i
     session = _open(directory, quiet)
     for entry in simulate(session, SimulatedLabeler(session, noise, labeler_seed), rounds, k):
         click.echo(_training_line(entry))
+    stop = session.stopped()
+    if stop is not None:
+        click.echo(_stop_line(stop))
 
 
 @label.command(name="report")

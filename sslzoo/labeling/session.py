@@ -12,6 +12,8 @@ A session lives in a directory::
     model.pt         the weights of the last training and the ledger batches it learned from
     control.jsonl    one line per training the control group replayed, and control-model.pt its
                      last model (:mod:`sslzoo.labeling.replay`)
+    stopping/        with a stopping criterion, the predictions it judges, one file per training
+                     (:mod:`sslzoo.labeling.stop_log`)
     round-N/         round N's queries for a person: queries.csv (fill in its label column),
                      queries.png, label-studio-tasks.json and label-studio-config.xml, and the
                      model's auto-labels of the rest of the pool (autolabels.csv, hard ones first)
@@ -33,7 +35,8 @@ for a person's own data (``Dataset.labels_given``), those the dataset holds.
 A session started with a control group (:mod:`sslzoo.labeling.control_queries`) also asks each round about
 items drawn at random for it; the strategy's model never trains on their labels. A session whose
 test split has no labels may set some of the data's labels aside to measure every training on
-(:mod:`sslzoo.labeling.holdout`).
+(:mod:`sslzoo.labeling.holdout`). A session started with a stopping criterion (``--stop``) says when it
+fires, after each training (:mod:`sslzoo.labeling.stop_log`), and goes on asking: people decide.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from sslzoo._contract.strategy import Strategy
 from sslzoo._engine.catalog import create_strategy, option_names
 from sslzoo._engine.judge import Judge
 from sslzoo._engine.run import Progress, Run, RunData, RunSpec, check_arrays, resolve_device
+from sslzoo._engine.stopping_rule import Stopping
 from sslzoo._files import Journal, fsync_directory, hold, read_text, replace_file
 from sslzoo._ops import inference
 from sslzoo._ops.quality import BUCKETS, difficulty_buckets
@@ -71,7 +75,7 @@ from sslzoo._results.store import SESSION_FILE
 from sslzoo._strategies.composite import Composite
 from sslzoo._version import __version__
 from sslzoo.errors import OptionError, SessionError, UnknownNameError
-from sslzoo.labeling import label_studio, sheets
+from sslzoo.labeling import label_studio, sheets, stop_log
 from sslzoo.labeling.answers import Answer, decode, read_csv
 from sslzoo.labeling.control_queries import CONTROL_FILE, ControlGroup, draw, draw_seed, holdings, mix
 from sslzoo.labeling.holdout import evaluated_on, held_out_items
@@ -126,8 +130,9 @@ class Round:
     """A round of queries: its number, directory and files, the items in the strategy's order (each
     ``{"id", "item", "guess", "confidence", "difficulty", "control"}``; with a control group its control
     items are mixed in at random places, ``control`` true), the strategy that chose them, the training
-    whose model guessed (None: a cold start), whether it was asked before (``reused``) and the control
-    group's draws (None: no control group, or a cold start)."""
+    whose model guessed (None: a cold start), whether it was asked before (``reused``), the control
+    group's draws (None: no control group, or a cold start) and the verdict of the session's stopping
+    criterion (:meth:`Session.stopped`; None: it has not fired, or the session has none)."""
 
     number: int
     directory: Path
@@ -137,6 +142,7 @@ class Round:
     training: int | None
     reused: bool = False
     control: list[int] | None = None
+    stop: dict[str, Any] | None = None
 
 
 @dataclass
@@ -205,6 +211,7 @@ class Session:
         self.classes: list[str] = list(self.spec["classes"])
         self.control = ControlGroup.from_json(self.spec.get("control"))
         self.holdout: list[int] = list((self.spec.get("holdout") or {}).get("ids", []))
+        self.stop_option: str = self.spec["resolved_options"].get("stop") or ""  # its stopping criterion, if any
         self._held = 0
 
     # -- starting and holding --------------------------------------------------------------------
@@ -231,6 +238,8 @@ class Session:
         registry = registry or default_registry()
         options = dict(options or {})
         built = check_strategy(strategy, options, registry)
+        if built.options.stop:  # an unknown criterion or a bad option of it fails here, as in sslzoo bench
+            Stopping(registry, built.options.stop, f"strategy {strategy!r}")
         group = None if control is None else ControlGroup.of(control, strategy, built, registry, ROUND_OPTIONS)
         dataset, dataset_options = resolve_dataset(dataset, dataset_options, registry)
         dataset_options = {k: _absolute(v) for k, v in dataset_options.items()}
@@ -301,6 +310,18 @@ class Session:
             model = {k: v for k, v in saved.items() if k != "state_dict"}
         return _State(self.ledger.batches(), self.history.read().entries, model)
 
+    def stopped(self) -> dict[str, Any] | None:
+        """Whether the session's stopping criterion (the ``stop`` option) has fired, replayed from the
+        start over the predictions kept at each training (:func:`sslzoo.labeling.stop_log.verdict`):
+        ``{"criterion", "options", "training", "labels", "why"}`` of the first training whose model
+        fired it, or None (not fired, or no criterion)."""
+        return self._stopped(self.state())
+
+    def _stopped(self, state: _State) -> dict[str, Any] | None:
+        if not self.stop_option or state.model is None:
+            return None
+        return stop_log.verdict(self.directory, self.stop_option, self.registry, state.model["training"])
+
     def _data(self) -> _Data:
         """The dataset, loaded; with held-out items, they are its test split."""
         data_set = self.registry.datasets.get(self.spec["dataset"]).obj(**self.spec["dataset_options"])
@@ -370,6 +391,8 @@ class Session:
         seen = state.model["labels"] if state.model else 0
         self.notify(f"training {number} on {len(own)} labels ({len(own) - seen} new), {run.training.epochs} epochs")
         numbers, weights = self._fit(run, strategy, own, number, self.directory / MODEL_FILE if state.model else None)
+        if run.stopping is not None:  # before the model: a training killed in between is left out, then redone
+            stop_log.save(self.directory, run, run.stopping, number, len(state.batches), len(own))
         entry = {"event": "train", "training": number, "at": now(), "batches": len(state.batches), **numbers}
         buffer = io.BytesIO()
         torch.save({"state_dict": weights, "training": number, "batches": len(state.batches), "labels": len(own)},
@@ -431,13 +454,15 @@ class Session:
             training = state.model["training"] if state.labels and state.model else None
             asked = state.queries()
             last = asked[-1] if asked else None
+            stop = self._stopped(state)
             if last and (last["k"], last["training"], last["batches"]) == (k, training, len(state.batches)):
                 return Round(last["round"], self.directory / f"round-{last['round']}", last["items"],
                              [self.directory / f for f in last["files"]], last["strategy"], training, reused=True,
-                             control=last.get("control"))
-            return self._ask((last["round"] if last else 0) + 1, k, training, state, data)
+                             control=last.get("control"), stop=stop)
+            return self._ask((last["round"] if last else 0) + 1, k, training, state, data, stop)
 
-    def _ask(self, number: int, k: int, training: int | None, state: _State, data: _Data) -> Round:
+    def _ask(self, number: int, k: int, training: int | None, state: _State, data: _Data,
+             stop: dict[str, Any] | None) -> Round:
         cold = training is None
         name = COLD_START if cold else self.spec["strategy"]
         if cold:
@@ -473,7 +498,7 @@ class Session:
                  "batches": len(state.batches), "items": items, **({} if drawn is None else {"control": drawn}),
                  "files": [str(f.relative_to(self.directory)) for f in files]}
         self.history.append(entry)
-        return Round(number, directory, items, files, name, training, control=drawn)
+        return Round(number, directory, items, files, name, training, control=drawn, stop=stop)
 
     def _draw(self, group: ControlGroup, number: int, k: int, state: _State) -> list[int]:
         """Round ``number``'s control draws, sorted: ``group``'s share of ``k`` queries, drawn at random
@@ -580,10 +605,10 @@ class Session:
     # -- describing ------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Where the session stands: its set-up, what its trainings are measured on, the labels held per
-        class, the batches, trainings and rounds, the items of the last round nobody has labeled yet and
-        its control group (None: it has none): the share of each round it draws, its items drawn and
-        asked (for it alone), the control labels, the labels its learner holds and the trainings it
-        replayed."""
+        class, the batches, trainings and rounds, the items of the last round nobody has labeled yet, the
+        verdict of its stopping criterion (:meth:`stopped`) and its control group (None: it has none):
+        the share of each round it draws, its items drawn and asked (for it alone), the control labels,
+        the labels its learner holds and the trainings it replayed."""
         state = self.state()
         counts = Counter(label.label for label, _ in state.labels.values())
         asked = state.queries()
@@ -606,7 +631,8 @@ class Session:
                 "rounds": [{**{k: e[k] for k in ("round", "at", "k", "strategy", "training")},
                             "queries": sum(1 for item in e["items"] if not item.get("control")),
                             "controls": sum(1 for item in e["items"] if item.get("control"))} for e in asked],
-                "pending": pending, "model_current": state.model_current(), "control": control}
+                "pending": pending, "model_current": state.model_current(), "stop": self._stopped(state),
+                "control": control}
 
 
 def _absolute(value: Any) -> Any:

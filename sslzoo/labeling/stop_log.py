@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,23 +74,29 @@ def save(directory: Path, run: Run, stopping: Stopping, training: int, batches: 
     return path
 
 
-def verdict(directory: Path, text: str, registry: Registry, trained: int) -> dict[str, Any] | None:
-    """Where the criterion of the ``stop`` option ``text`` first fires over the predictions kept for the
-    session's trainings 1 to ``trained`` (the saved model's): ``{"criterion", "options", "training",
-    "labels", "why"}``, the training whose model fired it, with the labels it learned from and why
-    (one line); None when it has not fired."""
-    seen: list[dict[str, Any]] = []
+def _kept(directory: Path, trained: int) -> Iterator[dict[str, Any]]:
+    """The predictions kept for trainings 1 to ``trained``, in order, each read when it is needed; a
+    retraining on the same labels in place of the training before it."""
+    previous: dict[str, Any] | None = None
     for training in range(1, trained + 1):
         path = _path(directory, training)
         if not path.exists():
             continue
         saved = _load(path)
-        if seen and seen[-1]["batches"] == saved["batches"]:  # a retraining on the same labels replaces it
-            seen.pop()
-        seen.append(saved)
-    stopping = Stopping(registry, text, f"labeling session {directory}")
-    criterion = stopping.criterion
-    for saved in seen:
+        if previous is not None and previous["batches"] != saved["batches"]:
+            yield previous
+        previous = saved
+    if previous is not None:
+        yield previous
+
+
+def verdict(directory: Path, text: str, registry: Registry, trained: int) -> dict[str, Any] | None:
+    """Where the criterion of the ``stop`` option ``text`` first fires over the predictions kept for the
+    session's trainings 1 to ``trained`` (the saved model's): ``{"criterion", "options", "training",
+    "labels", "why"}``, the training whose model fired it, with the labels it learned from and why
+    (one line); None when it has not fired."""
+    criterion = Stopping(registry, text, f"labeling session {directory}").criterion
+    for saved in _kept(directory, trained):
         if saved["ids"].numel() == 0:  # nothing left to judge, as a benchmark's criterion on an empty pool
             continue
         why = criterion.check(Predictions(saved["training"], saved["ids"], saved["probs"]))

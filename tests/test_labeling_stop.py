@@ -17,6 +17,7 @@ from sslzoo import create_model
 from sslzoo._default_plugins.datasets import TwoMoons
 from sslzoo._ops.inference import probabilities
 from sslzoo.labeling import Session, SimulatedLabeler, simulate
+from sslzoo.labeling.replay import report as session_report
 from sslzoo.labeling.session import MODEL_FILE
 from sslzoo.labeling.stop_log import STOP_DIR
 from tests.test_labeling import FAST, MOONS, ROOT, _blocks, _label_commands, answered, invoke, one_line_error, start
@@ -185,3 +186,13 @@ def test_the_labeling_guides_stopping_example_runs_as_written(tmp_path, monkeypa
     (shown,) = [b for b in _blocks(guide, "text") if b.startswith("you may stop: ")]
     assert [re.sub(r"\d", "#", line) for line in result.stdout.splitlines()[:2]] == \
         [re.sub(r"\d", "#", line) for line in shown.splitlines()]  # the figures as another CPU may give them
+
+
+def test_the_sessions_report_says_where_its_criterion_fired(tmp_path, one_thread):
+    session = start(tmp_path / "s", stop="stabilizing_predictions:kappa=0.7,window=2,stop_set=100")
+    simulate(session, SimulatedLabeler(session), rounds=4, k=6)
+    stop = session.stopped()
+    assert stop is not None
+    text = session_report(session).markdown.read_text()
+    assert (f"Its stopping criterion `stabilizing_predictions:kappa=0.7,window=2,stop_set=100` fired after "
+            f"training {stop['training']} ({stop['labels']} labels): {stop['why']}.") in text

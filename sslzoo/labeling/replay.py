@@ -134,6 +134,11 @@ def _notes(session: Session, lines: list[dict[str, Any]]) -> list[str]:
                      f"draws the strategy had asked about too. The strategy's model never trained on a control "
                      f"label; {group.strategy} trained on the shared start and its draws only, at each of the "
                      f"session's {len(lines)} trainings.")
+    if session.stop_option:
+        stop = session.stopped()
+        notes.append(f"Its stopping criterion `{session.stop_option}` fired after training {stop['training']} "
+                     f"({stop['labels']} labels): {stop['why']}." if stop else
+                     f"Its stopping criterion `{session.stop_option}` had not fired.")
     return notes
 
 

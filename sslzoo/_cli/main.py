@@ -260,6 +260,10 @@ def main() -> None:
 @click.option("--stop", default=None, metavar="NAME[:KEY=VALUE,...]",
               help="Active learning: end a run when this stopping criterion fires (sslzoo stopping-criteria); the "
                    "record says the round and why.")
+@click.option("--watch", "watch", multiple=True, metavar="NAME[:KEY=VALUE,...]",
+              help="Active learning: also ask this stopping criterion after each round without ending the run "
+                   "(repeatable; the training option `watch`); the record says the round it first fired on, for "
+                   "the stopping study in `sslzoo compare` and `sslzoo report`.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Strategy option (NAME.KEY=VALUE for one strategy only).")
 @click.option("--dataset-option", "-d", "dataset_options", multiple=True, metavar="KEY=VALUE",
@@ -314,14 +318,17 @@ def main() -> None:
               help="With --track tensorboard: where the event files go, a folder per grid  [default: runs]")
 def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds: int, epochs: int | None,
           model: str | None, device: str, split: str, exclude_classes: Sequence[int], budget: int | None,
-          query_size: int | None, stop: str | None, options: Sequence[str], dataset_options: Sequence[str],
+          query_size: int | None, stop: str | None, watch: Sequence[str], options: Sequence[str],
+          dataset_options: Sequence[str],
           data_dir: str | None, as_json: bool, json_out: str | None, out_dir: str | None, resume: bool, quiet: bool,
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
           control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
           cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
           in_process: bool = False, track: Sequence[str] = (), tensorboard_dir: str | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
-    _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size, "stop": stop})
+    watched = ";".join(watch) or None  # --watch A --watch B is -o watch='A;B'
+    _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size, "stop": stop,
+                           "watch": watched})
     if json_out is not None:
         _check_writable(json_out, "--json-out")
     if scaled and ci_size:
@@ -329,7 +336,8 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     if (scaled or ci_size) and preset is None and config is None:
         raise click.UsageError("--scaled and --ci need --preset NAME or --config FILE")
     opts: dict[str, Any] = dict(parse_assignments(options))
-    for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size), ("stop", stop)):
+    for key, value in (("epochs", epochs), ("budget", budget), ("query_size", query_size), ("stop", stop),
+                       ("watch", watched)):
         if value is not None:  # --epochs N is -o epochs=N: it overrides NAME.epochs too
             opts[key] = value
     dopts: dict[str, Any] = dict(parse_assignments(dataset_options))

@@ -79,6 +79,11 @@ class TrainOptions:
         "recorded": "when set",
         "help": "a stopping criterion asked after each round, NAME[:KEY=VALUE,...] (sslzoo stopping-criteria lists "
                 "them); when it fires the run ends and its record says why (empty: none, the run goes to its end)"})
+    watch: str = field(default="", metadata={
+        "recorded": "when set",
+        "help": "stopping criteria asked after each round as stop is, none of them ending the run: "
+                "NAME[:KEY=VALUE,...], several separated by ';'; the record's watched entry says the round each "
+                "first fired on, with how many oracle labels, and why (the stopping study; empty: none)"})
     precision: Precision = field(default="auto", metadata={
         "help": "forward passes in bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU (bf16 changes the "
                 "numbers; on the CPU it pays where the matrix units take bf16, e.g. avx512_bf16)"})

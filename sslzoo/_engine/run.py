@@ -52,7 +52,7 @@ from sslzoo._engine.boundary import decision_boundary
 from sslzoo._engine.ensemble import member_seeds, train_ensemble
 from sslzoo._engine.judge import Judge, Referee
 from sslzoo._engine.machine import machine
-from sslzoo._engine.stopping_rule import Stopping
+from sslzoo._engine.stopping_rule import Stopping, Watching
 from sslzoo._engine.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo._ops import inference
 from sslzoo._ops.batches import pass_bounds, pass_length, pass_order
@@ -382,6 +382,7 @@ class Run:
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
         self.stopping = Stopping(self.registry, self.training.stop, self.where) if self.training.stop else None
+        self.watching = Watching(self.registry, self.training.watch, self.where) if self.training.watch else None
         self.trace: Trace | None = None  # what each hook returned, for the leak check (sslzoo.testing)
 
     # -- the loop, top to bottom -----------------------------------------------------------
@@ -409,9 +410,15 @@ class Run:
             self.evaluate(rnd, self.training.epochs, fit.tally, fit.best_epoch)
             rnd += 1
             self.ctx.round = rnd
-            termination = (self.strategy.stop(self.ctx) or (self.stopping and self.stopping.ask(self.ctx))
-                           or self.acquire(rnd))
+            termination = self.strategy.stop(self.ctx) or self.ask_criteria() or self.acquire(rnd)
         self.judge.finish(self._record(termination, time.perf_counter() - started))
+
+    def ask_criteria(self) -> str | None:
+        """After a round the strategy goes on from: the watched stopping criteria (``watch``), which end
+        nothing, then the run's own (``stop``); ``"stop:NAME"`` when that one fires, else None."""
+        if self.watching is not None:
+            self.watching.ask(self.ctx)
+        return self.stopping.ask(self.ctx) if self.stopping is not None else None
 
     def setup(self, data: RunData | None = None, judge: Referee | None = None) -> None:
         """Seed, load the data onto the device with its judge here (or take ``data`` and ``judge``, as a
@@ -723,6 +730,7 @@ class Run:
             "test_accuracy": None,
             "termination": termination,
             **({"stopped": self.stopping.stopped} if self.stopping is not None and self.stopping.stopped else {}),
+            **({"watched": self.watching.entries()} if self.watching is not None else {}),
             "classes": self.data.classes,
             "confusion": None,
             "curve": None,

@@ -60,6 +60,7 @@ class Training:
     validation_counted: bool
     recipe: str
     stop: str
+    watch: str
     precision: Precision
 
 

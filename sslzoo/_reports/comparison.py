@@ -22,6 +22,7 @@ from typing import Any
 from sslzoo._contract.record import selected_on_test, selected_on_test_note
 from sslzoo._engine.machine import HARDWARE_KEYS
 from sslzoo._ops.metrics import budget_points, finite_number
+from sslzoo._reports import stopping
 from sslzoo._results.formatting import group_by, markdown_table, mean_std, plus_minus, text_table
 from sslzoo._results.record import Record
 from sslzoo._results.store import SETUP_KEYS, Loaded, as_records, canonical, preset_of
@@ -221,6 +222,8 @@ class Comparison:
     baseline: str = "BASELINE"
     new: str = "NEW"
     warnings: list[str] = field(default_factory=list)
+    stopping: dict[str, stopping.Study] = field(default_factory=dict)
+    """The stopping study (:mod:`sslzoo._reports.stopping`) of each side whose records have one, by side."""
 
     @property
     def regressions(self) -> list[Row]:
@@ -242,7 +245,8 @@ class Comparison:
         verdicts = dict(Counter(r.verdict for r in self.rows))
         return {"baseline": self.baseline, "new": self.new, "tolerance": self.tolerance,
                 "min_tolerance": MIN_TOLERANCE, "verdicts": verdicts, "regressions": len(self.regressions),
-                "exit_code": self.exit_code, "warnings": self.warnings, "rows": rows}
+                "exit_code": self.exit_code, "warnings": self.warnings, "rows": rows,
+                "stopping": {side: found.as_dict() for side, found in self.stopping.items()}}
 
     def render(self, fmt: str = "plain") -> str:
         if fmt == "json":
@@ -311,7 +315,11 @@ def compare(baseline: Any, new: Any, *, tolerance: float | None = None) -> Compa
                         baseline=bs, new=ns, delta=delta, tolerance=tol, verdict=verdict, patience=patience))
     hardware = _hardware_note(base_loaded.records, new_loaded.records)
     warnings = [*base_loaded.warnings, *new_loaded.warnings, *notes, *hardware]
-    return Comparison(rows=rows, tolerance=tolerance, baseline=base_name, new=new_name, warnings=warnings)
+    studies = {side: stopping.study(mine, theirs) for side, mine, theirs in
+               (("BASELINE", base_loaded.records, new_loaded.records),
+                ("NEW", new_loaded.records, base_loaded.records))}  # a stopped run's twin may be on the other side
+    return Comparison(rows=rows, tolerance=tolerance, baseline=base_name, new=new_name, warnings=warnings,
+                      stopping={side: found for side, found in studies.items() if found})
 
 
 def _hardware(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -454,7 +462,14 @@ def to_text(cmp: Comparison) -> str:
     lines += [f"* {note}" for note in _selection_note(cmp)]
     for metric, (header, body) in _class_tables(cmp).items():
         lines += ["", f"{metric} by class, new − baseline:", *text_table(header, body)]
+    for side, found in cmp.stopping.items():
+        lines += ["", f"Stopping ({side}: {_side_name(cmp, side)}): the round each criterion fired, the labels it "
+                      f"saves against the budget and the accuracy it gives up:", *stopping.to_text(found)]
     return "\n".join(lines)
+
+
+def _side_name(cmp: Comparison, side: str) -> str:
+    return cmp.baseline if side == "BASELINE" else cmp.new
 
 
 MAX_CLASS_COLUMNS = 20
@@ -505,4 +520,7 @@ def to_markdown(cmp: Comparison) -> str:
     for metric, (header, body) in _class_tables(cmp).items():
         lines += ["", f"{metric} by class at the end of the runs, new − baseline in points (mean over seeds):", "",
                   *markdown_table(header, body, left=2)]
+    for side, found in cmp.stopping.items():
+        lines += ["", f"#### Stopping: {side.lower()} `{_md_cell(_side_name(cmp, side))}`", "",
+                  *stopping.to_markdown(found)]
     return "\n".join(lines)

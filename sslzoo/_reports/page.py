@@ -5,7 +5,8 @@ written by ``sslzoo bench --preset NAME [--scaled] --out RESULTS/NAME``) and wri
 the protocol, which variant was run (full, or scaled down and labeled as such) with the exact
 command that reproduces the records, device, seeds and wall time, a table of the published
 reference beside our mean ± std over seeds with a computed verdict (:data:`VERDICT_RULE`),
-learning-curve figures for the active-learning presets, and the analysis written in
+learning-curve figures for the active-learning presets, the stopping study
+(:mod:`sslzoo._reports.stopping`) of records that watched stopping criteria, and the analysis written in
 ``RESULTS/<preset>/analysis.md`` (committed beside the records). Nothing on the page is typed by
 hand: regenerate it with ``sslzoo results`` after new results are committed. Records that carry an
 ``implementation`` (the reference's own code run on sslzoo's split by a script under
@@ -32,6 +33,7 @@ from sslzoo._files import make_directory, replace_file, unwritable
 from sslzoo._ops.metrics import budget_points
 from sslzoo._planning.plan import preset_plan
 from sslzoo._planning.preset import SIZES, Preset, get_preset, list_presets
+from sslzoo._reports import stopping
 from sslzoo._reports.reporting import Report, _colors, learning_curves
 from sslzoo._results.formatting import by_keys, group_by, markdown_table, mean_std, percent, plus_minus
 from sslzoo._results.store import canonical, load, planned_record
@@ -433,6 +435,8 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         learning_curves(groups, _colors(list(groups)), f"{preset.name} ({', '.join(sizes)})", path, into)
         figures.append(path)
         md += [f"![Learning curves of {preset.name}]({FIGURES}/{path.name})", ""]
+    if any(r.get("watched") for r in records):
+        md += ["### Stopping study", "", *stopping.to_markdown(stopping.study(records)), ""]
     analysis = store / "analysis.md"
     if analysis.is_file():
         md += ["### Analysis", "", analysis.read_text(encoding="utf-8").strip(), ""]

@@ -18,7 +18,8 @@ Figures (one set per dataset and preset), drawn with matplotlib's object API on 
 
 a label-efficiency table (how many labels the ``random`` strategy needs to match each strategy's
 final accuracy), each strategy's efficiency boost over its control group (:mod:`sslzoo._planning.control_group`)
-when the records hold that group, and precision and recall by class.
+when the records hold that group, the stopping study (:mod:`sslzoo._reports.stopping`) when the records
+watched or were stopped by a stopping criterion, and precision and recall by class.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sslzoo._contract.registry import default_registry
 from sslzoo._files import make_directory, replace_file, unwritable
 from sslzoo._ops.metrics import efficiency_boost
 from sslzoo._planning.control_group import control_of
+from sslzoo._reports import stopping
 from sslzoo._reports.classes import better_classes, class_table, draw_confusions
 from sslzoo._reports.comparison import class_stats, curve_points, group
 from sslzoo._results.formatting import markdown_table, mean_std, percent
@@ -485,6 +487,9 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
                       f"see how many labels each strategy saves.")
         md.append("")
         md += _control_markdown(per)
+        found = stopping.study([r for records in per.values() for r in records])
+        if found:
+            md += ["### Stopping", "", *stopping.to_markdown(found), ""]
 
         table = class_table(per)
         if table is not None:

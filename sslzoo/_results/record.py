@@ -14,7 +14,9 @@ Schemas (:data:`SCHEMA_VERSION`, the record's ``schema`` key):
 Keys added since, optional, need no new schema: a record without one reads as before (its field is
 None), and an older sslzoo keeps one it does not know as it was. ``machine`` (the CPU model, the
 instruction-set level torch dispatched to, torch's thread count, the GPU: :mod:`sslzoo._engine.machine`)
-is one.
+is one; ``stopped`` (the stopping criterion that ended the run: its ``criterion``, ``options``,
+``round``, ``labels`` and ``why``) and ``watched`` (the same for each criterion the run watched, with
+``round``, ``labels`` and ``why`` None for one that never fired) are others.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Record:
     labels: int | None = None
     oracle_labels: int | None = None
     termination: str | None = None
+    stopped: dict[str, Any] | None = None
+    watched: list[dict[str, Any]] | None = None
     classes: list[Any] | None = None
     confusion: list[list[int]] | None = None
     curve: list[dict[str, Any]] | None = None
@@ -94,6 +98,7 @@ class Record:
                 _check(key, data.get(key), kind, what)
         _check_items("confusion", data.get("confusion"), list, "a list of rows of counts")
         _check_items("curve", data.get("curve"), dict, "a list of entries (objects)")
+        _check_items("watched", data.get("watched"), dict, "a list of entries (objects)")
         if not 0.0 <= data["test_accuracy"] <= 1.0:
             raise ResultsError(f"test_accuracy must be a number in [0, 1], got {data['test_accuracy']!r}")
         if isinstance(data.get("options"), dict):
@@ -138,6 +143,7 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "model": (str, "a string"), "seed": (int, "an integer"), "split": (dict, "an object"),
     "labels": (int, "an integer"), "oracle_labels": (int, "an integer"),
     "test_accuracy": (_NUMBER, "a number in [0, 1]"), "termination": (str, "a string"),
+    "stopped": (dict, "an object"), "watched": (list, "a list of entries (objects)"),
     "classes": (list, "a list"), "confusion": (list, "a list of rows of counts"),
     "curve": (list, "a list of entries (objects)"),
     "pseudo": (dict, "an object"), "wall_seconds": (_NUMBER, "a number"), "device": (str, "a string"),

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslzoo._ops.inference import CHUNK, Precision, autocast, chunk_rows, eval_mode, output_activation
+from sslzoo._ops.rows import sq_norms
 from sslzoo.errors import TrainingError
 
 __all__ = ["GradientEmbedding", "embedding_layer", "embeddings", "gradient_embeddings"]
@@ -116,7 +117,7 @@ class GradientEmbedding:
     def sq_norms(self) -> Tensor:
         """``|g_i|²`` (N,) = ``|a_i|² |h_i|²``, computed once (k-means++ seeding asks for them at every pick)."""
         if self._sq_norms is None:
-            self._sq_norms = self.a.square().sum(1) * self.h.square().sum(1)
+            self._sq_norms = sq_norms(self.a) * sq_norms(self.h)
         return self._sq_norms
 
     def inner(self, rows: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from sslzoo._ops.embedding import GradientEmbedding
 from sslzoo._ops.neighbours import Method, nearest
+from sslzoo._ops.rows import rows_dot, sq_norms
 
 __all__ = ["kcenter_greedy", "kmeans", "kmeans_pp_seeding", "min_sq_distances", "minibatch_kmeans", "sq_distances",
            "typicality"]
@@ -85,15 +86,17 @@ def kcenter_greedy(x: Tensor, centers: Tensor, k: int, generator: torch.Generato
     return chosen
 
 
-def _nearest_centers(x: Tensor, centers: Tensor) -> tuple[Tensor, Tensor]:
-    """(``min_c |x_i - c|²``, its center's position) (N,), in blocks of rows; (+inf, -1) without centers."""
+def _nearest_centers(x: Tensor, centers: Tensor, norms: Tensor) -> tuple[Tensor, Tensor]:
+    """(``min_c |x_i - c|²``, its center's position) (N,), in blocks of rows (``norms``: ``|x_i|²``);
+    (+inf, -1) without centers."""
     out = torch.full((x.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
     which = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     if centers.shape[0] == 0:
         return out, which
     step = max(1, ELEMENTS // centers.shape[0])
     for start in range(0, x.shape[0], step):
-        out[start:start + step], which[start:start + step] = sq_distances(x[start:start + step], centers).min(1)
+        block = (norms[start:start + step, None] + centers.square().sum(1) - 2.0 * (x[start:start + step] @ centers.T))
+        out[start:start + step], which[start:start + step] = block.clamp_min(0.0).min(1)
     return out, which
 
 
@@ -106,10 +109,10 @@ def _kcenter_pruned(x: Tensor, centers: Tensor, k: int, generator: torch.Generat
     row, but for rounding within ``SLACK``."""
     n = x.shape[0]
     chosen = torch.empty(k, dtype=torch.long, device=x.device)
-    nearest, which = _nearest_centers(x, centers)
+    norms = sq_norms(x)
+    nearest, which = _nearest_centers(x, centers, norms)
     kept = torch.cat([centers, x.new_empty(k, x.shape[1])])
     count = centers.shape[0]
-    norms = x.square().sum(1)
     for i in range(k):
         if i == 0 and count == 0:
             pick = torch.randint(n, (), generator=generator, device=x.device)
@@ -125,7 +128,7 @@ def _kcenter_pruned(x: Tensor, centers: Tensor, k: int, generator: torch.Generat
         if 2 * rows.numel() > n:  # most rows: one pass over x beats gathering them
             d = (norms + y.square().sum() - 2.0 * (x @ y)).clamp_min(0.0)[rows]
         else:
-            d = (norms[rows] + y.square().sum() - 2.0 * (x.index_select(0, rows) @ y)).clamp_min(0.0)
+            d = (norms[rows] + y.square().sum() - 2.0 * rows_dot(x, rows, y)).clamp_min(0.0)
         closer = d < nearest[rows]
         nearest[rows[closer]] = d[closer]
         which[rows[closer]] = count
@@ -145,8 +148,7 @@ def _lower_pruned(g: GradientEmbedding, chosen: Tensor, i: int, nearest: Tensor,
     if 2 * rows.numel() > n:
         d = g.sq_distances(chosen[i:i + 1]).squeeze(1)[rows]
     else:
-        d = (norms[rows] + norms[j] - 2.0 * (g.a.index_select(0, rows) @ g.a[j])
-             * (g.h.index_select(0, rows) @ g.h[j])).clamp_min(0.0)
+        d = (norms[rows] + norms[j] - 2.0 * rows_dot(g.a, rows, g.a[j]) * rows_dot(g.h, rows, g.h[j])).clamp_min(0.0)
     d = d.double()
     closer = d < nearest[rows]
     nearest[rows[closer]] = d[closer]

@@ -1,8 +1,8 @@
 """What is made of result records: the comparison of two sets of records
 (:mod:`~sslzoo._reports.comparison`, ``sslzoo compare``), the report with its figures
-(:mod:`~sslzoo._reports.reporting`, ``sslzoo report``) and the results page
-(:mod:`~sslzoo._reports.page`, ``sslzoo results``). The records themselves and their store are
-:mod:`sslzoo._results`.
+(:mod:`~sslzoo._reports.reporting`, ``sslzoo report``), the results page
+(:mod:`~sslzoo._reports.page`, ``sslzoo results``) and the stopping study all three show
+(:mod:`~sslzoo._reports.stopping`). The records themselves and their store are :mod:`sslzoo._results`.
 
 The results page's names are reachable here too (``from sslzoo._reports import accuracy_rows``).
 

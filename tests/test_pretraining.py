@@ -3,16 +3,27 @@ views, the stage's cache and how a run uses it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
+import sslzoo
+from sslzoo._cli.main import main
 from sslzoo._contract.registry import default_registry
 from sslzoo._default_plugins.pretrainers import negative_cosine, nt_xent
-from sslzoo._engine.pretraining import Pretraining
+from sslzoo._engine.catalog import create_strategy
+from sslzoo._engine.pretraining import NOTE, Pretraining, head_keys
+from sslzoo._engine.run import Run, RunSpec
 from sslzoo._ops.views import channel_range, random_view
+from sslzoo._planning.executor import SerialExecutor
 from sslzoo.errors import OptionError, UnknownNameError
+from sslzoo.labeling.session import Session
+from sslzoo.labeling.simulated import SimulatedLabeler
+from tests.user_data import image_folder
 
 
 def reference_contrastive_loss(hidden: np.ndarray, temperature: float) -> float:
@@ -89,3 +100,117 @@ def test_a_bad_method_or_option_is_a_one_line_error(text, error, words):
     with pytest.raises(error) as caught:
         Pretraining(default_registry(), text, "strategy 'supervised'")
     assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+TINY = "simclr:epochs=1,batch_size=16,projection_dim=8"
+"""A stage that trains in well under a second on the test folders."""
+
+
+def _folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A small image folder (two classes of 16x16 grey shapes, a test folder beside it) and a cache
+    directory of the test's own."""
+    monkeypatch.setenv("SSLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    return str(image_folder(tmp_path / "data", per_class=16, unlabeled=0))
+
+
+def _read(folder: str) -> dict[str, object]:
+    """The dataset options that read the folder: 28x28 (cnn's size), its test folder."""
+    return {"size": 28, "test": str(Path(folder).parent / "test")}
+
+
+def _grid(folder: str, notes: list[str], seeds: int = 2, **options: object) -> list[dict]:
+    """Two seeds of supervised training on the folder with the tiny stage, learner and judge in this process."""
+    def progress(spec: RunSpec):
+        return lambda info: notes.append(info[NOTE]) if NOTE in info else None
+
+    return sslzoo.run("supervised", folder, labels=4, seeds=seeds, dataset_options=_read(folder),
+                      options={"epochs": 1, "pretrain": TINY, **options}, progress=progress,
+                      executor=SerialExecutor(in_process=True))
+
+
+@pytest.mark.slow
+def test_the_second_run_of_a_grid_reuses_the_cached_stage_without_training_it(tmp_path, monkeypatch, one_thread):
+    folder = _folder(tmp_path, monkeypatch)
+    trained = []
+    train = Pretraining.train
+
+    def spy(self, *args, **kwargs):
+        trained.append(self.name)
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pretraining, "train", spy)
+    notes: list[str] = []
+    first, second = _grid(folder, notes)
+    assert trained == ["simclr"]  # once for the grid
+    assert first["pretrain"]["reused"] is False and second["pretrain"]["reused"] is True
+    assert first["pretrain"]["key"] == second["pretrain"]["key"]
+    assert first["pretrain"]["options"]["seed"] == 0 and first["options"]["pretrain"] == TINY
+    path = tmp_path / "cache" / f"pretrain-simclr-{first['pretrain']['key']}.pt"
+    assert notes == [f"pretrain simclr: trained 1 epoch on 32 inputs ({first['pretrain']['seconds']:.1f} s), "
+                     f"cached at {path}",
+                     f"pretrain simclr: reused the cached stage {path} (trained in "
+                     f"{first['pretrain']['seconds']:.1f} s)"]
+    _grid(folder, notes, seeds=1, lr=0.01)  # another strategy option: the same stage
+    assert trained == ["simclr"] and len(notes) == 3
+    _grid(folder, notes, seeds=1, pretrain=TINY + ",seed=1")  # another stage seed: another stage
+    assert trained == ["simclr", "simclr"]
+
+
+def test_every_fresh_model_starts_from_the_backbone_and_probe_trains_only_the_last_layer(tmp_path, monkeypatch,
+                                                                                        one_thread):
+    folder = _folder(tmp_path, monkeypatch)
+    registry = default_registry()
+    spec = RunSpec("supervised", "imagefolder", labels=4, dataset_options={"root": folder, **_read(folder)},
+                   options={"epochs": 2, "pretrain": TINY, "pretrain_use": "probe"})
+    run = Run(spec, create_strategy("supervised", registry, **spec.options), registry)
+    record = run.execute()
+    state = torch.load(tmp_path / "cache" / f"pretrain-simclr-{record['pretrain']['key']}.pt",
+                       weights_only=True)["state"]
+    model = run.learner.model
+    assert set(state) == set(model.state_dict()) - head_keys(model) and head_keys(model) == {"11.weight", "11.bias"}
+    assert all(torch.equal(model.state_dict()[key].cpu(), value) for key, value in state.items())  # frozen
+    assert [name for name, p in model.named_parameters() if p.requires_grad] == ["11.weight", "11.bias"]
+    fresh = run.members.build((1, 28, 28), 2)  # what a retrain=scratch round or a committee member starts from
+    assert all(torch.equal(fresh.state_dict()[key], value) for key, value in state.items())
+
+
+def test_a_stage_needs_images_and_a_backbone_one_line_each(tmp_path, monkeypatch):
+    folder = _folder(tmp_path, monkeypatch)
+    cases = [("moons", {}, None, "its views are of images"),
+             ("imagefolder", {"root": folder, **_read(folder)}, "linear",
+              "no trainable layer before its embedding layer")]
+    for dataset, dataset_options, model, words in cases:
+        with pytest.raises(OptionError) as caught:
+            sslzoo.run("supervised", dataset, labels=4, model=model, dataset_options=dataset_options,
+                       options={"epochs": 1, "pretrain": TINY}, executor=SerialExecutor(in_process=True))
+        assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_bench_pretrain_logs_the_stage_and_its_reuse_from_the_learner_processes(tmp_path, monkeypatch):
+    folder = _folder(tmp_path, monkeypatch)
+    read = ["-d", "size=28", "-d", f"test={Path(folder).parent / 'test'}"]
+    result = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", folder, *read,
+                                       "--labels", "4", "--seeds", "2", "--epochs", "1", "--pretrain", TINY])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "pretrain simclr" in line]
+    assert len(lines) == 2 and lines[0].startswith("supervised seed 0: pretrain simclr: trained 1 epoch on 32 inputs")
+    assert lines[1].startswith("supervised seed 1: pretrain simclr: reused the cached stage ")
+    quiet = CliRunner().invoke(main, ["bench", "-s", "supervised", "--dataset", folder, *read, "-q",
+                                      "--labels", "4", "--epochs", "1", "--pretrain", TINY])
+    assert quiet.exit_code == 0 and "pretrain" not in quiet.stderr
+
+
+@pytest.mark.slow
+def test_a_labeling_session_trains_from_the_stage(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("SSLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    Session.start(tmp_path / "s", "mnist", "margin", options={"epochs": "1", "pretrain": TINY},
+                  dataset_options={"n_train": 200, "n_test": 100}, device="cpu")
+    notes: list[str] = []
+    session = Session(tmp_path / "s", progress=lambda info: notes.append(info[NOTE]) if NOTE in info else None)
+    cold = session.next(4)
+    session.import_labels(SimulatedLabeler(session).fill(cold.directory / "queries.csv", tmp_path / "a.csv"))
+    session.next(4)  # the first training: the stage is trained, then reused by the next commands
+    session.train()
+    assert [note.split(":")[1].split()[0] for note in notes] == ["trained", "reused"], notes
+    assert notes[0].startswith("pretrain simclr: trained 1 epoch on 200 inputs")

@@ -22,6 +22,7 @@ from sslzoo._contract.plugins import BUILT_IN, PluginInfo
 from sslzoo._contract.recipe import Recipe
 from sslzoo._contract.registry import Table, default_registry
 from sslzoo._datasets.split import SPLITS
+from sslzoo._engine.pretraining import NOTE
 from sslzoo._engine.run import Progress, RunSpec
 from sslzoo._files import replace_file, unwritable
 from sslzoo._planning.bench import format_table, run_plan, summarize
@@ -172,10 +173,12 @@ def _on_terminal() -> bool:
 class _Bars:
     """Progress on stderr, with ``show``: a bar per worker with the epochs of its run (the round, the
     loss, which run of how many, the ETA of the bench); with ``grid`` (several runs at once) a bar
-    of the grid's finished runs above them. Every run counts in ``overall``, shown or not."""
+    of the grid's finished runs above them. Every run counts in ``overall``, shown or not. With
+    ``notes``, the lines a run reports for the log (its pretraining stage's) go to stderr, above the
+    bars or without them."""
 
-    def __init__(self, overall: _Overall, show: bool, grid: bool) -> None:
-        self.overall, self.show, self.grid = overall, show, grid
+    def __init__(self, overall: _Overall, show: bool, grid: bool, notes: bool = False) -> None:
+        self.overall, self.show, self.grid, self.notes = overall, show, grid, notes
         self.runs: Any = None
         self.epochs: dict[int, Any] = {}  # worker → its bar, made on its first epoch
 
@@ -194,12 +197,21 @@ class _Bars:
     def start(self, spec: RunSpec) -> Progress | None:
         """The progress callback of a run that starts (``sslzoo.run``'s ``progress``)."""
         index = self.overall.start()
+
+        def note(info: dict[str, Any]) -> None:
+            if NOTE in info and self.notes:
+                click.echo(f"{spec.strategy} seed {spec.seed}: {info[NOTE]}", err=True)
+
         if not self.show:
-            return None
+            return note
 
         def update(info: dict[str, Any]) -> None:
             from tqdm import tqdm
 
+            if NOTE in info:
+                if self.notes:
+                    tqdm.write(f"{spec.strategy} seed {spec.seed}: {info[NOTE]}", file=sys.stderr)
+                return
             worker = info.get("worker", 0)
             if worker not in self.epochs:
                 self.epochs[worker] = tqdm(unit="epoch", file=sys.stderr, leave=False, position=worker + self.grid)
@@ -250,6 +262,10 @@ def main() -> None:
               help="Number of seeds (seed, seed+1, ...).")
 @click.option("--epochs", type=int, default=None, help="Epochs per round (default: the dataset's).")
 @click.option("--model", default=None, help="Model name (default: the dataset's).")
+@click.option("--pretrain", default=None, metavar="NAME[:KEY=VALUE,...]",
+              help="Train the model's backbone self-supervised on the pool before round 0 with this method (sslzoo "
+                   "pretrainers), cached by content and reused by every run of the grid; the training option "
+                   "`pretrain` (and `pretrain_use=probe` trains only the last layer).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--split", type=click.Choice(SPLITS), default="balanced", show_default=True,
               help="How the initial labeled set is drawn.")
@@ -324,7 +340,8 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
           preset: str | None = None, config: str | None = None, scaled: bool = False, ci_size: bool = False,
           control: bool = False, workers: int = 1, executor_kind: str = "local", ray_address: str | None = None,
           cpus_per_run: float | None = None, gpus_per_run: float | None = None, retries: int | None = None,
-          in_process: bool = False, track: Sequence[str] = (), tensorboard_dir: str | None = None) -> None:
+          in_process: bool = False, track: Sequence[str] = (), tensorboard_dir: str | None = None,
+          pretrain: str | None = None) -> None:
     """Run strategies × seeds on a dataset and print mean ± std test accuracy per strategy."""
     watched = ";".join(watch) or None  # --watch A --watch B is -o watch='A;B'
     _check_flags(options, {"epochs": epochs, "budget": budget, "query_size": query_size, "stop": stop,
@@ -340,6 +357,9 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
                        ("watch", watched)):
         if value is not None:  # --epochs N is -o epochs=N: it overrides NAME.epochs too
             opts[key] = value
+    if pretrain is not None:  # --pretrain X is -o pretrain=X
+        _check_flags(options, {"pretrain": pretrain})
+        opts["pretrain"] = pretrain
     dopts: dict[str, Any] = dict(parse_assignments(dataset_options))
     if data_dir is not None:
         dopts["data_dir"] = data_dir
@@ -361,7 +381,8 @@ def bench(strategies: Sequence[str], dataset: str, labels: int, seed: int, seeds
     finished: list[dict[str, Any]] = []
     overall = _Overall()
     on_terminal = _on_terminal()
-    bars = _Bars(overall, show=not quiet and on_terminal, grid=not isinstance(executor, SerialExecutor))
+    bars = _Bars(overall, show=not quiet and on_terminal, grid=not isinstance(executor, SerialExecutor),
+                 notes=not quiet)
 
     def on_plan(built: list[Any], store: RecordStore | None) -> list[Any]:
         if store is not None:
@@ -574,6 +595,18 @@ def stopping_criteria(as_json: bool) -> None:
     if not as_json:
         rows = [{**row, "defaults": ", ".join(f"{o['name']}={o['default']}" for o in row["options"])} for row in rows]
     _listing(rows, as_json, ("name", "plugin", "defaults", "summary"))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def pretrainers(as_json: bool) -> None:
+    """List the registered pretraining methods (bench --pretrain NAME[:KEY=VALUE,...], the training option
+    `pretrain`)."""
+    table = default_registry().pretrainers
+    rows = _entry_rows(table, table.names(), lambda cls: cls.describe())
+    if not as_json:
+        rows = [{**row, "defaults": ", ".join(f"{o['name']}={o['default']}" for o in row["options"])} for row in rows]
+    _listing(rows, as_json, ("name", "plugin", "summary", "defaults"))
 
 
 @main.command()

@@ -59,6 +59,15 @@ class TrainOptions:
     fit_features: Literal["training_set", "initial_labels"] = field(default="training_set", metadata={
         "help": "fitted feature layers (e.g. the PCA of pca_poly_logreg) are fitted on each fresh model's training "
                 "set, or on the initial labeled set only"})
+    pretrain: str = field(default="", metadata={
+        "recorded": "when set",
+        "help": "a self-supervised stage before round 0, NAME[:KEY=VALUE,...] (sslzoo pretrainers lists them): the "
+                "model's backbone trained on the pool's inputs, cached by content and shared by every run that needs "
+                "it; every fresh model starts from it (empty: none)"})
+    pretrain_use: Literal["finetune", "probe"] = field(default="finetune", metadata={
+        "recorded": "when set",
+        "help": "with pretrain: train the whole model from the pretrained backbone (finetune), or only its last "
+                "linear layer on the frozen backbone (probe: a linear probe)"})
     eval_every: int = field(default=0, metadata={"min": 0, "help": "also evaluate every N epochs (0: end of round)"})
     patience: int = field(default=0, metadata={
         "min": 0, "help": "stop a round's training after N epochs without a better accuracy and keep the best weights "

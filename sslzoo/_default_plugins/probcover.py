@@ -11,7 +11,8 @@ of δ, as scikit-activeml computes it); the ``delta`` option fixes it instead. S
 
 The points are the labeled ids and the candidates, each row L2-normalised (the authors' code
 normalises its self-supervised features, so distances lie in [0, 2], the scale of the δ grid). The
-paper uses a self-supervised embedding (SimCLR), which sslzoo does not train: the ``features``
+paper uses a self-supervised embedding (SimCLR), which ``--pretrain simclr`` with
+``pretrain_use=probe`` and ``features=model`` gives (:mod:`sslzoo._engine.pretraining`); the ``features``
 option offers the raw inputs (default, for TypiClust's reason: a representation that does not
 depend on the few labels held) or the model's embedding (:meth:`sslzoo._contract.context.Context.embed`).
 

@@ -15,7 +15,8 @@ chooses). A cluster's typicality is exact up to 20,000 candidates (the authors' 
 and approximate above (``knn_search``; :mod:`sslzoo._ops.neighbours`), so a round stays linear in
 the pool where the exact kNN of a cluster of a 10^7 pool would be quadratic.
 
-The paper clusters a self-supervised embedding (SimCLR), which sslzoo does not train. The
+The paper clusters a self-supervised embedding (SimCLR): ``--pretrain simclr`` with
+``pretrain_use=probe`` and ``features=model`` clusters in one (:mod:`sslzoo._engine.pretraining`). The
 ``features`` option offers the raw inputs (default) or the model's embedding
 (:meth:`sslzoo._contract.context.Context.embed`). The inputs are the default because they keep what makes
 the method work at a low budget: a representation that does not depend on the few labels held

@@ -52,6 +52,7 @@ from sslzoo._engine.boundary import decision_boundary
 from sslzoo._engine.ensemble import member_seeds, train_ensemble
 from sslzoo._engine.judge import Judge, Referee
 from sslzoo._engine.machine import machine
+from sslzoo._engine.pretraining import NOTE, Pretraining, pretrained_build
 from sslzoo._engine.stopping_rule import Stopping, Watching
 from sslzoo._engine.training import EarlyStopping, Training, make_optimizer, resolve_training, schedule_epoch
 from sslzoo._ops import inference
@@ -379,6 +380,9 @@ class Run:
         self.model_name, self.model_spec = resolved.model_name, resolved.model_spec
         self.device = resolve_device(spec.device)
         self.training, self.options = resolved.training, resolved.options
+        self.pretraining = Pretraining(self.registry, self.training.pretrain, f"strategy {strategy.name!r}") \
+            if self.training.pretrain else None
+        self.pretrained: dict[str, Any] | None = None  # the record's entry of the stage, once it has run
         self.where = f"strategy {strategy.name!r} (plugin " + ", ".join(
             self.registry.strategies.get(part.name).plugin.label() for part in strategy.parts()) + ")"
         self.stopping = Stopping(self.registry, self.training.stop, self.where) if self.training.stop else None
@@ -404,6 +408,7 @@ class Run:
         wall time)."""
         self.strategy.check(self.ctx)  # options that cannot work here fail before any training
         self.judge.started(self._run_info())
+        self.pretrain()
         rnd, termination = 0, None
         while termination is None:
             fit = self.train_round(rnd)
@@ -443,6 +448,19 @@ class Run:
         self.members = Members(self.model_spec.build, tuple(self.inputs[0].shape[1:]), self.data.num_classes,
                                self.device, self.spec.seed, self.data, self.training, self.ctx, self.inputs[0])
         self.ctx.ensembles = self.members
+
+    def pretrain(self) -> None:
+        """The self-supervised stage (``pretrain``), before round 0, on the inputs of the pool and the
+        starting labels: from then on every model the run builds (:attr:`members`' builder) starts from
+        its backbone, frozen with ``pretrain_use=probe`` (:mod:`sslzoo._engine.pretraining`)."""
+        if self.pretraining is None:
+            return
+        ledger, progress = self.data.ledger, self.progress
+        ids = torch.cat([ledger.train(), ledger.pool()]).sort().values
+        state, self.pretrained = self.pretraining.weights(
+            self.model_spec.build, self.model_name, self.inputs[0], ids, self.data.num_classes, self.device,
+            self.training.precision, lambda line: progress({NOTE: line}) if progress is not None else None)
+        self.members.build = pretrained_build(self.model_spec.build, state, self.training.pretrain_use == "probe")
 
     def acquire(self, rnd: int) -> str | None:
         """Round ``rnd``'s select → label → weight on the pool, by each strategy that selects in this
@@ -491,7 +509,7 @@ class Run:
     def fresh_learner(self) -> Learner:
         """An untrained model on the device (its fitted feature layers fitted), with its optimizer."""
         ledger = self.data.ledger
-        model = self.model_spec.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
+        model = self.members.build(tuple(self.inputs[0].shape[1:]), self.data.num_classes).to(self.device)
         fitted_on = self.data.initial_ids if self.training.fit_features == "initial_labels" else ledger.train()
         self.members.fitted_on = fitted_on
         model = self._fit(model, fitted_on)
@@ -740,6 +758,8 @@ class Run:
             "machine": machine(self.device),
             "versions": versions(plugins),
         }
+        if self.pretrained is not None:
+            record["pretrain"] = self.pretrained  # the stage: method, options, key, reused, seconds
         if self.data.unlabeled:
             record["unlabeled_samples"] = self.data.unlabeled  # training samples without a label, held out
         if self.data.validation_ids is not None:  # model selection on it, not on the test set

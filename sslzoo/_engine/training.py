@@ -53,6 +53,8 @@ class Training:
     momentum_dampening: bool
     retrain: Literal["scratch", "warm"]
     fit_features: Literal["training_set", "initial_labels"]
+    pretrain: str
+    pretrain_use: Literal["finetune", "probe"]
     eval_every: int
     patience: int
     patience_start: bool

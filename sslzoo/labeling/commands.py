@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from sslzoo._contract.options import parse_assignments
+from sslzoo._engine.pretraining import NOTE
 from sslzoo._engine.run import Progress
 from sslzoo._reports.reporting import boost_text
 from sslzoo._results.formatting import text_table
@@ -26,14 +27,20 @@ def _notify(quiet: bool) -> Any:
 
 
 def _epochs(quiet: bool) -> Progress | None:
-    """A progress bar of the training's epochs on a terminal's stderr; nothing elsewhere."""
-    if quiet or not sys.stderr.isatty():
+    """A progress bar of the training's epochs on a terminal's stderr, and the lines a training reports
+    for the log (its pretraining stage's) on any stderr; nothing with ``quiet``."""
+    if quiet:
         return None
+    if not sys.stderr.isatty():
+        return lambda info: click.echo(info[NOTE], err=True) if NOTE in info else None
     from tqdm import tqdm
 
     bars: list[Any] = []
 
     def update(info: dict[str, Any]) -> None:
+        if NOTE in info:
+            tqdm.write(info[NOTE], file=sys.stderr)
+            return
         if not bars:
             bars.append(tqdm(total=info["epochs"], unit="epoch", file=sys.stderr, leave=False, desc="training"))
         bars[0].set_postfix(loss=f"{info['loss']:.3f}", refresh=False)

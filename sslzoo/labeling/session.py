@@ -360,6 +360,7 @@ class Session:
             ids = torch.tensor([x.id for x in batch.labels if x.id in labels], dtype=torch.long, device=device)
             assigned = oracle_labels(ids, known.to(device)[ids])
             run.data.ledger.assign(assigned, strategy.weight(run.ctx, assigned), batch.round)
+        run.pretrain()  # the training option pretrain: its stage, from the cache after the first training
         return run
 
     def _strategy_run(self, k: int, state: _State, data: _Data) -> tuple[Strategy, Run]:

@@ -3,6 +3,8 @@ views, the stage's cache and how a run uses it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from sslzoo._cli.main import main
 from sslzoo._contract.registry import default_registry
 from sslzoo._default_plugins.pretrainers import negative_cosine, nt_xent
 from sslzoo._engine.catalog import create_strategy
-from sslzoo._engine.pretraining import NOTE, Pretraining, head_keys
+from sslzoo._engine.pretraining import FORMAT, NOTE, Pretraining, _locked, _store, digest, head_keys
 from sslzoo._engine.run import Run, RunSpec
 from sslzoo._ops.views import channel_range, random_view
 from sslzoo._planning.executor import SerialExecutor
@@ -214,3 +216,31 @@ def test_a_labeling_session_trains_from_the_stage(tmp_path, monkeypatch, one_thr
     session.train()
     assert [note.split(":")[1].split()[0] for note in notes] == ["trained", "reused"], notes
     assert notes[0].startswith("pretrain simclr: trained 1 epoch on 200 inputs")
+
+
+@pytest.mark.slow
+def test_a_run_that_finds_its_stage_in_training_waits_for_it_and_reuses_it(tmp_path, monkeypatch, one_thread):
+    """Two runs of one stage side by side: the second finds the first's lock, waits, then reads its file."""
+    monkeypatch.setenv("SSLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    registry = default_registry()
+    stage, build = Pretraining(registry, TINY, "strategy 'supervised'"), registry.models.get("cnn").obj.build
+    x, ids = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.arange(32)
+    key = stage.key("cnn", (1, 28, 28), 2, digest(x, ids))
+    path = tmp_path / "cache" / f"pretrain-simclr-{key}.pt"
+    notes: list[str] = []
+    answers: list[tuple[dict, dict]] = []
+    second = threading.Thread(target=lambda: answers.append(
+        stage.weights(build, "cnn", x, ids, 2, torch.device("cpu"), "auto", notes.append)))
+    with _locked(path, lambda: None):  # the first run, training
+        second.start()
+        for _ in range(200):
+            if notes:
+                break
+            time.sleep(0.05)
+        assert notes == [f"pretrain simclr: waiting for another run that trains the same stage ({path})"]
+        state = stage.train(build, x, ids, 2, torch.device("cpu"), "auto")
+        assert _store(path, {"format": FORMAT, "key": key, "state": state, "seconds": 1.0}) is None
+    second.join(timeout=60)
+    (found, entry), = answers
+    assert entry["reused"] is True and notes[1].startswith("pretrain simclr: reused the cached stage")
+    assert all(torch.equal(found[k], v) for k, v in state.items())

@@ -4,6 +4,8 @@ holds ids out."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,30 @@ def test_lr_decays_each_epoch_and_momentum_rises_linearly_to_its_final_value():
     plain = _options(lr_decay=0.998)
     schedule_epoch(optimizer, plain, 0)
     assert optimizer.param_groups[0]["momentum"] == 0.99 and optimizer.param_groups[0]["dampening"] == 0.0
+
+
+def test_fixmatch_cosine_decays_the_lr_to_cos_7pi_16_over_the_rounds_epochs():
+    model = create_model("lee_mlp", (1, 28, 28), 10)
+    opts = _options(lr_schedule="fixmatch_cosine", epochs=1024, nesterov=True)
+    optimizer = make_optimizer(model, opts, 100)
+    assert optimizer.param_groups[0]["nesterov"] is True
+    seen = {}
+    for epoch in (0, 512, 1023):
+        schedule_epoch(optimizer, opts, epoch)
+        seen[epoch] = optimizer.param_groups[0]["lr"]
+    # Sohn et al. 2020: eta · cos(7 pi k / 16 K), USB's get_cosine_schedule_with_warmup without warm-up
+    assert seen[0] == 1.5 and seen[512] == pytest.approx(1.5 * math.cos(7 * math.pi / 32))
+    assert seen[1023] == pytest.approx(1.5 * math.cos(7 * math.pi * 1023 / (16 * 1024)))
+
+
+@pytest.mark.parametrize(("given", "fragment"), [
+    ({"nesterov": True, "optimizer": "adam"}, "option nesterov of strategy 'test' needs optimizer=sgd and a momentum"),
+    ({"nesterov": True, "momentum": 0.0}, "needs optimizer=sgd and a momentum above 0, got optimizer=sgd, momentum=0.0"),
+    ({"lr_schedule": "fixmatch_cosine", "lr_decay": 0.99}, "sets the decay itself and needs lr_decay=1"),
+])
+def test_nesterov_and_the_cosine_refuse_what_they_cannot_work_with(given, fragment):
+    with pytest.raises(OptionError, match=fragment):
+        _options(**given)
 
 
 def test_momentum_dampening_scales_the_gradient_by_one_minus_the_momentum():

@@ -54,6 +54,13 @@ class TrainOptions:
     weight_decay: float | None = field(default=None, metadata={"min": 0.0, "help": "L2 penalty"})
     lr_decay: float = field(default=1.0, metadata={
         "min": 0.0, "max": 1.0, "help": "multiply the learning rate by this after every epoch (1: constant)"})
+    nesterov: bool = field(default=False, metadata={
+        "recorded": "when set", "help": "SGD with Nesterov momentum (FixMatch's and USB's optimizer); needs "
+                                        "optimizer=sgd and a momentum above 0"})
+    lr_schedule: Literal["exponential", "fixmatch_cosine"] = field(default="exponential", metadata={
+        "recorded": "when set",
+        "help": "exponential: lr × lr_decay ** epoch; fixmatch_cosine: lr × cos(7π · epoch / (16 · epochs)), "
+                "FixMatch's decay (Sohn et al. 2020) over the round's epochs, with lr_decay 1"})
     retrain: Literal["scratch", "warm"] = field(
         default="scratch", metadata={"help": "between rounds: a fresh model, or keep training the last one"})
     fit_features: Literal["training_set", "initial_labels"] = field(default="training_set", metadata={

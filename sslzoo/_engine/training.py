@@ -11,6 +11,7 @@ options as they were given.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +49,8 @@ class Training:
     weight_decay_on: Literal["all", "hidden_dense"]
     weight_decay_scale: Literal["none", "1/n"]
     lr_decay: float
+    nesterov: bool
+    lr_schedule: Literal["exponential", "fixmatch_cosine"]
     momentum_start: float | None
     momentum_epochs: int
     momentum_dampening: bool
@@ -87,6 +90,12 @@ def check_training(training: Training, where: str) -> None:
         if getattr(training, name) not in (None, False) and training.optimizer != "sgd":
             raise OptionError(f"recipe {training.recipe!r} of {where} sets {name} and needs optimizer=sgd "
                               f"(momentum is an SGD option), got optimizer={training.optimizer}")
+    if training.nesterov and (training.optimizer != "sgd" or not training.momentum):
+        raise OptionError(f"option nesterov of {where} needs optimizer=sgd and a momentum above 0, got "
+                          f"optimizer={training.optimizer}, momentum={training.momentum}")
+    if training.lr_schedule == "fixmatch_cosine" and training.lr_decay != 1.0:
+        raise OptionError(f"option lr_schedule=fixmatch_cosine of {where} sets the decay itself and needs lr_decay=1, "
+                          f"got lr_decay={training.lr_decay}")
     if training.validation_counted and not training.validation:
         raise OptionError(f"option validation_counted of {where} counts a validation set and needs validation of "
                           f"at least 1, got validation=0")
@@ -121,7 +130,8 @@ def make_optimizer(model: nn.Module, training: Training, n_train: int) -> torch.
     # The fused kernels (CPU and CUDA) update all parameters in one pass: same algorithm, fewer launches.
     fused = True if params and all(p.device.type in ("cpu", "cuda") for p in params) else None  # None: torch's choice
     if training.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=training.lr, momentum=training.momentum, fused=fused)
+        return torch.optim.SGD(groups, lr=training.lr, momentum=training.momentum, nesterov=training.nesterov,
+                               fused=fused)
     hat = training.adam_epsilon == "hat"
     if training.optimizer == "adamw":
         return (AdamWEpsilonHat if hat else torch.optim.AdamW)(groups, lr=training.lr, fused=fused)
@@ -129,11 +139,15 @@ def make_optimizer(model: nn.Module, training: Training, n_train: int) -> torch.
 
 
 def schedule_epoch(optimizer: torch.optim.Optimizer, training: Training, epoch: int) -> None:
-    """Set the learning rate (``lr`` × ``lr_decay`` ** ``epoch``) and, for SGD with
+    """Set the learning rate (``lr`` × ``lr_decay`` ** ``epoch``, or with ``lr_schedule="fixmatch_cosine"``
+    ``lr`` × cos(7π · ``epoch`` / (16 · ``epochs``)), Sohn et al. 2020) and, for SGD with
     ``momentum_start``, the momentum (linear from ``momentum_start`` to ``momentum`` over
     ``momentum_epochs`` epochs, then ``momentum``) of the coming epoch (0-based); with
     ``momentum_dampening`` the dampening follows the momentum (velocity = p·velocity + (1 - p)·grad)."""
-    lr = training.lr * training.lr_decay ** epoch
+    if training.lr_schedule == "fixmatch_cosine":
+        lr = training.lr * math.cos(7.0 * math.pi * epoch / (16.0 * training.epochs))
+    else:
+        lr = training.lr * training.lr_decay ** epoch
     momentum, start = training.momentum, training.momentum_start
     if start is not None and epoch < training.momentum_epochs:
         momentum = start + (training.momentum - start) * epoch / training.momentum_epochs

@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import sslzoo
 from sslzoo._cli.main import main
+from sslzoo._contract.context import Context
 from sslzoo._reports.comparison import compare
 from sslzoo._reports.page import write_results
 from sslzoo._reports.reporting import report
@@ -55,6 +57,22 @@ def test_watching_the_criterion_that_stops_a_run_fires_it_at_the_same_round():
     assert record["termination"] == "stop:stabilizing_predictions"
     assert record["watched"][0] == record["stopped"] and record["watched"][1]["round"] is None
     assert Record.from_json(record).watched == record["watched"]
+
+
+def test_criteria_watching_the_same_stop_set_share_one_prediction_a_round(monkeypatch):
+    watched: list[int] = []
+    predict = Context.predict
+
+    def counted(self: Context, ids: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        watched.append(ids.numel())
+        return predict(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(Context, "predict", counted)
+    criteria = "max_confidence:stop_set=50;overall_uncertainty:stop_set=50;classification_change:stop_set=50"
+    (record,) = run_here("margin", "moons", **MOONS, options={**AL, "watch": criteria, "stop": "max_confidence"})
+    rounds = record["curve"][-1]["round"]
+    assert record["termination"] == "budget" and record["watched"][0]["round"] is None  # asked after every round
+    assert watched.count(50) == rounds  # after rounds 0 to the one before the last, once each
 
 
 @pytest.mark.parametrize("text, error, message", [

@@ -420,10 +420,12 @@ class Run:
 
     def ask_criteria(self) -> str | None:
         """After a round the strategy goes on from: the watched stopping criteria (``watch``), which end
-        nothing, then the run's own (``stop``); ``"stop:NAME"`` when that one fires, else None."""
+        nothing, then the run's own (``stop``); ``"stop:NAME"`` when that one fires, else None. Each set of
+        ids they watch is predicted once."""
+        predicted: dict[int, torch.Tensor] = {}
         if self.watching is not None:
-            self.watching.ask(self.ctx)
-        return self.stopping.ask(self.ctx) if self.stopping is not None else None
+            self.watching.ask(self.ctx, predicted)
+        return self.stopping.ask(self.ctx, predicted) if self.stopping is not None else None
 
     def setup(self, data: RunData | None = None, judge: Referee | None = None) -> None:
         """Seed, load the data onto the device with its judge here (or take ``data`` and ``judge``, as a

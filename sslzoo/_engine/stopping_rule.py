@@ -43,13 +43,23 @@ class Stopping:
             self._ids = pool[torch.randperm(pool.numel(), generator=generator)[:size].to(pool.device)]
         return self._ids
 
-    def ask(self, ctx: Context) -> str | None:
+    def ask(self, ctx: Context, predicted: dict[int, torch.Tensor] | None = None) -> str | None:
         """After round ``ctx.round - 1``: ``"stop:NAME"`` when the criterion fires (and :attr:`stopped`
-        says which round's model fired it, with how many oracle labels, and why), else None."""
+        says which round's model fired it, with how many oracle labels, and why), else None.
+
+        ``predicted``: the probabilities the criteria of this run asked after this round have had, by
+        ``stop_set``; criteria with the same ``stop_set`` watch the same ids (drawn at the same first
+        check with the same seed), so each set is predicted once a round."""
         ids = self.watched(ctx)
         if ids.numel() == 0:  # nothing left to judge: the engine stops on the empty pool
             return None
-        seen = Predictions(ctx.round - 1, ids, ctx.predict(ids).float())
+        size = self.criterion.options.stop_set
+        probs = predicted.get(size) if predicted is not None else None
+        if probs is None:
+            probs = ctx.predict(ids).float()
+            if predicted is not None:
+                predicted[size] = probs
+        seen = Predictions(ctx.round - 1, ids, probs)
         why = self.criterion.check(seen)
         if why is None:
             return None
@@ -82,11 +92,12 @@ class Watching:
                               f"(with its options) once")
         self.criteria = [Stopping(registry, part, where, "watch") for part in parts]
 
-    def ask(self, ctx: Context) -> None:
-        """After round ``ctx.round - 1``: ask every criterion that has not fired yet."""
+    def ask(self, ctx: Context, predicted: dict[int, torch.Tensor]) -> None:
+        """After round ``ctx.round - 1``: ask every criterion that has not fired yet (``predicted``: as
+        :meth:`Stopping.ask` shares it)."""
         for criterion in self.criteria:
             if criterion.stopped is None:
-                criterion.ask(ctx)
+                criterion.ask(ctx, predicted)
 
     def entries(self) -> list[dict[str, Any]]:
         """The record's ``watched``: one :meth:`Stopping.entry` per criterion, in the order given."""

@@ -202,15 +202,21 @@ def test_compare_shows_the_labels_each_criterion_saves_and_the_accuracy_it_gives
     (summary,) = data["stopping"]["NEW"]["summaries"]
     assert summary["saved_mean"] == 20 and summary["given_up_mean"] == pytest.approx(0.105)
     assert "#### Stopping: new `NEW`" in cmp.render("md")
+    both = compare(base, base + new)  # the stopped runs beside their twins: the rows compare the twins
+    assert both.rows[0].verdict == "same" and both.stopping["NEW"].summaries == cmp.stopping["NEW"].summaries
 
 
-def test_report_has_a_stopping_section_with_the_study(tmp_path):
+def test_report_has_a_stopping_section_with_the_study_and_its_tables_show_a_stopped_runs_twin(tmp_path):
     watched = [record(s, [0.6, 0.7, 0.8, 0.85, 0.9], watched=[entry("max_confidence", 2, 30)]) for s in (0, 1)]
-    report(watched, tmp_path)
+    base, stopped = study_records()
+    report([*watched, *(dict(r, strategy="random") for r in base + stopped)], tmp_path)
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    summary = markdown[:markdown.index("### Learning curves")]
+    assert "| random | al | 2 | 90.50 ± 0.71 % | 50 |" in summary  # the twins, not the stopped runs
     section = markdown[markdown.index("### Stopping"):]
     assert "| margin | max_confidence | watched | 2 of 2 seeds | 2, 2 | 20.0 ± 0.0 | 10.00 ± 0.00 pt |" in section
     assert "| margin | 0 | max_confidence | watched | 2 | 30 | 50 | 20 | 80.00 % | 90.00 % | 10.00 pt |" in section
+    assert "| random | max_confidence | stopped | 2 of 2 seeds | 2, 2 | 20.0 ± 0.0 | 10.50 ± 0.71 pt |" in section
 
 
 def test_the_results_page_shows_the_stopping_study_of_a_presets_watched_records(tmp_path):

@@ -176,13 +176,16 @@ def _where(origin: str) -> str:
 
 
 def group(loaded: Loaded, side: str) -> dict[GroupKey, _Group]:
-    """Records by (strategy, dataset, preset); a seed twice, or a mixed setup, is an error."""
+    """Records by (strategy, dataset, preset); a seed twice, or a mixed setup, is an error. A stopped run
+    whose unstopped twin is among the records is left to the stopping study (:func:`stopping.with_twin`)."""
     def key(pair: tuple[Mapping[str, Any], str]) -> GroupKey:
         record = pair[0]
         return record["strategy"], record["dataset"], canonical(preset_of(record))
 
+    runs = [pair for pair, twinned in zip(zip(loaded.records, loaded.origins), stopping.with_twin(loaded.records))
+            if not twinned]
     groups = {}
-    for k, pairs in group_by(zip(loaded.records, loaded.origins), key).items():
+    for k, pairs in group_by(runs, key).items():
         for i, (record, origin) in enumerate(pairs):
             for other, other_origin in pairs[:i]:
                 if other["seed"] == record["seed"]:

@@ -44,7 +44,7 @@ from sslzoo._reports import stopping
 from sslzoo._reports.classes import better_classes, class_table, draw_confusions
 from sslzoo._reports.comparison import class_stats, curve_points, group
 from sslzoo._results.formatting import markdown_table, mean_std, percent
-from sslzoo._results.store import as_records
+from sslzoo._results.store import as_records, canonical, preset_of
 from sslzoo.errors import ResultsError
 
 DPI = 110
@@ -487,7 +487,8 @@ def report(results: Any, out_dir: str | os.PathLike, *, reference: str = REFEREN
                       f"see how many labels each strategy saves.")
         md.append("")
         md += _control_markdown(per)
-        found = stopping.study([r for records in per.values() for r in records])
+        found = stopping.study([r for r in loaded.records if (r["dataset"], canonical(preset_of(r))) ==
+                                (dataset, preset_json)])  # with the stopped runs whose twins the tables show
         if found:
             md += ["### Stopping", "", *stopping.to_markdown(found), ""]
 

@@ -112,6 +112,13 @@ def study(records: Sequence[Mapping[str, Any]], twins: Sequence[Mapping[str, Any
     return Study(firings, [_summary(group) for group in groups.values()])
 
 
+def with_twin(records: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """For each record, whether it is a stopped run whose unstopped twin is among ``records``: the tables
+    of ``compare`` and ``report`` show the twin for the run, the study shows both."""
+    unstopped = {_twin_key(record) for record in records if not _stopped(record)}
+    return [_stopped(record) and _twin_key(record) in unstopped for record in records]
+
+
 def _stopped(record: Mapping[str, Any]) -> bool:
     return isinstance(record.get("stopped"), Mapping)
 
@@ -210,8 +217,8 @@ EXPLANATION = (
     "oracle labels the run without the criterion ends with) minus the labels held then, and the accuracy given up "
     "is the test accuracy at the budget minus the test accuracy of that round, in points. A watched criterion "
     "(`watch`) was asked as `stop` is, without ending the run; a stopped run (`stop`) is measured against its "
-    "unstopped twin (— without one). A seed where a criterion never fired goes to its budget: no labels saved, "
-    "none given up (— in a run another criterion stopped).")
+    "unstopped twin (— without one), which stands for it in the other tables. A seed where a criterion never "
+    "fired goes to its budget: no labels saved, none given up (— in a run another criterion stopped).")
 
 
 def _dash(value: Any, fmt: str = "") -> str:

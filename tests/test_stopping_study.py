@@ -59,6 +59,17 @@ def test_watching_the_criterion_that_stops_a_run_fires_it_at_the_same_round():
     assert Record.from_json(record).watched == record["watched"]
 
 
+def test_a_watched_criterion_fires_at_the_round_it_stops_the_same_run_at():
+    criterion = "stabilizing_predictions:window=2,kappa=0.8"  # fires after round 2 of 6 here
+    options = {**AL, "epochs": 30, "budget": 40}
+    (watched,) = run_here("margin", "moons", **MOONS, options={**options, "watch": criterion})
+    (stopped,) = run_here("margin", "moons", **MOONS, options={**options, "stop": criterion})
+    assert watched["watched"] == [stopped["stopped"]] and stopped["stopped"]["round"] == 2
+    assert watched["curve"][:len(stopped["curve"])] == stopped["curve"] and watched["curve"][-1]["round"] == 6
+    (row,) = study([stopped], twins=[watched]).firings
+    assert (row.labels, row.saved, row.full) == (20, 20, watched["test_accuracy"])
+
+
 def test_criteria_watching_the_same_stop_set_share_one_prediction_a_round(monkeypatch):
     watched: list[int] = []
     predict = Context.predict

@@ -15,6 +15,7 @@ from sslzoo._planning.routing import merge_options
 from sslzoo._reports.page import reference_curve
 from sslzoo.errors import PresetError, UnknownNameError
 from tests.tiny_records import moons_records, write_jsonl
+from tests.user_data import cifar10_root
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = list_presets()
@@ -171,8 +172,10 @@ def test_several_label_counts_run_one_bench_each_and_say_so_in_the_preset():
                                   else name for name in PRESETS])
 def test_the_ci_sized_version_of_each_preset_runs(name, tmp_path):
     preset = get_preset(name).variant("ci")
-    result = CliRunner().invoke(main, ["bench", "--preset", name, "--ci", "--out", str(tmp_path),
-                                                       "--json", "-q"])
+    on_disk = ["--data-dir", str(cifar10_root(tmp_path / "data", per_batch=40, n_test=50))] \
+        if preset.dataset == "cifar10" else []  # a synthetic CIFAR-10 in its on-disk format
+    result = CliRunner().invoke(main, ["bench", "--preset", name, "--ci", "--out", str(tmp_path / "out"), *on_disk,
+                                       "--json", "-q"])
     recs = records_of(result)
     groups = preset.label_groups()
     assert len(recs) == sum(len(names) for _, names in groups) * preset.seeds
@@ -181,7 +184,7 @@ def test_the_ci_sized_version_of_each_preset_runs(name, tmp_path):
         (n, s) for n, names in groups for s in names for _ in range(preset.seeds))
     assert all(r["preset"].startswith(f"{name}:ci") for r in recs)
     assert all(math.isfinite(r["test_accuracy"]) and 0 <= r["test_accuracy"] <= 1 for r in recs)
-    stores = [tmp_path / f"labels-{n}" for n, _ in groups] if len(groups) > 1 else [tmp_path]
+    stores = [tmp_path / "out" / f"labels-{n}" for n, _ in groups] if len(groups) > 1 else [tmp_path / "out"]
     assert sum((d / "records.jsonl").read_text().count("\n") for d in stores) == len(recs)
 
 

@@ -30,6 +30,7 @@ Explicit command-line flags override a preset's values (``merge_options`` for ``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -258,7 +259,9 @@ def validate(preset: Preset, registry: Any = None) -> None:
     for size in SIZES:
         p = preset.variant(size)
         try:
-            dataset = registry.datasets.get(p.dataset).obj(**p.dataset_options)
+            cls = registry.datasets.get(p.dataset).obj
+            machine = {f.name: "." for f in dataclasses.fields(cls.Options) if f.name == "data_dir"}
+            dataset = cls(**{**machine, **p.dataset_options})  # where the data lives is the command's to say
             registry.models.get(p.model or dataset.default_model)
             per = strategy_options(p.strategies, p.options, registry)
             for name in p.strategies:

@@ -363,7 +363,7 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         scaled = " --scaled" if preset.scaled else ""
         md += [f"**Not run yet**: no records in `{store.as_posix()}/`. Run "
                f"`sslzoo bench --preset {preset.name}{scaled} --out {store.as_posix()}`.", ""]
-        return md
+        return md + _analysis(store)
     others = sorted(p for p in store.glob("*/records.jsonl") if not p.parent.name.startswith("labels-"))
     loaded = load(files + others)
     every = loaded.records
@@ -437,10 +437,14 @@ def section(preset: Preset, results: Path, page_dir: Path, figures: list[Path]) 
         md += [f"![Learning curves of {preset.name}]({FIGURES}/{path.name})", ""]
     if any(r.get("watched") for r in records):
         md += ["### Stopping study", "", *stopping.to_markdown(stopping.study(records)), ""]
+    return md + _analysis(store)
+
+
+def _analysis(store: Path) -> list[str]:
+    """The analysis committed beside a preset's records (``analysis.md``: what it found, or what it costs
+    before it has run), as a section of its own."""
     analysis = store / "analysis.md"
-    if analysis.is_file():
-        md += ["### Analysis", "", analysis.read_text(encoding="utf-8").strip(), ""]
-    return md
+    return ["### Analysis", "", analysis.read_text(encoding="utf-8").strip(), ""] if analysis.is_file() else []
 
 
 def _check_page(page: Path, results: Path) -> None:

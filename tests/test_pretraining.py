@@ -15,6 +15,7 @@ from torch import nn
 
 import sslzoo
 from sslzoo._cli.main import main
+from sslzoo._contract.pretraining import Pretrainer
 from sslzoo._contract.registry import default_registry
 from sslzoo._default_plugins.pretrainers import negative_cosine, nt_xent
 from sslzoo._engine.catalog import create_strategy
@@ -238,9 +239,34 @@ def test_a_run_that_finds_its_stage_in_training_waits_for_it_and_reuses_it(tmp_p
                 break
             time.sleep(0.05)
         assert notes == [f"pretrain simclr: waiting for another run that trains the same stage ({path})"]
-        state = stage.train(build, x, ids, 2, torch.device("cpu"), "auto")
+        state, _ = stage.train(build, x, ids, 2, torch.device("cpu"), "auto")
         assert _store(path, {"format": FORMAT, "key": key, "state": state, "seconds": 1.0}) is None
     second.join(timeout=60)
     (found, entry), = answers
     assert entry["reused"] is True and notes[1].startswith("pretrain simclr: reused the cached stage")
     assert all(torch.equal(found[k], v) for k, v in state.items())
+
+
+class Shrink(Pretrainer):
+    """Drives the embedding to zero: the collapse a stage must report."""
+
+    name = "shrink"
+
+    def head(self, width: int) -> nn.Module:
+        return nn.Identity()
+
+    def loss(self, embed, head, first, second):
+        return head(embed(first)).mean() + head(embed(second)).mean()
+
+
+def test_a_collapsed_stage_is_reported_in_the_log(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("SSLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    registry = default_registry()
+    stage = Pretraining(registry, "simclr", "strategy 'supervised'")
+    stage.method = Shrink(epochs=5, batch_size=16, lr=0.05)
+    notes: list[str] = []
+    x = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    stage.weights(registry.models.get("cnn").obj.build, "cnn", x, torch.arange(64), 2, torch.device("cpu"), "auto",
+                  notes.append)
+    assert notes[0].startswith("pretrain simclr: the embedding collapsed: its features barely vary over the first "
+                               "64 inputs (relative spread "), notes

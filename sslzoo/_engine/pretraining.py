@@ -8,8 +8,9 @@ and starting labels, no label, with the method's head, then keeps the backbone's
 model the run builds (round 0's, each ``retrain=scratch`` round's, a committee's members) starts
 from them, its embedding layer (the classifier) initialised as without the stage. With the training
 option ``pretrain_use=probe`` the backbone is frozen (its batch norms keep their statistics, as
-``freeze=true`` does for a zoo model) and only the embedding layer trains: a linear probe, whose
-embedding (``features=model`` of the embedding strategies) is the stage's.
+``freeze=true`` does for a zoo model; its dropout layers still drop in training, as they do there)
+and only the embedding layer trains: a linear probe, whose embedding (``features=model`` of the
+embedding strategies) is the stage's.
 
 **Cached by content.** The stage depends on the inputs it trains on, the model, the method, its
 options and its ``seed`` (an option of the stage, default 0, not the run's seed: every seed and
@@ -69,6 +70,11 @@ FORMAT = 1
 """The version of the cached stages' layout: a change makes every older file a miss."""
 NOTE = "note"
 """The key of a progress report that is a line for the log rather than an epoch's progress."""
+SPREAD_ROWS = 1024
+"""The inputs whose embeddings tell a collapsed stage (:meth:`Pretraining.train`)."""
+COLLAPSED = 1e-3
+"""A relative spread below this is a collapsed embedding: the log says so (SimSiam without batch norm, a
+learning rate too high)."""
 
 Build = Callable[[tuple[int, ...], int], nn.Module]
 Note = Callable[[str], None]
@@ -142,8 +148,12 @@ class Pretraining:
                 found = _load(path, key)  # it may have been written while this run waited
                 if found is None:
                     started = time.perf_counter()
-                    state = self.train(build, x, ids, num_classes, device, precision)
+                    state, spread = self.train(build, x, ids, num_classes, device, precision)
                     seconds = round(time.perf_counter() - started, 3)
+                    if spread < COLLAPSED:
+                        note(f"pretrain {self.name}: the embedding collapsed: its features barely vary over the "
+                             f"first {min(SPREAD_ROWS, ids.numel())} inputs (relative spread {spread:.1e}); try a "
+                             f"lower lr, fewer epochs or a model with batch norm")
                     refused = _store(path, {"format": FORMAT, "key": key, "state": state, "seconds": seconds})
                     where = f"cached at {path}" if refused is None else f"not cached: {refused}"
                     epochs = self.method.options.epochs
@@ -154,9 +164,11 @@ class Pretraining:
         return found["state"], {**entry, "reused": True, "seconds": found["seconds"]}
 
     def train(self, build: Build, x: Tensor, ids: Tensor, num_classes: int, device: torch.device,
-              precision: Precision) -> dict[str, Tensor]:
+              precision: Precision) -> tuple[dict[str, Tensor], float]:
         """Train a fresh model's backbone on ``x[ids]`` with the method, from the stage's seed (torch's
-        global random state is left as it was); its weights but the embedding layer's, on the CPU."""
+        global random state is left as it was): its weights but the embedding layer's, on the CPU, and
+        the embedding's relative spread over the first :data:`SPREAD_ROWS` inputs (the mean of each
+        feature's standard deviation over the mean magnitude; 0 for a collapsed embedding, a constant)."""
         o = self.method.options
         n = ids.numel()
         if n < 2:
@@ -208,9 +220,12 @@ class Pretraining:
                     if not torch.isfinite(total):
                         raise TrainingError(f"pretrain {self.name}: the loss is not finite in epoch {epoch + 1}; try "
                                             f"a lower lr")
+                with torch.no_grad(), inference.eval_mode(model):
+                    h = torch.cat([embed(x[part]).float() for part in ids[:SPREAD_ROWS].split(batch)])
             finally:
                 hook.remove()
-        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in head_of_model}
+        spread = float(h.std(dim=0).mean() / (h.abs().mean() + 1e-12)) if h.shape[0] > 1 else 1.0
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in head_of_model}, spread
 
 
 def _load(path: Path, key: str) -> dict[str, Any] | None:

@@ -305,8 +305,10 @@ def reference_curve(preset: Preset, results: Path) -> list[str]:
 
 def _planned_run(preset: Preset, size: str, record: Mapping[str, Any], registry: Registry) -> tuple[RunSpec, Strategy]:
     """The run of ``preset``'s plan (:func:`~sslzoo._planning.plan.preset_plan`) that ``record`` is of:
-    its strategy at its label count, with its seed."""
-    plan = preset_plan(preset, size, registry=registry)
+    its strategy at its label count, with its seed, its data read from where the record's were (a
+    machine's ``data_dir`` is not part of the protocol)."""
+    where = (record.get("dataset_options") or {}).get("data_dir")
+    plan = preset_plan(preset, size, dataset_options={"data_dir": where} if where else None, registry=registry)
     group = next(g for g in plan.groups if g.labels == record["labels"] and record["strategy"] in (g.strategies or ()))
     runs = dataclasses.replace(plan, groups=(group,), seed=int(record["seed"]), seeds=1).expand(registry)[0]
     return next((spec, strategy) for spec, strategy in runs if spec.strategy == record["strategy"])

@@ -12,7 +12,7 @@ import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
 from sslzoo.errors import OptionError
 
@@ -157,3 +157,24 @@ def describe_options(cls: type) -> list[dict[str, Any]]:
                     "allowed": ", ".join(filter(None, (_describe(hints[f.name]), _bounds(f.metadata)))),
                     "help": f.metadata.get("help", "")})
     return out
+
+
+class Configured:
+    """Base of the named, listed objects built from ``KEY=VALUE`` options (stopping criteria,
+    pretraining methods): subclasses set ``name``, ``paper``, ``summary``, ``kind`` (how errors name
+    them) and their ``Options`` dataclass, which is built strictly: a bad option is an
+    :class:`~sslzoo.errors.OptionError` naming the kind and the name."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    Options: ClassVar[type]
+
+    def __init__(self, **options: Any) -> None:
+        self.options: Any = make_options(self.Options, options, f"{self.kind} {self.name!r}")
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, paper, summary and options, for listings."""
+        return {"name": cls.name, "paper": cls.paper, "summary": cls.summary, "options": describe_options(cls.Options)}

@@ -20,12 +20,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from sslzoo._contract.options import describe_options, make_options
+from sslzoo._contract.options import Configured
 from sslzoo._ops.views import random_view
 
 Embed = Callable[[Tensor], Tensor]
@@ -54,7 +54,7 @@ class PretrainOptions:
         "min": 0.0, "max": 180.0, "help": "the largest rotation, in degrees, of a view of a non-RGB image"})
 
 
-class Pretrainer(ABC):
+class Pretrainer(Configured, ABC):
     """Base of the pretraining methods: a :meth:`head` trained on the backbone's embeddings and
     dropped afterwards, and the :meth:`loss` of two views of a batch. The engine owns the loop (see
     the module's docstring).
@@ -65,13 +65,8 @@ class Pretrainer(ABC):
     overridden (default: :func:`sslzoo._ops.views.random_view` twice).
     """
 
-    name: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
+    kind: ClassVar[str] = "pretraining method"
     Options: ClassVar[type] = PretrainOptions
-
-    def __init__(self, **options: Any) -> None:
-        self.options: Any = make_options(self.Options, options, f"pretraining method {self.name!r}")
 
     @abstractmethod
     def head(self, width: int) -> nn.Module:
@@ -89,7 +84,3 @@ class Pretrainer(ABC):
         first = random_view(x, generator, pixels, o.crop_min, o.jitter, o.rotation)
         return first, random_view(x, generator, pixels, o.crop_min, o.jitter, o.rotation)
 
-    @classmethod
-    def describe(cls) -> dict[str, Any]:
-        """Name, paper, summary and options, for listings."""
-        return {"name": cls.name, "paper": cls.paper, "summary": cls.summary, "options": describe_options(cls.Options)}

@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
-from sslzoo._contract.options import describe_options, make_options, parse_assignments
+from sslzoo._contract.options import Configured, parse_assignments
 
 OPTIONS_SEPARATOR = ":"
 """Separates a criterion's name from its options in ``NAME:KEY=VALUE,...``."""
@@ -56,7 +56,7 @@ class Predictions:
         return self.probs.argmax(dim=1)
 
 
-class StoppingCriterion(ABC):
+class StoppingCriterion(Configured, ABC):
     """Base of the stopping criteria: :meth:`check` sees a round's :class:`Predictions` and returns why
     it fires (one line), or None. A criterion is built afresh for each run and may keep state between
     rounds (the previous round's predictions, a window of agreements).
@@ -66,22 +66,13 @@ class StoppingCriterion(ABC):
     :class:`~sslzoo.errors.OptionError`), and :meth:`check`.
     """
 
-    name: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
+    kind: ClassVar[str] = "stopping criterion"
     Options: ClassVar[type] = StoppingOptions
-
-    def __init__(self, **options: Any) -> None:
-        self.options: Any = make_options(self.Options, options, f"stopping criterion {self.name!r}")
 
     @abstractmethod
     def check(self, seen: Predictions) -> str | None:
         """Why to stop after the round that gave ``seen`` (one line), or None to go on."""
 
-    @classmethod
-    def describe(cls) -> dict[str, Any]:
-        """Name, paper, summary and options, for listings."""
-        return {"name": cls.name, "paper": cls.paper, "summary": cls.summary, "options": describe_options(cls.Options)}
 
 
 def parse_stop(text: str) -> tuple[str, dict[str, str]]:

@@ -21,6 +21,7 @@ import sslzoo
 from sslzoo._cli.main import main
 from sslzoo._contract.plugins import make_plugins
 from sslzoo._contract.registry import Registry, reset_default_registry
+from sslzoo._engine.learner import _ctrl_c_held
 from sslzoo._planning.executor import SerialExecutor, usable_cores
 from sslzoo._planning.worker_pool import ProcessExecutor
 from sslzoo._results.store import load, resume_key
@@ -202,6 +203,15 @@ def _ctrl_c_reaches_the_command() -> None:
 
 
 @pytest.mark.slow
+def test_a_ctrl_c_while_a_learner_starts_is_delivered_once_the_start_is_done():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_held():
+            signal.raise_signal(signal.SIGINT)  # mid-handshake with the fork server, as a Ctrl-C can land
+            done.append("the start went on")
+    assert done == ["the start went on"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_stops_the_command_and_its_workers_and_resume_finishes_the_grid(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "sslzoo", "bench", "-s", "supervised", "-s", "pseudo_label", "--dataset",

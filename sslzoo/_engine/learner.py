@@ -180,16 +180,35 @@ def _judged(spec: RunSpec, registry: Registry, progress: Progress | None, probe:
     ctx = context()
     conn, child = ctx.Pipe()
     process = ctx.Process(target=learn, args=(child, start), daemon=True, name="sslzoo-learner")
-    with contextlib.nullcontext() if start.recipe.needs_main() else _main_left_out():
-        process.start()
-    child.close()
     try:
+        with _ctrl_c_held(), contextlib.nullcontext() if start.recipe.needs_main() else _main_left_out():
+            process.start()
+        child.close()
         referee.serve(conn, process, f"the learner process of strategy {spec.strategy!r} (seed {spec.seed})")
     finally:
         conn.close()
-        _stop(process)
+        if process.pid is not None:  # started
+            _stop(process)
     evidence = torch.load(io.BytesIO(referee.evidence), weights_only=False) if referee.evidence else None
     return {**judge.record, "wall_seconds": round_float(time.perf_counter() - began, 3)}, evidence
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """While a learner starts: a Ctrl-C is held back, so that it never cuts the fork server's handshake
+    in two (the server then prints a traceback and exits), and delivered again, to the handler that was
+    there before, once the learner has started. Only the main thread handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager
